@@ -1,0 +1,210 @@
+//! The script's side of the build API: a small HTTP/1.1 client over loopback TCP, and the
+//! background poster that batches events to it.
+//!
+//! It speaks only to the controller that started the script (`http://127.0.0.1:PORT`), with
+//! the build's bearer token. It knows nothing about jobs or scheduling.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::ctx::Ctx;
+use crate::dsl::JobError;
+use crate::protocol::{ApiEndpoint, ContainerSpec, Event, ParamMap};
+use crate::runner::{Approver, BoxFuture, ContainerRunner, EventSink};
+
+/// Why a build API call failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("the build API URL {0:?} is not `http://host:port`")]
+    BadUrl(String),
+    #[error("cannot reach the build API at {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the build API connection failed")]
+    Http(#[from] hyper::Error),
+    #[error("cannot build the request")]
+    Request(#[from] hyper::http::Error),
+    #[error("the build API answered {status} to {method} {path}: {body}")]
+    Status { method: Method, path: String, status: StatusCode, body: String },
+    #[error("the build API sent a body that is not what was expected")]
+    Decode(#[from] serde_json::Error),
+}
+
+/// A client for one build's API.
+#[derive(Clone)]
+pub(crate) struct ApiClient {
+    url: String,
+    authority: String,
+    token: String,
+}
+
+impl ApiClient {
+    pub(crate) fn new(endpoint: &ApiEndpoint) -> Result<ApiClient, Error> {
+        let authority = endpoint
+            .url
+            .strip_prefix("http://")
+            .map(|rest| rest.trim_end_matches('/'))
+            .filter(|rest| !rest.is_empty() && !rest.contains('/'))
+            .ok_or_else(|| Error::BadUrl(endpoint.url.clone()))?;
+        Ok(ApiClient { url: endpoint.url.clone(), authority: authority.to_owned(), token: endpoint.token.clone() })
+    }
+
+    async fn request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Bytes, Error> {
+        let stream = TcpStream::connect(&self.authority)
+            .await
+            .map_err(|source| Error::Connect { url: self.url.clone(), source })?;
+        let _ = stream.set_nodelay(true);
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let request = Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(header::HOST, &self.authority)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            let body = String::from_utf8_lossy(&bytes).into_owned();
+            return Err(Error::Status { method, path: path.to_owned(), status, body });
+        }
+        Ok(bytes)
+    }
+
+    pub(crate) async fn post_events(&self, events: &[Event]) -> Result<(), Error> {
+        self.request(Method::POST, "/events", Some(serde_json::to_vec(events)?)).await.map(drop)
+    }
+
+    pub(crate) async fn params(&self) -> Result<ParamMap, Error> {
+        Ok(serde_json::from_slice(&self.request(Method::GET, "/params", None).await?)?)
+    }
+
+    pub(crate) async fn approval(&self, job_id: &str) -> Result<bool, Error> {
+        #[derive(serde::Deserialize)]
+        struct Approval {
+            approved: bool,
+        }
+        let path = format!("/jobs/{job_id}/approval");
+        let answer: Approval = serde_json::from_slice(&self.request(Method::POST, &path, None).await?)?;
+        Ok(answer.approved)
+    }
+}
+
+impl Approver for ApiClient {
+    fn approve<'a>(&'a self, job_id: &'a str) -> BoxFuture<'a, Result<bool, JobError>> {
+        Box::pin(async move { self.approval(job_id).await.map_err(|err| JobError::with_source("asking for approval", err)) })
+    }
+}
+
+/// Container jobs need an engine behind the build API; until one is wired in, they fail with
+/// a message saying so rather than pretending to run.
+pub(crate) struct NoContainerEngine;
+
+impl ContainerRunner for NoContainerEngine {
+    fn run<'a>(&'a self, _ctx: &'a Ctx, spec: ContainerSpec) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            Err(JobError::msg(format!(
+                "cannot run image `{}`: this version of the monkeyci runtime does not run container jobs yet",
+                spec.image
+            )))
+        })
+    }
+}
+
+enum Message {
+    Event(Event),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Sends events to the build API in batches, from a background task, in order.
+pub(crate) struct ApiEventSink {
+    tx: mpsc::UnboundedSender<Message>,
+}
+
+/// Events sent in one request at most.
+const MAX_BATCH: usize = 500;
+
+impl ApiEventSink {
+    pub(crate) fn start(client: ApiClient) -> ApiEventSink {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(post_events(client, rx));
+        ApiEventSink { tx }
+    }
+
+    /// Waits until every event emitted so far has been sent (or given up on).
+    pub(crate) async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Message::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+impl EventSink for ApiEventSink {
+    fn emit(&self, event: Event) {
+        let _ = self.tx.send(Message::Event(event));
+    }
+}
+
+async fn post_events(client: ApiClient, mut rx: mpsc::UnboundedReceiver<Message>) {
+    let mut batch: Vec<Event> = Vec::new();
+    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Event(event) => batch.push(event),
+                Message::Flush(done) => flushes.push(done),
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            send_with_retries(&client, &batch).await;
+            batch.clear();
+        }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn send_with_retries(client: &ApiClient, batch: &[Event]) {
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=5 {
+        match client.post_events(batch).await {
+            Ok(()) => return,
+            Err(err) if attempt == 5 => {
+                eprintln!("monkeyci: lost {} build events: {}", batch.len(), error_chain(&err));
+            }
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+}
+
+/// `error: cause: cause`, for messages printed by the script itself.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

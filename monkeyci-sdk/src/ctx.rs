@@ -1,0 +1,386 @@
+//! [`Ctx`]: what a job knows about its build, and the only way a pipeline performs effects.
+//!
+//! Reading the build (branch, tag, changed files, params) and acting in it (logging, running
+//! commands, reading a dependency's output) all go through `Ctx`, so the scheduler can see,
+//! mask and later journal every effect. This module owns no scheduling logic.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::Semaphore;
+
+use crate::dsl::{JobError, JobMarker};
+use crate::glob;
+use crate::protocol::{BuildInfo, Changes, Event, EventKind, OutputStream, ParamMap, Source};
+use crate::runner::{Approver, ContainerRunner, EventSink};
+
+/// The build context handed to every job, condition and `#[pipeline]` function.
+///
+/// Cheap to clone. Inside a job it also knows the job: its id, its work directory and the
+/// outputs of the jobs it depends on.
+///
+/// ```
+/// use monkeyci_sdk::prelude::*;
+///
+/// fn is_release(ctx: &Ctx) -> bool {
+///     ctx.tag().is_some_and(|tag| tag.starts_with('v'))
+/// }
+///
+/// let ctx = monkeyci_sdk::testing::TestCtx::new().tag("v1.2.0").ctx();
+/// assert!(is_release(&ctx));
+/// assert_eq!(ctx.branch(), None);
+/// ```
+#[derive(Clone)]
+pub struct Ctx {
+    pub(crate) build: Arc<BuildState>,
+    pub(crate) job: Option<Arc<JobScope>>,
+}
+
+/// What all jobs of one build share.
+pub(crate) struct BuildState {
+    pub(crate) info: BuildInfo,
+    pub(crate) params: ParamMap,
+    pub(crate) masker: Masker,
+    pub(crate) events: Arc<dyn EventSink>,
+    pub(crate) containers: Arc<dyn ContainerRunner>,
+    pub(crate) approver: Arc<dyn Approver>,
+    /// Bounds process work (commands, containers); async action code is not bounded.
+    pub(crate) process_slots: Arc<Semaphore>,
+    /// Outputs of finished jobs, as JSON.
+    pub(crate) outputs: Mutex<HashMap<String, Arc<serde_json::Value>>>,
+    /// Each planned job's direct dependencies, set once the build is planned.
+    pub(crate) graph: OnceLock<HashMap<String, Vec<String>>>,
+}
+
+/// The job a context belongs to.
+pub(crate) struct JobScope {
+    pub(crate) id: String,
+    pub(crate) work_dir: PathBuf,
+}
+
+impl Ctx {
+    pub(crate) fn new(build: BuildState) -> Ctx {
+        Ctx { build: Arc::new(build), job: None }
+    }
+
+    pub(crate) fn for_job(&self, id: &str) -> Ctx {
+        let work_dir = self.build.info.checkout_dir.clone();
+        Ctx { build: Arc::clone(&self.build), job: Some(Arc::new(JobScope { id: id.to_owned(), work_dir })) }
+    }
+
+    pub(crate) fn emit(&self, kind: EventKind) {
+        self.build.events.emit(Event::now(kind));
+    }
+
+    /// The id of this build.
+    pub fn build_id(&self) -> &str {
+        &self.build.info.build_id
+    }
+
+    /// The full git ref being built, such as `refs/heads/main` or `refs/tags/v1.0`.
+    pub fn git_ref(&self) -> Option<&str> {
+        self.build.info.git.git_ref.as_deref()
+    }
+
+    /// The branch being built, when the ref is a branch.
+    pub fn branch(&self) -> Option<&str> {
+        self.git_ref()?.strip_prefix("refs/heads/")
+    }
+
+    /// The tag being built, when the ref is a tag.
+    pub fn tag(&self) -> Option<&str> {
+        self.git_ref()?.strip_prefix("refs/tags/")
+    }
+
+    /// The commit being built.
+    pub fn commit_id(&self) -> Option<&str> {
+        self.build.info.git.commit_id.as_deref()
+    }
+
+    /// The repository's main branch.
+    pub fn main_branch(&self) -> &str {
+        &self.build.info.git.main_branch
+    }
+
+    /// Whether the build is on the main branch.
+    pub fn is_main_branch(&self) -> bool {
+        self.branch() == Some(self.main_branch())
+    }
+
+    /// The files this build's commits changed.
+    pub fn changes(&self) -> &Changes {
+        &self.build.info.git.changes
+    }
+
+    /// Whether any added, modified or removed file matches `pattern`, a glob over paths
+    /// relative to the repository root: `*` stays within a directory, `**` spans
+    /// directories, `?` is one character and `[abc]` one of a set.
+    ///
+    /// ```
+    /// let ctx = monkeyci_sdk::testing::TestCtx::new().modified(["app/src/main.rs"]).ctx();
+    /// assert!(ctx.touched("app/**"));
+    /// assert!(ctx.touched("**/*.rs"));
+    /// assert!(!ctx.touched("docs/**"));
+    /// ```
+    pub fn touched(&self, pattern: &str) -> bool {
+        self.changes().all().any(|path| glob::matches(pattern, path))
+    }
+
+    /// Who triggered the build.
+    pub fn source(&self) -> Source {
+        self.build.info.source
+    }
+
+    /// Where the repository is checked out.
+    pub fn checkout_dir(&self) -> &Path {
+        &self.build.info.checkout_dir
+    }
+
+    /// The directory the current job works in (the checkout, outside a job).
+    pub fn work_dir(&self) -> &Path {
+        match &self.job {
+            Some(job) => &job.work_dir,
+            None => self.checkout_dir(),
+        }
+    }
+
+    /// The id of the job this context belongs to, if any.
+    pub fn job_id(&self) -> Option<&str> {
+        self.job.as_ref().map(|job| job.id.as_str())
+    }
+
+    /// A build parameter. Its value is a [`Secret`]: it cannot be printed or serialized by
+    /// accident, and it is masked in job output.
+    pub fn param(&self, name: &str) -> Result<Secret, JobError> {
+        match self.build.params.get(name) {
+            Some(value) => Ok(Secret { name: name.to_owned(), value: value.clone() }),
+            None => {
+                let known: Vec<&str> = self.build.params.keys().map(String::as_str).collect();
+                Err(JobError::msg(if known.is_empty() {
+                    format!("build parameter {name:?} is not set (this build has no parameters)")
+                } else {
+                    format!("build parameter {name:?} is not set; this build has: {}", known.join(", "))
+                }))
+            }
+        }
+    }
+
+    /// The output of `job`, a job this one depends on (directly or through others).
+    ///
+    /// ```
+    /// use monkeyci_sdk::prelude::*;
+    ///
+    /// #[job]
+    /// async fn version(_ctx: &Ctx) -> Result<String> {
+    ///     Ok("1.2.3".into())
+    /// }
+    ///
+    /// #[job(depends_on = [version])]
+    /// async fn package(ctx: &Ctx) -> Result<String> {
+    ///     let version: String = ctx.output(&version)?;
+    ///     Ok(format!("app-{version}.tar"))
+    /// }
+    /// # fn main() {}
+    /// ```
+    pub fn output<J: JobMarker>(&self, job: &J) -> Result<J::Output, JobError> {
+        let _ = job;
+        let id = J::ID;
+        let Some(scope) = &self.job else {
+            return Err(JobError::msg(format!(
+                "the output of job `{id}` can only be read inside a job that depends on it"
+            )));
+        };
+        if !self.depends_on(&scope.id, id) {
+            return Err(JobError::msg(format!(
+                "job `{}` reads the output of `{id}` but does not depend on it; add it to `depends_on`",
+                scope.id
+            )));
+        }
+        let value = self.build.outputs.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
+        let Some(value) = value else {
+            return Err(JobError::msg(format!("job `{id}` has no output (it did not succeed)")));
+        };
+        <J::Output as serde::Deserialize>::deserialize(value.as_ref()).map_err(|err| {
+            JobError::with_source(format!("the output of job `{id}` does not match its type"), err)
+        })
+    }
+
+    /// Whether `job` depends on `dependency`, directly or transitively.
+    fn depends_on(&self, job: &str, dependency: &str) -> bool {
+        let Some(graph) = self.build.graph.get() else { return false };
+        let mut seen = HashSet::new();
+        let mut queue: VecDeque<&str> = VecDeque::from([job]);
+        while let Some(next) = queue.pop_front() {
+            for dep in graph.get(next).into_iter().flatten() {
+                if dep == dependency {
+                    return true;
+                }
+                if seen.insert(dep.as_str()) {
+                    queue.push_back(dep);
+                }
+            }
+        }
+        false
+    }
+
+    /// Waits for `duration` without holding a thread (other jobs keep running).
+    pub async fn sleep(&self, duration: std::time::Duration) {
+        tokio::time::sleep(duration).await;
+    }
+
+    /// Adds a line to the current job's output (secrets masked).
+    pub fn log(&self, line: impl fmt::Display) {
+        self.output_line(OutputStream::Stdout, &line.to_string());
+    }
+
+    fn output_line(&self, stream: OutputStream, text: &str) {
+        let job_id = self.job_id().unwrap_or("script").to_owned();
+        for line in text.lines() {
+            let line = self.build.masker.mask(line);
+            self.emit(EventKind::JobOutput { job_id: job_id.clone(), stream, line });
+        }
+    }
+
+    /// Runs `command` with `sh -c` in the job's work directory, streaming its output into the
+    /// job's log. Fails when the command exits non-zero. Counts against `--max-parallel`.
+    ///
+    /// ```no_run
+    /// use monkeyci_sdk::prelude::*;
+    ///
+    /// #[job]
+    /// async fn test(ctx: &Ctx) -> Result<()> {
+    ///     ctx.shell("cargo test --locked").await?;
+    ///     Ok(())
+    /// }
+    /// # fn main() {}
+    /// ```
+    pub async fn shell(&self, command: &str) -> Result<ShellOutput, JobError> {
+        let _slot = self.build.process_slots.acquire().await.map_err(|_| JobError::msg("the build is shutting down"))?;
+        let mut child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(self.work_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|err| JobError::with_source(format!("could not start `{command}`"), err))?;
+        let stdout = child.stdout.take().map(|s| self.pump(s, OutputStream::Stdout));
+        let stderr = child.stderr.take().map(|s| self.pump(s, OutputStream::Stderr));
+        let status = child
+            .wait()
+            .await
+            .map_err(|err| JobError::with_source(format!("waiting for `{command}`"), err))?;
+        let stdout = join_pump(stdout).await;
+        let stderr = join_pump(stderr).await;
+        if !status.success() {
+            let how = match status.code() {
+                Some(code) => format!("exited with code {code}"),
+                None => "was killed by a signal".to_owned(),
+            };
+            return Err(JobError::msg(format!("command `{}` {how}", self.build.masker.mask(command))));
+        }
+        Ok(ShellOutput { stdout, stderr })
+    }
+
+    fn pump<R>(&self, reader: R, stream: OutputStream) -> tokio::task::JoinHandle<String>
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    {
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(reader).lines();
+            let mut all = String::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                ctx.output_line(stream, &line);
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        })
+    }
+}
+
+async fn join_pump(handle: Option<tokio::task::JoinHandle<String>>) -> String {
+    match handle {
+        Some(handle) => handle.await.unwrap_or_default(),
+        None => String::new(),
+    }
+}
+
+/// What a command run with [`Ctx::shell`] printed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShellOutput {
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+/// A build parameter's value. It has no `Display` and no `Serialize`, and its `Debug`
+/// prints only the name, so it cannot end up in logs or outputs by accident.
+///
+/// ```
+/// let ctx = monkeyci_sdk::testing::TestCtx::new().param("TOKEN", "s3cr3t-value").ctx();
+/// let token = ctx.param("TOKEN").unwrap();
+/// assert_eq!(format!("{token:?}"), "Secret(TOKEN)");
+/// assert_eq!(token.expose(), "s3cr3t-value");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret {
+    name: String,
+    value: String,
+}
+
+impl Secret {
+    /// The parameter's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The value itself, for handing to a command or an API. Keep it out of logs.
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({})", self.name)
+    }
+}
+
+/// Replaces secret values in text with `***`.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Masker {
+    secrets: Vec<String>,
+}
+
+/// Shorter values would mask ordinary text everywhere; they are left as they are.
+pub(crate) const MIN_MASKED_LEN: usize = 3;
+
+impl Masker {
+    pub(crate) fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Masker {
+        let mut secrets: Vec<String> =
+            values.into_iter().filter(|v| v.len() >= MIN_MASKED_LEN).map(str::to_owned).collect();
+        // Longest first, so a secret containing another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Masker { secrets }
+    }
+
+    pub(crate) fn mask(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "***");
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,92 @@
+//! [`ContainerJob`]: what a container job runs, as a builder.
+
+use std::collections::BTreeMap;
+
+use crate::ctx::Secret;
+use crate::protocol::ContainerSpec;
+
+/// Starts a container job spec for `image`.
+///
+/// ```
+/// use monkeyci_sdk::prelude::*;
+///
+/// let job = container("docker.io/rust:1.95")
+///     .script(["cargo test --locked"])
+///     .env("RUST_BACKTRACE", "1")
+///     .size(2);
+/// assert_eq!(job.spec().size, 2);
+/// ```
+pub fn container(image: impl Into<String>) -> ContainerJob {
+    ContainerJob { spec: ContainerSpec { image: image.into(), size: 1, ..ContainerSpec::default() } }
+}
+
+/// What a container job runs: an image, shell lines and their environment.
+///
+/// Return one from a non-async `#[job]` function to declare a container job, or turn it into
+/// a [`Job`](crate::Job) with [`Job::container`](crate::Job::container) in a `#[pipeline]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "a ContainerJob does nothing until it is returned from a #[job] or made into a Job"]
+pub struct ContainerJob {
+    spec: ContainerSpec,
+}
+
+impl ContainerJob {
+    /// Shell lines to run in order with `/bin/sh`; the first that fails stops the job.
+    pub fn script<I, S>(mut self, lines: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.spec.script.extend(lines.into_iter().map(Into::into));
+        self
+    }
+
+    /// Runs the image's own command (no shell needed in the image) instead of a script.
+    pub fn command<I, S>(mut self, argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.spec.command = argv.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.spec.env.insert(name.into(), value.into());
+        self
+    }
+
+    /// Sets an environment variable to a secret build parameter. Only the parameter's name
+    /// travels with the job; its value is masked in every log.
+    pub fn env_secret(mut self, name: impl Into<String>, secret: &Secret) -> Self {
+        self.spec.secret_env.insert(name.into(), secret.name().to_owned());
+        self
+    }
+
+    /// Runs in this directory, relative to the checkout.
+    pub fn work_dir(mut self, dir: impl Into<String>) -> Self {
+        self.spec.work_dir = Some(dir.into());
+        self
+    }
+
+    /// Asks for `n` CPUs and `2n` GiB of memory (default 1).
+    pub fn size(mut self, n: u32) -> Self {
+        self.spec.size = n;
+        self
+    }
+
+    /// The spec as it is sent to the build API.
+    pub fn spec(&self) -> &ContainerSpec {
+        &self.spec
+    }
+
+    pub(crate) fn into_spec(self) -> ContainerSpec {
+        self.spec
+    }
+
+    /// The environment this job sets, secrets by parameter name.
+    pub fn env_vars(&self) -> &BTreeMap<String, String> {
+        &self.spec.env
+    }
+}

@@ -1,0 +1,191 @@
+//! [`Job`]: one node of the build's DAG, and the traits tying `#[job]` functions to it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{ContainerJob, JobError};
+use crate::ctx::Ctx;
+
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub(crate) type ActionFn = Arc<dyn Fn(Ctx) -> BoxFuture<Result<serde_json::Value, JobError>> + Send + Sync>;
+
+/// What a job does.
+#[derive(Clone)]
+pub(crate) enum JobBodyKind {
+    Action(ActionFn),
+    Container(ContainerJob),
+}
+
+/// One job of a build: an id, its dependencies and what it runs.
+///
+/// `#[job]` functions become `Job`s when the build is planned; a `#[pipeline]` function
+/// returns them directly, which is how jobs are computed at run time (matrices, monorepos).
+///
+/// ```
+/// use monkeyci_sdk::prelude::*;
+///
+/// #[pipeline]
+/// fn per_target(ctx: &Ctx) -> Vec<Job> {
+///     ["x86_64", "aarch64"]
+///         .into_iter()
+///         .map(|arch| {
+///             Job::action(format!("build-{arch}"), move |ctx: Ctx| async move {
+///                 ctx.log(format!("building for {arch}"));
+///                 Ok(arch.len())
+///             })
+///         })
+///         .collect()
+/// }
+/// # fn main() {}
+/// ```
+#[derive(Clone)]
+#[must_use = "a Job does nothing until a #[pipeline] returns it"]
+pub struct Job {
+    pub(crate) id: String,
+    pub(crate) depends_on: Vec<String>,
+    pub(crate) blocked: bool,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) retries: u32,
+    pub(crate) body: JobBodyKind,
+    pub(crate) declared_at: Option<String>,
+}
+
+impl Job {
+    /// An action job: `f` runs in the script process and its output is kept as JSON for
+    /// the jobs that depend on it.
+    pub fn action<F, Fut, R>(id: impl Into<String>, f: F) -> Job
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: crate::__private::ActionResult,
+    {
+        let f = Arc::new(f);
+        let action: ActionFn = Arc::new(move |ctx| {
+            let fut = f(ctx);
+            Box::pin(async move { fut.await.into_job_result() })
+        });
+        Job::new(id.into(), JobBodyKind::Action(action))
+    }
+
+    /// A container job running `spec`.
+    pub fn container(id: impl Into<String>, spec: ContainerJob) -> Job {
+        Job::new(id.into(), JobBodyKind::Container(spec))
+    }
+
+    pub(crate) fn new(id: String, body: JobBodyKind) -> Job {
+        Job { id, depends_on: Vec::new(), blocked: false, timeout: None, retries: 0, body, declared_at: None }
+    }
+
+    /// Runs after these jobs, given by id or by `#[job]` function: `.depends_on([&build])`.
+    pub fn depends_on<I, D>(mut self, deps: I) -> Self
+    where
+        I: IntoIterator<Item = D>,
+        D: Into<JobId>,
+    {
+        self.depends_on.extend(deps.into_iter().map(|d| d.into().0));
+        self
+    }
+
+    /// Waits for approval before running.
+    pub fn blocked(mut self) -> Self {
+        self.blocked = true;
+        self
+    }
+
+    /// Stops an attempt that runs longer than `limit`.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// Runs an action job up to `n` more times when it fails.
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self
+    }
+
+    /// The job's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The ids of the jobs it waits for.
+    pub fn dependencies(&self) -> &[String] {
+        &self.depends_on
+    }
+
+    /// The container spec, for a container job.
+    pub fn container_spec(&self) -> Option<&ContainerJob> {
+        match &self.body {
+            JobBodyKind::Container(spec) => Some(spec),
+            JobBodyKind::Action(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("id", &self.id)
+            .field("depends_on", &self.depends_on)
+            .field("container", &self.container_spec())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A job named by id (`"build"`) or by its `#[job]` function (`&build`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobId(pub(crate) String);
+
+impl From<&str> for JobId {
+    fn from(id: &str) -> Self {
+        JobId(id.to_owned())
+    }
+}
+
+impl From<String> for JobId {
+    fn from(id: String) -> Self {
+        JobId(id)
+    }
+}
+
+impl From<&String> for JobId {
+    fn from(id: &String) -> Self {
+        JobId(id.clone())
+    }
+}
+
+impl<J: JobMarker> From<&J> for JobId {
+    fn from(_: &J) -> Self {
+        JobId(J::ID.to_owned())
+    }
+}
+
+/// The item `#[job]` generates for a job function: it names the job and carries the type of
+/// its output, so `ctx.output(&build)` is typed and `depends_on = [build]` is checked by rustc.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a #[job]",
+    label = "not declared with #[job]",
+    note = "`depends_on` and `ctx.output` take functions declared with `#[job]`"
+)]
+pub trait JobMarker: Copy {
+    /// What the job's dependents read with `ctx.output`.
+    type Output: JobOutput;
+    /// The job's id.
+    const ID: &'static str;
+}
+
+/// A value an action job can return to its dependents: it is kept as JSON, so it must
+/// serialize and deserialize.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a #[job] output: it must be Serialize + DeserializeOwned",
+    note = "derive `serde::Serialize` and `serde::Deserialize` for it"
+)]
+pub trait JobOutput: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> JobOutput for T {}

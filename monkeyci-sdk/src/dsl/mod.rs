@@ -1,0 +1,14 @@
+//! The values a pipeline is made of: [`Job`]s, [`ContainerJob`] specs, job errors and the
+//! traits that connect `#[job]` functions to them.
+//!
+//! Everything `#[job]` and `#[pipeline]` generate ends up as these values, so tests and
+//! `#[pipeline]` functions can build the same things without a macro. Nothing here runs a job.
+
+mod container;
+mod error;
+mod job;
+
+pub use container::{ContainerJob, container};
+pub use error::{JobError, ResultExt};
+pub use job::{Job, JobId, JobMarker, JobOutput};
+pub(crate) use job::{ActionFn, JobBodyKind};

@@ -1,0 +1,174 @@
+//! Write MonkeyCI pipelines as Rust.
+//!
+//! A pipeline is a small binary crate in `.monkeyci/` of a repository. Its jobs are functions
+//! marked [`#[job]`](job): an `async fn` is an *action job* that runs in the script process and
+//! returns a typed output; a plain `fn` returning a [`ContainerJob`] is a *container job*.
+//! Dependencies are named by function, so a typo is a compile error, and conditions are
+//! ordinary functions of the build context [`Ctx`]. `monkeyci build run` compiles the crate
+//! and runs it; `cargo test` tests it with [`testing`].
+//!
+//! ```
+//! use monkeyci_sdk::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! /// Runs the tests in a container.
+//! #[job]
+//! fn unit_test(_ctx: &Ctx) -> ContainerJob {
+//!     container("docker.io/rust:1.95").script(["cargo test --locked"]).size(2)
+//! }
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Release {
+//!     version: String,
+//! }
+//!
+//! /// An action job: async Rust in the script process; its output goes to its dependents.
+//! #[job(depends_on = [unit_test], when = is_release)]
+//! async fn publish(ctx: &Ctx) -> Result<Release> {
+//!     let token = ctx.param("CRATES_TOKEN")?; // a Secret: never printed
+//!     ctx.log(format!("publishing with {token:?}"));
+//!     Ok(Release { version: ctx.tag().unwrap_or_default().to_owned() })
+//! }
+//!
+//! #[job(depends_on = [publish])]
+//! async fn announce(ctx: &Ctx) -> Result<()> {
+//!     let release = ctx.output(&publish)?;
+//!     ctx.log(format!("released {}", release.version));
+//!     Ok(())
+//! }
+//!
+//! fn is_release(ctx: &Ctx) -> bool {
+//!     ctx.tag().is_some()
+//! }
+//!
+//! /// Jobs computed from the context.
+//! #[pipeline]
+//! fn per_crate(ctx: &Ctx) -> Vec<Job> {
+//!     ["core", "cli"]
+//!         .into_iter()
+//!         .filter(|name| ctx.touched(&format!("{name}/**")))
+//!         .map(|name| Job::container(format!("test-{name}"), container("rust:1.95").script([format!("cargo test -p {name}")])))
+//!         .collect()
+//! }
+//!
+//! monkeyci_sdk::main!();
+//! ```
+//!
+//! # What runs where
+//!
+//! The script binary plans the build (evaluating conditions and `#[pipeline]` functions),
+//! then runs every job as soon as its dependencies succeeded. Action jobs run concurrently in
+//! the script process; process work ([`Ctx::shell`], container jobs) is bounded by
+//! `--max-parallel`. A job that fails or panics fails the build, its dependents are skipped
+//! with the reason, and independent jobs keep running (unless `--fail-fast`).
+//!
+//! All effects go through [`Ctx`]: reading params, logging, running commands, reading the
+//! outputs of dependencies. Job output printed with `println!` still appears, but attributed
+//! to the script rather than the job: prefer [`Ctx::log`].
+#![warn(missing_docs, unreachable_pub)]
+#![doc(test(attr(deny(warnings))))]
+
+mod client;
+mod ctx;
+mod dsl;
+mod glob;
+mod plan;
+pub mod prelude;
+pub mod protocol;
+mod runner;
+mod scheduler;
+mod script;
+pub mod testing;
+mod util;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use ctx::{Ctx, Secret, ShellOutput};
+pub use dsl::{ContainerJob, Job, JobError, JobId, JobMarker, JobOutput, ResultExt, container};
+pub use plan::Error as PlanError;
+
+/// Declares a job.
+///
+/// On an `async fn(&Ctx) -> Result<T>` it declares an **action job**, run in the script
+/// process; `T` (any `Serialize + Deserialize` type, or `()`) is kept as JSON and read by
+/// dependents with [`Ctx::output`]. On a plain `fn(&Ctx) -> ContainerJob` it declares a
+/// **container job**. The id is the function's name with `_` as `-`.
+///
+/// The function becomes a value of the same name that names the job: `depends_on = [build]`,
+/// `ctx.output(&build)`, `Job::action(..).depends_on([&build])`. Its code stays callable as
+/// `build::call(&ctx)`.
+///
+/// | argument | meaning |
+/// |---|---|
+/// | `depends_on = [a, b]` | runs after the jobs `a` and `b` succeeded (names of `#[job]` functions) |
+/// | `when = predicate` | a `fn(&Ctx) -> bool`; when false, the job is not part of the build |
+/// | `id = "name"` | the job id (default: the function name with `_` as `-`) |
+/// | `blocked` | waits for approval before it runs |
+/// | `timeout = "10m"` | stops an attempt after this long (`500ms`, `30s`, `10m`, `1h30m`) |
+/// | `retries = 2` | runs an action job again when it fails, up to this many times |
+///
+/// ```
+/// use monkeyci_sdk::prelude::*;
+///
+/// #[job(timeout = "5m", retries = 1)]
+/// async fn fetch(ctx: &Ctx) -> Result<u32> {
+///     ctx.log("fetching");
+///     Ok(42)
+/// }
+///
+/// #[job(depends_on = [fetch], id = "check-answer", when = on_main)]
+/// async fn check(ctx: &Ctx) -> Result<()> {
+///     let answer: u32 = ctx.output(&fetch)?;
+///     if answer != 42 {
+///         return Err(JobError::msg(format!("wrong answer {answer}")));
+///     }
+///     Ok(())
+/// }
+///
+/// fn on_main(ctx: &Ctx) -> bool {
+///     ctx.is_main_branch()
+/// }
+/// # fn main() {}
+/// ```
+#[doc(inline)]
+pub use monkeyci_macros::job;
+
+/// Declares a function that computes jobs from the build context at run time: matrices,
+/// monorepo fan-out, anything a loop can express. It returns `Vec<Job>` (or any iterator of
+/// [`Job`]s); its jobs may depend on `#[job]`s and on each other by id.
+///
+/// ```
+/// use monkeyci_sdk::prelude::*;
+///
+/// #[job]
+/// async fn prepare(_ctx: &Ctx) -> Result<()> {
+///     Ok(())
+/// }
+///
+/// #[pipeline]
+/// fn matrix(_ctx: &Ctx) -> Vec<Job> {
+///     let mut jobs = Vec::new();
+///     for os in ["linux", "macos"] {
+///         for rust in ["stable", "1.95"] {
+///             let image = format!("rust:{rust}-{os}");
+///             jobs.push(Job::container(format!("test-{os}-{rust}"), container(image).script(["cargo test"])).depends_on([&prepare]));
+///         }
+///     }
+///     jobs
+/// }
+/// # fn main() {}
+/// ```
+#[doc(inline)]
+pub use monkeyci_macros::pipeline;
+
+/// The `main` function of a pipeline crate: put `monkeyci_sdk::main!();` at the end of
+/// `main.rs`. The binary then does what `monkeyci` asks of it (plan or run the jobs).
+#[macro_export]
+macro_rules! main {
+    () => {
+        fn main() -> ::std::process::ExitCode {
+            ::monkeyci_sdk::__private::run_main()
+        }
+    };
+}

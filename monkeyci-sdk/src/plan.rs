@@ -1,0 +1,399 @@
+//! Planning: turns the registered `#[job]`s, the jobs of `#[pipeline]` functions and the build
+//! context into the ordered jobs of one build, or a clear error.
+//!
+//! Conditions are evaluated here, dependencies checked, cycles found and named, and the job
+//! filter applied. `plan` never performs I/O and never runs a job.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use crate::__private::{JobBody, JobDef, PipelineDef};
+use crate::ctx::Ctx;
+use crate::dsl::{ActionFn, Job, JobBodyKind};
+use crate::protocol::{JobKind, Plan, PlannedJob, SkippedJob};
+
+/// Why a build could not be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Jobs depend on each other in a circle.
+    #[error("dependency cycle: {} (each job depends on the next)", .jobs.join(" -> "))]
+    Cycle {
+        /// The jobs of the cycle, the first repeated at the end.
+        jobs: Vec<String>,
+    },
+    /// A job depends on an id no job has.
+    #[error("job `{job}` depends on `{dependency}`, but there is no job `{dependency}`")]
+    UnknownDependency {
+        /// The dependent job.
+        job: String,
+        /// The missing dependency.
+        dependency: String,
+    },
+    /// Two jobs have the same id.
+    #[error("job id `{id}` is used twice: by {first} and by {second}")]
+    DuplicateJob {
+        /// The id.
+        id: String,
+        /// Where the first was declared.
+        first: String,
+        /// Where the second was declared.
+        second: String,
+    },
+    /// `--job` named a job that does not exist.
+    #[error("unknown job `{id}`; the jobs are: {}", .known.join(", "))]
+    UnknownJob {
+        /// The requested id.
+        id: String,
+        /// Every job id of the pipeline.
+        known: Vec<String>,
+    },
+    /// `--job` named a job that is left out of this build.
+    #[error("job `{id}` is not part of this build: {reason}")]
+    SelectedJobSkipped {
+        /// The requested id.
+        id: String,
+        /// Why it is left out.
+        reason: String,
+    },
+    /// A job id with characters that are not allowed.
+    #[error("invalid job id {id:?}: use letters, digits, `-`, `_` and `.`")]
+    InvalidId {
+        /// The id.
+        id: String,
+    },
+    /// Pipeline code panicked while the jobs were computed.
+    #[error("{what} panicked: {message}")]
+    Panicked {
+        /// What was being evaluated.
+        what: String,
+        /// The panic message.
+        message: String,
+    },
+    /// The pipeline declares no jobs at all.
+    #[error("the pipeline declares no jobs: add a #[job] function or a #[pipeline]")]
+    NoJobs,
+}
+
+/// The jobs of a build, in an order where every job comes after its dependencies.
+pub(crate) struct Resolved {
+    pub(crate) jobs: Vec<Job>,
+    pub(crate) skipped: Vec<SkippedJob>,
+}
+
+impl Resolved {
+    /// The plan as data.
+    pub(crate) fn plan(&self) -> Plan {
+        Plan { jobs: self.jobs.iter().map(planned).collect(), skipped: self.skipped.clone() }
+    }
+
+    /// Each job's direct dependencies.
+    pub(crate) fn graph(&self) -> HashMap<String, Vec<String>> {
+        self.jobs.iter().map(|job| (job.id.clone(), job.depends_on.clone())).collect()
+    }
+}
+
+fn planned(job: &Job) -> PlannedJob {
+    let (kind, container) = match &job.body {
+        JobBodyKind::Action(_) => (JobKind::Action, None),
+        JobBodyKind::Container(spec) => (JobKind::Container, Some(spec.spec().clone())),
+    };
+    PlannedJob {
+        id: job.id.clone(),
+        kind,
+        depends_on: job.depends_on.clone(),
+        blocked: job.blocked,
+        timeout_ms: job.timeout.map(|t| t.as_millis() as u64),
+        retries: job.retries,
+        container,
+        declared_at: job.declared_at.clone(),
+    }
+}
+
+/// Plans the jobs registered in this binary for `ctx`, keeping only `filter` and what it
+/// depends on (all jobs when `filter` is empty).
+pub(crate) fn resolve(ctx: &Ctx, filter: &[String]) -> Result<Resolved, Error> {
+    let (jobs, skipped) = registered_jobs(ctx)?;
+    if jobs.is_empty() && skipped.is_empty() {
+        return Err(Error::NoJobs);
+    }
+    order(jobs, skipped, filter)
+}
+
+/// Every `#[job]` (whose condition holds) and every job of every `#[pipeline]`, in the order
+/// they were declared.
+fn registered_jobs(ctx: &Ctx) -> Result<(Vec<Job>, Vec<SkippedJob>), Error> {
+    let mut defs: Vec<&JobDef> = inventory::iter::<JobDef>.into_iter().collect();
+    defs.sort_by_key(|def| source_order(def.location));
+    let mut pipelines: Vec<&PipelineDef> = inventory::iter::<PipelineDef>.into_iter().collect();
+    pipelines.sort_by_key(|def| source_order(def.location));
+
+    let mut jobs = Vec::new();
+    let mut skipped = Vec::new();
+    for def in defs {
+        if let Some(cond) = &def.when {
+            let holds = guard(|| (cond.check)(ctx), || format!("the condition `{}` of job `{}`", cond.name, def.id))?;
+            if !holds {
+                skipped.push(SkippedJob { id: def.id.to_owned(), reason: format!("condition `{}` is false", cond.name) });
+                continue;
+            }
+        }
+        let body = match def.body {
+            JobBody::Action(f) => {
+                let action: ActionFn = std::sync::Arc::new(f);
+                JobBodyKind::Action(action)
+            }
+            JobBody::Container(f) => {
+                JobBodyKind::Container(guard(|| f(ctx), || format!("the container spec of job `{}`", def.id))?)
+            }
+        };
+        let mut job = Job::new(def.id.to_owned(), body);
+        job.depends_on = (def.depends_on)().into_iter().map(str::to_owned).collect();
+        job.blocked = def.blocked;
+        job.timeout = def.timeout_ms.map(Duration::from_millis);
+        job.retries = def.retries;
+        job.declared_at = Some(def.location.to_owned());
+        jobs.push(job);
+    }
+    for def in pipelines {
+        let computed = guard(|| (def.jobs)(ctx), || format!("#[pipeline] `{}`", def.name))?;
+        for mut job in computed {
+            job.declared_at.get_or_insert_with(|| format!("#[pipeline] {} ({})", def.name, def.location));
+            jobs.push(job);
+        }
+    }
+    Ok((jobs, skipped))
+}
+
+/// `(file, line)` of a `file:line` location, so jobs sort in source order.
+fn source_order(location: &str) -> (&str, u32) {
+    match location.rsplit_once(':') {
+        Some((file, line)) => (file, line.parse().unwrap_or(0)),
+        None => (location, 0),
+    }
+}
+
+/// Runs user code, turning a panic into a planning error.
+fn guard<T>(f: impl FnOnce() -> T, what: impl FnOnce() -> String) -> Result<T, Error> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| Error::Panicked { what: what(), message: panic_message(&*payload) })
+}
+
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic without a message)".to_owned()
+    }
+}
+
+/// Checks and orders `jobs`: ids valid and unique, dependencies known, no cycles; dependents
+/// of left-out jobs are left out too; `filter` keeps the named jobs and their dependencies.
+pub(crate) fn order(jobs: Vec<Job>, mut skipped: Vec<SkippedJob>, filter: &[String]) -> Result<Resolved, Error> {
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(jobs.len());
+    for (i, job) in jobs.iter().enumerate() {
+        if !valid_id(&job.id) {
+            return Err(Error::InvalidId { id: job.id.clone() });
+        }
+        if let Some(&first) = index.get(&job.id) {
+            return Err(Error::DuplicateJob {
+                id: job.id.clone(),
+                first: location(&jobs[first]),
+                second: location(job),
+            });
+        }
+        index.insert(job.id.clone(), i);
+    }
+    let mut left_out: HashSet<String> = skipped.iter().map(|s| s.id.clone()).collect();
+    for job in &jobs {
+        for dep in &job.depends_on {
+            if !index.contains_key(dep) && !left_out.contains(dep) {
+                return Err(Error::UnknownDependency { job: job.id.clone(), dependency: dep.clone() });
+            }
+        }
+    }
+
+    // Dependents of left-out jobs are left out too, until nothing changes.
+    let mut keep = vec![true; jobs.len()];
+    loop {
+        let mut changed = false;
+        for (i, job) in jobs.iter().enumerate() {
+            if !keep[i] {
+                continue;
+            }
+            if let Some(dep) = job.depends_on.iter().find(|d| left_out.contains(*d)) {
+                keep[i] = false;
+                left_out.insert(job.id.clone());
+                skipped.push(SkippedJob {
+                    id: job.id.clone(),
+                    reason: format!("it depends on `{dep}`, which is not part of this build"),
+                });
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+
+    if !filter.is_empty() {
+        let mut wanted = vec![false; jobs.len()];
+        let mut stack = Vec::new();
+        for id in filter {
+            match index.get(id) {
+                Some(&i) if keep[i] => stack.push(i),
+                _ => {
+                    if let Some(s) = skipped.iter().find(|s| &s.id == id) {
+                        return Err(Error::SelectedJobSkipped { id: id.clone(), reason: s.reason.clone() });
+                    }
+                    let mut known: Vec<String> = index.keys().cloned().chain(skipped.iter().map(|s| s.id.clone())).collect();
+                    known.sort();
+                    return Err(Error::UnknownJob { id: id.clone(), known });
+                }
+            }
+        }
+        while let Some(i) = stack.pop() {
+            if !std::mem::replace(&mut wanted[i], true) {
+                stack.extend(jobs[i].depends_on.iter().map(|d| index[d]));
+            }
+        }
+        for (k, w) in keep.iter_mut().zip(wanted) {
+            *k &= w;
+        }
+        let selected: HashSet<&str> = jobs.iter().zip(&keep).filter(|(_, k)| **k).map(|(j, _)| j.id.as_str()).collect();
+        skipped.retain(|s| selected.contains(s.id.as_str()));
+    }
+
+    // Kahn's algorithm, always taking the earliest declared ready job.
+    let mut remaining: Vec<usize> = jobs.iter().map(|job| job.depends_on.len()).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
+    for (i, job) in jobs.iter().enumerate() {
+        for dep in &job.depends_on {
+            dependents[index[dep]].push(i);
+        }
+    }
+    let mut ready: BTreeSet<usize> = (0..jobs.len()).filter(|&i| keep[i] && remaining[i] == 0).collect();
+    let mut sorted = Vec::with_capacity(jobs.len());
+    while let Some(i) = ready.pop_first() {
+        sorted.push(i);
+        for &d in &dependents[i] {
+            remaining[d] -= 1;
+            if remaining[d] == 0 && keep[d] {
+                ready.insert(d);
+            }
+        }
+    }
+    let kept = keep.iter().filter(|k| **k).count();
+    if sorted.len() < kept {
+        let placed: HashSet<usize> = sorted.iter().copied().collect();
+        let stuck: Vec<usize> = (0..jobs.len()).filter(|i| keep[*i] && !placed.contains(i)).collect();
+        return Err(Error::Cycle { jobs: find_cycle(&jobs, &index, &stuck) });
+    }
+
+    let mut slots: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
+    let jobs = sorted.into_iter().filter_map(|i| slots[i].take()).collect();
+    Ok(Resolved { jobs, skipped })
+}
+
+/// Follows dependencies among `stuck` jobs (each of which is on or behind a cycle) until one
+/// repeats, and returns that cycle.
+fn find_cycle(jobs: &[Job], index: &HashMap<String, usize>, stuck: &[usize]) -> Vec<String> {
+    let stuck_set: HashSet<usize> = stuck.iter().copied().collect();
+    let mut path: Vec<usize> = Vec::new();
+    let mut at = stuck[0];
+    loop {
+        if let Some(pos) = path.iter().position(|&p| p == at) {
+            let mut cycle: Vec<String> = path[pos..].iter().map(|&i| jobs[i].id.clone()).collect();
+            cycle.push(jobs[at].id.clone());
+            return cycle;
+        }
+        path.push(at);
+        at = jobs[at]
+            .depends_on
+            .iter()
+            .map(|d| index[d])
+            .find(|d| stuck_set.contains(d))
+            .expect("a job that cannot be ordered depends on another that cannot");
+    }
+}
+
+fn location(job: &Job) -> String {
+    match &job.declared_at {
+        Some(at) => format!("the job at {at}"),
+        None => "a job".to_owned(),
+    }
+}
+
+/// Job ids appear in file names, URLs and container names (the `#[job]` macro checks the same
+/// rule at compile time).
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str, deps: &[&str]) -> Job {
+        Job::action(id, |_ctx| async { Ok::<_, crate::JobError>(()) }).depends_on(deps.iter().copied())
+    }
+
+    fn ids(r: &Resolved) -> Vec<&str> {
+        r.jobs.iter().map(|j| j.id.as_str()).collect()
+    }
+
+    #[test]
+    fn orders_dependencies_first_keeping_declaration_order() {
+        let r = order(vec![job("c", &["b"]), job("a", &[]), job("b", &["a"]), job("d", &[])], vec![], &[]).unwrap();
+        assert_eq!(ids(&r), ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn names_the_cycle() {
+        let err = order(vec![job("x", &[]), job("a", &["b"]), job("b", &["c"]), job("c", &["a"])], vec![], &[])
+            .err()
+            .unwrap();
+        assert_eq!(err, Error::Cycle { jobs: vec!["a".into(), "b".into(), "c".into(), "a".into()] });
+        assert_eq!(err.to_string(), "dependency cycle: a -> b -> c -> a (each job depends on the next)");
+        let self_loop = order(vec![job("a", &["a"])], vec![], &[]).err().unwrap();
+        assert_eq!(self_loop, Error::Cycle { jobs: vec!["a".into(), "a".into()] });
+    }
+
+    #[test]
+    fn unknown_dependency_and_duplicates() {
+        let err = order(vec![job("a", &["nope"])], vec![], &[]).err().unwrap();
+        assert_eq!(err.to_string(), "job `a` depends on `nope`, but there is no job `nope`");
+        let err = order(vec![job("a", &[]), job("a", &[])], vec![], &[]).err().unwrap();
+        assert!(matches!(err, Error::DuplicateJob { .. }));
+        let err = order(vec![job("a b", &[])], vec![], &[]).err().unwrap();
+        assert!(matches!(err, Error::InvalidId { .. }));
+    }
+
+    #[test]
+    fn dependents_of_left_out_jobs_are_left_out() {
+        let skipped = vec![SkippedJob { id: "release".into(), reason: "condition `is_tag` is false".into() }];
+        let r = order(vec![job("build", &[]), job("publish", &["release"]), job("announce", &["publish"])], skipped, &[])
+            .unwrap();
+        assert_eq!(ids(&r), ["build"]);
+        let reasons: Vec<_> = r.skipped.iter().map(|s| (s.id.as_str(), s.reason.as_str())).collect();
+        assert_eq!(
+            reasons,
+            [
+                ("release", "condition `is_tag` is false"),
+                ("publish", "it depends on `release`, which is not part of this build"),
+                ("announce", "it depends on `publish`, which is not part of this build"),
+            ]
+        );
+    }
+
+    #[test]
+    fn filter_keeps_transitive_dependencies() {
+        let jobs = vec![job("a", &[]), job("b", &["a"]), job("c", &["b"]), job("d", &[])];
+        let r = order(jobs.clone(), vec![], &["c".into()]).unwrap();
+        assert_eq!(ids(&r), ["a", "b", "c"]);
+        let err = order(jobs, vec![], &["zz".into()]).err().unwrap();
+        assert_eq!(err.to_string(), "unknown job `zz`; the jobs are: a, b, c, d");
+    }
+}

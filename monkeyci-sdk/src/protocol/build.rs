@@ -1,0 +1,142 @@
+//! What a build is about: where the code is, which git ref, what changed, who triggered it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Build parameters by name. Values are secrets: scripts see them only as
+/// [`Secret`](crate::Secret).
+pub type ParamMap = BTreeMap<String, String>;
+
+/// Who started a build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `monkeyci build run` on a developer's machine.
+    #[default]
+    Cli,
+    /// A call to the MonkeyCI API (a manual trigger).
+    Api,
+    /// A webhook from a git forge.
+    Webhook,
+}
+
+impl std::str::FromStr for Source {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cli" => Ok(Source::Cli),
+            "api" => Ok(Source::Api),
+            "webhook" => Ok(Source::Webhook),
+            other => Err(format!("unknown build source {other:?}; expected cli, api or webhook")),
+        }
+    }
+}
+
+/// Files changed by the commits being built, as paths relative to the repository root.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    /// Files that are new.
+    #[serde(default)]
+    pub added: Vec<String>,
+    /// Files that changed.
+    #[serde(default)]
+    pub modified: Vec<String>,
+    /// Files that were deleted.
+    #[serde(default)]
+    pub removed: Vec<String>,
+}
+
+impl Changes {
+    /// Every changed path: added, modified and removed.
+    pub fn all(&self) -> impl Iterator<Item = &str> {
+        self.added
+            .iter()
+            .chain(&self.modified)
+            .chain(&self.removed)
+            .map(String::as_str)
+    }
+}
+
+/// The git side of a build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitInfo {
+    /// The full ref being built, such as `refs/heads/main` or `refs/tags/v1.2.0`.
+    #[serde(default, rename = "ref")]
+    pub git_ref: Option<String>,
+    /// The commit being built.
+    #[serde(default)]
+    pub commit_id: Option<String>,
+    /// The repository's main branch (`main` unless configured otherwise).
+    pub main_branch: String,
+    /// What changed.
+    #[serde(default)]
+    pub changes: Changes,
+}
+
+impl Default for GitInfo {
+    fn default() -> Self {
+        GitInfo { git_ref: None, commit_id: None, main_branch: "main".into(), changes: Changes::default() }
+    }
+}
+
+/// Everything a script knows about the build it runs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildInfo {
+    /// Unique id of the build.
+    pub build_id: String,
+    /// Where the code is checked out.
+    pub checkout_dir: PathBuf,
+    /// Git ref, commit and changes.
+    #[serde(default)]
+    pub git: GitInfo,
+    /// Who triggered the build.
+    #[serde(default)]
+    pub source: Source,
+}
+
+/// How a script reaches its build API.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiEndpoint {
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// The build's bearer token.
+    pub token: String,
+}
+
+impl std::fmt::Debug for ApiEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiEndpoint").field("url", &self.url).field("token", &"***").finish()
+    }
+}
+
+/// What the runtime asks a script process to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScriptMode {
+    /// Plan and run the jobs.
+    Run,
+    /// Only plan, and report the plan as a `script/plan` event.
+    Plan,
+}
+
+/// The configuration a script process starts from, passed in [`SCRIPT_CONFIG_ENV`](super::SCRIPT_CONFIG_ENV).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScriptConfig {
+    /// The build.
+    pub build: BuildInfo,
+    /// The build API.
+    pub api: ApiEndpoint,
+    /// Run or only plan.
+    pub mode: ScriptMode,
+    /// Only these jobs and what they depend on (empty: all).
+    #[serde(default)]
+    pub jobs: Vec<String>,
+    /// At most this many jobs doing process work (commands, containers) at once.
+    pub max_parallel: usize,
+    /// Stop starting jobs after the first failure.
+    #[serde(default)]
+    pub fail_fast: bool,
+}

@@ -1,0 +1,266 @@
+//! Build events: every state change of a script and its jobs. The CLI renderer, the tests and
+//! the server all consume the same stream.
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::{Plan, PlannedJob, SkippedJob};
+
+/// One event, time-stamped in milliseconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// When it happened.
+    pub time: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl Event {
+    /// An event stamped with the current time.
+    pub fn now(kind: EventKind) -> Self {
+        Event { time: super::now_ms(), kind }
+    }
+}
+
+/// What happened, tagged on the wire by `type` (such as `"job/start"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum EventKind {
+    /// The script planned its jobs and starts running them.
+    #[serde(rename = "script/start")]
+    ScriptStart {
+        /// The jobs that will run, in dependency order.
+        jobs: Vec<PlannedJob>,
+        /// Jobs left out of this build, with the reason.
+        #[serde(default)]
+        skipped: Vec<SkippedJob>,
+    },
+    /// The script was asked only to plan; this is the plan.
+    #[serde(rename = "script/plan")]
+    ScriptPlan {
+        /// The plan.
+        plan: Plan,
+    },
+    /// The script finished.
+    #[serde(rename = "script/end")]
+    ScriptEnd {
+        /// How the build ended.
+        status: BuildStatus,
+        /// Why, when it did not succeed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// A job is part of the build and waits for its dependencies.
+    #[serde(rename = "job/pending")]
+    JobPending {
+        /// The job.
+        job_id: String,
+    },
+    /// A job's dependencies succeeded; it is about to start.
+    #[serde(rename = "job/queued")]
+    JobQueued {
+        /// The job.
+        job_id: String,
+    },
+    /// A job waits for approval.
+    #[serde(rename = "job/blocked")]
+    JobBlocked {
+        /// The job.
+        job_id: String,
+    },
+    /// A blocked job was approved.
+    #[serde(rename = "job/unblocked")]
+    JobUnblocked {
+        /// The job.
+        job_id: String,
+    },
+    /// An attempt of a job started running.
+    #[serde(rename = "job/start")]
+    JobStart {
+        /// The job.
+        job_id: String,
+        /// 1 for the first attempt.
+        attempt: u32,
+    },
+    /// A line of a job's output.
+    #[serde(rename = "job/output")]
+    JobOutput {
+        /// The job.
+        job_id: String,
+        /// stdout or stderr.
+        stream: OutputStream,
+        /// The line, without its line ending; secrets are masked.
+        line: String,
+    },
+    /// An attempt failed and the job will run again.
+    #[serde(rename = "job/retrying")]
+    JobRetrying {
+        /// The job.
+        job_id: String,
+        /// The attempt that failed.
+        attempt: u32,
+        /// Why it failed.
+        message: String,
+    },
+    /// A job finished.
+    #[serde(rename = "job/end")]
+    JobEnd {
+        /// The job.
+        job_id: String,
+        /// The last attempt.
+        attempt: u32,
+        /// How it ended.
+        status: JobStatus,
+        /// Run time of the last attempt, in milliseconds.
+        duration_ms: u64,
+        /// Why, when it did not succeed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// A job did not run.
+    #[serde(rename = "job/skipped")]
+    JobSkipped {
+        /// The job.
+        job_id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl EventKind {
+    /// The job this event is about, if any.
+    pub fn job_id(&self) -> Option<&str> {
+        match self {
+            EventKind::JobPending { job_id }
+            | EventKind::JobQueued { job_id }
+            | EventKind::JobBlocked { job_id }
+            | EventKind::JobUnblocked { job_id }
+            | EventKind::JobStart { job_id, .. }
+            | EventKind::JobOutput { job_id, .. }
+            | EventKind::JobRetrying { job_id, .. }
+            | EventKind::JobEnd { job_id, .. }
+            | EventKind::JobSkipped { job_id, .. } => Some(job_id),
+            EventKind::ScriptStart { .. } | EventKind::ScriptPlan { .. } | EventKind::ScriptEnd { .. } => None,
+        }
+    }
+
+    /// The wire name of the event, such as `job/start`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::ScriptStart { .. } => "script/start",
+            EventKind::ScriptPlan { .. } => "script/plan",
+            EventKind::ScriptEnd { .. } => "script/end",
+            EventKind::JobPending { .. } => "job/pending",
+            EventKind::JobQueued { .. } => "job/queued",
+            EventKind::JobBlocked { .. } => "job/blocked",
+            EventKind::JobUnblocked { .. } => "job/unblocked",
+            EventKind::JobStart { .. } => "job/start",
+            EventKind::JobOutput { .. } => "job/output",
+            EventKind::JobRetrying { .. } => "job/retrying",
+            EventKind::JobEnd { .. } => "job/end",
+            EventKind::JobSkipped { .. } => "job/skipped",
+        }
+    }
+}
+
+/// Which stream an output line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// The state of one job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Waiting for its dependencies.
+    Pending,
+    /// Ready to start.
+    Queued,
+    /// Waiting for approval.
+    Blocked,
+    /// Running.
+    Running,
+    /// Finished successfully.
+    Success,
+    /// Finished with an error (or panicked).
+    Failure,
+    /// Ran longer than its timeout and was stopped.
+    Timeout,
+    /// Stopped because the build was canceled.
+    Canceled,
+    /// Did not run.
+    Skipped,
+}
+
+impl JobStatus {
+    /// Whether the job has finished, one way or another.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Success | JobStatus::Failure | JobStatus::Timeout | JobStatus::Canceled | JobStatus::Skipped
+        )
+    }
+
+    /// Whether this status fails the build.
+    pub fn is_failure(self) -> bool {
+        matches!(self, JobStatus::Failure | JobStatus::Timeout | JobStatus::Canceled)
+    }
+
+    /// The lowercase name used on the wire and in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Queued => "queued",
+            JobStatus::Blocked => "blocked",
+            JobStatus::Running => "running",
+            JobStatus::Success => "success",
+            JobStatus::Failure => "failure",
+            JobStatus::Timeout => "timeout",
+            JobStatus::Canceled => "canceled",
+            JobStatus::Skipped => "skipped",
+        }
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a build ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildStatus {
+    /// Every job that ran succeeded.
+    Success,
+    /// A job failed.
+    Failure,
+    /// The pipeline could not be planned (cycle, unknown job, bad configuration).
+    Error,
+    /// The build was canceled.
+    Canceled,
+}
+
+impl BuildStatus {
+    /// The lowercase name used on the wire and in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildStatus::Success => "success",
+            BuildStatus::Failure => "failure",
+            BuildStatus::Error => "error",
+            BuildStatus::Canceled => "canceled",
+        }
+    }
+}
+
+impl std::fmt::Display for BuildStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

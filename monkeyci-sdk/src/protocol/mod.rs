@@ -1,0 +1,25 @@
+//! Wire types shared by the pipeline script and the runtime: the build context handed to a
+//! script, events, plans and build API payloads.
+//!
+//! Both sides of every connection use these types, so they cannot drift. This module only
+//! defines data and its (de)serialization; it performs no I/O.
+
+mod build;
+mod event;
+mod plan;
+
+pub use build::{ApiEndpoint, BuildInfo, Changes, GitInfo, ParamMap, ScriptConfig, ScriptMode, Source};
+pub use event::{BuildStatus, Event, EventKind, JobStatus, OutputStream};
+pub use plan::{ContainerSpec, JobKind, Plan, PlannedJob, SkippedJob};
+
+/// The environment variable through which the runtime hands a [`ScriptConfig`] (as JSON) to
+/// the pipeline script.
+pub const SCRIPT_CONFIG_ENV: &str = "MONKEYCI_SCRIPT";
+
+/// Milliseconds since the Unix epoch: the time stamp of every event.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

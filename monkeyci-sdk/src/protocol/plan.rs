@@ -1,0 +1,99 @@
+//! The resolved DAG of a build, as data: which jobs run, what they depend on, and which were
+//! left out and why.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The jobs of one build, in dependency order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Jobs that will run, each after all of its dependencies.
+    pub jobs: Vec<PlannedJob>,
+    /// Jobs left out (a `when` condition was false, or a dependency was left out).
+    #[serde(default)]
+    pub skipped: Vec<SkippedJob>,
+}
+
+impl Plan {
+    /// The planned job with this id.
+    pub fn job(&self, id: &str) -> Option<&PlannedJob> {
+        self.jobs.iter().find(|job| job.id == id)
+    }
+
+    /// The ids of the planned jobs, in dependency order.
+    pub fn job_ids(&self) -> Vec<&str> {
+        self.jobs.iter().map(|job| job.id.as_str()).collect()
+    }
+}
+
+/// Whether a job runs in the script process or in a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// Async Rust in the script process.
+    Action,
+    /// Shell lines in a container.
+    Container,
+}
+
+/// One job of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedJob {
+    /// The job id.
+    pub id: String,
+    /// Action or container.
+    pub kind: JobKind,
+    /// Ids of the jobs it waits for.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// It waits for approval before it runs.
+    #[serde(default)]
+    pub blocked: bool,
+    /// Stopped after this long, per attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Extra attempts after an error (action jobs).
+    #[serde(default)]
+    pub retries: u32,
+    /// What a container job runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<ContainerSpec>,
+    /// Where it was declared (`src/main.rs:12`, or the #[pipeline] function).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_at: Option<String>,
+}
+
+/// A job that is not part of this build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedJob {
+    /// The job id.
+    pub id: String,
+    /// Why it is left out.
+    pub reason: String,
+}
+
+/// What a container job runs, as sent over the wire.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// The image, such as `docker.io/rust:1.95`.
+    pub image: String,
+    /// Shell lines, each run with `/bin/sh` in order; the first failure stops the job.
+    #[serde(default)]
+    pub script: Vec<String>,
+    /// The image's own command to run instead of a script.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Plain environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Environment variables whose values come from build params, by param name; the values
+    /// never travel in a spec.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_env: BTreeMap<String, String>,
+    /// Working directory relative to the checkout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_dir: Option<String>,
+    /// n CPUs and 2n GiB of memory.
+    pub size: u32,
+}

@@ -1,0 +1,40 @@
+//! The seams between the scheduler and the outside world: where events go, who runs container
+//! jobs and who approves blocked jobs. The script process plugs in the build API client;
+//! `testing` plugs in in-memory versions.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use crate::ctx::Ctx;
+use crate::dsl::JobError;
+use crate::protocol::{ContainerSpec, Event};
+
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Receives every event of a build, in order. Must not block.
+pub(crate) trait EventSink: Send + Sync {
+    fn emit(&self, event: Event);
+}
+
+/// Runs container jobs to completion.
+pub(crate) trait ContainerRunner: Send + Sync {
+    fn run<'a>(&'a self, ctx: &'a Ctx, spec: ContainerSpec) -> BoxFuture<'a, Result<(), JobError>>;
+}
+
+/// Decides whether a blocked job may run; may wait for a person.
+pub(crate) trait Approver: Send + Sync {
+    fn approve<'a>(&'a self, job_id: &'a str) -> BoxFuture<'a, Result<bool, JobError>>;
+}
+
+/// Keeps events in memory (tests, benchmarks).
+#[derive(Default)]
+pub(crate) struct MemorySink {
+    pub(crate) events: Mutex<Vec<Event>>,
+}
+
+impl EventSink for MemorySink {
+    fn emit(&self, event: Event) {
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+    }
+}

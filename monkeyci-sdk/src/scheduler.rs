@@ -1,0 +1,294 @@
+//! The DAG scheduler: runs the planned jobs of one build, each as soon as its dependencies have
+//! succeeded, and reports every state change as an event.
+//!
+//! Async action jobs are not bounded; process work (commands, containers) takes a slot of
+//! `--max-parallel` through the context. Dependents of a job that failed or was skipped are
+//! skipped with the reason; independent branches keep running unless `fail_fast` is set.
+//! Planning (conditions, cycles, filters) happens before, in `plan`.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::ctx::Ctx;
+use crate::dsl::{Job, JobBodyKind};
+use crate::plan::{Resolved, panic_message};
+use crate::protocol::{BuildStatus, EventKind, JobStatus};
+
+/// How to run a build.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Options {
+    /// After the first failure, start nothing new and cancel what runs.
+    pub(crate) fail_fast: bool,
+}
+
+/// How one job ended.
+#[derive(Debug, Clone)]
+pub(crate) struct JobReport {
+    pub(crate) id: String,
+    pub(crate) status: JobStatus,
+    pub(crate) message: Option<String>,
+}
+
+/// How the build ended.
+#[derive(Debug, Clone)]
+pub(crate) struct BuildReport {
+    pub(crate) status: BuildStatus,
+    pub(crate) jobs: Vec<JobReport>,
+}
+
+struct Outcome {
+    status: JobStatus,
+    attempt: u32,
+    duration_ms: u64,
+    message: Option<String>,
+    output: Option<serde_json::Value>,
+}
+
+impl Outcome {
+    fn not_run(status: JobStatus, message: String) -> Outcome {
+        Outcome { status, attempt: 0, duration_ms: 0, message: Some(message), output: None }
+    }
+}
+
+tokio::task_local! {
+    /// The job whose code is running, so a panic can be attributed to it.
+    static CURRENT_JOB: String;
+}
+
+/// Panic messages of jobs, by job id, with their location.
+fn job_panics() -> &'static Mutex<HashMap<String, String>> {
+    static PANICS: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    PANICS.get_or_init(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            match CURRENT_JOB.try_with(Clone::clone) {
+                // A job's panic becomes that job's failure message; it is reported there.
+                Ok(job) => {
+                    let mut message = panic_message(info.payload());
+                    if let Some(at) = info.location() {
+                        message = format!("{message} (at {}:{})", at.file(), at.line());
+                    }
+                    if let Some(panics) = PANICS.get() {
+                        panics.lock().unwrap_or_else(|e| e.into_inner()).insert(job, message);
+                    }
+                }
+                Err(_) => previous(info),
+            }
+        }));
+        Mutex::new(HashMap::new())
+    })
+}
+
+/// Runs `resolved` to the end and reports how every job ended.
+pub(crate) async fn run(ctx: &Ctx, resolved: Resolved, options: Options) -> BuildReport {
+    job_panics();
+    let _ = ctx.build.graph.set(resolved.graph());
+    let plan = resolved.plan();
+    ctx.emit(EventKind::ScriptStart { jobs: plan.jobs, skipped: plan.skipped });
+
+    let mut reports: Vec<JobReport> = Vec::new();
+    for left_out in &resolved.skipped {
+        ctx.emit(EventKind::JobSkipped { job_id: left_out.id.clone(), reason: left_out.reason.clone() });
+        reports.push(JobReport { id: left_out.id.clone(), status: JobStatus::Skipped, message: Some(left_out.reason.clone()) });
+    }
+
+    let jobs = resolved.jobs;
+    let count = jobs.len();
+    let ids: Vec<String> = jobs.iter().map(|job| job.id.clone()).collect();
+    let index: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let mut remaining: Vec<usize> = jobs.iter().map(|job| job.depends_on.len()).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); count];
+    for (i, job) in jobs.iter().enumerate() {
+        for dep in &job.depends_on {
+            dependents[index[dep.as_str()]].push(i);
+        }
+    }
+    let mut slots: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
+    let mut outcomes: Vec<Option<Outcome>> = (0..count).map(|_| None).collect();
+
+    for id in &ids {
+        ctx.emit(EventKind::JobPending { job_id: id.clone() });
+    }
+    let mut ready: Vec<usize> = (0..count).filter(|&i| remaining[i] == 0).collect();
+    let mut running: JoinSet<Outcome> = JoinSet::new();
+    let mut task_job: HashMap<tokio::task::Id, usize> = HashMap::with_capacity(count);
+    let mut stopped_by: Option<String> = None;
+
+    loop {
+        for i in ready.drain(..) {
+            if let Some(failed) = &stopped_by {
+                let outcome = Outcome::not_run(JobStatus::Skipped, format!("fail_fast: job `{failed}` failed"));
+                finish(ctx, &ids, &dependents, &mut outcomes, i, outcome);
+                continue;
+            }
+            let Some(job) = slots[i].take() else { continue };
+            ctx.emit(EventKind::JobQueued { job_id: ids[i].clone() });
+            let handle = running.spawn(run_job(ctx.for_job(&ids[i]), job));
+            task_job.insert(handle.id(), i);
+        }
+        let Some(joined) = running.join_next_with_id().await else { break };
+        let (i, outcome) = match joined {
+            Ok((task, outcome)) => (task_job.remove(&task), outcome),
+            Err(err) => {
+                let outcome = if err.is_cancelled() {
+                    let failed = stopped_by.clone().unwrap_or_default();
+                    Outcome::not_run(JobStatus::Canceled, format!("canceled: job `{failed}` failed and fail_fast is on"))
+                } else {
+                    Outcome::not_run(JobStatus::Failure, format!("the scheduler lost this job: {err}"))
+                };
+                (task_job.remove(&err.id()), outcome)
+            }
+        };
+        let Some(i) = i else { continue };
+        let status = outcome.status;
+        if status == JobStatus::Success {
+            if let Some(output) = &outcome.output {
+                ctx.build
+                    .outputs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(ids[i].clone(), std::sync::Arc::new(output.clone()));
+            }
+            for &d in &dependents[i] {
+                remaining[d] -= 1;
+                if remaining[d] == 0 && outcomes[d].is_none() {
+                    ready.push(d);
+                }
+            }
+        }
+        finish(ctx, &ids, &dependents, &mut outcomes, i, outcome);
+        if status.is_failure() && options.fail_fast && stopped_by.is_none() {
+            stopped_by = Some(ids[i].clone());
+            running.abort_all();
+        }
+    }
+
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let (status, message) = match outcome {
+            Some(o) => (o.status, o.message),
+            // Unreachable for a valid plan; report rather than hide it.
+            None => (JobStatus::Skipped, Some("never became ready".to_owned())),
+        };
+        reports.push(JobReport { id: ids[i].clone(), status, message });
+    }
+    let status = if reports.iter().any(|r| r.status.is_failure()) { BuildStatus::Failure } else { BuildStatus::Success };
+    let message = failure_summary(&reports);
+    ctx.emit(EventKind::ScriptEnd { status, message });
+    BuildReport { status, jobs: reports }
+}
+
+fn failure_summary(reports: &[JobReport]) -> Option<String> {
+    let failed: Vec<&str> = reports.iter().filter(|r| r.status.is_failure()).map(|r| r.id.as_str()).collect();
+    match failed.as_slice() {
+        [] => None,
+        [one] => Some(format!("job `{one}` failed")),
+        many => Some(format!("{} jobs failed: {}", many.len(), many.join(", "))),
+    }
+}
+
+/// Records how job `i` ended, reports it, and skips every job waiting on it if it did not
+/// succeed.
+fn finish(ctx: &Ctx, ids: &[String], dependents: &[Vec<usize>], outcomes: &mut [Option<Outcome>], i: usize, outcome: Outcome) {
+    let status = outcome.status;
+    if status == JobStatus::Skipped {
+        let reason = outcome.message.clone().unwrap_or_default();
+        ctx.emit(EventKind::JobSkipped { job_id: ids[i].clone(), reason });
+    } else {
+        ctx.emit(EventKind::JobEnd {
+            job_id: ids[i].clone(),
+            attempt: outcome.attempt,
+            status,
+            duration_ms: outcome.duration_ms,
+            message: outcome.message.clone(),
+        });
+    }
+    outcomes[i] = Some(outcome);
+    if status == JobStatus::Success {
+        return;
+    }
+    let verb = if status == JobStatus::Skipped { "was skipped" } else { "failed" };
+    let reason = format!("dependency `{}` {verb}", ids[i]);
+    for &d in &dependents[i] {
+        if outcomes[d].is_none() {
+            finish(ctx, ids, dependents, outcomes, d, Outcome::not_run(JobStatus::Skipped, reason.clone()));
+        }
+    }
+}
+
+/// Aborts the task when dropped, so canceling a job also stops its code.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs one job: approval, then attempts until one succeeds or none are left.
+async fn run_job(ctx: Ctx, job: Job) -> Outcome {
+    let id = job.id.clone();
+    if job.blocked {
+        ctx.emit(EventKind::JobBlocked { job_id: id.clone() });
+        match ctx.build.approver.approve(&id).await {
+            Ok(true) => ctx.emit(EventKind::JobUnblocked { job_id: id.clone() }),
+            Ok(false) => return Outcome::not_run(JobStatus::Skipped, "blocked: it was not approved".to_owned()),
+            Err(err) => return Outcome::not_run(JobStatus::Failure, format!("approval failed: {err}")),
+        }
+    }
+    let attempts = match job.body {
+        JobBodyKind::Action(_) => job.retries.saturating_add(1),
+        JobBodyKind::Container(_) => 1,
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        ctx.emit(EventKind::JobStart { job_id: id.clone(), attempt });
+        let started = Instant::now();
+        let (status, message, output) = run_attempt(&ctx, &job).await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let message = message.map(|m| ctx.build.masker.mask(&m));
+        if status != JobStatus::Success && attempt < attempts {
+            ctx.emit(EventKind::JobRetrying { job_id: id.clone(), attempt, message: message.unwrap_or_default() });
+            continue;
+        }
+        return Outcome { status, attempt, duration_ms, message, output };
+    }
+}
+
+async fn run_attempt(ctx: &Ctx, job: &Job) -> (JobStatus, Option<String>, Option<serde_json::Value>) {
+    let id = job.id.clone();
+    let handle: JoinHandle<Result<serde_json::Value, crate::JobError>> = match &job.body {
+        JobBodyKind::Action(action) => tokio::spawn(CURRENT_JOB.scope(id.clone(), action(ctx.clone()))),
+        JobBodyKind::Container(spec) => {
+            let ctx = ctx.clone();
+            let spec = spec.clone().into_spec();
+            tokio::spawn(CURRENT_JOB.scope(id.clone(), async move {
+                let _slot = ctx.build.process_slots.acquire().await;
+                ctx.build.containers.run(&ctx, spec).await.map(|()| serde_json::Value::Null)
+            }))
+        }
+    };
+    let mut handle = AbortOnDrop(handle);
+    let joined = match job.timeout {
+        Some(limit) => match tokio::time::timeout(limit, &mut handle.0).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                return (JobStatus::Timeout, Some(format!("timed out after {}", crate::util::human_duration(limit))), None);
+            }
+        },
+        None => (&mut handle.0).await,
+    };
+    match joined {
+        Ok(Ok(output)) => (JobStatus::Success, None, Some(output)),
+        Ok(Err(err)) => (JobStatus::Failure, Some(err.to_string()), None),
+        Err(err) if err.is_panic() => {
+            let recorded = job_panics().lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            let message = recorded.unwrap_or_else(|| panic_message(&*err.into_panic()));
+            (JobStatus::Failure, Some(format!("panicked: {message}")), None)
+        }
+        Err(err) => (JobStatus::Canceled, Some(format!("canceled: {err}")), None),
+    }
+}

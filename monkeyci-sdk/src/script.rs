@@ -1,0 +1,94 @@
+//! The pipeline binary's `main`: reads what the runtime asked for, plans, runs or reports the
+//! plan, and exits with a status the runtime understands.
+//!
+//! Exit codes: 0 the build succeeded (or the plan was reported), 1 a job failed, 2 the
+//! pipeline could not be planned or the script could not talk to the runtime.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::Semaphore;
+
+use crate::client::{ApiClient, ApiEventSink, NoContainerEngine, error_chain};
+use crate::ctx::{BuildState, Ctx, Masker};
+use crate::protocol::{BuildStatus, EventKind, SCRIPT_CONFIG_ENV, ScriptConfig, ScriptMode};
+use crate::{plan, scheduler};
+
+const PLANNING_FAILED: u8 = 2;
+
+pub(crate) fn main() -> ExitCode {
+    let config = match std::env::var(SCRIPT_CONFIG_ENV) {
+        Ok(config) => config,
+        Err(_) => {
+            eprintln!(
+                "this program is a MonkeyCI pipeline; run it with `monkeyci build run` in its repository \
+                 (or test it with `cargo test`)"
+            );
+            return ExitCode::from(PLANNING_FAILED);
+        }
+    };
+    let config: ScriptConfig = match serde_json::from_str(&config) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("monkeyci: {SCRIPT_CONFIG_ENV} is not a valid script configuration: {err}");
+            return ExitCode::from(PLANNING_FAILED);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("monkeyci: cannot start the async runtime: {err}");
+            return ExitCode::from(PLANNING_FAILED);
+        }
+    };
+    ExitCode::from(runtime.block_on(run(config)))
+}
+
+async fn run(config: ScriptConfig) -> u8 {
+    let client = match ApiClient::new(&config.api) {
+        Ok(client) => client,
+        Err(err) => {
+            eprintln!("monkeyci: {}", error_chain(&err));
+            return PLANNING_FAILED;
+        }
+    };
+    let params = match client.params().await {
+        Ok(params) => params,
+        Err(err) => {
+            eprintln!("monkeyci: cannot read the build parameters: {}", error_chain(&err));
+            return PLANNING_FAILED;
+        }
+    };
+    let sink = Arc::new(ApiEventSink::start(client.clone()));
+    let ctx = Ctx::new(BuildState {
+        info: config.build,
+        masker: Masker::new(params.values().map(String::as_str)),
+        params,
+        events: sink.clone(),
+        containers: Arc::new(NoContainerEngine),
+        approver: Arc::new(client),
+        process_slots: Arc::new(Semaphore::new(config.max_parallel.max(1))),
+        outputs: Mutex::new(HashMap::new()),
+        graph: OnceLock::new(),
+    });
+    let code = match plan::resolve(&ctx, &config.jobs) {
+        Err(err) => {
+            ctx.emit(EventKind::ScriptEnd { status: BuildStatus::Error, message: Some(err.to_string()) });
+            PLANNING_FAILED
+        }
+        Ok(resolved) => match config.mode {
+            ScriptMode::Plan => {
+                ctx.emit(EventKind::ScriptPlan { plan: resolved.plan() });
+                0
+            }
+            ScriptMode::Run => {
+                let options = scheduler::Options { fail_fast: config.fail_fast };
+                let report = scheduler::run(&ctx, resolved, options).await;
+                u8::from(report.status != BuildStatus::Success)
+            }
+        },
+    };
+    sink.flush().await;
+    code
+}

@@ -1,0 +1,344 @@
+//! Unit-testing pipelines with `cargo test`: a build context you describe (branch, tag, changed
+//! files, params, trigger), the plan it yields, and a real run of its action jobs.
+//!
+//! Container jobs are not run here: [`TestCtx::run`] replaces them with a fake engine that
+//! records their specs and succeeds, so tests stay fast and need no container engine.
+//!
+//! ```
+//! use monkeyci_sdk::prelude::*;
+//! use monkeyci_sdk::testing::TestCtx;
+//!
+//! #[job]
+//! fn unit_test(_ctx: &Ctx) -> ContainerJob {
+//!     container("docker.io/rust:1.95").script(["cargo test"])
+//! }
+//!
+//! #[job(depends_on = [unit_test], when = is_release)]
+//! async fn publish(ctx: &Ctx) -> Result<String> {
+//!     Ok(format!("released {}", ctx.tag().unwrap_or_default()))
+//! }
+//!
+//! fn is_release(ctx: &Ctx) -> bool {
+//!     ctx.tag().is_some()
+//! }
+//!
+//! # fn main() {
+//! let on_branch = TestCtx::new().branch("feature").plan().unwrap();
+//! assert_eq!(on_branch.job_ids(), ["unit-test"]);
+//!
+//! let on_tag = TestCtx::new().tag("v1.0.0");
+//! assert_eq!(on_tag.plan().unwrap().job_ids(), ["unit-test", "publish"]);
+//! let run = on_tag.run().unwrap();
+//! assert!(run.succeeded());
+//! assert_eq!(run.output(&publish).unwrap(), "released v1.0.0");
+//! # }
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::Semaphore;
+
+use crate::ctx::{BuildState, Ctx, Masker};
+use crate::dsl::{Job, JobError, JobMarker};
+use crate::plan::{self, Resolved};
+use crate::protocol::{BuildInfo, BuildStatus, ContainerSpec, Event, EventKind, GitInfo, JobStatus, ParamMap, Plan, Source};
+use crate::runner::{Approver, BoxFuture, ContainerRunner, MemorySink};
+use crate::scheduler;
+
+/// A build context for tests, built up with setters.
+#[derive(Debug, Clone)]
+pub struct TestCtx {
+    info: BuildInfo,
+    params: ParamMap,
+    approved: HashSet<String>,
+    jobs: Vec<String>,
+    fail_fast: bool,
+}
+
+impl Default for TestCtx {
+    fn default() -> Self {
+        TestCtx::new()
+    }
+}
+
+impl TestCtx {
+    /// A CLI build of the current directory, on no particular ref, with main branch `main`.
+    pub fn new() -> TestCtx {
+        TestCtx {
+            info: BuildInfo {
+                build_id: "test-build".into(),
+                checkout_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+                git: GitInfo::default(),
+                source: Source::Cli,
+            },
+            params: ParamMap::new(),
+            approved: HashSet::new(),
+            jobs: Vec::new(),
+            fail_fast: false,
+        }
+    }
+
+    /// Builds branch `name` (`refs/heads/name`).
+    pub fn branch(mut self, name: &str) -> Self {
+        self.info.git.git_ref = Some(format!("refs/heads/{name}"));
+        self
+    }
+
+    /// Builds tag `name` (`refs/tags/name`).
+    pub fn tag(mut self, name: &str) -> Self {
+        self.info.git.git_ref = Some(format!("refs/tags/{name}"));
+        self
+    }
+
+    /// Builds this full ref.
+    pub fn git_ref(mut self, git_ref: &str) -> Self {
+        self.info.git.git_ref = Some(git_ref.to_owned());
+        self
+    }
+
+    /// Builds this commit.
+    pub fn commit(mut self, id: &str) -> Self {
+        self.info.git.commit_id = Some(id.to_owned());
+        self
+    }
+
+    /// Sets the repository's main branch.
+    pub fn main_branch(mut self, name: &str) -> Self {
+        self.info.git.main_branch = name.to_owned();
+        self
+    }
+
+    /// Adds files to the build's added files.
+    pub fn added<I: IntoIterator<Item = S>, S: Into<String>>(mut self, paths: I) -> Self {
+        self.info.git.changes.added.extend(paths.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds files to the build's modified files.
+    pub fn modified<I: IntoIterator<Item = S>, S: Into<String>>(mut self, paths: I) -> Self {
+        self.info.git.changes.modified.extend(paths.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds files to the build's removed files.
+    pub fn removed<I: IntoIterator<Item = S>, S: Into<String>>(mut self, paths: I) -> Self {
+        self.info.git.changes.removed.extend(paths.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets a build parameter.
+    pub fn param(mut self, name: &str, value: &str) -> Self {
+        self.params.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Sets who triggered the build.
+    pub fn source(mut self, source: Source) -> Self {
+        self.info.source = source;
+        self
+    }
+
+    /// Sets the checkout directory (default: the current directory).
+    pub fn checkout_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.info.checkout_dir = dir.into();
+        self
+    }
+
+    /// Approves a blocked job; blocked jobs not approved are skipped.
+    pub fn approve(mut self, job_id: &str) -> Self {
+        self.approved.insert(job_id.to_owned());
+        self
+    }
+
+    /// Keeps only these jobs and what they depend on, like `monkeyci build run --job`.
+    pub fn only(mut self, job_id: &str) -> Self {
+        self.jobs.push(job_id.to_owned());
+        self
+    }
+
+    /// Stops at the first failure, like `monkeyci build run --fail-fast`.
+    pub fn fail_fast(mut self) -> Self {
+        self.fail_fast = true;
+        self
+    }
+
+    /// The context, as conditions and `#[pipeline]` functions see it.
+    pub fn ctx(&self) -> Ctx {
+        self.build_ctx(Arc::new(MemorySink::default()), Arc::new(FakeContainerEngine::default()))
+    }
+
+    fn build_ctx(&self, events: Arc<MemorySink>, containers: Arc<FakeContainerEngine>) -> Ctx {
+        Ctx::new(BuildState {
+            info: self.info.clone(),
+            params: self.params.clone(),
+            masker: Masker::new(self.params.values().map(String::as_str)),
+            events,
+            containers,
+            approver: Arc::new(Approvals(self.approved.clone())),
+            process_slots: Arc::new(Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))),
+            outputs: Mutex::new(HashMap::new()),
+            graph: OnceLock::new(),
+        })
+    }
+
+    /// The plan of the jobs declared in this crate (`#[job]` and `#[pipeline]`).
+    pub fn plan(&self) -> Result<Plan, plan::Error> {
+        Ok(plan::resolve(&self.ctx(), &self.jobs)?.plan())
+    }
+
+    /// The plan of the given jobs only, ignoring what the crate declares.
+    pub fn plan_jobs(&self, jobs: Vec<Job>) -> Result<Plan, plan::Error> {
+        Ok(plan::order(jobs, Vec::new(), &self.jobs)?.plan())
+    }
+
+    /// Runs the jobs declared in this crate: action jobs for real, container jobs faked.
+    ///
+    /// # Panics
+    ///
+    /// When called from inside an async runtime; use [`TestCtx::run_async`] there.
+    #[track_caller]
+    pub fn run(&self) -> Result<TestRun, plan::Error> {
+        block_on(self.run_async())
+    }
+
+    /// [`TestCtx::run`] for async tests.
+    pub async fn run_async(&self) -> Result<TestRun, plan::Error> {
+        let events = Arc::new(MemorySink::default());
+        let containers = Arc::new(FakeContainerEngine::default());
+        let ctx = self.build_ctx(events.clone(), containers.clone());
+        let resolved = plan::resolve(&ctx, &self.jobs)?;
+        Ok(self.execute(ctx, resolved, events, containers).await)
+    }
+
+    /// Runs the given jobs only.
+    ///
+    /// # Panics
+    ///
+    /// When called from inside an async runtime; use [`TestCtx::run_jobs_async`] there.
+    #[track_caller]
+    pub fn run_jobs(&self, jobs: Vec<Job>) -> Result<TestRun, plan::Error> {
+        block_on(self.run_jobs_async(jobs))
+    }
+
+    /// [`TestCtx::run_jobs`] for async code.
+    pub async fn run_jobs_async(&self, jobs: Vec<Job>) -> Result<TestRun, plan::Error> {
+        let events = Arc::new(MemorySink::default());
+        let containers = Arc::new(FakeContainerEngine::default());
+        let ctx = self.build_ctx(events.clone(), containers.clone());
+        let resolved = plan::order(jobs, Vec::new(), &self.jobs)?;
+        Ok(self.execute(ctx, resolved, events, containers).await)
+    }
+
+    async fn execute(&self, ctx: Ctx, resolved: Resolved, events: Arc<MemorySink>, containers: Arc<FakeContainerEngine>) -> TestRun {
+        let report = scheduler::run(&ctx, resolved, scheduler::Options { fail_fast: self.fail_fast }).await;
+        let outputs = ctx.build.outputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let events = std::mem::take(&mut *events.events.lock().unwrap_or_else(|e| e.into_inner()));
+        let containers = std::mem::take(&mut *containers.started.lock().unwrap_or_else(|e| e.into_inner()));
+        TestRun {
+            status: report.status,
+            jobs: report.jobs.into_iter().map(|r| (r.id, (r.status, r.message))).collect(),
+            outputs: outputs.into_iter().map(|(k, v)| (k, (*v).clone())).collect(),
+            events,
+            containers,
+        }
+    }
+}
+
+#[track_caller]
+fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("cannot start a tokio runtime for the test")
+        .block_on(fut)
+}
+
+/// What a test run did.
+#[derive(Debug)]
+pub struct TestRun {
+    status: BuildStatus,
+    jobs: HashMap<String, (JobStatus, Option<String>)>,
+    outputs: HashMap<String, serde_json::Value>,
+    events: Vec<Event>,
+    containers: Vec<(String, ContainerSpec)>,
+}
+
+impl TestRun {
+    /// How the build ended.
+    pub fn status(&self) -> BuildStatus {
+        self.status
+    }
+
+    /// Whether every job that ran succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.status == BuildStatus::Success
+    }
+
+    /// How job `id` ended (`None` if it is not part of the build).
+    pub fn job_status(&self, id: &str) -> Option<JobStatus> {
+        self.jobs.get(id).map(|(status, _)| *status)
+    }
+
+    /// Why job `id` failed or was skipped.
+    pub fn message(&self, id: &str) -> Option<&str> {
+        self.jobs.get(id).and_then(|(_, message)| message.as_deref())
+    }
+
+    /// The typed output of a `#[job]` that succeeded.
+    pub fn output<J: JobMarker>(&self, job: &J) -> Option<J::Output> {
+        let _ = job;
+        serde_json::from_value(self.outputs.get(J::ID)?.clone()).ok()
+    }
+
+    /// The output of job `id` as JSON.
+    pub fn output_json(&self, id: &str) -> Option<&serde_json::Value> {
+        self.outputs.get(id)
+    }
+
+    /// Every event, in order.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// The lines job `id` logged.
+    pub fn log(&self, id: &str) -> Vec<&str> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::JobOutput { job_id, line, .. } if job_id == id => Some(line.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The container specs the fake engine was asked to run, by job id.
+    pub fn containers(&self) -> &[(String, ContainerSpec)] {
+        &self.containers
+    }
+}
+
+/// **Fake** container engine for unit tests: records each spec and reports success without
+/// running anything.
+#[derive(Default)]
+struct FakeContainerEngine {
+    started: Mutex<Vec<(String, ContainerSpec)>>,
+}
+
+impl ContainerRunner for FakeContainerEngine {
+    fn run<'a>(&'a self, ctx: &'a Ctx, spec: ContainerSpec) -> BoxFuture<'a, Result<(), JobError>> {
+        let job = ctx.job_id().unwrap_or_default().to_owned();
+        self.started.lock().unwrap_or_else(|e| e.into_inner()).push((job, spec));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+struct Approvals(HashSet<String>);
+
+impl Approver for Approvals {
+    fn approve<'a>(&'a self, job_id: &'a str) -> BoxFuture<'a, Result<bool, JobError>> {
+        let approved = self.0.contains(job_id);
+        Box::pin(async move { Ok(approved) })
+    }
+}
