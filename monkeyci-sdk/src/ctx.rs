@@ -355,17 +355,23 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Replaces secret values in text with `***`.
+/// Replaces secret values in text with `***`. Values shorter than three characters are not
+/// masked: they would hide ordinary text everywhere.
+///
+/// ```
+/// let masker = monkeyci_sdk::Masker::new(["hunter22", "x"]);
+/// assert_eq!(masker.mask("password hunter22, x"), "password ***, x");
+/// ```
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Masker {
+pub struct Masker {
     secrets: Vec<String>,
 }
 
-/// Shorter values would mask ordinary text everywhere; they are left as they are.
-pub(crate) const MIN_MASKED_LEN: usize = 3;
+const MIN_MASKED_LEN: usize = 3;
 
 impl Masker {
-    pub(crate) fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Masker {
+    /// Masks these values.
+    pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Masker {
         let mut secrets: Vec<String> =
             values.into_iter().filter(|v| v.len() >= MIN_MASKED_LEN).map(str::to_owned).collect();
         // Longest first, so a secret containing another is masked whole.
@@ -374,7 +380,8 @@ impl Masker {
         Masker { secrets }
     }
 
-    pub(crate) fn mask(&self, text: &str) -> String {
+    /// `text` with every secret replaced by `***`.
+    pub fn mask(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for secret in &self.secrets {
             if out.contains(secret.as_str()) {

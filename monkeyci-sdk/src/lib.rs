@@ -84,7 +84,7 @@ mod util;
 #[doc(hidden)]
 pub mod __private;
 
-pub use ctx::{Ctx, Secret, ShellOutput};
+pub use ctx::{Ctx, Masker, Secret, ShellOutput};
 pub use dsl::{ContainerJob, Job, JobError, JobId, JobMarker, JobOutput, ResultExt, container};
 pub use plan::Error as PlanError;
 

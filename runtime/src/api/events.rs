@@ -1,0 +1,22 @@
+//! `POST /events`: the script reports what happens.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use monkeyci_sdk::protocol::Event;
+
+use super::auth::Authorized;
+use super::{ApiError, BuildApiState};
+
+pub(super) async fn events_post(
+    _auth: Authorized,
+    State(state): State<BuildApiState>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let events: Vec<Event> = serde_json::from_slice(&body)
+        .map_err(|err| ApiError::BadRequest(format!("the body is not a JSON array of events: {err}")))?;
+    for event in events {
+        state.inner.events.send(event).map_err(|_| ApiError::Unavailable("the build is over"))?;
+    }
+    Ok(StatusCode::ACCEPTED)
+}

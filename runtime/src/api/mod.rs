@@ -1,0 +1,69 @@
+//! The build API: the HTTP interface a running pipeline script (and later a sidecar) talks
+//! to, served on 127.0.0.1 with a bearer token scoped to one build.
+//!
+//! The router below is the table of contents. Handlers are small and only move data between
+//! HTTP and [`BuildApiState`]; what happens to events is the controller's business.
+//!
+//! - `GET  /openapi.json`: this API, described (no token needed)
+//! - `POST /events`: append a JSON array of events to the build's stream
+//! - `GET  /params`: the build parameters, as a JSON object
+//! - `POST /jobs/{job_id}/approval`: ask whether a blocked job may run; answers `{"approved": bool}`
+
+mod approval;
+mod auth;
+mod error;
+mod events;
+mod params;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use monkeyci_sdk::protocol::{Event, ParamMap};
+use tokio::sync::mpsc;
+
+pub(crate) use auth::BuildToken;
+pub(crate) use error::ApiError;
+
+/// What the API of one build serves from.
+#[derive(Clone)]
+pub(crate) struct BuildApiState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    token: BuildToken,
+    params: ParamMap,
+    approved: BTreeSet<String>,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl BuildApiState {
+    /// State for one build; events posted by the script arrive on `events`.
+    pub(crate) fn new(
+        token: BuildToken,
+        params: ParamMap,
+        approved: BTreeSet<String>,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> BuildApiState {
+        BuildApiState { inner: Arc::new(Inner { token, params, approved, events }) }
+    }
+}
+
+/// The build API's routes.
+pub(crate) fn router(state: BuildApiState) -> Router {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/events", post(events::events_post))
+        .route("/params", get(params::params_get))
+        .route("/jobs/{job_id}/approval", post(approval::approval_post))
+        .with_state(state)
+}
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+}

@@ -1,0 +1,12 @@
+//! `GET /params`: the build parameters.
+
+use axum::Json;
+use axum::extract::State;
+use monkeyci_sdk::protocol::ParamMap;
+
+use super::BuildApiState;
+use super::auth::Authorized;
+
+pub(super) async fn params_get(_auth: Authorized, State(state): State<BuildApiState>) -> Json<ParamMap> {
+    Json(state.inner.params.clone())
+}

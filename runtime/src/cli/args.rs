@@ -1,0 +1,144 @@
+//! The command line, as clap structs that mirror it. Validation into what commands work with
+//! happens in the command modules.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use monkeyci_sdk::protocol::Source;
+
+use crate::planfmt::PlanFormat;
+
+/// MonkeyCI: CI pipelines written in Rust.
+#[derive(Debug, Parser)]
+#[command(name = "monkeyci", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run, plan, verify or test the pipeline of a repository.
+    #[command(subcommand)]
+    Build(BuildCommand),
+    /// Create a working pipeline crate in DIR/.monkeyci.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BuildCommand {
+    /// Compile the pipeline and run its jobs.
+    Run(RunArgs),
+    /// Show the jobs that would run, without running them.
+    Plan(PlanArgs),
+    /// Compile the pipeline and check that it plans (no cycles, no unknown jobs).
+    Verify(VerifyArgs),
+    /// Run the pipeline crate's own unit tests (`cargo test`).
+    Test(TestArgs),
+}
+
+/// Where the pipeline is and how to compile it.
+#[derive(Debug, Args)]
+pub(crate) struct PipelineArgs {
+    /// The repository (its pipeline is DIR/.monkeyci) or a pipeline crate itself.
+    #[arg(default_value = ".")]
+    pub(crate) dir: PathBuf,
+    /// A local monkeyci-sdk checkout for pipelines that depend on the sdk by version.
+    #[arg(long, env = "MONKEYCI_SDK_PATH", value_name = "DIR")]
+    pub(crate) sdk_path: Option<PathBuf>,
+}
+
+/// The build context; what git says, unless overridden here.
+#[derive(Debug, Args)]
+pub(crate) struct ContextArgs {
+    /// Build this branch (refs/heads/BRANCH).
+    #[arg(long, conflicts_with = "tag")]
+    pub(crate) branch: Option<String>,
+    /// Build this tag (refs/tags/TAG).
+    #[arg(long)]
+    pub(crate) tag: Option<String>,
+    /// The commit id the build reports.
+    #[arg(long)]
+    pub(crate) commit: Option<String>,
+    /// The repository's main branch.
+    #[arg(long)]
+    pub(crate) main_branch: Option<String>,
+    /// A changed file (repeatable); replaces the changes git reports.
+    #[arg(long = "changed", value_name = "PATH")]
+    pub(crate) changed: Vec<String>,
+    /// Report changes relative to this commit (default: HEAD, i.e. uncommitted changes).
+    #[arg(long, value_name = "REV")]
+    pub(crate) base: Option<String>,
+    /// A build parameter, NAME=VALUE, or NAME to take the value from the environment variable
+    /// NAME (keeps it out of the process list). Repeatable.
+    #[arg(long = "param", value_name = "NAME[=VALUE]")]
+    pub(crate) params: Vec<String>,
+    /// Who triggered the build: cli, api or webhook.
+    #[arg(long, default_value = "cli")]
+    pub(crate) source: Source,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub(crate) context: ContextArgs,
+    /// Run only this job and what it depends on (repeatable).
+    #[arg(long = "job", value_name = "ID")]
+    pub(crate) jobs: Vec<String>,
+    /// At most this many jobs doing process work (commands, containers) at once
+    /// [default: the number of CPUs].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_parallel: Option<u32>,
+    /// After the first failure, start no new job and cancel running ones.
+    #[arg(long)]
+    pub(crate) fail_fast: bool,
+    /// Approve this blocked job (repeatable); blocked jobs not approved are skipped.
+    #[arg(long = "approve", value_name = "ID")]
+    pub(crate) approve: Vec<String>,
+    /// Also write every event as a JSON line to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) events: Option<PathBuf>,
+    /// Plain time-stamped lines even on a terminal.
+    #[arg(long)]
+    pub(crate) plain: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    #[command(flatten)]
+    pub(crate) pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub(crate) context: ContextArgs,
+    /// Only this job and what it depends on (repeatable).
+    #[arg(long = "job", value_name = "ID")]
+    pub(crate) jobs: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: PlanFormat,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    pub(crate) pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub(crate) context: ContextArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TestArgs {
+    #[command(flatten)]
+    pub(crate) pipeline: PipelineArgs,
+    /// Arguments for `cargo test`, after `--`.
+    #[arg(last = true)]
+    pub(crate) cargo_args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// The repository to add a pipeline to.
+    #[arg(default_value = ".")]
+    pub(crate) dir: PathBuf,
+}

@@ -1,0 +1,230 @@
+//! `monkeyci build run|plan|verify|test`.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use monkeyci_sdk::protocol::{BuildInfo, BuildStatus, OutputStream, ParamMap, Plan, ScriptMode};
+
+use crate::cli::Outcome;
+use crate::cli::args::{ContextArgs, PipelineArgs, PlanArgs, RunArgs, TestArgs, VerifyArgs};
+use crate::compiler::{Compiler, PipelineCrate};
+use crate::controller::{self, ScriptOutcome, ScriptRequest, Update};
+use crate::git::{self, GitOverrides};
+use crate::planfmt::{self, PlanFormat};
+use crate::render::{Console, Style};
+
+/// A located and compiled pipeline, ready to run.
+struct Pipeline {
+    binary: PathBuf,
+    checkout_dir: PathBuf,
+}
+
+/// Finds and compiles the pipeline; `Err(Outcome::Unusable)` once the problem was shown.
+fn prepare(args: &PipelineArgs) -> anyhow::Result<Result<Pipeline, Outcome>> {
+    let krate = PipelineCrate::locate(&args.dir)?;
+    let compiler = Compiler::new(crate::paths::cache_dir()?, crate::paths::sdk_path(args.sdk_path.as_deref()));
+    match compiler.compile(&krate) {
+        Ok(compiled) => {
+            let checkout_dir = args.dir.canonicalize().with_context(|| format!("cannot read {}", args.dir.display()))?;
+            Ok(Ok(Pipeline { binary: compiled.binary, checkout_dir }))
+        }
+        Err(err @ crate::compiler::Error::CompileFailed) => {
+            eprintln!("error: {err}");
+            Ok(Err(Outcome::Unusable))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The build's context from git and the command line.
+fn build_info(checkout_dir: &Path, args: &ContextArgs) -> anyhow::Result<(BuildInfo, ParamMap)> {
+    let overrides = GitOverrides {
+        branch: args.branch.clone(),
+        tag: args.tag.clone(),
+        commit: args.commit.clone(),
+        main_branch: args.main_branch.clone(),
+        changed: args.changed.clone(),
+        base: args.base.clone(),
+    };
+    let git = git::git_info(checkout_dir, &overrides).context("cannot read the git context")?;
+    let build = BuildInfo {
+        build_id: format!("local-{}", monkeyci_sdk::protocol::now_ms()),
+        checkout_dir: checkout_dir.to_owned(),
+        git,
+        source: args.source,
+    };
+    Ok((build, parse_params(&args.params)?))
+}
+
+fn parse_params(raw: &[String]) -> anyhow::Result<ParamMap> {
+    let mut params = ParamMap::new();
+    for item in raw {
+        let (name, value) = match item.split_once('=') {
+            Some((name, value)) => (name.to_owned(), value.to_owned()),
+            None => {
+                let value = std::env::var(item).with_context(|| {
+                    format!("--param {item}: no value given and no environment variable {item} is set")
+                })?;
+                (item.clone(), value)
+            }
+        };
+        if name.is_empty() {
+            bail!("--param {item:?}: the name is empty; write NAME=VALUE");
+        }
+        params.insert(name, value);
+    }
+    Ok(params)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
+    let pipeline = match prepare(&args.pipeline)? {
+        Ok(pipeline) => pipeline,
+        Err(outcome) => return Ok(outcome),
+    };
+    let (build, params) = build_info(&pipeline.checkout_dir, &args.context)?;
+    let mut events_file = match &args.events {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create the events file {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let max_parallel = match args.max_parallel {
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+    };
+    let request = ScriptRequest {
+        build,
+        params,
+        mode: ScriptMode::Run,
+        jobs: args.jobs,
+        max_parallel,
+        fail_fast: args.fail_fast,
+        approved: args.approve.into_iter().collect::<BTreeSet<_>>(),
+    };
+    let style = if args.plain { Style::Plain } else { Style::detect() };
+    let console = Arc::new(Mutex::new(Console::new(style)));
+    let outcome = runtime()?.block_on(async {
+        let ticker = (style == Style::Live).then(|| {
+            let console = Arc::clone(&console);
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_millis(200));
+                loop {
+                    every.tick().await;
+                    console.lock().unwrap_or_else(|e| e.into_inner()).tick();
+                }
+            })
+        });
+        let outcome = controller::run_script(&pipeline.binary, request, |update| {
+            if let (Some(file), Update::Event(event)) = (&mut events_file, &update) {
+                let _ = serde_json::to_writer(&mut *file, event);
+                let _ = file.write_all(b"\n");
+            }
+            console.lock().unwrap_or_else(|e| e.into_inner()).update(&update);
+        })
+        .await;
+        if let Some(ticker) = ticker {
+            ticker.abort();
+        }
+        outcome
+    })?;
+    if let Some(mut file) = events_file {
+        file.flush().context("cannot write the events file")?;
+    }
+    let mut console = console.lock().unwrap_or_else(|e| e.into_inner());
+    console.finish();
+    Ok(judge(&outcome, console.view().jobs.is_empty()))
+}
+
+/// The command's outcome from how the script ended.
+fn judge(outcome: &ScriptOutcome, nothing_ran: bool) -> Outcome {
+    match &outcome.end {
+        Some((BuildStatus::Success, _)) if outcome.exit.success() => Outcome::Success,
+        Some((BuildStatus::Failure | BuildStatus::Canceled, _)) => Outcome::Failed,
+        Some((BuildStatus::Error, message)) => {
+            eprintln!("error: the pipeline cannot be planned: {}", message.as_deref().unwrap_or("(no reason given)"));
+            Outcome::Unusable
+        }
+        Some((BuildStatus::Success, _)) | None => {
+            let how = match outcome.exit.code() {
+                Some(code) => format!("exit code {code}"),
+                None => "a signal".to_owned(),
+            };
+            let stage = if nothing_ran { "before planning" } else { "before the build ended" };
+            eprintln!("error: the pipeline script stopped with {how} {stage} (its output is above)");
+            Outcome::Unusable
+        }
+    }
+}
+
+/// Runs the script in plan mode; `Err` once a planning problem was shown.
+fn plan_of(pipeline: &Pipeline, context: &ContextArgs, jobs: Vec<String>) -> anyhow::Result<Result<Plan, Outcome>> {
+    let (build, params) = build_info(&pipeline.checkout_dir, context)?;
+    let request = ScriptRequest {
+        build,
+        params,
+        mode: ScriptMode::Plan,
+        jobs,
+        max_parallel: 1,
+        fail_fast: false,
+        approved: BTreeSet::new(),
+    };
+    let outcome = runtime()?.block_on(controller::run_script(&pipeline.binary, request, |update| {
+        // Whatever the script prints while planning (a panic, say) goes to stderr.
+        if let Update::ScriptLine(stream, line) = update {
+            let marker = if stream == OutputStream::Stderr { "!" } else { "|" };
+            eprintln!("[script] {marker} {line}");
+        }
+    }))?;
+    match (outcome.plan, outcome.exit.success()) {
+        (Some(plan), true) => Ok(Ok(plan)),
+        _ => Ok(Err(judge(&ScriptOutcome { plan: None, ..outcome }, true))),
+    }
+}
+
+pub(super) fn plan(args: PlanArgs) -> anyhow::Result<Outcome> {
+    let pipeline = match prepare(&args.pipeline)? {
+        Ok(pipeline) => pipeline,
+        Err(outcome) => return Ok(outcome),
+    };
+    match plan_of(&pipeline, &args.context, args.jobs)? {
+        Ok(plan) => {
+            print!("{}", planfmt::format(&plan, args.format));
+            Ok(Outcome::Success)
+        }
+        Err(outcome) => Ok(outcome),
+    }
+}
+
+pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
+    let pipeline = match prepare(&args.pipeline)? {
+        Ok(pipeline) => pipeline,
+        Err(outcome) => return Ok(outcome),
+    };
+    match plan_of(&pipeline, &args.context, Vec::new())? {
+        Ok(plan) => {
+            print!("pipeline OK: it compiles and plans; ");
+            print!("{}", planfmt::format(&plan, PlanFormat::Text));
+            Ok(Outcome::Success)
+        }
+        Err(outcome) => Ok(outcome),
+    }
+}
+
+pub(super) fn test(args: TestArgs) -> anyhow::Result<Outcome> {
+    let krate = PipelineCrate::locate(&args.pipeline.dir)?;
+    let compiler = Compiler::new(crate::paths::cache_dir()?, crate::paths::sdk_path(args.pipeline.sdk_path.as_deref()));
+    let status = compiler
+        .cargo(&krate, "test")
+        .args(&args.cargo_args)
+        .status()
+        .context("cannot run `cargo test`")?;
+    Ok(if status.success() { Outcome::Success } else { Outcome::Failed })
+}

@@ -1,0 +1,143 @@
+//! The controller of a local build: serves the build API, starts the compiled pipeline
+//! script with its configuration, and turns what the script reports (events over the API,
+//! lines it prints) into one ordered stream of [`Update`]s for the renderer.
+//!
+//! It does not compile (see `compiler`) and does not render (see `render`).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+
+use anyhow::Context as _;
+use monkeyci_sdk::Masker;
+use monkeyci_sdk::protocol::{
+    ApiEndpoint, BuildInfo, BuildStatus, Event, EventKind, OutputStream, ParamMap, Plan, SCRIPT_CONFIG_ENV, ScriptConfig,
+    ScriptMode,
+};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::mpsc;
+
+use crate::api::{self, BuildApiState, BuildToken};
+
+/// Something that happened in the build, in the order it reached the controller.
+#[derive(Debug, Clone)]
+pub(crate) enum Update {
+    /// An event the script reported.
+    Event(Event),
+    /// A line the script process printed itself (not through a job), secrets masked.
+    ScriptLine(OutputStream, String),
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub(crate) struct ScriptRequest {
+    pub(crate) build: BuildInfo,
+    pub(crate) params: ParamMap,
+    pub(crate) mode: ScriptMode,
+    pub(crate) jobs: Vec<String>,
+    pub(crate) max_parallel: usize,
+    pub(crate) fail_fast: bool,
+    pub(crate) approved: BTreeSet<String>,
+}
+
+/// How the script ended.
+#[derive(Debug)]
+pub(crate) struct ScriptOutcome {
+    /// The script process's exit status.
+    pub(crate) exit: ExitStatus,
+    /// The `script/end` event's status and message, if it sent one.
+    pub(crate) end: Option<(BuildStatus, Option<String>)>,
+    /// The plan, in plan mode.
+    pub(crate) plan: Option<Plan>,
+}
+
+/// Runs the script `binary` for `request` and hands every update to `on_update` as it comes.
+pub(crate) async fn run_script(
+    binary: &Path,
+    request: ScriptRequest,
+    mut on_update: impl FnMut(Update),
+) -> anyhow::Result<ScriptOutcome> {
+    let token = BuildToken::generate().context("cannot create a build token")?;
+    let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
+    let state = BuildApiState::new(token.clone(), request.params.clone(), request.approved.clone(), event_tx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("cannot open the build API port")?;
+    let addr = listener.local_addr().context("cannot read the build API address")?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, api::router(state))
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await
+    });
+
+    let masker = Masker::new(request.params.values().map(String::as_str));
+    let config = ScriptConfig {
+        build: request.build.clone(),
+        api: ApiEndpoint { url: format!("http://{addr}"), token: token.as_str().to_owned() },
+        mode: request.mode,
+        jobs: request.jobs.clone(),
+        max_parallel: request.max_parallel,
+        fail_fast: request.fail_fast,
+    };
+    let mut child = tokio::process::Command::new(binary)
+        .env(SCRIPT_CONFIG_ENV, serde_json::to_string(&config)?)
+        .current_dir(&request.build.checkout_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start the pipeline script {}", binary.display()))?;
+    let (line_tx, mut line_rx) = mpsc::unbounded_channel::<(OutputStream, String)>();
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(forward_lines(out, OutputStream::Stdout, line_tx.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(forward_lines(err, OutputStream::Stderr, line_tx.clone()));
+    }
+    drop(line_tx);
+
+    let mut end = None;
+    let mut plan = None;
+    let mut handle = |update: Update, end: &mut Option<_>, plan: &mut Option<_>| {
+        if let Update::Event(event) = &update {
+            match &event.kind {
+                EventKind::ScriptEnd { status, message } => *end = Some((*status, message.clone())),
+                EventKind::ScriptPlan { plan: p } => *plan = Some(p.clone()),
+                _ => {}
+            }
+        }
+        on_update(update);
+    };
+    let mut lines_open = true;
+    let exit = loop {
+        tokio::select! {
+            Some(event) = event_rx.recv() => handle(Update::Event(event), &mut end, &mut plan),
+            line = line_rx.recv(), if lines_open => match line {
+                Some((stream, line)) => handle(Update::ScriptLine(stream, masker.mask(&line)), &mut end, &mut plan),
+                None => lines_open = false,
+            },
+            status = child.wait() => break status.context("waiting for the pipeline script")?,
+        }
+    };
+    // The script flushes its events before it exits; whatever it printed last follows.
+    while let Ok(event) = event_rx.try_recv() {
+        handle(Update::Event(event), &mut end, &mut plan);
+    }
+    while let Some((stream, line)) = line_rx.recv().await {
+        handle(Update::ScriptLine(stream, masker.mask(&line)), &mut end, &mut plan);
+    }
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    Ok(ScriptOutcome { exit, end, plan })
+}
+
+async fn forward_lines(reader: impl AsyncRead + Unpin, stream: OutputStream, tx: mpsc::UnboundedSender<(OutputStream, String)>) {
+    let mut lines = BufReader::new(reader).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if tx.send((stream, line)).is_err() {
+            break;
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Plain output: one time-stamped line per update, for logs and pipes.
+
+use std::io::Write;
+
+use monkeyci_sdk::protocol::{Event, EventKind, OutputStream};
+
+use super::BuildView;
+use super::view::format_ms;
+use crate::controller::Update;
+
+/// Writes the line for `update`, if it deserves one.
+pub(super) fn line(out: &mut Vec<u8>, _view: &BuildView, update: &Update) {
+    match update {
+        Update::ScriptLine(stream, line) => {
+            let _ = writeln!(out, "{} [script] {}{line}", clock(monkeyci_sdk::protocol::now_ms()), marker(*stream));
+        }
+        Update::Event(event) => {
+            if let Some(text) = describe(event) {
+                let _ = writeln!(out, "{} {text}", clock(event.time));
+            }
+        }
+    }
+}
+
+fn marker(stream: OutputStream) -> &'static str {
+    match stream {
+        OutputStream::Stdout => "| ",
+        OutputStream::Stderr => "! ",
+    }
+}
+
+/// The text of an event's line, or `None` for events not worth one.
+pub(super) fn describe(event: &Event) -> Option<String> {
+    Some(match &event.kind {
+        EventKind::ScriptStart { jobs, .. } => {
+            let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+            format!("script started: {} jobs: {}", jobs.len(), ids.join(", "))
+        }
+        EventKind::ScriptEnd { status, message } => match message {
+            Some(message) => format!("script ended: {status}: {message}"),
+            None => format!("script ended: {status}"),
+        },
+        EventKind::JobBlocked { job_id } => {
+            format!("[{job_id}] blocked: waiting for approval (run with --approve {job_id} to let it run)")
+        }
+        EventKind::JobUnblocked { job_id } => format!("[{job_id}] approved"),
+        EventKind::JobStart { job_id, attempt } if *attempt > 1 => format!("[{job_id}] started (attempt {attempt})"),
+        EventKind::JobStart { job_id, .. } => format!("[{job_id}] started"),
+        EventKind::JobOutput { job_id, stream, line } => format!("[{job_id}] {}{line}", marker(*stream)),
+        EventKind::JobRetrying { job_id, attempt, message } => {
+            format!("[{job_id}] attempt {attempt} failed: {message}; retrying")
+        }
+        EventKind::JobEnd { job_id, status, duration_ms, message, .. } => match message {
+            Some(message) => format!("[{job_id}] {status} after {}: {message}", format_ms(*duration_ms)),
+            None => format!("[{job_id}] {status} after {}", format_ms(*duration_ms)),
+        },
+        EventKind::JobSkipped { job_id, reason } => format!("[{job_id}] skipped: {reason}"),
+        EventKind::ScriptPlan { .. } | EventKind::JobPending { .. } | EventKind::JobQueued { .. } => return None,
+    })
+}
+
+/// `HH:MM:SS.mmm` (UTC) of a time in milliseconds since the epoch.
+fn clock(ms: u64) -> String {
+    let secs = ms / 1000;
+    format!("{:02}:{:02}:{:02}.{:03}", (secs / 3600) % 24, (secs / 60) % 60, secs % 60, ms % 1000)
+}
