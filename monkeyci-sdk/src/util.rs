@@ -5,7 +5,7 @@ use std::time::Duration;
 /// `1h2m`, `10m`, `45s`, `250ms`: the shortest exact form of a duration.
 pub(crate) fn human_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms < 1000 || ms % 1000 != 0 {
+    if ms < 1000 || !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let mut secs = ms / 1000;

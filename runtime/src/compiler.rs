@@ -299,10 +299,11 @@ fn toolchain_id(dir: &Path) -> String {
         id.push_str(&format!(" rustc={} {modified:?}", rustc.display()));
     }
     // rustup's default toolchain decides when no file does.
-    if let Some(home) = std::env::var_os("RUSTUP_HOME").map(PathBuf::from).or_else(|| home_dir().map(|h| h.join(".rustup"))) {
-        if let Ok(settings) = std::fs::read_to_string(home.join("settings.toml")) {
-            id.push_str(&settings);
-        }
+    let rustup_home = std::env::var_os("RUSTUP_HOME").map(PathBuf::from).or_else(|| home_dir().map(|h| h.join(".rustup")));
+    if let Some(home) = rustup_home
+        && let Ok(settings) = std::fs::read_to_string(home.join("settings.toml"))
+    {
+        id.push_str(&settings);
     }
     id.push('\n');
     id

@@ -82,10 +82,10 @@ pub(crate) fn git_info(dir: &Path, overrides: &GitOverrides) -> Result<GitInfo, 
 /// `origin`'s default branch if known, else `main` or `master` if such a branch exists, else
 /// `main`.
 fn main_branch(dir: &Path) -> Result<String, Error> {
-    if let Some(head) = git(dir, &["symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD"])? {
-        if let Some(name) = head.strip_prefix("origin/") {
-            return Ok(name.to_owned());
-        }
+    if let Some(head) = git(dir, &["symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD"])?
+        && let Some(name) = head.strip_prefix("origin/")
+    {
+        return Ok(name.to_owned());
     }
     for candidate in ["main", "master"] {
         if git(dir, &["rev-parse", "--verify", "-q", &format!("refs/heads/{candidate}")])?.is_some() {

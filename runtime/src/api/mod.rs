@@ -67,3 +67,6 @@ async fn openapi() -> impl axum::response::IntoResponse {
         include_str!("openapi.json"),
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -20,7 +20,7 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run, plan, verify or test the pipeline of a repository.
     #[command(subcommand)]
-    Build(BuildCommand),
+    Build(Box<BuildCommand>),
     /// Create a working pipeline crate in DIR/.monkeyci.
     Init(InitArgs),
 }

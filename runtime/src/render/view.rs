@@ -96,7 +96,8 @@ impl BuildView {
             let duration = job.duration_ms.map(format_ms).unwrap_or_default();
             let message = job.message.as_deref().unwrap_or("").lines().next().unwrap_or("");
             let status = paint(color, job.status, &format!("{:<8}", job.status.as_str()));
-            let _ = writeln!(out, "{:<width$}  {status}  {duration:>9}  {message}", job.id);
+            let line = format!("{:<width$}  {status}  {duration:>9}  {message}", job.id);
+            let _ = writeln!(out, "{}", line.trim_end());
         }
         if let Some((status, message)) = &self.end {
             let _ = write!(out, "\nbuild {status}");

@@ -1,0 +1,100 @@
+//! The build API's contract: tokens, status codes, bodies.
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use monkeyci_sdk::protocol::{Event, EventKind, ParamMap};
+use tokio::sync::mpsc;
+use tower::ServiceExt;
+
+use super::{BuildApiState, BuildToken, router};
+
+struct Api {
+    state: BuildApiState,
+    token: BuildToken,
+    events: mpsc::UnboundedReceiver<Event>,
+}
+
+fn api() -> Api {
+    let token = BuildToken::generate().unwrap();
+    let (tx, events) = mpsc::unbounded_channel();
+    let params = ParamMap::from([("TOKEN".to_owned(), "s3cret".to_owned())]);
+    let state = BuildApiState::new(token.clone(), params, BTreeSet::from(["deploy".to_owned()]), tx);
+    Api { state, token, events }
+}
+
+async fn call(api: &Api, method: &str, path: &str, token: Option<&str>, body: &str) -> (StatusCode, serde_json::Value) {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let response = router(api.state.clone()).oneshot(request.body(Body::from(body.to_owned())).unwrap()).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json = if bytes.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    (status, json)
+}
+
+#[tokio::test]
+async fn rejects_missing_and_wrong_tokens() {
+    let api = api();
+    let (status, body) = call(&api, "GET", "/params", None, "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "missing bearer token");
+    let (status, body) = call(&api, "GET", "/params", Some("not-the-token"), "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "invalid token for this build");
+    let other = BuildToken::generate().unwrap();
+    let (status, _) = call(&api, "POST", "/events", Some(other.as_str()), "[]").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn serves_params_to_the_build() {
+    let api = api();
+    let (status, body) = call(&api, "GET", "/params", Some(api.token.as_str()), "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, serde_json::json!({ "TOKEN": "s3cret" }));
+}
+
+#[tokio::test]
+async fn accepts_events_in_order() {
+    let mut api = api();
+    let body = r#"[{"time":1,"type":"job/pending","job_id":"a"},{"time":2,"type":"job/start","job_id":"a","attempt":1}]"#;
+    let (status, _) = call(&api, "POST", "/events", Some(api.token.as_str()), body).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(api.events.recv().await.unwrap().kind, EventKind::JobPending { job_id: "a".into() });
+    assert_eq!(api.events.recv().await.unwrap().kind, EventKind::JobStart { job_id: "a".into(), attempt: 1 });
+}
+
+#[tokio::test]
+async fn malformed_events_get_400_and_lose_nothing_before_them() {
+    let mut api = api();
+    let token = api.token.as_str().to_owned();
+    let (status, body) = call(&api, "POST", "/events", Some(&token), r#"[{"time":1,"type":"job/explode"}]"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("not a JSON array of events"), "{body}");
+    let (status, _) = call(&api, "POST", "/events", Some(&token), "{not json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(api.events.try_recv().is_err(), "a rejected batch must not be half-applied");
+}
+
+#[tokio::test]
+async fn approves_only_the_approved_jobs() {
+    let api = api();
+    let (status, body) = call(&api, "POST", "/jobs/deploy/approval", Some(api.token.as_str()), "").await;
+    assert_eq!((status, body), (StatusCode::OK, serde_json::json!({ "approved": true })));
+    let (_, body) = call(&api, "POST", "/jobs/publish/approval", Some(api.token.as_str()), "").await;
+    assert_eq!(body, serde_json::json!({ "approved": false }));
+}
+
+#[tokio::test]
+async fn openapi_document_lists_every_route() {
+    let api = api();
+    let (status, doc) = call(&api, "GET", "/openapi.json", None, "").await;
+    assert_eq!(status, StatusCode::OK);
+    let paths: BTreeSet<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(paths, BTreeSet::from(["/events", "/params", "/jobs/{job_id}/approval"]));
+}
