@@ -103,7 +103,9 @@ impl ApiClient {
 
 impl Approver for ApiClient {
     fn approve<'a>(&'a self, job_id: &'a str) -> BoxFuture<'a, Result<bool, JobError>> {
-        Box::pin(async move { self.approval(job_id).await.map_err(|err| JobError::with_source("asking for approval", err)) })
+        Box::pin(
+            async move { self.approval(job_id).await.map_err(|err| JobError::with_source("asking for approval", err)) },
+        )
     }
 }
 

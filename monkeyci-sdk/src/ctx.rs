@@ -204,9 +204,8 @@ impl Ctx {
         let Some(value) = value else {
             return Err(JobError::msg(format!("job `{id}` has no output (it did not succeed)")));
         };
-        <J::Output as serde::Deserialize>::deserialize(value.as_ref()).map_err(|err| {
-            JobError::with_source(format!("the output of job `{id}` does not match its type"), err)
-        })
+        <J::Output as serde::Deserialize>::deserialize(value.as_ref())
+            .map_err(|err| JobError::with_source(format!("the output of job `{id}` does not match its type"), err))
     }
 
     /// Whether `job` depends on `dependency`, directly or transitively.
@@ -259,7 +258,8 @@ impl Ctx {
     /// # fn main() {}
     /// ```
     pub async fn shell(&self, command: &str) -> Result<ShellOutput, JobError> {
-        let _slot = self.build.process_slots.acquire().await.map_err(|_| JobError::msg("the build is shutting down"))?;
+        let _slot =
+            self.build.process_slots.acquire().await.map_err(|_| JobError::msg("the build is shutting down"))?;
         let mut child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(command)
@@ -272,10 +272,8 @@ impl Ctx {
             .map_err(|err| JobError::with_source(format!("could not start `{command}`"), err))?;
         let stdout = child.stdout.take().map(|s| self.pump(s, OutputStream::Stdout));
         let stderr = child.stderr.take().map(|s| self.pump(s, OutputStream::Stderr));
-        let status = child
-            .wait()
-            .await
-            .map_err(|err| JobError::with_source(format!("waiting for `{command}`"), err))?;
+        let status =
+            child.wait().await.map_err(|err| JobError::with_source(format!("waiting for `{command}`"), err))?;
         let stdout = join_pump(stdout).await;
         let stderr = join_pump(stderr).await;
         if !status.success() {

@@ -24,10 +24,7 @@ fn match_from(pattern: &[char], path: &[char]) -> bool {
             if match_from(rest, path) {
                 return true;
             }
-            path.iter()
-                .enumerate()
-                .filter(|(_, c)| **c == '/')
-                .any(|(i, _)| match_from(rest, &path[i + 1..]))
+            path.iter().enumerate().filter(|(_, c)| **c == '/').any(|(i, _)| match_from(rest, &path[i + 1..]))
         }
         Some('*') => {
             let rest = &pattern[1..];

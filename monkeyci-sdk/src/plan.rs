@@ -135,7 +135,8 @@ fn registered_jobs(ctx: &Ctx) -> Result<(Vec<Job>, Vec<SkippedJob>), Error> {
         if let Some(cond) = &def.when {
             let holds = guard(|| (cond.check)(ctx), || format!("the condition `{}` of job `{}`", cond.name, def.id))?;
             if !holds {
-                skipped.push(SkippedJob { id: def.id.to_owned(), reason: format!("condition `{}` is false", cond.name) });
+                skipped
+                    .push(SkippedJob { id: def.id.to_owned(), reason: format!("condition `{}` is false", cond.name) });
                 continue;
             }
         }
@@ -176,7 +177,8 @@ fn source_order(location: &str) -> (&str, u32) {
 
 /// Runs user code, turning a panic into a planning error.
 fn guard<T>(f: impl FnOnce() -> T, what: impl FnOnce() -> String) -> Result<T, Error> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| Error::Panicked { what: what(), message: panic_message(&*payload) })
+    catch_unwind(AssertUnwindSafe(f))
+        .map_err(|payload| Error::Panicked { what: what(), message: panic_message(&*payload) })
 }
 
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -248,7 +250,8 @@ pub(crate) fn order(jobs: Vec<Job>, mut skipped: Vec<SkippedJob>, filter: &[Stri
                     if let Some(s) = skipped.iter().find(|s| &s.id == id) {
                         return Err(Error::SelectedJobSkipped { id: id.clone(), reason: s.reason.clone() });
                     }
-                    let mut known: Vec<String> = index.keys().cloned().chain(skipped.iter().map(|s| s.id.clone())).collect();
+                    let mut known: Vec<String> =
+                        index.keys().cloned().chain(skipped.iter().map(|s| s.id.clone())).collect();
                     known.sort();
                     return Err(Error::UnknownJob { id: id.clone(), known });
                 }
@@ -374,8 +377,9 @@ mod tests {
     #[test]
     fn dependents_of_left_out_jobs_are_left_out() {
         let skipped = vec![SkippedJob { id: "release".into(), reason: "condition `is_tag` is false".into() }];
-        let r = order(vec![job("build", &[]), job("publish", &["release"]), job("announce", &["publish"])], skipped, &[])
-            .unwrap();
+        let r =
+            order(vec![job("build", &[]), job("publish", &["release"]), job("announce", &["publish"])], skipped, &[])
+                .unwrap();
         assert_eq!(ids(&r), ["build"]);
         let reasons: Vec<_> = r.skipped.iter().map(|s| (s.id.as_str(), s.reason.as_str())).collect();
         assert_eq!(

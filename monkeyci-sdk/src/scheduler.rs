@@ -92,7 +92,11 @@ pub(crate) async fn run(ctx: &Ctx, resolved: Resolved, options: Options) -> Buil
     let mut reports: Vec<JobReport> = Vec::new();
     for left_out in &resolved.skipped {
         ctx.emit(EventKind::JobSkipped { job_id: left_out.id.clone(), reason: left_out.reason.clone() });
-        reports.push(JobReport { id: left_out.id.clone(), status: JobStatus::Skipped, message: Some(left_out.reason.clone()) });
+        reports.push(JobReport {
+            id: left_out.id.clone(),
+            status: JobStatus::Skipped,
+            message: Some(left_out.reason.clone()),
+        });
     }
 
     let jobs = resolved.jobs;
@@ -135,7 +139,10 @@ pub(crate) async fn run(ctx: &Ctx, resolved: Resolved, options: Options) -> Buil
             Err(err) => {
                 let outcome = if err.is_cancelled() {
                     let failed = stopped_by.clone().unwrap_or_default();
-                    Outcome::not_run(JobStatus::Canceled, format!("canceled: job `{failed}` failed and fail_fast is on"))
+                    Outcome::not_run(
+                        JobStatus::Canceled,
+                        format!("canceled: job `{failed}` failed and fail_fast is on"),
+                    )
                 } else {
                     Outcome::not_run(JobStatus::Failure, format!("the scheduler lost this job: {err}"))
                 };
@@ -174,7 +181,8 @@ pub(crate) async fn run(ctx: &Ctx, resolved: Resolved, options: Options) -> Buil
         };
         reports.push(JobReport { id: ids[i].clone(), status, message });
     }
-    let status = if reports.iter().any(|r| r.status.is_failure()) { BuildStatus::Failure } else { BuildStatus::Success };
+    let status =
+        if reports.iter().any(|r| r.status.is_failure()) { BuildStatus::Failure } else { BuildStatus::Success };
     let message = failure_summary(&reports);
     ctx.emit(EventKind::ScriptEnd { status, message });
     BuildReport { status, jobs: reports }
@@ -191,7 +199,14 @@ fn failure_summary(reports: &[JobReport]) -> Option<String> {
 
 /// Records how job `i` ended, reports it, and skips every job waiting on it if it did not
 /// succeed.
-fn finish(ctx: &Ctx, ids: &[String], dependents: &[Vec<usize>], outcomes: &mut [Option<Outcome>], i: usize, outcome: Outcome) {
+fn finish(
+    ctx: &Ctx,
+    ids: &[String],
+    dependents: &[Vec<usize>],
+    outcomes: &mut [Option<Outcome>],
+    i: usize,
+    outcome: Outcome,
+) {
     let status = outcome.status;
     if status == JobStatus::Skipped {
         let reason = outcome.message.clone().unwrap_or_default();
@@ -276,7 +291,11 @@ async fn run_attempt(ctx: &Ctx, job: &Job) -> (JobStatus, Option<String>, Option
         Some(limit) => match tokio::time::timeout(limit, &mut handle.0).await {
             Ok(joined) => joined,
             Err(_) => {
-                return (JobStatus::Timeout, Some(format!("timed out after {}", crate::util::human_duration(limit))), None);
+                return (
+                    JobStatus::Timeout,
+                    Some(format!("timed out after {}", crate::util::human_duration(limit))),
+                    None,
+                );
             }
         },
         None => (&mut handle.0).await,

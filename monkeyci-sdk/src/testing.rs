@@ -43,7 +43,9 @@ use tokio::sync::Semaphore;
 use crate::ctx::{BuildState, Ctx, Masker};
 use crate::dsl::{Job, JobError, JobMarker};
 use crate::plan::{self, Resolved};
-use crate::protocol::{BuildInfo, BuildStatus, ContainerSpec, Event, EventKind, GitInfo, JobStatus, ParamMap, Plan, Source};
+use crate::protocol::{
+    BuildInfo, BuildStatus, ContainerSpec, Event, EventKind, GitInfo, JobStatus, ParamMap, Plan, Source,
+};
 use crate::runner::{Approver, BoxFuture, ContainerRunner, MemorySink};
 use crate::scheduler;
 
@@ -231,7 +233,13 @@ impl TestCtx {
         Ok(self.execute(ctx, resolved, events, containers).await)
     }
 
-    async fn execute(&self, ctx: Ctx, resolved: Resolved, events: Arc<MemorySink>, containers: Arc<FakeContainerEngine>) -> TestRun {
+    async fn execute(
+        &self,
+        ctx: Ctx,
+        resolved: Resolved,
+        events: Arc<MemorySink>,
+        containers: Arc<FakeContainerEngine>,
+    ) -> TestRun {
         let report = scheduler::run(&ctx, resolved, scheduler::Options { fail_fast: self.fail_fast }).await;
         let outputs = ctx.build.outputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let events = std::mem::take(&mut *events.events.lock().unwrap_or_else(|e| e.into_inner()));

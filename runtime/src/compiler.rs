@@ -187,7 +187,9 @@ impl Compiler {
             hash_file(&mut hasher, &lock)?;
         }
         let mut crates = vec![krate.dir.clone()];
-        if !krate.sdk_by_path && let Some(sdk) = &self.sdk_path {
+        if !krate.sdk_by_path
+            && let Some(sdk) = &self.sdk_path
+        {
             crates.push(sdk.clone());
         }
         let mut seen = BTreeSet::new();
@@ -299,7 +301,8 @@ fn toolchain_id(dir: &Path) -> String {
         id.push_str(&format!(" rustc={} {modified:?}", rustc.display()));
     }
     // rustup's default toolchain decides when no file does.
-    let rustup_home = std::env::var_os("RUSTUP_HOME").map(PathBuf::from).or_else(|| home_dir().map(|h| h.join(".rustup")));
+    let rustup_home =
+        std::env::var_os("RUSTUP_HOME").map(PathBuf::from).or_else(|| home_dir().map(|h| h.join(".rustup")));
     if let Some(home) = rustup_home
         && let Ok(settings) = std::fs::read_to_string(home.join("settings.toml"))
     {

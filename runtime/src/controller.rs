@@ -11,8 +11,8 @@ use std::process::{ExitStatus, Stdio};
 use anyhow::Context as _;
 use monkeyci_sdk::Masker;
 use monkeyci_sdk::protocol::{
-    ApiEndpoint, BuildInfo, BuildStatus, Event, EventKind, OutputStream, ParamMap, Plan, SCRIPT_CONFIG_ENV, ScriptConfig,
-    ScriptMode,
+    ApiEndpoint, BuildInfo, BuildStatus, Event, EventKind, OutputStream, ParamMap, Plan, SCRIPT_CONFIG_ENV,
+    ScriptConfig, ScriptMode,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
@@ -133,7 +133,11 @@ pub(crate) async fn run_script(
     Ok(ScriptOutcome { exit, end, plan })
 }
 
-async fn forward_lines(reader: impl AsyncRead + Unpin, stream: OutputStream, tx: mpsc::UnboundedSender<(OutputStream, String)>) {
+async fn forward_lines(
+    reader: impl AsyncRead + Unpin,
+    stream: OutputStream,
+    tx: mpsc::UnboundedSender<(OutputStream, String)>,
+) {
     let mut lines = BufReader::new(reader).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         if tx.send((stream, line)).is_err() {

@@ -10,5 +10,5 @@ mod job;
 
 pub use container::{ContainerJob, container};
 pub use error::{JobError, ResultExt};
-pub use job::{Job, JobId, JobMarker, JobOutput};
 pub(crate) use job::{ActionFn, JobBodyKind};
+pub use job::{Job, JobId, JobMarker, JobOutput};

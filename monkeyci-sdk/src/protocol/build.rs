@@ -52,11 +52,7 @@ pub struct Changes {
 impl Changes {
     /// Every changed path: added, modified and removed.
     pub fn all(&self) -> impl Iterator<Item = &str> {
-        self.added
-            .iter()
-            .chain(&self.modified)
-            .chain(&self.removed)
-            .map(String::as_str)
+        self.added.iter().chain(&self.modified).chain(&self.removed).map(String::as_str)
     }
 }
 

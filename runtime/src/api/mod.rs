@@ -62,10 +62,7 @@ pub(crate) fn router(state: BuildApiState) -> Router {
 }
 
 async fn openapi() -> impl axum::response::IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
-    )
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], include_str!("openapi.json"))
 }
 
 #[cfg(test)]

@@ -62,7 +62,8 @@ async fn serves_params_to_the_build() {
 #[tokio::test]
 async fn accepts_events_in_order() {
     let mut api = api();
-    let body = r#"[{"time":1,"type":"job/pending","job_id":"a"},{"time":2,"type":"job/start","job_id":"a","attempt":1}]"#;
+    let body =
+        r#"[{"time":1,"type":"job/pending","job_id":"a"},{"time":2,"type":"job/start","job_id":"a","attempt":1}]"#;
     let (status, _) = call(&api, "POST", "/events", Some(api.token.as_str()), body).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(api.events.recv().await.unwrap().kind, EventKind::JobPending { job_id: "a".into() });

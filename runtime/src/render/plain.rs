@@ -12,11 +12,12 @@ use crate::controller::Update;
 pub(super) fn line(out: &mut Vec<u8>, _view: &BuildView, update: &Update) {
     match update {
         Update::ScriptLine(stream, line) => {
+            let line = strip_ansi(line);
             let _ = writeln!(out, "{} [script] {}{line}", clock(monkeyci_sdk::protocol::now_ms()), marker(*stream));
         }
         Update::Event(event) => {
             if let Some(text) = describe(event) {
-                let _ = writeln!(out, "{} {text}", clock(event.time));
+                let _ = writeln!(out, "{} {}", clock(event.time), strip_ansi(&text));
             }
         }
     }
@@ -63,4 +64,47 @@ pub(super) fn describe(event: &Event) -> Option<String> {
 fn clock(ms: u64) -> String {
     let secs = ms / 1000;
     format!("{:02}:{:02}:{:02}.{:03}", (secs / 3600) % 24, (secs / 60) % 60, secs % 60, ms % 1000)
+}
+
+/// `text` without terminal escape sequences (colors, cursor moves), which tools print even
+/// into pipes and which make logs unreadable.
+pub(super) fn strip_ansi(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains('\x1b') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            // CSI: parameters and intermediates, then one final byte in @..~.
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            // Character set selection such as ESC ( B: one more character.
+            Some('(' | ')') => {
+                chars.next();
+            }
+            _ => {}
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_ansi;
+
+    #[test]
+    fn strips_colors_and_charset_switches() {
+        assert_eq!(strip_ansi("\x1b(B\x1b[m\x1b[32m+ added\x1b[0m"), "+ added");
+        assert_eq!(strip_ansi("plain"), "plain");
+    }
 }

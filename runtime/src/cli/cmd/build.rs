@@ -29,7 +29,8 @@ fn prepare(args: &PipelineArgs) -> anyhow::Result<Result<Pipeline, Outcome>> {
     let compiler = Compiler::new(crate::paths::cache_dir()?, crate::paths::sdk_path(args.sdk_path.as_deref()));
     match compiler.compile(&krate) {
         Ok(compiled) => {
-            let checkout_dir = args.dir.canonicalize().with_context(|| format!("cannot read {}", args.dir.display()))?;
+            let checkout_dir =
+                args.dir.canonicalize().with_context(|| format!("cannot read {}", args.dir.display()))?;
             Ok(Ok(Pipeline { binary: compiled.binary, checkout_dir }))
         }
         Err(err @ crate::compiler::Error::CompileFailed) => {
@@ -221,10 +222,6 @@ pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
 pub(super) fn test(args: TestArgs) -> anyhow::Result<Outcome> {
     let krate = PipelineCrate::locate(&args.pipeline.dir)?;
     let compiler = Compiler::new(crate::paths::cache_dir()?, crate::paths::sdk_path(args.pipeline.sdk_path.as_deref()));
-    let status = compiler
-        .cargo(&krate, "test")
-        .args(&args.cargo_args)
-        .status()
-        .context("cannot run `cargo test`")?;
+    let status = compiler.cargo(&krate, "test").args(&args.cargo_args).status().context("cannot run `cargo test`")?;
     Ok(if status.success() { Outcome::Success } else { Outcome::Failed })
 }

@@ -57,7 +57,11 @@ pub(super) fn run(args: InitArgs) -> anyhow::Result<Outcome> {
     write(&dir.join("src/main.rs"), MAIN_RS)?;
     write(&dir.join(".gitignore"), "/target\n")?;
     println!("created {}: one job (check-readme) and one unit test", dir.display());
-    println!("run it with `monkeyci build run {}`; test it with `monkeyci build test {}`", args.dir.display(), args.dir.display());
+    println!(
+        "run it with `monkeyci build run {}`; test it with `monkeyci build test {}`",
+        args.dir.display(),
+        args.dir.display()
+    );
     Ok(Outcome::Success)
 }
 
