@@ -125,7 +125,7 @@ pub(crate) async fn run(ctx: &Ctx, resolved: Resolved, options: Options) -> Buil
         for i in ready.drain(..) {
             if let Some(failed) = &stopped_by {
                 let outcome = Outcome::not_run(JobStatus::Skipped, format!("fail_fast: job `{failed}` failed"));
-                finish(ctx, &ids, &dependents, &mut outcomes, i, outcome);
+                finish(ctx, &ids, &dependents, &mut outcomes, i, outcome, None);
                 continue;
             }
             let Some(job) = slots[i].take() else { continue };
@@ -166,7 +166,7 @@ pub(crate) async fn run(ctx: &Ctx, resolved: Resolved, options: Options) -> Buil
                 }
             }
         }
-        finish(ctx, &ids, &dependents, &mut outcomes, i, outcome);
+        finish(ctx, &ids, &dependents, &mut outcomes, i, outcome, None);
         if status.is_failure() && options.fail_fast && stopped_by.is_none() {
             stopped_by = Some(ids[i].clone());
             running.abort_all();
@@ -198,7 +198,8 @@ fn failure_summary(reports: &[JobReport]) -> Option<String> {
 }
 
 /// Records how job `i` ended, reports it, and skips every job waiting on it if it did not
-/// succeed.
+/// succeed. `root` is what started a cascade of skips, so a job far down a chain still says
+/// which job failed.
 fn finish(
     ctx: &Ctx,
     ids: &[String],
@@ -206,14 +207,16 @@ fn finish(
     outcomes: &mut [Option<Outcome>],
     i: usize,
     outcome: Outcome,
+    root: Option<&str>,
 ) {
     let status = outcome.status;
+    let id = &ids[i];
+    let message = outcome.message.clone().unwrap_or_default();
     if status == JobStatus::Skipped {
-        let reason = outcome.message.clone().unwrap_or_default();
-        ctx.emit(EventKind::JobSkipped { job_id: ids[i].clone(), reason });
+        ctx.emit(EventKind::JobSkipped { job_id: id.clone(), reason: message.clone() });
     } else {
         ctx.emit(EventKind::JobEnd {
-            job_id: ids[i].clone(),
+            job_id: id.clone(),
             attempt: outcome.attempt,
             status,
             duration_ms: outcome.duration_ms,
@@ -224,11 +227,23 @@ fn finish(
     if status == JobStatus::Success {
         return;
     }
-    let verb = if status == JobStatus::Skipped { "was skipped" } else { "failed" };
-    let reason = format!("dependency `{}` {verb}", ids[i]);
+    let (reason, root) = match status {
+        JobStatus::Skipped => {
+            let root = root.map_or(message, str::to_owned);
+            (format!("dependency `{id}` was skipped ({root})"), root)
+        }
+        _ => {
+            let what = match status {
+                JobStatus::Timeout => "timed out",
+                JobStatus::Canceled => "was canceled",
+                _ => "failed",
+            };
+            (format!("dependency `{id}` {what}"), format!("`{id}` {what}"))
+        }
+    };
     for &d in &dependents[i] {
         if outcomes[d].is_none() {
-            finish(ctx, ids, dependents, outcomes, d, Outcome::not_run(JobStatus::Skipped, reason.clone()));
+            finish(ctx, ids, dependents, outcomes, d, Outcome::not_run(JobStatus::Skipped, reason.clone()), Some(&root));
         }
     }
 }
