@@ -24,6 +24,12 @@ impl PartialEq<Symbol> for syn::Ident {
     }
 }
 
+impl PartialEq<Symbol> for syn::Path {
+    fn eq(&self, word: &Symbol) -> bool {
+        self.is_ident(word.0)
+    }
+}
+
 impl fmt::Display for Symbol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0)

@@ -21,11 +21,7 @@ impl Ctxt {
     }
 
     pub(crate) fn syn_error(&self, err: syn::Error) {
-        self.errors
-            .borrow_mut()
-            .as_mut()
-            .expect("Ctxt used after check")
-            .push(err);
+        self.errors.borrow_mut().as_mut().expect("Ctxt used after check").push(err);
     }
 
     /// Returns all recorded errors combined into one, if any.

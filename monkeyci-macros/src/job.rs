@@ -2,7 +2,7 @@
 //! type and its registration. It never schedules or runs anything.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::attr::{Attr, BLOCKED, DEPENDS_ON, ID, RETRIES, Symbol, TIMEOUT, WHEN};
@@ -24,8 +24,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let func: syn::ItemFn = match syn::parse2(item.clone()) {
         Ok(func) => func,
         Err(_) => {
-            let err = syn::Error::new(
-                Span::call_site(),
+            let err = not_a_function(
+                &item,
                 "#[job] goes on a function: `#[job] async fn name(ctx: &Ctx) -> Result<T>` \
                  for an action job, or `#[job] fn name(ctx: &Ctx) -> ContainerJob`",
             );
@@ -34,17 +34,62 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let cx = Ctxt::new();
     let job_args = parse_args(&cx, args);
-    check_signature(&cx, &func);
+    let signature = Ctxt::new();
+    check_signature(&signature, &func);
+    let signature_ok = match signature.check() {
+        Ok(()) => true,
+        Err(err) => {
+            cx.syn_error(err);
+            false
+        }
+    };
+    // Emitted beside any errors, so IDE completion keeps working and the jobs naming this one
+    // (`depends_on`, `ctx.output`) get no errors of their own. Bad arguments are left at their
+    // defaults; a bad signature leaves the job unregistered, since nothing could call it.
+    let expanded = if signature_ok {
+        generate(&func, &job_args, true)
+    } else if func.sig.receiver().is_some() {
+        // Probably inside an `impl` block, where the marker struct cannot go.
+        quote!(#func)
+    } else {
+        generate(&func, &job_args, false)
+    };
     match cx.check() {
-        Ok(()) => generate(&func, &job_args),
-        // Emit the function unchanged beside the errors so IDE completion keeps working.
-        Err(err) => with_error(quote!(#func), err),
+        Ok(()) => expanded,
+        Err(err) => with_error(expanded, err),
     }
 }
 
 pub(crate) fn with_error(item: TokenStream, err: syn::Error) -> TokenStream {
     let errors = err.into_compile_error();
     quote!(#item #errors)
+}
+
+/// The error for an attribute put on something other than a function, placed at the item's
+/// keyword (`struct`, `const`, ...) rather than on the attribute.
+pub(crate) fn not_a_function(item: &TokenStream, message: &str) -> syn::Error {
+    let keyword = |input: syn::parse::ParseStream| {
+        input.call(syn::Attribute::parse_outer)?;
+        input.parse::<syn::Visibility>()?;
+        let span = input.span();
+        input.parse::<TokenStream>()?;
+        Ok(span)
+    };
+    let span = syn::parse::Parser::parse2(keyword, item.clone()).unwrap_or_else(|_| Span::call_site());
+    syn::Error::new(span, message)
+}
+
+/// How each key is written, for messages about a missing or malformed value.
+fn usage(key: Symbol) -> &'static str {
+    match key.0 {
+        "depends_on" => "`depends_on = [build, lint]`",
+        "when" => "`when = is_release`, naming a `fn(&Ctx) -> bool`",
+        "id" => "`id = \"unit-test\"`",
+        "blocked" => "`blocked` or `blocked = true`",
+        "timeout" => "`timeout = \"10m\"`",
+        "retries" => "`retries = 2`",
+        _ => unreachable!("no usage for `{key}`"),
+    }
 }
 
 fn parse_args(cx: &Ctxt, args: TokenStream) -> JobArgs {
@@ -57,10 +102,31 @@ fn parse_args(cx: &Ctxt, args: TokenStream) -> JobArgs {
 
     let parser = syn::meta::parser(|meta| {
         let key = meta.path.clone();
-        if key.is_ident(DEPENDS_ON.0) {
-            let array: syn::ExprArray = meta.value()?.parse().map_err(|err| {
-                syn::Error::new(err.span(), "expected `depends_on = [job_a, job_b]`")
-            })?;
+        let Some(&symbol) = KEYS.iter().find(|k| key.is_ident(k.0)) else {
+            let name =
+                key.get_ident().map(ToString::to_string).unwrap_or_else(|| quote!(#key).to_string().replace(' ', ""));
+            let expected = KEYS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ");
+            cx.error_spanned_by(&key, format!("unknown `#[job]` argument `{name}`; expected one of: {expected}"));
+            // Skip the value so the remaining arguments are still checked.
+            return skip_value(meta.input);
+        };
+        if !meta.input.peek(syn::Token![=]) {
+            if key == BLOCKED {
+                blocked.set(&key, true);
+            } else {
+                cx.error_spanned_by(&key, format!("`{symbol}` needs a value: {}", usage(symbol)));
+                skip_value(meta.input)?;
+            }
+            return Ok(());
+        }
+        // Every accepted value is an expression; its shape is checked below, per key.
+        let value: syn::Expr = meta.value()?.parse()?;
+        let expected = |what: &str| format!("`{symbol}` takes {what}: {}", usage(symbol));
+        if key == DEPENDS_ON {
+            let syn::Expr::Array(array) = value else {
+                cx.error_spanned_by(&value, expected("a list of #[job] functions, even for one job"));
+                return Ok(());
+            };
             let mut paths = Vec::new();
             for elem in array.elems {
                 match elem {
@@ -72,55 +138,43 @@ fn parse_args(cx: &Ctxt, args: TokenStream) -> JobArgs {
                 }
             }
             depends_on.set(&key, paths);
-        } else if key.is_ident(WHEN.0) {
-            let expr: syn::Expr = meta.value()?.parse()?;
-            match expr {
+        } else if key == WHEN {
+            match value {
                 syn::Expr::Path(p) if p.qself.is_none() => when.set(&key, p.path),
-                other => cx.error_spanned_by(
-                    other,
-                    "`when` names a function `fn(&Ctx) -> bool`, e.g. `when = is_release`",
-                ),
+                other => {
+                    cx.error_spanned_by(other, "`when` names a function `fn(&Ctx) -> bool`, e.g. `when = is_release`")
+                }
             }
-        } else if key.is_ident(ID.0) {
-            let lit: syn::LitStr = meta.value()?.parse()?;
-            match check_id(&lit.value()) {
-                Ok(()) => id.set(&key, lit),
-                Err(msg) => cx.error_spanned_by(&lit, msg),
+        } else if key == ID {
+            match string_literal(&value) {
+                Some(lit) => match check_id(&lit.value()) {
+                    Ok(()) => id.set(&key, lit.clone()),
+                    Err(msg) => cx.error_spanned_by(lit, msg),
+                },
+                None => cx.error_spanned_by(&value, expected("a string")),
             }
-        } else if key.is_ident(BLOCKED.0) {
-            if meta.input.peek(syn::Token![=]) {
-                let lit: syn::LitBool = meta.value()?.parse()?;
-                blocked.set(&key, lit.value);
-            } else {
-                blocked.set(&key, true);
+        } else if key == BLOCKED {
+            match &value {
+                syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(lit), .. }) => {
+                    blocked.set(&key, lit.value);
+                }
+                other => cx.error_spanned_by(other, expected("no value or a `bool`")),
             }
-        } else if key.is_ident(TIMEOUT.0) {
-            let lit: syn::LitStr = meta.value()?.parse().map_err(|err| {
-                syn::Error::new(err.span(), "expected a duration such as `timeout = \"10m\"`")
-            })?;
-            match parse_duration_ms(&lit.value()) {
-                Ok(ms) => timeout.set(&key, ms),
-                Err(msg) => cx.error_spanned_by(&lit, msg),
+        } else if key == TIMEOUT {
+            match string_literal(&value) {
+                Some(lit) => match parse_duration_ms(&lit.value()) {
+                    Ok(ms) => timeout.set(&key, ms),
+                    Err(msg) => cx.error_spanned_by(lit, msg),
+                },
+                None => cx.error_spanned_by(&value, expected("a duration string")),
             }
-        } else if key.is_ident(RETRIES.0) {
-            let lit: syn::LitInt = meta.value()?.parse()?;
-            match lit.base10_parse::<u32>() {
-                Ok(n) => retries.set(&key, n),
-                Err(err) => cx.syn_error(err),
-            }
-        } else {
-            let name = key
-                .get_ident()
-                .map(ToString::to_string)
-                .unwrap_or_else(|| quote!(#key).to_string());
-            let expected = KEYS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ");
-            cx.error_spanned_by(
-                &key,
-                format!("unknown `#[job]` argument `{name}`; expected one of: {expected}"),
-            );
-            // Skip the value so the remaining arguments are still checked.
-            if meta.input.peek(syn::Token![=]) {
-                meta.value()?.parse::<syn::Expr>()?;
+        } else if key == RETRIES {
+            match &value {
+                syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Int(lit), .. }) => match lit.base10_parse::<u32>() {
+                    Ok(n) => retries.set(&key, n),
+                    Err(_) => cx.error_spanned_by(lit, "`retries` is too large"),
+                },
+                other => cx.error_spanned_by(other, expected("a whole number")),
             }
         }
         Ok(())
@@ -139,27 +193,40 @@ fn parse_args(cx: &Ctxt, args: TokenStream) -> JobArgs {
     }
 }
 
+fn string_literal(value: &syn::Expr) -> Option<&syn::LitStr> {
+    match value {
+        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit), .. }) => Some(lit),
+        _ => None,
+    }
+}
+
+/// Skips an argument's value (`= expr`, `(...)`), up to the comma ending it.
+fn skip_value(input: syn::parse::ParseStream) -> syn::Result<()> {
+    if input.peek(syn::Token![=]) {
+        input.parse::<syn::Token![=]>()?;
+        input.parse::<syn::Expr>()?;
+        return Ok(());
+    }
+    while !input.is_empty() && !input.peek(syn::Token![,]) {
+        input.parse::<proc_macro2::TokenTree>()?;
+    }
+    Ok(())
+}
+
 /// Job ids appear in file names, URLs and container names: keep them to a safe alphabet.
 pub(crate) fn check_id(id: &str) -> Result<(), String> {
     if id.is_empty() {
         return Err("a job id cannot be empty".into());
     }
-    if let Some(bad) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-    {
-        return Err(format!(
-            "invalid character {bad:?} in job id {id:?}; use letters, digits, `-`, `_` and `.`"
-        ));
+    if let Some(bad) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Err(format!("invalid character {bad:?} in job id {id:?}; use letters, digits, `-`, `_` and `.`"));
     }
     Ok(())
 }
 
 /// Parses durations such as `90s`, `10m`, `1h30m` or `500ms` into milliseconds.
 fn parse_duration_ms(text: &str) -> Result<u64, String> {
-    let bad = || {
-        format!("invalid duration {text:?}; write a number and a unit: `500ms`, `30s`, `10m`, `2h`, `1h30m`")
-    };
+    let bad = || format!("invalid duration {text:?}; write a number and a unit: `500ms`, `30s`, `10m`, `2h`, `1h30m`");
     let mut total: u64 = 0;
     let mut rest = text.trim();
     if rest.is_empty() {
@@ -181,10 +248,7 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
             _ => return Err(bad()),
         };
         rest = &rest[unit_len..];
-        total = number
-            .checked_mul(factor)
-            .and_then(|ms| total.checked_add(ms))
-            .ok_or_else(bad)?;
+        total = number.checked_mul(factor).and_then(|ms| total.checked_add(ms)).ok_or_else(bad)?;
     }
     if total == 0 {
         return Err(format!("timeout {text:?} is zero; leave `timeout` out for no limit"));
@@ -194,9 +258,7 @@ fn parse_duration_ms(text: &str) -> Result<u64, String> {
 
 fn check_signature(cx: &Ctxt, func: &syn::ItemFn) {
     let sig = &func.sig;
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        cx.error_spanned_by(&sig.generics, "a #[job] function cannot be generic");
-    }
+    check_not_generic(cx, sig, "#[job]");
     check_ctx_argument(cx, sig, "#[job]");
     if sig.asyncness.is_none() && matches!(sig.output, syn::ReturnType::Default) {
         cx.error_spanned_by(
@@ -207,39 +269,80 @@ fn check_signature(cx: &Ctxt, func: &syn::ItemFn) {
     }
 }
 
+/// Jobs and pipelines are called by the runtime, which has no type arguments to give them.
+pub(crate) fn check_not_generic(cx: &Ctxt, sig: &syn::Signature, what: &str) {
+    let message = format!("a {what} function cannot be generic");
+    if !sig.generics.params.is_empty() {
+        cx.error_spanned_by(&sig.generics, message);
+    } else if let Some(where_clause) = &sig.generics.where_clause {
+        cx.error_spanned_by(where_clause, message);
+    }
+}
+
 /// Both attributes take functions of one optional argument, the build context.
 pub(crate) fn check_ctx_argument(cx: &Ctxt, sig: &syn::Signature, what: &str) {
     if sig.inputs.len() > 1 {
-        cx.error_spanned_by(
-            &sig.inputs,
-            format!("a {what} function takes one argument, `ctx: &Ctx`"),
-        );
+        cx.error_spanned_by(&sig.inputs, format!("a {what} function takes one argument, `ctx: &Ctx`"));
     }
     for input in &sig.inputs {
         match input {
-            syn::FnArg::Receiver(recv) => cx.error_spanned_by(
-                recv,
-                format!("a {what} function is a free function; it cannot take `self`"),
-            ),
-            syn::FnArg::Typed(pat) => {
-                if !matches!(*pat.ty, syn::Type::Reference(_)) {
-                    cx.error_spanned_by(
-                        &pat.ty,
-                        format!("a {what} function takes the context by reference: `ctx: &Ctx`"),
-                    );
-                }
+            syn::FnArg::Receiver(recv) => {
+                cx.error_spanned_by(recv, format!("a {what} function is a free function; it cannot take `self`"))
             }
+            syn::FnArg::Typed(pat) => match &*pat.ty {
+                syn::Type::Reference(r) if r.mutability.is_none() => {}
+                syn::Type::Reference(_) => cx.error_spanned_by(
+                    &pat.ty,
+                    format!("a {what} function takes the context by shared reference: `ctx: &Ctx`"),
+                ),
+                _ => cx.error_spanned_by(
+                    &pat.ty,
+                    format!("a {what} function takes the context by reference: `ctx: &Ctx`"),
+                ),
+            },
         }
     }
 }
 
-fn generate(func: &syn::ItemFn, args: &JobArgs) -> TokenStream {
+/// The spans of the first and last tokens of `tokens`. Code whose first token has the first
+/// span and whose last token has the last is reported by rustc under all of `tokens`.
+pub(crate) fn span_range(tokens: &dyn ToTokens) -> (Span, Span) {
+    let mut iter = tokens.to_token_stream().into_iter();
+    let first = iter.next().map_or_else(Span::call_site, |t| t.span());
+    let last = iter.last().map_or(first, |t| t.span());
+    (first, last)
+}
+
+/// `&ctx` (`&*ctx` if `ctx` is already a reference), passing the context to the user's
+/// function. Type errors about the argument land under the argument's declared type.
+pub(crate) fn ctx_argument(sig: &syn::Signature, ctx_is_ref: bool) -> TokenStream {
+    let (first, last) = match sig.inputs.first() {
+        Some(syn::FnArg::Typed(pat)) => span_range(&pat.ty),
+        _ => (Span::call_site(), Span::call_site()),
+    };
+    let borrow = if ctx_is_ref { quote_spanned!(first=> &*) } else { quote_spanned!(first=> &) };
+    let ctx = quote_spanned!(last=> ctx);
+    quote!(#borrow #ctx)
+}
+
+/// `callee(args)`, with the parentheses at `span`: rustc reports errors about the call from the
+/// callee's first token to the closing parenthesis.
+pub(crate) fn call_spanned(callee: TokenStream, args: TokenStream, span: Span) -> TokenStream {
+    let mut args = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
+    args.set_span(span);
+    quote!(#callee #args)
+}
+
+/// The job's marker, its `JobMarker` impl and, if `register`, its registration.
+fn generate(func: &syn::ItemFn, args: &JobArgs, register: bool) -> TokenStream {
     let name = &func.sig.ident;
     let vis = &func.vis;
     let docs: Vec<_> = func.attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
     let attrs = &func.attrs;
     let mut sig = func.sig.clone();
-    sig.ident = format_ident!("call", span = name.span());
+    // Spanned at the name, so "arguments to this function are incorrect" points at it.
+    let call_fn = format_ident!("call", span = name.span());
+    sig.ident = call_fn.clone();
     let block = &func.block;
     let private = quote!(::monkeyci_sdk::__private);
 
@@ -248,38 +351,53 @@ fn generate(func: &syn::ItemFn, args: &JobArgs) -> TokenStream {
         None => name.to_string().trim_start_matches("r#").replace('_', "-"),
     };
     // The context is moved into the future, so it lives as long as the call borrowing it.
-    let (ctx_param, action_call, builder_call) = if func.sig.inputs.is_empty() {
-        (quote!(_ctx), quote!(#name::call()), quote!(#name::call()))
+    let (ctx_param, call) = if func.sig.inputs.is_empty() {
+        (quote!(_ctx), quote!(#name::#call_fn()))
     } else {
-        (quote!(ctx), quote!(#name::call(&ctx)), quote!(#name::call(ctx)))
+        let arg = ctx_argument(&func.sig, func.sig.asyncness.is_none());
+        (quote!(ctx), quote!(#name::#call_fn(#arg)))
     };
-    let ret = match &func.sig.output {
-        syn::ReturnType::Type(_, ty) => quote!(#ty),
-        syn::ReturnType::Default => quote!(()),
+    let (ret, (first, last)) = match &func.sig.output {
+        syn::ReturnType::Type(_, ty) => (quote!(#ty), span_range(ty)),
+        syn::ReturnType::Default => (quote!(()), (Span::call_site(), Span::call_site())),
     };
-    let ret_span = func.sig.output.span();
-    let (output_type, body) = if func.sig.asyncness.is_some() {
-        (
-            quote_spanned!(ret_span=> <#ret as #private::ActionResult>::Output),
-            quote! {
-                #private::JobBody::Action(|#ctx_param| ::std::boxed::Box::pin(async move {
-                    #private::ActionResult::into_job_result(#action_call.await)
-                }))
-            },
-        )
+    // Both uses of the return type's trait are placed under the whole return type, so a wrong
+    // return type is reported there, once (rustc merges the identical errors).
+    let trait_path = if func.sig.asyncness.is_some() {
+        quote_spanned!(first=> ::monkeyci_sdk::__private::ActionResult)
     } else {
-        (
-            quote_spanned!(ret_span=> <#ret as #private::IntoContainerJob>::Output),
-            quote! {
-                #private::JobBody::Container(|#ctx_param| {
-                    #private::IntoContainerJob::into_container_job(#builder_call)
-                })
-            },
-        )
+        quote_spanned!(first=> ::monkeyci_sdk::__private::IntoContainerJob)
     };
-    let deps = args.depends_on.iter().map(|path| {
-        quote_spanned!(path.span()=> #private::job_id(&#path))
-    });
+    let qualified = |item: &str| {
+        let open = quote_spanned!(first=> <);
+        let item = syn::Ident::new(item, last);
+        quote!(#open #ret as #trait_path>::#item)
+    };
+    let output_type = qualified("Output");
+    let output_item = {
+        let type_token = quote_spanned!(first=> type);
+        let semi = quote_spanned!(last=> ;);
+        quote!(#type_token Output = #output_type #semi)
+    };
+    let body = if func.sig.asyncness.is_some() {
+        let into_output = call_spanned(qualified("into_output"), quote!(#call.await), last);
+        // Normalizing the output type here repeats the impl's checks: same span, one error.
+        let to_json = call_spanned(
+            quote_spanned!(first=> ::monkeyci_sdk::__private::job_output_to_json::<#name>),
+            into_output,
+            last,
+        );
+        quote! {
+            #private::JobBody::Action(|#ctx_param| ::std::boxed::Box::pin(async move { #to_json }))
+        }
+    } else {
+        let into_container_job = call_spanned(qualified("into_container_job"), call, last);
+        quote! {
+            #private::JobBody::Container(|#ctx_param| #into_container_job)
+        }
+    };
+    let deps =
+        args.depends_on.iter().map(|path| quote_spanned!(path.span()=> ::monkeyci_sdk::__private::job_id(&#path)));
     let when = match &args.when {
         Some(path) => {
             let label = quote!(#path).to_string().replace(' ', "");
@@ -296,23 +414,43 @@ fn generate(func: &syn::ItemFn, args: &JobArgs) -> TokenStream {
         Some(ms) => quote!(::core::option::Option::Some(#ms)),
         None => quote!(::core::option::Option::None),
     };
-
-    quote! {
-        #(#docs)*
+    // The marker is declared at the function's name, so "defined here" notes point there.
+    let marker = quote_spanned! {name.span()=>
         #[allow(non_camel_case_types)]
         #[derive(Clone, Copy, Debug)]
         #vis struct #name;
+    };
+
+    let marker_impl = quote! {
+        #[diagnostic::do_not_recommend]
+        impl #private::JobMarker for #name {
+            #output_item
+            const ID: &'static str = #id;
+        }
+    };
+    let items = quote! {
+        #(#docs)*
+        #marker
 
         impl #name {
             /// The job's function, as written.
             #(#attrs)*
             pub #sig #block
         }
-
-        impl #private::JobMarker for #name {
-            type Output = #output_type;
-            const ID: &'static str = #id;
+    };
+    if !register {
+        // The output type cannot be named for a generic job, nor for a container job without
+        // a return type; other signature errors leave it valid.
+        let sync_without_return = func.sig.asyncness.is_none() && matches!(func.sig.output, syn::ReturnType::Default);
+        if func.sig.generics.params.is_empty() && !sync_without_return {
+            return quote!(#items #marker_impl);
         }
+        return items;
+    }
+
+    quote! {
+        #items
+        #marker_impl
 
         const _: () = {
             #private::inventory::submit! {

@@ -3,19 +3,18 @@
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
-use syn::spanned::Spanned;
 
 use crate::ctxt::Ctxt;
-use crate::job::{check_ctx_argument, with_error};
+use crate::job::{
+    call_spanned, check_ctx_argument, check_not_generic, ctx_argument, not_a_function, span_range, with_error,
+};
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let func: syn::ItemFn = match syn::parse2(item.clone()) {
         Ok(func) => func,
         Err(_) => {
-            let err = syn::Error::new(
-                proc_macro2::Span::call_site(),
-                "#[pipeline] goes on a function: `#[pipeline] fn name(ctx: &Ctx) -> Vec<Job>`",
-            );
+            let err =
+                not_a_function(&item, "#[pipeline] goes on a function: `#[pipeline] fn name(ctx: &Ctx) -> Vec<Job>`");
             return with_error(item, err);
         }
     };
@@ -31,9 +30,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
              put async work in an action job",
         );
     }
-    if !sig.generics.params.is_empty() {
-        cx.error_spanned_by(&sig.generics, "a #[pipeline] function cannot be generic");
-    }
+    check_not_generic(&cx, sig, "#[pipeline]");
     check_ctx_argument(&cx, sig, "#[pipeline]");
     if matches!(sig.output, syn::ReturnType::Default) {
         cx.error_spanned_by(&sig.ident, "a #[pipeline] function returns its jobs: `-> Vec<Job>`");
@@ -47,9 +44,19 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let (ctx_param, call) = if sig.inputs.is_empty() {
         (quote!(_ctx), quote!(#name()))
     } else {
-        (quote!(ctx), quote!(#name(ctx)))
+        let arg = ctx_argument(sig, true);
+        (quote!(ctx), quote!(#name(#arg)))
     };
-    let into_jobs = quote_spanned!(sig.output.span()=> #private::IntoJobs::into_jobs(#call));
+    // Placed under the whole return type, where a wrong one is reported.
+    let (first, last) = match &sig.output {
+        syn::ReturnType::Type(_, ty) => span_range(ty),
+        syn::ReturnType::Default => unreachable!("checked above"),
+    };
+    // rustc reports a wrong return type at the argument of `into_jobs`: `identity` gives that
+    // argument the extent of the return type.
+    let returned = call_spanned(quote_spanned!(first=> ::core::convert::identity), call, last);
+    let into_jobs =
+        call_spanned(quote_spanned!(first=> ::monkeyci_sdk::__private::IntoJobs::into_jobs), returned, last);
     let label = name.to_string();
     quote! {
         #func

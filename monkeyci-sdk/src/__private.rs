@@ -9,9 +9,9 @@ use std::pin::Pin;
 pub use inventory;
 pub use serde;
 
+use crate::ctx::Ctx;
 pub use crate::dsl::JobMarker;
 use crate::dsl::{ContainerJob, Job, JobError, JobOutput};
-use crate::ctx::Ctx;
 
 /// A registered `#[job]`.
 pub struct JobDef {
@@ -80,25 +80,37 @@ pub fn job_id<J: JobMarker>(_job: &J) -> &'static str {
 pub trait ActionResult {
     /// What dependents read with `ctx.output`.
     type Output: JobOutput;
-    /// The output as JSON, or the job's error.
-    fn into_job_result(self) -> Result<serde_json::Value, JobError>;
+    /// The output, or the job's error.
+    fn into_output(self) -> Result<Self::Output, JobError>;
 }
 
 impl<T: JobOutput, E: Into<JobError>> ActionResult for Result<T, E> {
     type Output = T;
 
-    fn into_job_result(self) -> Result<serde_json::Value, JobError> {
-        let value = self.map_err(Into::into)?;
-        serde_json::to_value(&value).map_err(|err| JobError::with_source("the job's output cannot be stored as JSON", err))
+    fn into_output(self) -> Result<T, JobError> {
+        self.map_err(Into::into)
     }
 }
 
 impl ActionResult for () {
     type Output = ();
 
-    fn into_job_result(self) -> Result<serde_json::Value, JobError> {
-        Ok(serde_json::Value::Null)
+    fn into_output(self) -> Result<(), JobError> {
+        Ok(())
     }
+}
+
+/// An action job's output as JSON, or the job's error.
+pub fn output_to_json<T: JobOutput>(output: Result<T, JobError>) -> Result<serde_json::Value, JobError> {
+    let value = output?;
+    serde_json::to_value(&value).map_err(|err| JobError::with_source("the job's output cannot be stored as JSON", err))
+}
+
+/// [`output_to_json`] for the `#[job]` `J`. Its bound is `J: JobMarker`, not `T: JobOutput`,
+/// so the generated body adds no check of its own: a bad output type is reported once, by
+/// `J`'s `JobMarker` impl, under the job's return type.
+pub fn job_output_to_json<J: JobMarker>(output: Result<J::Output, JobError>) -> Result<serde_json::Value, JobError> {
+    output_to_json(output)
 }
 
 /// What a non-async `#[job]` may return.
@@ -125,16 +137,39 @@ impl IntoContainerJob for ContainerJob {
 /// What a `#[pipeline]` function may return.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a valid return type for a #[pipeline]",
-    label = "a #[pipeline] returns `Vec<Job>` (or any iterator of `Job`s)"
+    label = "a #[pipeline] returns `Vec<Job>` (or any iterator of `Job`s)",
+    note = "return a single job as `vec![job]`, and no job as `Vec::new()`"
 )]
 pub trait IntoJobs {
     /// The jobs.
     fn into_jobs(self) -> Vec<Job>;
 }
 
-impl<I: IntoIterator<Item = Job>> IntoJobs for I {
+impl<I> IntoJobs for I
+where
+    I: IntoIterator,
+    I::Item: PipelineJob,
+{
     fn into_jobs(self) -> Vec<Job> {
-        self.into_iter().collect()
+        self.into_iter().map(PipelineJob::into_job).collect()
+    }
+}
+
+/// What a `#[pipeline]` function's iterator yields: a [`Job`]. A trait rather than
+/// `IntoIterator<Item = Job>` so that a wrong item type gets this message, not a type mismatch.
+#[diagnostic::on_unimplemented(
+    message = "a #[pipeline] returns `Job`s, not `{Self}`",
+    label = "expected an iterator of `Job`s",
+    note = "make jobs with `Job::container(id, spec)` or `Job::action(id, f)`"
+)]
+pub trait PipelineJob {
+    /// The job.
+    fn into_job(self) -> Job;
+}
+
+impl PipelineJob for Job {
+    fn into_job(self) -> Job {
+        self
     }
 }
 

@@ -270,9 +270,10 @@ pub(crate) fn order(jobs: Vec<Job>, mut skipped: Vec<SkippedJob>, filter: &[Stri
     }
 
     // Kahn's algorithm, always taking the earliest declared ready job.
+    // Only kept jobs take part: the dependencies of a kept job are all kept.
     let mut remaining: Vec<usize> = jobs.iter().map(|job| job.depends_on.len()).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
-    for (i, job) in jobs.iter().enumerate() {
+    for (i, job) in jobs.iter().enumerate().filter(|(i, _)| keep[*i]) {
         for dep in &job.depends_on {
             dependents[index[dep]].push(i);
         }

@@ -6,11 +6,16 @@
 //! skipped with the reason; independent branches keep running unless `fail_fast` is set.
 //! Planning (conditions, cycles, filters) happens before, in `plan`.
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
 use crate::ctx::Ctx;
 use crate::dsl::{Job, JobBodyKind};
@@ -84,6 +89,16 @@ fn job_panics() -> &'static Mutex<HashMap<String, String>> {
 
 /// Runs `resolved` to the end and reports how every job ended.
 pub(crate) async fn run(ctx: &Ctx, resolved: Resolved, options: Options) -> BuildReport {
+    // On a worker thread, waking the loop when a job ends needs no hop to the thread that
+    // called `block_on`: long dependency chains start each job sooner.
+    match tokio::spawn(run_on_worker(ctx.clone(), resolved, options)).await {
+        Ok(report) => report,
+        Err(err) => std::panic::resume_unwind(err.into_panic()),
+    }
+}
+
+async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildReport {
+    let ctx = &ctx;
     job_panics();
     let _ = ctx.build.graph.set(resolved.graph());
     let plan = resolved.plan();
@@ -248,15 +263,6 @@ fn finish(
     }
 }
 
-/// Aborts the task when dropped, so canceling a job also stops its code.
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Runs one job: approval, then attempts until one succeeds or none are left.
 async fn run_job(ctx: Ctx, job: Job) -> Outcome {
     let id = job.id.clone();
@@ -289,40 +295,55 @@ async fn run_job(ctx: Ctx, job: Job) -> Outcome {
 }
 
 async fn run_attempt(ctx: &Ctx, job: &Job) -> (JobStatus, Option<String>, Option<serde_json::Value>) {
-    let id = job.id.clone();
-    let handle: JoinHandle<Result<serde_json::Value, crate::JobError>> = match &job.body {
-        JobBodyKind::Action(action) => tokio::spawn(CURRENT_JOB.scope(id.clone(), action(ctx.clone()))),
+    let body: BoxFuture<Result<serde_json::Value, crate::JobError>> = match &job.body {
+        JobBodyKind::Action(action) => action(ctx.clone()),
         JobBodyKind::Container(spec) => {
             let ctx = ctx.clone();
             let spec = spec.clone().into_spec();
-            tokio::spawn(CURRENT_JOB.scope(id.clone(), async move {
+            Box::pin(async move {
                 let _slot = ctx.build.process_slots.acquire().await;
                 ctx.build.containers.run(&ctx, spec).await.map(|()| serde_json::Value::Null)
-            }))
+            })
         }
     };
-    let mut handle = AbortOnDrop(handle);
-    let joined = match job.timeout {
-        Some(limit) => match tokio::time::timeout(limit, &mut handle.0).await {
-            Ok(joined) => joined,
+    // The job's code runs inside this task: a timeout or a canceled build drops it.
+    let attempt = CURRENT_JOB.scope(job.id.clone(), CatchUnwind(body));
+    let result = match job.timeout {
+        Some(limit) => match tokio::time::timeout(limit, attempt).await {
+            Ok(result) => result,
             Err(_) => {
-                return (
-                    JobStatus::Timeout,
-                    Some(format!("timed out after {}", crate::util::human_duration(limit))),
-                    None,
-                );
+                let message = format!("timed out after {}", crate::util::human_duration(limit));
+                return (JobStatus::Timeout, Some(message), None);
             }
         },
-        None => (&mut handle.0).await,
+        None => attempt.await,
     };
-    match joined {
+    match result {
         Ok(Ok(output)) => (JobStatus::Success, None, Some(output)),
         Ok(Err(err)) => (JobStatus::Failure, Some(err.to_string()), None),
-        Err(err) if err.is_panic() => {
-            let recorded = job_panics().lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-            let message = recorded.unwrap_or_else(|| panic_message(&*err.into_panic()));
+        Err(payload) => {
+            let recorded = job_panics().lock().unwrap_or_else(|e| e.into_inner()).remove(&job.id);
+            let message = recorded.unwrap_or_else(|| panic_message(&*payload));
             (JobStatus::Failure, Some(format!("panicked: {message}")), None)
         }
-        Err(err) => (JobStatus::Canceled, Some(format!("canceled: {err}")), None),
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Polls a job's future, turning a panic into an `Err` with its payload, so a panicking job
+/// fails alone and the build goes on.
+struct CatchUnwind<F: ?Sized>(Pin<Box<F>>);
+
+impl<F: Future + ?Sized> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
     }
 }

@@ -179,7 +179,7 @@ impl TestCtx {
             events,
             containers,
             approver: Arc::new(Approvals(self.approved.clone())),
-            process_slots: Arc::new(Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))),
+            process_slots: Arc::new(Semaphore::new(cpus())),
             outputs: Mutex::new(HashMap::new()),
             graph: OnceLock::new(),
         })
@@ -252,6 +252,12 @@ impl TestCtx {
             containers,
         }
     }
+}
+
+/// The number of CPUs, read once: it costs file reads (cgroups) on Linux.
+fn cpus() -> usize {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 #[track_caller]

@@ -67,7 +67,9 @@ impl Job {
         let f = Arc::new(f);
         let action: ActionFn = Arc::new(move |ctx| {
             let fut = f(ctx);
-            Box::pin(async move { fut.await.into_job_result() })
+            Box::pin(
+                async move { crate::__private::output_to_json(crate::__private::ActionResult::into_output(fut.await)) },
+            )
         });
         Job::new(id.into(), JobBodyKind::Action(action))
     }

@@ -1,0 +1,9 @@
+// #[job] goes on a function, not a struct.
+use monkeyci_sdk::prelude::*;
+
+#[job]
+struct Build {
+    image: String,
+}
+
+fn main() {}

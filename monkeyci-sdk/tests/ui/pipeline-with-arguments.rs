@@ -1,0 +1,9 @@
+// #[pipeline] takes no attribute arguments.
+use monkeyci_sdk::prelude::*;
+
+#[pipeline(name = "per-crate")]
+fn jobs(_ctx: &Ctx) -> Vec<Job> {
+    Vec::new()
+}
+
+fn main() {}
