@@ -37,7 +37,7 @@ async fn sdk_tests(ctx: &Ctx) -> Result<TestSummary> {
 /// Reports the totals of the test run.
 #[job(depends_on = [sdk_tests, clippy])]
 async fn report(ctx: &Ctx) -> Result<String> {
-    let summary = ctx.output(&sdk_tests)?;
+    let summary = ctx.output::<sdk_tests>()?;
     let text = format!("{} sdk tests passed, {} failed", summary.passed, summary.failed);
     ctx.log(&text);
     Ok(text)

@@ -2,7 +2,7 @@
 //! type and its registration. It never schedules or runs anything.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, format_ident, quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::attr::{Attr, BLOCKED, DEPENDS_ON, ID, RETRIES, Symbol, TIMEOUT, WHEN};
@@ -337,13 +337,6 @@ pub(crate) fn call_spanned(callee: TokenStream, args: TokenStream, span: Span) -
 fn generate(func: &syn::ItemFn, args: &JobArgs, register: bool) -> TokenStream {
     let name = &func.sig.ident;
     let vis = &func.vis;
-    let docs: Vec<_> = func.attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
-    let attrs = &func.attrs;
-    let mut sig = func.sig.clone();
-    // Spanned at the name, so "arguments to this function are incorrect" points at it.
-    let call_fn = format_ident!("call", span = name.span());
-    sig.ident = call_fn.clone();
-    let block = &func.block;
     let private = quote!(::monkeyci_sdk::__private);
 
     let id = match &args.id {
@@ -352,10 +345,10 @@ fn generate(func: &syn::ItemFn, args: &JobArgs, register: bool) -> TokenStream {
     };
     // The context is moved into the future, so it lives as long as the call borrowing it.
     let (ctx_param, call) = if func.sig.inputs.is_empty() {
-        (quote!(_ctx), quote!(#name::#call_fn()))
+        (quote!(_ctx), quote!(#name()))
     } else {
         let arg = ctx_argument(&func.sig, func.sig.asyncness.is_none());
-        (quote!(ctx), quote!(#name::#call_fn(#arg)))
+        (quote!(ctx), quote!(#name(#arg)))
     };
     let (ret, (first, last)) = match &func.sig.output {
         syn::ReturnType::Type(_, ty) => (quote!(#ty), span_range(ty)),
@@ -396,8 +389,7 @@ fn generate(func: &syn::ItemFn, args: &JobArgs, register: bool) -> TokenStream {
             #private::JobBody::Container(|#ctx_param| #into_container_job)
         }
     };
-    let deps =
-        args.depends_on.iter().map(|path| quote_spanned!(path.span()=> ::monkeyci_sdk::__private::job_id(&#path)));
+    let deps = args.depends_on.iter().map(|path| quote_spanned!(path.span()=> #private::job_id::<#path>()));
     let when = match &args.when {
         Some(path) => {
             let label = quote!(#path).to_string().replace(' ', "");
@@ -414,11 +406,16 @@ fn generate(func: &syn::ItemFn, args: &JobArgs, register: bool) -> TokenStream {
         Some(ms) => quote!(::core::option::Option::Some(#ms)),
         None => quote!(::core::option::Option::None),
     };
-    // The marker is declared at the function's name, so "defined here" notes point there.
+    // The marker lives in the type namespace only, so the function keeps its name as a value
+    // and local variables may share it. Declared at the function's name, so "defined here"
+    // notes point there.
+    let marker_doc = format!(
+        "Names the job `{id}` declared by the function `{name}`: `depends_on = [{name}]`, `ctx.output::<{name}>()`."
+    );
     let marker = quote_spanned! {name.span()=>
-        #[allow(non_camel_case_types)]
-        #[derive(Clone, Copy, Debug)]
-        #vis struct #name;
+        #[doc = #marker_doc]
+        #[allow(non_camel_case_types, dead_code)]
+        #vis struct #name {}
     };
 
     let marker_impl = quote! {
@@ -429,14 +426,8 @@ fn generate(func: &syn::ItemFn, args: &JobArgs, register: bool) -> TokenStream {
         }
     };
     let items = quote! {
-        #(#docs)*
+        #func
         #marker
-
-        impl #name {
-            /// The job's function, as written.
-            #(#attrs)*
-            pub #sig #block
-        }
     };
     if !register {
         // The output type cannot be named for a generic job, nor for a container job without

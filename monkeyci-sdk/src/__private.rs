@@ -66,7 +66,7 @@ inventory::collect!(JobDef);
 inventory::collect!(PipelineDef);
 
 /// The id of a `#[job]`, through its marker.
-pub fn job_id<J: JobMarker>(_job: &J) -> &'static str {
+pub fn job_id<J: JobMarker>() -> &'static str {
     J::ID
 }
 

@@ -169,7 +169,8 @@ impl Ctx {
         }
     }
 
-    /// The output of `job`, a job this one depends on (directly or through others).
+    /// The output of the `#[job]` `J`, which this job depends on (directly or through others):
+    /// `ctx.output::<build>()` has the type `build` returns.
     ///
     /// ```
     /// use monkeyci_sdk::prelude::*;
@@ -181,13 +182,12 @@ impl Ctx {
     ///
     /// #[job(depends_on = [version])]
     /// async fn package(ctx: &Ctx) -> Result<String> {
-    ///     let version: String = ctx.output(&version)?;
+    ///     let version = ctx.output::<version>()?; // a String, as `version` returns
     ///     Ok(format!("app-{version}.tar"))
     /// }
     /// # fn main() {}
     /// ```
-    pub fn output<J: JobMarker>(&self, job: &J) -> Result<J::Output, JobError> {
-        let _ = job;
+    pub fn output<J: JobMarker>(&self) -> Result<J::Output, JobError> {
         let id = J::ID;
         let Some(scope) = &self.job else {
             return Err(JobError::msg(format!(

@@ -32,7 +32,7 @@
 //!
 //! #[job(depends_on = [publish])]
 //! async fn announce(ctx: &Ctx) -> Result<()> {
-//!     let release = ctx.output(&publish)?;
+//!     let release = ctx.output::<publish>()?;
 //!     ctx.log(format!("released {}", release.version));
 //!     Ok(())
 //! }
@@ -95,9 +95,9 @@ pub use plan::Error as PlanError;
 /// dependents with [`Ctx::output`]. On a plain `fn(&Ctx) -> ContainerJob` it declares a
 /// **container job**. The id is the function's name with `_` as `-`.
 ///
-/// The function becomes a value of the same name that names the job: `depends_on = [build]`,
-/// `ctx.output(&build)`, `Job::action(..).depends_on([&build])`. Its code stays callable as
-/// `build::call(&ctx)`.
+/// The function stays an ordinary function (tests can call it). Beside it, `#[job]` declares a
+/// type of the same name that names the job: `depends_on = [build]`, `ctx.output::<build>()`,
+/// `Job::action(..).depends_on([JobId::of::<build>()])`.
 ///
 /// | argument | meaning |
 /// |---|---|
@@ -119,7 +119,7 @@ pub use plan::Error as PlanError;
 ///
 /// #[job(depends_on = [fetch], id = "check-answer", when = on_main)]
 /// async fn check(ctx: &Ctx) -> Result<()> {
-///     let answer: u32 = ctx.output(&fetch)?;
+///     let answer = ctx.output::<fetch>()?; // a u32
 ///     if answer != 42 {
 ///         return Err(JobError::msg(format!("wrong answer {answer}")));
 ///     }
@@ -152,7 +152,8 @@ pub use monkeyci_macros::job;
 ///     for os in ["linux", "macos"] {
 ///         for rust in ["stable", "1.95"] {
 ///             let image = format!("rust:{rust}-{os}");
-///             jobs.push(Job::container(format!("test-{os}-{rust}"), container(image).script(["cargo test"])).depends_on([&prepare]));
+///             let job = Job::container(format!("test-{os}-{rust}"), container(image).script(["cargo test"]));
+///             jobs.push(job.depends_on([JobId::of::<prepare>()]));
 ///         }
 ///     }
 ///     jobs

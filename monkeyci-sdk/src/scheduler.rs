@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::sync::{Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use tokio::task::JoinSet;
@@ -258,7 +258,15 @@ fn finish(
     };
     for &d in &dependents[i] {
         if outcomes[d].is_none() {
-            finish(ctx, ids, dependents, outcomes, d, Outcome::not_run(JobStatus::Skipped, reason.clone()), Some(&root));
+            finish(
+                ctx,
+                ids,
+                dependents,
+                outcomes,
+                d,
+                Outcome::not_run(JobStatus::Skipped, reason.clone()),
+                Some(&root),
+            );
         }
     }
 }

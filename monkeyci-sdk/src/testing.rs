@@ -1,10 +1,13 @@
 //! Unit-testing pipelines with `cargo test`: a build context you describe (branch, tag, changed
 //! files, params, trigger), the plan it yields, and a real run of its action jobs.
 //!
+//! Plans see every job registered in the test binary, so tests of one pipeline crate see
+//! exactly that pipeline's jobs.
+//!
 //! Container jobs are not run here: [`TestCtx::run`] replaces them with a fake engine that
 //! records their specs and succeeds, so tests stay fast and need no container engine.
 //!
-//! ```
+//! ```standalone_crate
 //! use monkeyci_sdk::prelude::*;
 //! use monkeyci_sdk::testing::TestCtx;
 //!
@@ -30,7 +33,7 @@
 //! assert_eq!(on_tag.plan().unwrap().job_ids(), ["unit-test", "publish"]);
 //! let run = on_tag.run().unwrap();
 //! assert!(run.succeeded());
-//! assert_eq!(run.output(&publish).unwrap(), "released v1.0.0");
+//! assert_eq!(run.output::<publish>().unwrap(), "released v1.0.0");
 //! # }
 //! ```
 
@@ -301,8 +304,7 @@ impl TestRun {
     }
 
     /// The typed output of a `#[job]` that succeeded.
-    pub fn output<J: JobMarker>(&self, job: &J) -> Option<J::Output> {
-        let _ = job;
+    pub fn output<J: JobMarker>(&self) -> Option<J::Output> {
         serde_json::from_value(self.outputs.get(J::ID)?.clone()).ok()
     }
 

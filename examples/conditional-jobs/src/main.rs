@@ -32,7 +32,7 @@ async fn build(ctx: &Ctx) -> Result<String> {
 /// Deploys every change to the main branch.
 #[job(depends_on = [build], when = is_main)]
 async fn deploy_staging(ctx: &Ctx) -> Result<()> {
-    let built = ctx.output(&build)?;
+    let built = ctx.output::<build>()?;
     ctx.log(format!("deploying {built} to staging"));
     Ok(())
 }
@@ -96,8 +96,8 @@ mod tests {
 
         let run = ctx.run().unwrap();
         assert!(run.succeeded(), "{run:?}");
-        assert_eq!(run.output(&build).unwrap(), "tag v1.4.0");
-        assert_eq!(run.output(&release).unwrap(), "1.4.0");
+        assert_eq!(run.output::<build>().unwrap(), "tag v1.4.0");
+        assert_eq!(run.output::<release>().unwrap(), "1.4.0");
         assert_eq!(run.job_status("deploy-staging"), Some(JobStatus::Skipped));
     }
 

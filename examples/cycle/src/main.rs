@@ -10,7 +10,7 @@ use monkeyci_sdk::prelude::*;
 fn noop(id: &'static str) -> Job {
     Job::action(id, move |ctx: Ctx| async move {
         ctx.log(format!("{id} ran"));
-        Ok::<_, JobError>(())
+        Ok(())
     })
 }
 

@@ -68,7 +68,7 @@ mod tests {
         assert_eq!(run.job_status("package"), Some(JobStatus::Skipped));
         assert_eq!(run.message("package"), Some("dependency `test` was skipped (`compile` failed)"));
         assert!(run.log("package").is_empty(), "a skipped job must not run");
-        assert_eq!(run.output(&package), None);
+        assert_eq!(run.output::<package>(), None);
 
         assert_eq!(run.job_status("lint"), Some(JobStatus::Success));
         assert_eq!(run.log("lint"), ["no lint warnings"]);

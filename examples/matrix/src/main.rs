@@ -1,7 +1,7 @@
 //! A build matrix: the same tests on every combination of operating system and Rust version.
 //!
 //! A `#[pipeline]` function computes the matrix with two loops, one container job per
-//! combination. Computed jobs can depend on `#[job]` functions by name (`.depends_on([&prepare])`),
+//! combination. Computed jobs can depend on `#[job]` functions by name (`.depends_on([JobId::of::<prepare>()])`),
 //! just as `#[job]`s can (`depends_on = [prepare]`): here all four test jobs and the `summary`
 //! action job wait for `prepare`.
 
@@ -31,7 +31,7 @@ fn matrix(_ctx: &Ctx) -> Vec<Job> {
                 .script(["cargo test --locked --all-features"])
                 .env("MATRIX_OS", os)
                 .env("MATRIX_RUST", rust);
-            jobs.push(Job::container(format!("test-{os}-{rust}"), spec).depends_on([&prepare]));
+            jobs.push(Job::container(format!("test-{os}-{rust}"), spec).depends_on([JobId::of::<prepare>()]));
         }
     }
     jobs
@@ -40,7 +40,7 @@ fn matrix(_ctx: &Ctx) -> Vec<Job> {
 /// Says what the matrix covers.
 #[job(depends_on = [prepare])]
 async fn summary(ctx: &Ctx) -> Result<usize> {
-    let flags = ctx.output(&prepare)?;
+    let flags = ctx.output::<prepare>()?;
     let combinations = OSES.len() * RUST_VERSIONS.len();
     ctx.log(format!(
         "{combinations} combinations: {} × Rust {}, with {flags}",
@@ -94,7 +94,7 @@ mod tests {
     fn runs_every_combination() {
         let run = TestCtx::new().run().unwrap();
         assert!(run.succeeded(), "{run:?}");
-        assert_eq!(run.output(&summary), Some(4));
+        assert_eq!(run.output::<summary>(), Some(4));
         assert_eq!(
             run.log("summary"),
             ["4 combinations: bookworm/alpine × Rust 1.95/1.96, with --locked --all-features"]

@@ -27,7 +27,7 @@ async fn survivor(ctx: &Ctx) -> Result<()> {
 /// Needs `explode`'s answer: skipped.
 #[job(depends_on = [explode])]
 async fn after_explode(ctx: &Ctx) -> Result<()> {
-    let answer = ctx.output(&explode)?;
+    let answer = ctx.output::<explode>()?;
     ctx.log(format!("the answer is {answer}"));
     Ok(())
 }
@@ -51,7 +51,7 @@ mod tests {
         assert!(message.starts_with("panicked: boom: the answer was not 42 (at "), "{message}");
         assert!(message.contains("src/main.rs:"), "the panic's location is missing: {message}");
         assert_eq!(run.log("explode"), ["computing the answer"]);
-        assert_eq!(run.output(&explode), None);
+        assert_eq!(run.output::<explode>(), None);
 
         assert_eq!(run.job_status("survivor"), Some(JobStatus::Success));
         assert_eq!(run.log("survivor"), ["still here"]);

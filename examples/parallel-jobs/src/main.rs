@@ -22,7 +22,7 @@ fn parallel(_ctx: &Ctx) -> Vec<Job> {
             Job::action(format!("job-{n:02}"), move |ctx: Ctx| async move {
                 ctx.sleep(WAIT).await;
                 ctx.log(format!("job {n} done"));
-                Ok::<_, JobError>(n)
+                Ok(n)
             })
         })
         .collect()

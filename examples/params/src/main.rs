@@ -33,7 +33,7 @@ mod tests {
     fn the_secret_is_masked_in_the_log() {
         let run = TestCtx::new().param("DEPLOY_TOKEN", TOKEN).run().unwrap();
         assert!(run.succeeded(), "{run:?}");
-        assert_eq!(run.output(&deploy), Some(TOKEN.len()));
+        assert_eq!(run.output::<deploy>(), Some(TOKEN.len()));
         assert_eq!(run.log("deploy"), ["got Secret(DEPLOY_TOKEN), 18 characters long", "***"]);
     }
 

@@ -59,7 +59,7 @@ mod tests {
         let elapsed = started.elapsed();
 
         assert_eq!(run.job_status("flaky"), Some(JobStatus::Success));
-        assert_eq!(run.output(&flaky), Some(3));
+        assert_eq!(run.output::<flaky>(), Some(3));
         assert_eq!(run.log("flaky"), ["attempt 1", "attempt 2", "attempt 3"]);
         let retries: Vec<(u32, &str)> = run
             .events()

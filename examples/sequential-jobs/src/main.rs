@@ -24,7 +24,7 @@ fn chain(_ctx: &Ctx) -> Vec<Job> {
             let job = Job::action(job_id(n), move |ctx: Ctx| async move {
                 ctx.sleep(Duration::from_millis(10)).await;
                 ctx.log(format!("this is {}", job_id(n)));
-                Ok::<_, JobError>(n)
+                Ok(n)
             });
             if n == 1 { job } else { job.depends_on([job_id(n - 1)]) }
         })

@@ -26,7 +26,7 @@ mod tests {
     fn says_hello() {
         let run = TestCtx::new().run().unwrap();
         assert!(run.succeeded());
-        assert_eq!(run.output(&hello).unwrap(), "hello from build test-build");
+        assert_eq!(run.output::<hello>().unwrap(), "hello from build test-build");
         assert_eq!(run.log("hello"), ["hello from build test-build"]);
     }
 }

@@ -1,7 +1,7 @@
 //! Passing a typed value from one job to another.
 //!
 //! An action job's `Result<T>` is its output: any type that derives `Serialize` and
-//! `Deserialize`. A job that depends on it reads it with `ctx.output(&job)`, and gets a `T`
+//! `Deserialize`. A job that depends on it reads it with `ctx.output::<job>()`, and gets a `T`
 //! back, checked by the compiler: here `version` works out a `Version` from the build's tag and
 //! `package` names the archive after it.
 
@@ -40,7 +40,7 @@ async fn version(ctx: &Ctx) -> Result<Version> {
 /// The archive's file name, made from the version.
 #[job(depends_on = [version])]
 async fn package(ctx: &Ctx) -> Result<String> {
-    let Version { major, minor, patch, release } = ctx.output(&version)?;
+    let Version { major, minor, patch, release } = ctx.output::<version>()?;
     let suffix = if release { "" } else { "-snapshot" };
     let archive = format!("app-{major}.{minor}.{patch}{suffix}.tar.gz");
     ctx.log(format!("packaging {archive}"));
@@ -59,8 +59,8 @@ mod tests {
     fn tagged_build_packages_the_release() {
         let run = TestCtx::new().tag("v1.12.3").run().unwrap();
         assert!(run.succeeded(), "{run:?}");
-        assert_eq!(run.output(&version), Some(Version { major: 1, minor: 12, patch: 3, release: true }));
-        assert_eq!(run.output(&package).as_deref(), Some("app-1.12.3.tar.gz"));
+        assert_eq!(run.output::<version>(), Some(Version { major: 1, minor: 12, patch: 3, release: true }));
+        assert_eq!(run.output::<package>().as_deref(), Some("app-1.12.3.tar.gz"));
         assert_eq!(run.log("package"), ["packaging app-1.12.3.tar.gz"]);
     }
 
@@ -68,7 +68,7 @@ mod tests {
     fn untagged_build_packages_a_snapshot() {
         let run = TestCtx::new().branch("main").run().unwrap();
         assert!(run.succeeded(), "{run:?}");
-        assert_eq!(run.output(&package).as_deref(), Some("app-0.0.0-snapshot.tar.gz"));
+        assert_eq!(run.output::<package>().as_deref(), Some("app-0.0.0-snapshot.tar.gz"));
     }
 
     #[test]
@@ -78,7 +78,7 @@ mod tests {
         assert_eq!(run.job_status("version"), Some(JobStatus::Failure));
         assert_eq!(run.message("version"), Some("tag \"v1.x\" is not a version: invalid digit found in string"));
         assert_eq!(run.job_status("package"), Some(JobStatus::Skipped));
-        assert_eq!(run.output(&package), None);
+        assert_eq!(run.output::<package>(), None);
     }
 
     #[test]

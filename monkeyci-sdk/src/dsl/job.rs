@@ -30,7 +30,7 @@ pub(crate) enum JobBodyKind {
 /// use monkeyci_sdk::prelude::*;
 ///
 /// #[pipeline]
-/// fn per_target(ctx: &Ctx) -> Vec<Job> {
+/// fn per_target(_ctx: &Ctx) -> Vec<Job> {
 ///     ["x86_64", "aarch64"]
 ///         .into_iter()
 ///         .map(|arch| {
@@ -56,20 +56,18 @@ pub struct Job {
 }
 
 impl Job {
-    /// An action job: `f` runs in the script process and its output is kept as JSON for
-    /// the jobs that depend on it.
-    pub fn action<F, Fut, R>(id: impl Into<String>, f: F) -> Job
+    /// An action job: `f` runs in the script process and its output (any
+    /// `Serialize + Deserialize` value) is kept as JSON for the jobs that depend on it.
+    pub fn action<F, Fut, T>(id: impl Into<String>, f: F) -> Job
     where
         F: Fn(Ctx) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = R> + Send + 'static,
-        R: crate::__private::ActionResult,
+        Fut: Future<Output = Result<T, JobError>> + Send + 'static,
+        T: JobOutput,
     {
         let f = Arc::new(f);
         let action: ActionFn = Arc::new(move |ctx| {
             let fut = f(ctx);
-            Box::pin(
-                async move { crate::__private::output_to_json(crate::__private::ActionResult::into_output(fut.await)) },
-            )
+            Box::pin(async move { crate::__private::output_to_json(fut.await) })
         });
         Job::new(id.into(), JobBodyKind::Action(action))
     }
@@ -83,7 +81,8 @@ impl Job {
         Job { id, depends_on: Vec::new(), blocked: false, timeout: None, retries: 0, body, declared_at: None }
     }
 
-    /// Runs after these jobs, given by id or by `#[job]` function: `.depends_on([&build])`.
+    /// Runs after these jobs, given by id (`.depends_on(["build"])`) or by `#[job]` function
+    /// (`.depends_on([JobId::of::<build>()])`).
     pub fn depends_on<I, D>(mut self, deps: I) -> Self
     where
         I: IntoIterator<Item = D>,
@@ -140,7 +139,7 @@ impl std::fmt::Debug for Job {
     }
 }
 
-/// A job named by id (`"build"`) or by its `#[job]` function (`&build`).
+/// A job named by id (`"build"`), or by its `#[job]` function (`JobId::of::<build>()`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobId(pub(crate) String);
 
@@ -162,20 +161,24 @@ impl From<&String> for JobId {
     }
 }
 
-impl<J: JobMarker> From<&J> for JobId {
-    fn from(_: &J) -> Self {
+impl JobId {
+    /// The id of the `#[job]` `J`: `JobId::of::<build>()`.
+    pub fn of<J: JobMarker>() -> JobId {
         JobId(J::ID.to_owned())
     }
 }
 
-/// The item `#[job]` generates for a job function: it names the job and carries the type of
-/// its output, so `ctx.output(&build)` is typed and `depends_on = [build]` is checked by rustc.
+/// The type `#[job]` generates beside a job function, with the function's name: it names the
+/// job and carries the type of its output, so `ctx.output::<build>()` is typed and
+/// `depends_on = [build]` is checked by rustc. It lives in the type namespace only (like
+/// Rocket's route structs), so the function stays an ordinary function and a local variable
+/// may share the job's name.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a #[job]",
     label = "not declared with #[job]",
-    note = "`depends_on` and `ctx.output` take functions declared with `#[job]`"
+    note = "`depends_on`, `ctx.output::<J>()` and `JobId::of::<J>()` take functions declared with `#[job]`"
 )]
-pub trait JobMarker: Copy {
+pub trait JobMarker {
     /// What the job's dependents read with `ctx.output`.
     type Output: JobOutput;
     /// The job's id.

@@ -8,7 +8,7 @@ async fn build(ctx: Ctx) -> Result<String> {
 
 #[job(depends_on = [build])]
 async fn package(ctx: &Ctx) -> Result<()> {
-    let binary = ctx.output(&build)?;
+    let binary = ctx.output::<build>()?;
     ctx.log(format!("packaging {binary}"));
     Ok(())
 }

@@ -37,7 +37,7 @@ pub async fn publish(ctx: &Ctx) -> Result<Release> {
 
 #[job(depends_on = [publish], blocked = false, timeout = "500ms", retries = 0)]
 async fn announce(ctx: &Ctx) -> Result<()> {
-    let release: Release = ctx.output(&publish)?;
+    let release: Release = ctx.output::<publish>()?;
     ctx.log(format!("released {}", release.version));
     Ok(())
 }

@@ -17,7 +17,7 @@ mod build {
 
 #[job(depends_on = [build::compile, crate::build::version])]
 async fn publish(ctx: &Ctx) -> Result<()> {
-    let version = ctx.output(&build::version)?;
+    let version = ctx.output::<build::version>()?;
     ctx.log(format!("publishing {version}"));
     Ok(())
 }

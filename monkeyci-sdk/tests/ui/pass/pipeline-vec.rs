@@ -13,7 +13,7 @@ fn per_crate(ctx: &Ctx) -> Vec<Job> {
         .filter(|name| ctx.touched(&format!("{name}/**")))
         .map(|name| {
             Job::container(format!("test-{name}"), container("rust:1.95").script([format!("cargo test -p {name}")]))
-                .depends_on([&compile])
+                .depends_on([JobId::of::<compile>()])
         })
         .collect()
 }
@@ -22,6 +22,7 @@ fn per_crate(ctx: &Ctx) -> Vec<Job> {
 fn fixed() -> Vec<Job> {
     vec![Job::action("hello", |ctx: Ctx| async move {
         ctx.log("hello");
+        Ok(())
     })]
 }
 

@@ -1,4 +1,4 @@
-// `let version = ctx.output(&version)` cannot reuse the job's name: the job is a unit struct.
+// A local variable may share its name with a job: the job marker is a type, not a value.
 use monkeyci_sdk::prelude::*;
 
 #[job]
@@ -8,7 +8,7 @@ async fn version(_ctx: &Ctx) -> Result<String> {
 
 #[job(depends_on = [version])]
 async fn package(ctx: &Ctx) -> Result<()> {
-    let version: String = ctx.output(&version)?;
+    let version: String = ctx.output::<version>()?;
     ctx.log(format!("packaging {version}"));
     Ok(())
 }
