@@ -68,6 +68,9 @@
 #![warn(missing_docs, unreachable_pub)]
 #![doc(test(attr(deny(warnings))))]
 
+// Lets the sdk's own tests use `#[job]`, whose expansion names `::monkeyci_sdk`.
+extern crate self as monkeyci_sdk;
+
 mod client;
 mod ctx;
 mod dsl;

@@ -355,3 +355,130 @@ impl<F: Future + ?Sized> Future for CatchUnwind<F> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use crate::protocol::{BuildStatus, EventKind, JobStatus};
+    use crate::testing::TestCtx;
+    use crate::{Job, JobError};
+
+    fn ok(id: &str) -> Job {
+        Job::action(id, |_ctx| async { Ok(()) })
+    }
+
+    fn failing(id: &str) -> Job {
+        Job::action(id, |_ctx| async { Err::<(), _>(JobError::msg("broken")) })
+    }
+
+    #[test]
+    fn blocked_jobs_run_only_when_approved() {
+        let jobs = || vec![ok("deploy").blocked(), ok("notify").depends_on(["deploy"])];
+        let declined = TestCtx::new().run_jobs(jobs()).unwrap();
+        assert_eq!(declined.job_status("deploy"), Some(JobStatus::Skipped));
+        assert_eq!(declined.message("deploy"), Some("blocked: it was not approved"));
+        assert_eq!(declined.message("notify"), Some("dependency `deploy` was skipped (blocked: it was not approved)"));
+        assert!(
+            declined.events().iter().any(|e| matches!(&e.kind, EventKind::JobBlocked { job_id } if job_id == "deploy"))
+        );
+
+        let approved = TestCtx::new().approve("deploy").run_jobs(jobs()).unwrap();
+        assert_eq!(approved.job_status("notify"), Some(JobStatus::Success));
+    }
+
+    #[test]
+    fn retries_count_attempts_until_success() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&calls);
+        let flaky = Job::action("flaky", move |_ctx| {
+            let attempt = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            async move { if attempt < 3 { Err(JobError::msg(format!("try {attempt}"))) } else { Ok(attempt) } }
+        })
+        .retries(5);
+        let run = TestCtx::new().run_jobs(vec![flaky]).unwrap();
+        assert_eq!(run.job_status("flaky"), Some(JobStatus::Success));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        let starts: Vec<u32> = run
+            .events()
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::JobStart { attempt, .. } => Some(*attempt),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(starts, [1, 2, 3]);
+    }
+
+    #[test]
+    fn timeouts_stop_the_job() {
+        let slow = Job::action("slow", |ctx| async move {
+            ctx.sleep(Duration::from_secs(30)).await;
+            Ok(())
+        })
+        .timeout(Duration::from_millis(50));
+        let run = TestCtx::new().run_jobs(vec![slow, ok("other")]).unwrap();
+        assert_eq!(run.job_status("slow"), Some(JobStatus::Timeout));
+        assert_eq!(run.message("slow"), Some("timed out after 50ms"));
+        assert_eq!(run.job_status("other"), Some(JobStatus::Success));
+        assert_eq!(run.status(), BuildStatus::Failure);
+    }
+
+    #[test]
+    fn fail_fast_cancels_running_jobs_and_skips_the_rest() {
+        let slow = Job::action("slow", |ctx| async move {
+            ctx.sleep(Duration::from_secs(30)).await;
+            Ok(())
+        });
+        let jobs = vec![slow, failing("broken"), ok("after").depends_on(["slow"])];
+        let started = std::time::Instant::now();
+        let run = TestCtx::new().fail_fast().run_jobs(jobs).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10), "fail_fast must not wait for the slow job");
+        assert_eq!(run.job_status("broken"), Some(JobStatus::Failure));
+        assert_eq!(run.job_status("slow"), Some(JobStatus::Canceled));
+        assert_eq!(run.job_status("after"), Some(JobStatus::Skipped));
+
+        let without = TestCtx::new().run_jobs(vec![failing("broken"), ok("independent")]).unwrap();
+        assert_eq!(without.job_status("independent"), Some(JobStatus::Success));
+    }
+
+    #[test]
+    fn a_panic_fails_only_its_job() {
+        let boom = Job::action("boom", |_ctx| async {
+            if true {
+                panic!("kaboom");
+            }
+            Ok(())
+        });
+        let run = TestCtx::new().run_jobs(vec![boom, ok("fine")]).unwrap();
+        assert_eq!(run.job_status("boom"), Some(JobStatus::Failure));
+        let message = run.message("boom").unwrap();
+        assert!(message.starts_with("panicked: kaboom (at "), "{message}");
+        assert_eq!(run.job_status("fine"), Some(JobStatus::Success));
+    }
+
+    #[test]
+    fn outputs_are_only_readable_by_dependents() {
+        #[crate::job]
+        async fn source(_ctx: &crate::Ctx) -> Result<u32, JobError> {
+            Ok(7)
+        }
+        let reader = |id: &str| {
+            Job::action(id, |ctx| async move {
+                let n = ctx.output::<source>()?;
+                Ok(n * 6)
+            })
+        };
+        let source_job = Job::action("source", |_ctx| async { Ok(7u32) });
+        let run = TestCtx::new()
+            .run_jobs(vec![source_job, reader("dependent").depends_on(["source"]), reader("stranger")])
+            .unwrap();
+        assert_eq!(run.output_json("dependent"), Some(&serde_json::json!(42)));
+        assert_eq!(
+            run.message("stranger"),
+            Some("job `stranger` reads the output of `source` but does not depend on it; add it to `depends_on`")
+        );
+    }
+}
