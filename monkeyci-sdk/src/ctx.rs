@@ -54,6 +54,8 @@ pub(crate) struct BuildState {
     pub(crate) outputs: Mutex<HashMap<String, Arc<serde_json::Value>>>,
     /// Each planned job's direct dependencies, set once the build is planned.
     pub(crate) graph: OnceLock<HashMap<String, Vec<String>>>,
+    /// Set once the build is canceled; the scheduler stops everything.
+    pub(crate) canceled: tokio::sync::watch::Sender<bool>,
 }
 
 /// The job a context belongs to.
@@ -70,6 +72,11 @@ impl Ctx {
     pub(crate) fn for_job(&self, id: &str) -> Ctx {
         let work_dir = self.build.info.checkout_dir.clone();
         Ctx { build: Arc::clone(&self.build), job: Some(Arc::new(JobScope { id: id.to_owned(), work_dir })) }
+    }
+
+    /// Cancels the build: running jobs are stopped, the others skipped.
+    pub(crate) fn cancel_build(&self) {
+        self.build.canceled.send_replace(true);
     }
 
     pub(crate) fn emit(&self, kind: EventKind) {

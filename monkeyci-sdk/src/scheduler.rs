@@ -134,12 +134,13 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
     let mut ready: Vec<usize> = (0..count).filter(|&i| remaining[i] == 0).collect();
     let mut running: JoinSet<Outcome> = JoinSet::new();
     let mut task_job: HashMap<tokio::task::Id, usize> = HashMap::with_capacity(count);
-    let mut stopped_by: Option<String> = None;
+    let mut stopped: Option<Stop> = None;
+    let mut canceled = ctx.build.canceled.subscribe();
 
     loop {
         for i in ready.drain(..) {
-            if let Some(failed) = &stopped_by {
-                let outcome = Outcome::not_run(JobStatus::Skipped, format!("fail_fast: job `{failed}` failed"));
+            if let Some(stop) = &stopped {
+                let outcome = Outcome::not_run(JobStatus::Skipped, stop.skip_reason());
                 finish(ctx, &ids, &dependents, &mut outcomes, i, outcome, None);
                 continue;
             }
@@ -148,16 +149,21 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
             let handle = running.spawn(run_job(ctx.for_job(&ids[i]), job));
             task_job.insert(handle.id(), i);
         }
-        let Some(joined) = running.join_next_with_id().await else { break };
+        let joined = tokio::select! {
+            joined = running.join_next_with_id() => joined,
+            _ = canceled.wait_for(|canceled| *canceled), if stopped.is_none() => {
+                stopped = Some(Stop::Canceled);
+                running.abort_all();
+                continue;
+            }
+        };
+        let Some(joined) = joined else { break };
         let (i, outcome) = match joined {
             Ok((task, outcome)) => (task_job.remove(&task), outcome),
             Err(err) => {
                 let outcome = if err.is_cancelled() {
-                    let failed = stopped_by.clone().unwrap_or_default();
-                    Outcome::not_run(
-                        JobStatus::Canceled,
-                        format!("canceled: job `{failed}` failed and fail_fast is on"),
-                    )
+                    let why = stopped.as_ref().map_or_else(|| "canceled".to_owned(), Stop::cancel_reason);
+                    Outcome::not_run(JobStatus::Canceled, why)
                 } else {
                     Outcome::not_run(JobStatus::Failure, format!("the scheduler lost this job: {err}"))
                 };
@@ -182,8 +188,8 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
             }
         }
         finish(ctx, &ids, &dependents, &mut outcomes, i, outcome, None);
-        if status.is_failure() && options.fail_fast && stopped_by.is_none() {
-            stopped_by = Some(ids[i].clone());
+        if status.is_failure() && options.fail_fast && stopped.is_none() {
+            stopped = Some(Stop::FailFast(ids[i].clone()));
             running.abort_all();
         }
     }
@@ -196,11 +202,37 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
         };
         reports.push(JobReport { id: ids[i].clone(), status, message });
     }
-    let status =
-        if reports.iter().any(|r| r.status.is_failure()) { BuildStatus::Failure } else { BuildStatus::Success };
-    let message = failure_summary(&reports);
+    let (status, message) = match stopped {
+        Some(Stop::Canceled) => (BuildStatus::Canceled, Some("the build was canceled".to_owned())),
+        _ if reports.iter().any(|r| r.status.is_failure()) => (BuildStatus::Failure, failure_summary(&reports)),
+        _ => (BuildStatus::Success, None),
+    };
     ctx.emit(EventKind::ScriptEnd { status, message });
     BuildReport { status, jobs: reports }
+}
+
+/// Why the scheduler stopped starting jobs.
+enum Stop {
+    /// A job failed and `fail_fast` is on.
+    FailFast(String),
+    /// The build was canceled (Ctrl-C, SIGTERM, an API call).
+    Canceled,
+}
+
+impl Stop {
+    fn skip_reason(&self) -> String {
+        match self {
+            Stop::FailFast(job) => format!("fail_fast: job `{job}` failed"),
+            Stop::Canceled => "the build was canceled".to_owned(),
+        }
+    }
+
+    fn cancel_reason(&self) -> String {
+        match self {
+            Stop::FailFast(job) => format!("canceled: job `{job}` failed and fail_fast is on"),
+            Stop::Canceled => "canceled: the build was canceled".to_owned(),
+        }
+    }
 }
 
 fn failure_summary(reports: &[JobReport]) -> Option<String> {
@@ -442,6 +474,19 @@ mod tests {
 
         let without = TestCtx::new().run_jobs(vec![failing("broken"), ok("independent")]).unwrap();
         assert_eq!(without.job_status("independent"), Some(JobStatus::Success));
+    }
+
+    #[test]
+    fn canceling_the_build_stops_running_jobs_and_skips_the_rest() {
+        let slow = Job::action("slow", |ctx| async move {
+            ctx.cancel_build();
+            ctx.sleep(Duration::from_secs(30)).await;
+            Ok(())
+        });
+        let run = TestCtx::new().run_jobs(vec![slow, ok("next").depends_on(["slow"])]).unwrap();
+        assert_eq!(run.status(), BuildStatus::Canceled);
+        assert_eq!(run.job_status("slow"), Some(JobStatus::Canceled));
+        assert_eq!(run.message("next"), Some("dependency `slow` was canceled"));
     }
 
     #[test]

@@ -71,6 +71,7 @@ async fn run(config: ScriptConfig) -> u8 {
         process_slots: Arc::new(Semaphore::new(config.max_parallel.max(1))),
         outputs: Mutex::new(HashMap::new()),
         graph: OnceLock::new(),
+        canceled: tokio::sync::watch::Sender::new(false),
     });
     let code = match plan::resolve(&ctx, &config.jobs) {
         Err(err) => {
@@ -83,6 +84,12 @@ async fn run(config: ScriptConfig) -> u8 {
                 0
             }
             ScriptMode::Run => {
+                let canceler = ctx.clone();
+                tokio::spawn(async move {
+                    if termination_requested().await {
+                        canceler.cancel_build();
+                    }
+                });
                 let options = scheduler::Options { fail_fast: config.fail_fast };
                 let report = scheduler::run(&ctx, resolved, options).await;
                 u8::from(report.status != BuildStatus::Success)
@@ -91,4 +98,15 @@ async fn run(config: ScriptConfig) -> u8 {
     };
     sink.flush().await;
     code
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM; `false` if they cannot be watched.
+async fn termination_requested() -> bool {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        return false;
+    };
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => interrupted.is_ok(),
+        _ = term.recv() => true,
+    }
 }

@@ -185,6 +185,7 @@ impl TestCtx {
             process_slots: Arc::new(Semaphore::new(cpus())),
             outputs: Mutex::new(HashMap::new()),
             graph: OnceLock::new(),
+            canceled: tokio::sync::watch::Sender::new(false),
         })
     }
 

@@ -168,6 +168,9 @@ impl Compiler {
             return Err(Error::CompileFailed);
         }
         let executable = executable.ok_or_else(|| Error::NoBinary(krate.package.clone()))?;
+        // Cargo may have just written the lock file (a new pipeline has none): key the binary
+        // by the sources as they are now, so the next run finds it.
+        let cached = self.cache_dir.join("bin").join(self.source_hash(krate)?).join(&krate.package);
         store(&executable, &cached)?;
         Ok(CompiledScript { binary: cached })
     }

@@ -111,8 +111,18 @@ pub(crate) async fn run_script(
         on_update(update);
     };
     let mut lines_open = true;
+    let mut interrupts = 0;
     let exit = loop {
         tokio::select! {
+            // The first Ctrl-C asks the script to cancel the build (it reports what it stopped);
+            // the second kills it.
+            Ok(()) = tokio::signal::ctrl_c() => {
+                interrupts += 1;
+                match (interrupts, child.id()) {
+                    (1, Some(pid)) => interrupt(pid),
+                    _ => { let _ = child.start_kill(); }
+                }
+            },
             Some(event) = event_rx.recv() => handle(Update::Event(event), &mut end, &mut plan),
             line = line_rx.recv(), if lines_open => match line {
                 Some((stream, line)) => handle(Update::ScriptLine(stream, masker.mask(&line)), &mut end, &mut plan),
@@ -143,5 +153,14 @@ async fn forward_lines(
         if tx.send((stream, line)).is_err() {
             break;
         }
+    }
+}
+
+/// Sends SIGINT to the script process.
+fn interrupt(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return };
+    // SAFETY: kill(2) has no memory effects; at worst the process is already gone.
+    unsafe {
+        libc::kill(pid, libc::SIGINT);
     }
 }

@@ -26,6 +26,8 @@ pub(crate) enum Error {
     Failed { args: String, stderr: String },
     #[error("--base {0}: no such commit in this repository")]
     UnknownBase(String),
+    #[error("--base {base}: {} is not in a git repository", dir.display())]
+    NotARepository { base: String, dir: std::path::PathBuf },
 }
 
 /// Runs git in `dir`; `Ok(None)` when it exits non-zero.
@@ -49,6 +51,9 @@ fn git_ok(dir: &Path, args: &[&str]) -> Result<String, Error> {
 /// overrides on top.
 pub(crate) fn git_info(dir: &Path, overrides: &GitOverrides) -> Result<GitInfo, Error> {
     let in_repo = git(dir, &["rev-parse", "--is-inside-work-tree"])?.as_deref() == Some("true");
+    if let (false, Some(base)) = (in_repo, &overrides.base) {
+        return Err(Error::NotARepository { base: base.clone(), dir: dir.to_owned() });
+    }
     let mut info = GitInfo::default();
     if in_repo {
         info.commit_id = git(dir, &["rev-parse", "--verify", "-q", "HEAD"])?;

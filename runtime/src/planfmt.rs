@@ -33,13 +33,14 @@ pub(crate) fn format(plan: &Plan, format: PlanFormat) -> String {
 fn text(plan: &Plan) -> String {
     let mut out = String::new();
     let width = plan.jobs.iter().map(|j| j.id.len()).max().unwrap_or(0);
+    let what = |job: &monkeyci_sdk::protocol::PlannedJob| match (job.kind, &job.container) {
+        (JobKind::Container, Some(spec)) => format!("container {}", spec.image),
+        _ => "action".to_owned(),
+    };
+    let what_width = plan.jobs.iter().map(|j| what(j).len()).max().unwrap_or(0);
     let _ = writeln!(out, "{} jobs, in dependency order:", plan.jobs.len());
     for (n, job) in plan.jobs.iter().enumerate() {
-        let mut line = format!("{:>3}. {:<width$}  ", n + 1, job.id);
-        match (job.kind, &job.container) {
-            (JobKind::Container, Some(spec)) => line.push_str(&format!("container {}", spec.image)),
-            _ => line.push_str("action"),
-        }
+        let mut line = format!("{:>3}. {:<width$}  {:<what_width$}", n + 1, job.id, what(job));
         if !job.depends_on.is_empty() {
             line.push_str(&format!("  after {}", job.depends_on.join(", ")));
         }

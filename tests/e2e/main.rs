@@ -1,1 +1,20 @@
+//! End-to-end tests: they drive the real `monkeyci` binary as a user would, on the example
+//! pipelines and on git repositories made for each test, and check exit codes, the events
+//! written with `--events` and what the user reads.
+//!
+//! All tests share one pipeline cache (`MONKEYCI_CACHE_DIR`, see [`util::CACHE_DIR`]), so the
+//! sdk compiles once per run. Run with `cargo test -p monkeyci-runtime --test e2e`.
 
+/// `MonkeyciCommand` (runs the binary, parses its events) and `TestRepo` (temp git repository
+/// with a `.monkeyci` pipeline crate).
+mod util;
+
+/// Every example pipeline of `examples/`, run end to end.
+mod examples;
+
+/// Pipelines in real git repositories: changes from git, compile errors, unit tests, `init`,
+/// warm starts.
+mod repos;
+
+/// The command line: job filters, plan formats, verify, test, and errors for bad inputs.
+mod cli;

@@ -67,7 +67,7 @@ fn parse_params(raw: &[String]) -> anyhow::Result<ParamMap> {
         let (name, value) = match item.split_once('=') {
             Some((name, value)) => (name.to_owned(), value.to_owned()),
             None => {
-                let value = std::env::var(item).with_context(|| {
+                let value = std::env::var(item).ok().with_context(|| {
                     format!("--param {item}: no value given and no environment variable {item} is set")
                 })?;
                 (item.clone(), value)

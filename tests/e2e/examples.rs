@@ -1,0 +1,333 @@
+//! The example pipelines of `examples/`, run with `monkeyci build run` as a user would: each
+//! test checks the exit code, the events (`--events`) and what the user reads on stdout.
+//!
+//! Examples are pipeline crates themselves, so the tests pass the crate directory. Their git
+//! context would be this checkout's, so every test that depends on it sets it explicitly.
+
+use monkeyci_sdk::protocol::{BuildStatus, EventKind, JobKind, JobStatus};
+
+use crate::util::{MonkeyciCommand, example};
+
+/// What a container job reports while this runtime has no container engine.
+const NO_CONTAINERS: &str = "does not run container jobs yet";
+
+#[test]
+fn single_job_runs_and_says_hello() {
+    let out = MonkeyciCommand::run(example("single-job")).output();
+    out.assert_code(0);
+
+    let script_start = out.position("script/start", None).expect("script/start");
+    let job_start = out.position("job/start", Some("hello")).expect("job/start");
+    let job_output = out.position("job/output", Some("hello")).expect("job/output");
+    let job_end = out.position("job/end", Some("hello")).expect("job/end");
+    let script_end = out.position("script/end", None).expect("script/end");
+    assert!(
+        script_start < job_start && job_start < job_output && job_output < job_end && job_end < script_end,
+        "events out of order; {out:?}"
+    );
+
+    let log = out.log("hello");
+    assert_eq!(log.len(), 1, "{out:?}");
+    assert!(log[0].starts_with("hello from build "), "{out:?}");
+    assert_eq!(out.status("hello"), Some(JobStatus::Success), "{out:?}");
+    assert_eq!(out.build_end(), Some((BuildStatus::Success, None)), "{out:?}");
+
+    out.assert_stdout_contains("[hello] started")
+        .assert_stdout_contains(&format!("[hello] | {}", log[0]))
+        .assert_stdout_contains("build success");
+}
+
+#[test]
+fn parallel_jobs_overlap_in_time() {
+    let out = MonkeyciCommand::run(example("parallel-jobs")).output();
+    out.assert_code(0);
+
+    let ids: Vec<String> = (1..=20).map(|n| format!("job-{n:02}")).collect();
+    for (n, id) in (1..).zip(&ids) {
+        assert_eq!(out.status(id), Some(JobStatus::Success), "{id}; {out:?}");
+        assert_eq!(out.log(id), [format!("job {n} done")], "{out:?}");
+    }
+    // Each job waits 500 ms: had they run one after the other, a job would have ended before
+    // the next one started, and the build would take 10 s.
+    let last_start = ids.iter().map(|id| out.start_time(id).expect("started")).max().unwrap();
+    let first_end = ids.iter().map(|id| out.end_time(id).expect("ended")).min().unwrap();
+    assert!(last_start <= first_end, "a job ended before the last one started; {out:?}");
+    let makespan = out.time_of("script/end").unwrap() - out.time_of("script/start").unwrap();
+    assert!(makespan < 5_000, "20 jobs of 500 ms took {makespan} ms; {out:?}");
+}
+
+#[test]
+fn sequential_jobs_start_after_their_predecessor_ended() {
+    let out = MonkeyciCommand::run(example("sequential-jobs")).output();
+    out.assert_code(0);
+
+    let ids: Vec<String> = (1..=20).map(|n| format!("job-{n:02}")).collect();
+    assert_eq!(out.started_jobs(), ids, "{out:?}");
+    for pair in ids.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        assert_eq!(out.status(before), Some(JobStatus::Success), "{out:?}");
+        let ended = out.position("job/end", Some(before)).expect("job/end");
+        let started = out.position("job/start", Some(after)).expect("job/start");
+        assert!(ended < started, "{after} started before {before} ended; {out:?}");
+        assert!(out.end_time(before) <= out.start_time(after), "{out:?}");
+    }
+    assert_eq!(out.log("job-20"), ["this is job-20"]);
+}
+
+#[test]
+fn failing_job_fails_the_build_and_skips_its_dependents() {
+    let out = MonkeyciCommand::run(example("failing-job")).output();
+    out.assert_code(1);
+
+    let message = "compilation failed: src/lib.rs:12: mismatched types";
+    assert_eq!(out.status("compile"), Some(JobStatus::Failure), "{out:?}");
+    assert_eq!(out.message("compile"), Some(message), "{out:?}");
+    out.assert_stdout_contains("[compile] failure after").assert_stdout_contains(message);
+
+    // Dependents do not run; each says which dependency stopped it.
+    assert_eq!(out.status("test"), Some(JobStatus::Skipped), "{out:?}");
+    let reason = out.skip_reason("test").unwrap();
+    assert!(reason.contains("`compile`") && reason.contains("failed"), "{reason}");
+    assert_eq!(out.status("package"), Some(JobStatus::Skipped), "{out:?}");
+    assert!(out.skip_reason("package").unwrap().contains("`test`"), "{out:?}");
+    assert!(!out.started_jobs().contains(&"test") && !out.started_jobs().contains(&"package"));
+    out.assert_stdout_contains("[test] skipped: ");
+
+    // The independent job still runs.
+    assert_eq!(out.status("lint"), Some(JobStatus::Success), "{out:?}");
+    assert_eq!(out.log("lint"), ["no lint warnings"]);
+
+    // The summary table has a row per job.
+    let row = |job: &str| out.stdout.lines().find(|l| l.split_whitespace().next() == Some(job)).unwrap_or_default();
+    assert!(out.stdout.contains("JOB") && out.stdout.contains("STATUS"), "no summary; {out:?}");
+    assert!(row("compile").contains("failure") && row("compile").contains(message), "{out:?}");
+    assert!(row("package").contains("skipped") && row("lint").contains("success"), "{out:?}");
+
+    let (status, why) = out.build_end().expect("script/end");
+    assert_eq!(status, BuildStatus::Failure);
+    assert!(why.unwrap_or_default().contains("compile"), "{out:?}");
+    out.assert_stdout_contains("build failure");
+}
+
+/// Runs conditional-jobs with `context` and returns the outcome, with the main branch fixed.
+fn conditional(context: &[&str]) -> crate::util::Output {
+    MonkeyciCommand::run(example("conditional-jobs")).args(["--main-branch", "main"]).args(context).output()
+}
+
+#[test]
+fn conditional_jobs_on_the_main_branch_deploy() {
+    let out = conditional(&["--branch", "main"]);
+    out.assert_code(0);
+    assert_eq!(out.started_jobs(), ["build", "deploy-staging"], "{out:?}");
+    assert_eq!(out.status("deploy-staging"), Some(JobStatus::Success));
+    assert_eq!(out.log("deploy-staging"), ["deploying branch main to staging"]);
+    assert_eq!(out.status("release"), Some(JobStatus::Skipped));
+    assert!(out.skip_reason("release").unwrap().contains("is_release_tag"), "{out:?}");
+    out.assert_stdout_contains("[release] skipped: ").assert_stdout_contains("is_release_tag");
+}
+
+#[test]
+fn conditional_jobs_on_a_feature_branch_only_build() {
+    let out = conditional(&["--branch", "feature"]);
+    out.assert_code(0);
+    assert_eq!(out.started_jobs(), ["build"], "{out:?}");
+    assert_eq!(out.log("build"), ["building branch feature"]);
+    assert!(out.skip_reason("deploy-staging").unwrap().contains("is_main"), "{out:?}");
+    assert!(out.skip_reason("release").unwrap().contains("is_release_tag"), "{out:?}");
+}
+
+#[test]
+fn conditional_jobs_on_a_version_tag_release() {
+    let out = conditional(&["--tag", "v1.2.0"]);
+    out.assert_code(0);
+    assert_eq!(out.started_jobs(), ["build", "release"], "{out:?}");
+    assert_eq!(out.log("build"), ["building tag v1.2.0"]);
+    assert_eq!(out.log("release"), ["releasing version 1.2.0"]);
+    assert_eq!(out.status("deploy-staging"), Some(JobStatus::Skipped));
+    assert!(out.skip_reason("deploy-staging").unwrap().contains("is_main"), "{out:?}");
+}
+
+#[test]
+fn changed_files_pick_the_jobs_to_run() {
+    // (changed file, job that runs, job that is skipped, its condition)
+    let cases = [
+        ("app/src/main.rs", "test-app", "test-docs", "docs_changed"),
+        ("docs/x.md", "test-docs", "test-app", "app_changed"),
+    ];
+    for (changed, runs, skipped, condition) in cases {
+        let plan =
+            MonkeyciCommand::plan(example("changed-files")).args(["--format", "json", "--changed", changed]).output();
+        plan.assert_code(0);
+        let plan = plan.plan();
+        assert_eq!(plan.job_ids(), [runs], "--changed {changed}: {plan:?}");
+        assert_eq!(plan.skipped.len(), 1, "{plan:?}");
+        assert_eq!(plan.skipped[0].id, skipped);
+        assert!(plan.skipped[0].reason.contains(condition), "{plan:?}");
+
+        // Both jobs are container jobs: the one selected is attempted (and fails for want
+        // of a container engine), the other is skipped with its condition.
+        let out = MonkeyciCommand::run(example("changed-files")).args(["--changed", changed]).output();
+        out.assert_code(1);
+        assert_eq!(out.started_jobs(), [runs], "--changed {changed}; {out:?}");
+        assert!(out.message(runs).unwrap_or_default().contains(NO_CONTAINERS), "{out:?}");
+        assert_eq!(out.status(skipped), Some(JobStatus::Skipped), "{out:?}");
+        assert!(out.skip_reason(skipped).unwrap().contains(condition), "{out:?}");
+    }
+}
+
+#[test]
+fn matrix_plans_one_container_job_per_combination() {
+    let out = MonkeyciCommand::plan(example("matrix")).args(["--format", "json"]).output();
+    out.assert_code(0);
+    let plan = out.plan();
+    let expected = ["test-bookworm-1.95", "test-bookworm-1.96", "test-alpine-1.95", "test-alpine-1.96"];
+    let prepare = plan.job("prepare").expect("prepare is planned");
+    assert!(prepare.depends_on.is_empty());
+    assert_eq!(prepare.kind, JobKind::Action);
+    assert_eq!(plan.job("summary").expect("summary is planned").depends_on, ["prepare"]);
+    for id in expected {
+        let job = plan.job(id).unwrap_or_else(|| panic!("{id} is not planned: {plan:?}"));
+        assert_eq!(job.kind, JobKind::Container, "{id}");
+        assert_eq!(job.depends_on, ["prepare"], "{id}");
+        let spec = job.container.as_ref().expect("a container spec");
+        let (os, rust) = id.trim_start_matches("test-").split_once('-').unwrap();
+        assert_eq!(spec.image, format!("docker.io/rust:{rust}-{os}"));
+        assert_eq!(spec.env.get("MATRIX_OS").map(String::as_str), Some(os));
+        assert_eq!(spec.env.get("MATRIX_RUST").map(String::as_str), Some(rust));
+    }
+    assert_eq!(plan.jobs.len(), 6, "{plan:?}");
+}
+
+#[test]
+fn matrix_container_jobs_fail_clearly_without_a_container_engine() {
+    let out = MonkeyciCommand::run(example("matrix")).output();
+    // Container jobs must not pass silently while nothing can run them.
+    out.assert_code(1);
+    assert_eq!(out.status("prepare"), Some(JobStatus::Success), "{out:?}");
+    assert_eq!(out.status("summary"), Some(JobStatus::Success), "{out:?}");
+    assert!(out.log("summary")[0].starts_with("4 combinations"), "{out:?}");
+    for id in ["test-bookworm-1.95", "test-bookworm-1.96", "test-alpine-1.95", "test-alpine-1.96"] {
+        assert_eq!(out.status(id), Some(JobStatus::Failure), "{id}; {out:?}");
+        let message = out.message(id).unwrap_or_default();
+        assert!(message.contains(NO_CONTAINERS) && message.contains("docker.io/rust:"), "{id}: {message}");
+    }
+    out.assert_stdout_contains(NO_CONTAINERS);
+    assert_eq!(out.build_end().map(|(status, _)| status), Some(BuildStatus::Failure));
+}
+
+#[test]
+fn typed_output_flows_to_the_dependent() {
+    let tagged = MonkeyciCommand::run(example("typed-output")).args(["--tag", "v1.12.3"]).output();
+    tagged.assert_code(0);
+    assert_eq!(tagged.log("package"), ["packaging app-1.12.3.tar.gz"], "{tagged:?}");
+    tagged.assert_stdout_contains("[package] | packaging app-1.12.3.tar.gz");
+
+    let untagged = MonkeyciCommand::run(example("typed-output")).args(["--branch", "main"]).output();
+    untagged.assert_code(0);
+    assert_eq!(untagged.log("package"), ["packaging app-0.0.0-snapshot.tar.gz"], "{untagged:?}");
+}
+
+#[test]
+fn typed_output_that_cannot_be_made_skips_the_dependent() {
+    let out = MonkeyciCommand::run(example("typed-output")).args(["--tag", "v1.x"]).output();
+    out.assert_code(1);
+    assert_eq!(out.status("version"), Some(JobStatus::Failure), "{out:?}");
+    assert!(out.message("version").unwrap().contains("is not a version"), "{out:?}");
+    assert_eq!(out.status("package"), Some(JobStatus::Skipped), "{out:?}");
+    assert!(out.skip_reason("package").unwrap().contains("`version`"), "{out:?}");
+}
+
+#[test]
+fn params_secret_never_appears_in_any_output() {
+    const SECRET: &str = "e2e-s3cr3t-7f3a9c";
+    let out = MonkeyciCommand::run(example("params")).arg("--param").arg(format!("DEPLOY_TOKEN={SECRET}")).output();
+    out.assert_code(0);
+    assert!(!out.stdout.contains(SECRET), "the secret is on stdout; {out:?}");
+    assert!(!out.stderr.contains(SECRET), "the secret is on stderr; {out:?}");
+    assert!(!out.events_text.contains(SECRET), "the secret is in the events; {out:?}");
+
+    let log = out.log("deploy");
+    assert_eq!(log, [format!("got Secret(DEPLOY_TOKEN), {} characters long", SECRET.len()).as_str(), "***"]);
+    out.assert_stdout_contains("[deploy] | ***");
+}
+
+#[test]
+fn params_value_can_come_from_the_environment() {
+    const SECRET: &str = "from-the-environment-42";
+    let out =
+        MonkeyciCommand::run(example("params")).args(["--param", "DEPLOY_TOKEN"]).env("DEPLOY_TOKEN", SECRET).output();
+    out.assert_code(0);
+    // The length proves the job got the environment's value.
+    assert_eq!(out.log("deploy")[0], format!("got Secret(DEPLOY_TOKEN), {} characters long", SECRET.len()));
+    for (what, text) in [("stdout", &out.stdout), ("stderr", &out.stderr), ("events", &out.events_text)] {
+        assert!(!text.contains(SECRET), "the secret is in {what}; {out:?}");
+    }
+}
+
+#[test]
+fn params_missing_fails_the_job_naming_the_param() {
+    let out = MonkeyciCommand::run(example("params")).env_remove("DEPLOY_TOKEN").output();
+    out.assert_code(1);
+    assert_eq!(out.status("deploy"), Some(JobStatus::Failure));
+    assert!(out.message("deploy").unwrap().contains("\"DEPLOY_TOKEN\" is not set"), "{out:?}");
+}
+
+#[test]
+fn panicking_job_fails_with_the_panic_message() {
+    let out = MonkeyciCommand::run(example("panicking-job")).output();
+    out.assert_code(1);
+    assert_eq!(out.status("explode"), Some(JobStatus::Failure), "{out:?}");
+    let message = out.message("explode").unwrap();
+    assert!(message.contains("boom: the answer was not 42"), "{message}");
+    out.assert_stdout_contains("boom: the answer was not 42");
+    assert_eq!(out.status("survivor"), Some(JobStatus::Success), "{out:?}");
+    assert_eq!(out.log("survivor"), ["still here"]);
+    assert_eq!(out.status("after-explode"), Some(JobStatus::Skipped), "{out:?}");
+    assert!(out.skip_reason("after-explode").unwrap().contains("`explode`"), "{out:?}");
+    assert_eq!(out.build_end().map(|(status, _)| status), Some(BuildStatus::Failure));
+}
+
+#[test]
+fn cycle_is_refused_and_named_before_anything_runs() {
+    let out = MonkeyciCommand::run(example("cycle")).output();
+    out.assert_code(2).assert_stderr_contains("a -> b -> c -> a");
+    assert!(out.events_of("job/start").is_empty(), "a job ran; {out:?}");
+    assert_eq!(out.build_end().map(|(status, _)| status), Some(BuildStatus::Error), "{out:?}");
+}
+
+#[test]
+fn retries_and_timeout_are_reported_per_attempt() {
+    let out = MonkeyciCommand::run(example("retries-and-timeout")).output();
+    out.assert_code(1);
+
+    let attempts: Vec<u32> = out
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::JobStart { job_id, attempt } if job_id == "flaky" => Some(*attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2, 3], "{out:?}");
+    let retrying: Vec<(u32, &str)> = out
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::JobRetrying { job_id, attempt, message } if job_id == "flaky" => {
+                Some((*attempt, message.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retrying, [(1, "service not ready (attempt 1)"), (2, "service not ready (attempt 2)")], "{out:?}");
+    assert_eq!(out.status("flaky"), Some(JobStatus::Success), "{out:?}");
+    out.assert_stdout_contains("[flaky] started (attempt 3)");
+
+    assert_eq!(out.status("hangs"), Some(JobStatus::Timeout), "{out:?}");
+    assert_eq!(out.message("hangs"), Some("timed out after 200ms"), "{out:?}");
+    // Stopped at its limit, not after the five seconds it would have slept.
+    let ran = out.end_time("hangs").unwrap() - out.start_time("hangs").unwrap();
+    assert!(ran < 3_000, "the timed-out job ran {ran} ms; {out:?}");
+    assert!(!out.log("hangs").contains(&"got the lock"), "{out:?}");
+    out.assert_stdout_contains("[hangs] timeout after");
+}
