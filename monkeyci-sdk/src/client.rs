@@ -15,7 +15,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::ctx::Ctx;
 use crate::dsl::JobError;
-use crate::protocol::{ApiEndpoint, ContainerSpec, Event, ParamMap};
+use crate::protocol::{
+    ApiEndpoint, ContainerRequest, ContainerResult, ContainerSpec, ContainerStarted, ContainerState, Event, ParamMap,
+};
 use crate::runner::{Approver, BoxFuture, ContainerRunner, EventSink};
 
 /// Why a build API call failed.
@@ -109,18 +111,38 @@ impl Approver for ApiClient {
     }
 }
 
-/// Container jobs need an engine behind the build API; until one is wired in, they fail with
-/// a message saying so rather than pretending to run.
-pub(crate) struct NoContainerEngine;
-
-impl ContainerRunner for NoContainerEngine {
-    fn run<'a>(&'a self, _ctx: &'a Ctx, spec: ContainerSpec) -> BoxFuture<'a, Result<(), JobError>> {
+impl ContainerRunner for ApiClient {
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        attempt: u32,
+        spec: ContainerSpec,
+    ) -> BoxFuture<'a, Result<ContainerResult, JobError>> {
         Box::pin(async move {
-            Err(JobError::msg(format!(
-                "cannot run image `{}`: this version of the monkeyci runtime does not run container jobs yet",
-                spec.image
-            )))
+            let job_id = ctx.job_id().unwrap_or("script").to_owned();
+            let image = spec.image.clone();
+            let request = ContainerRequest { job_id, attempt, spec };
+            self.run_container(&request)
+                .await
+                .map_err(|err| JobError::with_source(format!("cannot run the container job (image `{image}`)"), err))
         })
+    }
+}
+
+impl ApiClient {
+    /// Starts a container job (or finds the one already started for this job and attempt)
+    /// and waits for its end.
+    pub(crate) async fn run_container(&self, request: &ContainerRequest) -> Result<ContainerResult, Error> {
+        let body = serde_json::to_vec(request)?;
+        let started: ContainerStarted =
+            serde_json::from_slice(&self.request(Method::POST, "/containers", Some(body)).await?)?;
+        let path = format!("/containers/{}?wait=30", started.id);
+        loop {
+            let state: ContainerState = serde_json::from_slice(&self.request(Method::GET, &path, None).await?)?;
+            if let Some(result) = state.result {
+                return Ok(result);
+            }
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use crate::ctx::Ctx;
 use crate::dsl::JobError;
-use crate::protocol::{ContainerSpec, Event};
+use crate::protocol::{ContainerResult, ContainerSpec, Event};
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -17,9 +17,15 @@ pub(crate) trait EventSink: Send + Sync {
     fn emit(&self, event: Event);
 }
 
-/// Runs container jobs to completion.
+/// Runs container jobs to completion. Running the same (job, attempt) twice runs one
+/// container.
 pub(crate) trait ContainerRunner: Send + Sync {
-    fn run<'a>(&'a self, ctx: &'a Ctx, spec: ContainerSpec) -> BoxFuture<'a, Result<(), JobError>>;
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        attempt: u32,
+        spec: ContainerSpec,
+    ) -> BoxFuture<'a, Result<ContainerResult, JobError>>;
 }
 
 /// Decides whether a blocked job may run; may wait for a person.

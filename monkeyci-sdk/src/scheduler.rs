@@ -323,7 +323,7 @@ async fn run_job(ctx: Ctx, job: Job) -> Outcome {
         attempt += 1;
         ctx.emit(EventKind::JobStart { job_id: id.clone(), attempt });
         let started = Instant::now();
-        let (status, message, output) = run_attempt(&ctx, &job).await;
+        let (status, message, output) = run_attempt(&ctx, &job, attempt).await;
         let duration_ms = started.elapsed().as_millis() as u64;
         let message = message.map(|m| ctx.build.masker.mask(&m));
         if status != JobStatus::Success && attempt < attempts {
@@ -334,18 +334,42 @@ async fn run_job(ctx: Ctx, job: Job) -> Outcome {
     }
 }
 
-async fn run_attempt(ctx: &Ctx, job: &Job) -> (JobStatus, Option<String>, Option<serde_json::Value>) {
-    let body: BoxFuture<Result<serde_json::Value, crate::JobError>> = match &job.body {
-        JobBodyKind::Action(action) => action(ctx.clone()),
+async fn run_attempt(ctx: &Ctx, job: &Job, attempt: u32) -> (JobStatus, Option<String>, Option<serde_json::Value>) {
+    match &job.body {
+        JobBodyKind::Action(action) => run_action(ctx, job, action(ctx.clone())).await,
         JobBodyKind::Container(spec) => {
-            let ctx = ctx.clone();
-            let spec = spec.clone().into_spec();
-            Box::pin(async move {
-                let _slot = ctx.build.process_slots.acquire().await;
-                ctx.build.containers.run(&ctx, spec).await.map(|()| serde_json::Value::Null)
-            })
+            let mut spec = spec.clone().into_spec();
+            // The engine enforces the time limit: it stops the container, which a dropped
+            // future here would not.
+            if spec.timeout_ms.is_none() {
+                spec.timeout_ms = job.timeout.map(|limit| limit.as_millis() as u64);
+            }
+            let Ok(_slot) = ctx.build.process_slots.acquire().await else {
+                return (JobStatus::Canceled, Some("the build is shutting down".to_owned()), None);
+            };
+            match CURRENT_JOB.scope(job.id.clone(), ctx.build.containers.run(ctx, attempt, spec)).await {
+                Ok(result) if result.status == JobStatus::Success => {
+                    (JobStatus::Success, None, Some(serde_json::Value::Null))
+                }
+                Ok(result) => {
+                    let status = match result.status {
+                        JobStatus::Timeout | JobStatus::Canceled => result.status,
+                        _ => JobStatus::Failure,
+                    };
+                    (status, result.message, None)
+                }
+                Err(err) => (JobStatus::Failure, Some(err.to_string()), None),
+            }
         }
-    };
+    }
+}
+
+async fn run_action(
+    ctx: &Ctx,
+    job: &Job,
+    body: BoxFuture<Result<serde_json::Value, crate::JobError>>,
+) -> (JobStatus, Option<String>, Option<serde_json::Value>) {
+    let _ = ctx;
     // The job's code runs inside this task: a timeout or a canceled build drops it.
     let attempt = CURRENT_JOB.scope(job.id.clone(), CatchUnwind(body));
     let result = match job.timeout {

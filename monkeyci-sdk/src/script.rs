@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::Semaphore;
 
-use crate::client::{ApiClient, ApiEventSink, NoContainerEngine, error_chain};
+use crate::client::{ApiClient, ApiEventSink, error_chain};
 use crate::ctx::{BuildState, Ctx, Masker};
 use crate::protocol::{BuildStatus, EventKind, SCRIPT_CONFIG_ENV, ScriptConfig, ScriptMode};
 use crate::{plan, scheduler};
@@ -66,7 +66,7 @@ async fn run(config: ScriptConfig) -> u8 {
         masker: Masker::new(params.values().map(String::as_str)),
         params,
         events: sink.clone(),
-        containers: Arc::new(NoContainerEngine),
+        containers: Arc::new(client.clone()),
         approver: Arc::new(client),
         process_slots: Arc::new(Semaphore::new(config.max_parallel.max(1))),
         outputs: Mutex::new(HashMap::new()),

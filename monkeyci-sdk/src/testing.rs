@@ -47,7 +47,8 @@ use crate::ctx::{BuildState, Ctx, Masker};
 use crate::dsl::{Job, JobError, JobMarker};
 use crate::plan::{self, Resolved};
 use crate::protocol::{
-    BuildInfo, BuildStatus, ContainerSpec, Event, EventKind, GitInfo, JobStatus, ParamMap, Plan, Source,
+    BuildInfo, BuildStatus, ContainerResult, ContainerSpec, Event, EventKind, GitInfo, JobStatus, ParamMap, Plan,
+    Source,
 };
 use crate::runner::{Approver, BoxFuture, ContainerRunner, MemorySink};
 use crate::scheduler;
@@ -344,10 +345,15 @@ struct FakeContainerEngine {
 }
 
 impl ContainerRunner for FakeContainerEngine {
-    fn run<'a>(&'a self, ctx: &'a Ctx, spec: ContainerSpec) -> BoxFuture<'a, Result<(), JobError>> {
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Ctx,
+        _attempt: u32,
+        spec: ContainerSpec,
+    ) -> BoxFuture<'a, Result<ContainerResult, JobError>> {
         let job = ctx.job_id().unwrap_or_default().to_owned();
         self.started.lock().unwrap_or_else(|e| e.into_inner()).push((job, spec));
-        Box::pin(async { Ok(()) })
+        Box::pin(async { Ok(ContainerResult { status: JobStatus::Success, exit: Some(0), message: None }) })
     }
 }
 

@@ -5,8 +5,9 @@
 //! It does not compile (see `compiler`) and does not render (see `render`).
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use monkeyci_sdk::Masker;
@@ -18,6 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
 use crate::api::{self, BuildApiState, BuildToken};
+use crate::engine::{ContainerJobs, EngineChoice};
 
 /// Something that happened in the build, in the order it reached the controller.
 #[derive(Debug, Clone)]
@@ -38,6 +40,8 @@ pub(crate) struct ScriptRequest {
     pub(crate) max_parallel: usize,
     pub(crate) fail_fast: bool,
     pub(crate) approved: BTreeSet<String>,
+    /// Runs container jobs, keeping their files under `jobs_dir`; `None`: they are refused.
+    pub(crate) containers: Option<(EngineChoice, PathBuf)>,
 }
 
 /// How the script ended.
@@ -59,7 +63,23 @@ pub(crate) async fn run_script(
 ) -> anyhow::Result<ScriptOutcome> {
     let token = BuildToken::generate().context("cannot create a build token")?;
     let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
-    let state = BuildApiState::new(token.clone(), request.params.clone(), request.approved.clone(), event_tx);
+    let containers = request.containers.clone().map(|(choice, jobs_dir)| {
+        Arc::new(ContainerJobs::new(
+            choice,
+            request.build.build_id.clone(),
+            request.build.checkout_dir.clone(),
+            jobs_dir,
+            request.params.clone(),
+            event_tx.clone(),
+        ))
+    });
+    let state = BuildApiState::new(
+        token.clone(),
+        request.params.clone(),
+        request.approved.clone(),
+        event_tx,
+        containers.clone(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("cannot open the build API port")?;
     let addr = listener.local_addr().context("cannot read the build API address")?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -137,6 +157,13 @@ pub(crate) async fn run_script(
     }
     while let Some((stream, line)) = line_rx.recv().await {
         handle(Update::ScriptLine(stream, masker.mask(&line)), &mut end, &mut plan);
+    }
+    // Containers still running belong to a script that is gone (killed, canceled): stop them.
+    if let Some(containers) = &containers {
+        containers.shutdown().await;
+    }
+    while let Ok(event) = event_rx.try_recv() {
+        handle(Update::Event(event), &mut end, &mut plan);
     }
     let _ = stop_tx.send(());
     let _ = server.await;

@@ -8,6 +8,7 @@ mod api;
 mod cli;
 mod compiler;
 mod controller;
+mod engine;
 mod git;
 mod paths;
 mod planfmt;

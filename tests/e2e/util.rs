@@ -503,3 +503,19 @@ impl Drop for TestRepo {
         }
     }
 }
+
+/// Whether podman can run containers here. Outside CI a missing podman skips the test with a
+/// visible reason; in CI (`CI` set) it fails it: CI installs podman.
+pub fn podman_available() -> bool {
+    let works = Command::new("podman")
+        .args(["info", "--format", "{{.Host.OCIRuntime.Name}}"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !works {
+        assert!(std::env::var_os("CI").is_none(), "podman is required in CI but does not work here");
+        eprintln!("skipped: podman is not installed or does not work (CI installs it)");
+    }
+    works
+}

@@ -76,6 +76,12 @@ impl ContainerJob {
         self
     }
 
+    /// Stops the container after `limit` (the job then ends with status `timeout`).
+    pub fn timeout(mut self, limit: std::time::Duration) -> Self {
+        self.spec.timeout_ms = Some(limit.as_millis() as u64);
+        self
+    }
+
     /// The spec as it is sent to the build API.
     pub fn spec(&self) -> &ContainerSpec {
         &self.spec

@@ -117,6 +117,50 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// A container job's container started running its script.
+    #[serde(rename = "container/start")]
+    ContainerStart {
+        /// The job.
+        job_id: String,
+        /// The image (`host` for the shell engine).
+        image: String,
+        /// The engine running it: podman, docker or shell.
+        engine: String,
+    },
+    /// A script line of a container job started.
+    #[serde(rename = "command/start")]
+    CommandStart {
+        /// The job.
+        job_id: String,
+        /// The line's index in the script, from 0.
+        command: usize,
+        /// The line itself (secrets masked).
+        line: String,
+    },
+    /// A script line of a container job ended.
+    #[serde(rename = "command/end")]
+    CommandEnd {
+        /// The job.
+        job_id: String,
+        /// The line's index in the script.
+        command: usize,
+        /// Its exit code.
+        exit: i32,
+    },
+    /// A container job's container is gone.
+    #[serde(rename = "container/end")]
+    ContainerEnd {
+        /// The job.
+        job_id: String,
+        /// How it ended.
+        status: JobStatus,
+        /// The exit code of the script (or of the image's command).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit: Option<i32>,
+        /// Why, when it did not succeed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
     /// A job did not run.
     #[serde(rename = "job/skipped")]
     JobSkipped {
@@ -139,6 +183,10 @@ impl EventKind {
             | EventKind::JobOutput { job_id, .. }
             | EventKind::JobRetrying { job_id, .. }
             | EventKind::JobEnd { job_id, .. }
+            | EventKind::ContainerStart { job_id, .. }
+            | EventKind::CommandStart { job_id, .. }
+            | EventKind::CommandEnd { job_id, .. }
+            | EventKind::ContainerEnd { job_id, .. }
             | EventKind::JobSkipped { job_id, .. } => Some(job_id),
             EventKind::ScriptStart { .. } | EventKind::ScriptPlan { .. } | EventKind::ScriptEnd { .. } => None,
         }
@@ -158,6 +206,10 @@ impl EventKind {
             EventKind::JobOutput { .. } => "job/output",
             EventKind::JobRetrying { .. } => "job/retrying",
             EventKind::JobEnd { .. } => "job/end",
+            EventKind::ContainerStart { .. } => "container/start",
+            EventKind::CommandStart { .. } => "command/start",
+            EventKind::CommandEnd { .. } => "command/end",
+            EventKind::ContainerEnd { .. } => "container/end",
             EventKind::JobSkipped { .. } => "job/skipped",
         }
     }

@@ -10,7 +10,10 @@ mod plan;
 
 pub use build::{ApiEndpoint, BuildInfo, Changes, GitInfo, ParamMap, ScriptConfig, ScriptMode, Source};
 pub use event::{BuildStatus, Event, EventKind, JobStatus, OutputStream};
-pub use plan::{ContainerSpec, JobKind, Plan, PlannedJob, SkippedJob};
+pub use plan::{
+    ContainerRequest, ContainerResult, ContainerSpec, ContainerStarted, ContainerState, JobKind, Plan, PlannedJob,
+    SkippedJob,
+};
 
 /// The environment variable through which the runtime hands a [`ScriptConfig`] (as JSON) to
 /// the pipeline script.

@@ -96,4 +96,49 @@ pub struct ContainerSpec {
     pub work_dir: Option<String>,
     /// n CPUs and 2n GiB of memory.
     pub size: u32,
+    /// Stop the container after this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// `POST /containers`: run a container job. Sending the same `(job_id, attempt)` twice starts
+/// one container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerRequest {
+    /// The job.
+    pub job_id: String,
+    /// The attempt (1 for the first).
+    pub attempt: u32,
+    /// What to run.
+    pub spec: ContainerSpec,
+}
+
+/// What `POST /containers` answers: the run's id, for `GET /containers/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerStarted {
+    /// The id of this container run.
+    pub id: String,
+}
+
+/// `GET /containers/{id}`: a container run, and its result once it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerState {
+    /// The id of the run.
+    pub id: String,
+    /// The result, once the container is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ContainerResult>,
+}
+
+/// How a container job ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerResult {
+    /// success, failure, timeout or canceled.
+    pub status: super::JobStatus,
+    /// The exit code of the script or command, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<i32>,
+    /// Why, when it did not succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }

@@ -8,9 +8,12 @@
 //! - `POST /events`: append a JSON array of events to the build's stream
 //! - `GET  /params`: the build parameters, as a JSON object
 //! - `POST /jobs/{job_id}/approval`: ask whether a blocked job may run; answers `{"approved": bool}`
+//! - `POST /containers`: start a container job (idempotent per job and attempt); answers its id
+//! - `GET  /containers/{id}?wait=SECONDS`: its state, waiting for its end up to SECONDS
 
 mod approval;
 mod auth;
+mod containers;
 mod error;
 mod events;
 mod params;
@@ -22,6 +25,8 @@ use axum::Router;
 use axum::routing::{get, post};
 use monkeyci_sdk::protocol::{Event, ParamMap};
 use tokio::sync::mpsc;
+
+use crate::engine::ContainerJobs;
 
 pub(crate) use auth::BuildToken;
 pub(crate) use error::ApiError;
@@ -37,17 +42,20 @@ struct Inner {
     params: ParamMap,
     approved: BTreeSet<String>,
     events: mpsc::UnboundedSender<Event>,
+    containers: Option<Arc<ContainerJobs>>,
 }
 
 impl BuildApiState {
-    /// State for one build; events posted by the script arrive on `events`.
+    /// State for one build; events posted by the script arrive on `events`; container jobs
+    /// are run by `containers` (none: they are refused).
     pub(crate) fn new(
         token: BuildToken,
         params: ParamMap,
         approved: BTreeSet<String>,
         events: mpsc::UnboundedSender<Event>,
+        containers: Option<Arc<ContainerJobs>>,
     ) -> BuildApiState {
-        BuildApiState { inner: Arc::new(Inner { token, params, approved, events }) }
+        BuildApiState { inner: Arc::new(Inner { token, params, approved, events, containers }) }
     }
 }
 
@@ -58,6 +66,8 @@ pub(crate) fn router(state: BuildApiState) -> Router {
         .route("/events", post(events::events_post))
         .route("/params", get(params::params_get))
         .route("/jobs/{job_id}/approval", post(approval::approval_post))
+        .route("/containers", post(containers::containers_post))
+        .route("/containers/{id}", get(containers::containers_get))
         .with_state(state)
 }
 

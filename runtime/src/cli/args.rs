@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use monkeyci_sdk::protocol::Source;
 
+use crate::engine::EngineChoice;
 use crate::planfmt::PlanFormat;
 
 /// MonkeyCI: CI pipelines written in Rust.
@@ -103,6 +104,10 @@ pub(crate) struct RunArgs {
     /// Plain time-stamped lines even on a terminal.
     #[arg(long)]
     pub(crate) plain: bool,
+    /// What runs container jobs: podman, docker, the host shell (images ignored), or auto
+    /// (podman, else docker, else the shell).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) engine: EngineChoice,
 }
 
 #[derive(Debug, Args)]

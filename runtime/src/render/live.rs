@@ -26,6 +26,7 @@ impl LiveBlock {
             Update::Event(event) => match &event.kind {
                 // Status changes show in the block; output and notable events scroll above it.
                 EventKind::JobOutput { .. }
+                | EventKind::CommandStart { .. }
                 | EventKind::JobRetrying { .. }
                 | EventKind::JobBlocked { .. }
                 | EventKind::ScriptEnd { .. } => describe(event),

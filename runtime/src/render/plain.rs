@@ -56,6 +56,18 @@ pub(super) fn describe(event: &Event) -> Option<String> {
             None => format!("[{job_id}] {status} after {}", format_ms(*duration_ms)),
         },
         EventKind::JobSkipped { job_id, reason } => format!("[{job_id}] skipped: {reason}"),
+        EventKind::ContainerStart { job_id, image, engine } => {
+            format!("[{job_id}] container started: {image} ({engine})")
+        }
+        EventKind::CommandStart { job_id, command, line } => format!("[{job_id}] $ {line}  (command {command})"),
+        EventKind::CommandEnd { job_id, command, exit } if *exit != 0 => {
+            format!("[{job_id}] command {command} exited with code {exit}")
+        }
+        EventKind::ContainerEnd { job_id, status, exit, .. } => match exit {
+            Some(exit) => format!("[{job_id}] container ended: {status} (exit code {exit})"),
+            None => format!("[{job_id}] container ended: {status}"),
+        },
+        EventKind::CommandEnd { .. } => return None,
         EventKind::ScriptPlan { .. } | EventKind::JobPending { .. } | EventKind::JobQueued { .. } => return None,
     })
 }

@@ -80,7 +80,13 @@ impl BuildView {
                 job.message = Some(reason.clone());
             }
             EventKind::ScriptEnd { status, message } => self.end = Some((*status, message.clone())),
-            EventKind::ScriptPlan { .. } | EventKind::JobOutput { .. } | EventKind::JobRetrying { .. } => {}
+            EventKind::ScriptPlan { .. }
+            | EventKind::JobOutput { .. }
+            | EventKind::JobRetrying { .. }
+            | EventKind::ContainerStart { .. }
+            | EventKind::CommandStart { .. }
+            | EventKind::CommandEnd { .. }
+            | EventKind::ContainerEnd { .. } => {}
         }
     }
 

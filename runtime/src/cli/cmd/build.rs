@@ -91,6 +91,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         Err(outcome) => return Ok(outcome),
     };
     let (build, params) = build_info(&pipeline.checkout_dir, &args.context)?;
+    let build_id = build.build_id.clone();
     let mut events_file = match &args.events {
         Some(path) => Some(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("cannot create the events file {}", path.display()))?,
@@ -109,6 +110,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         max_parallel,
         fail_fast: args.fail_fast,
         approved: args.approve.into_iter().collect::<BTreeSet<_>>(),
+        containers: Some((args.engine, crate::paths::cache_dir()?.join("builds").join(&build_id).join("jobs"))),
     };
     let style = if args.plain { Style::Plain } else { Style::detect() };
     let console = Arc::new(Mutex::new(Console::new(style)));
@@ -176,6 +178,7 @@ fn plan_of(pipeline: &Pipeline, context: &ContextArgs, jobs: Vec<String>) -> any
         max_parallel: 1,
         fail_fast: false,
         approved: BTreeSet::new(),
+        containers: None,
     };
     let outcome = runtime()?.block_on(controller::run_script(&pipeline.binary, request, |update| {
         // Whatever the script prints while planning (a panic, say) goes to stderr.
