@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::api::{self, BuildApiState, BuildToken};
 use crate::engine::{ContainerJobs, EngineChoice};
+use crate::record::Recorder;
 
 /// Something that happened in the build, in the order it reached the controller.
 #[derive(Debug, Clone)]
@@ -40,8 +41,11 @@ pub(crate) struct ScriptRequest {
     pub(crate) max_parallel: usize,
     pub(crate) fail_fast: bool,
     pub(crate) approved: BTreeSet<String>,
-    /// Runs container jobs, keeping their files under `jobs_dir`; `None`: they are refused.
-    pub(crate) containers: Option<(EngineChoice, PathBuf)>,
+    /// Where the build's record (events, logs, container jobs' files) goes; `None` (plan
+    /// mode): no record, and container jobs are refused.
+    pub(crate) build_dir: Option<PathBuf>,
+    /// What runs container jobs.
+    pub(crate) engine: EngineChoice,
 }
 
 /// How the script ended.
@@ -63,9 +67,15 @@ pub(crate) async fn run_script(
 ) -> anyhow::Result<ScriptOutcome> {
     let token = BuildToken::generate().context("cannot create a build token")?;
     let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
-    let containers = request.containers.clone().map(|(choice, jobs_dir)| {
+    let mut recorder = match &request.build_dir {
+        Some(dir) => Some(
+            Recorder::create(dir).with_context(|| format!("cannot create the build record in {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let containers = request.build_dir.as_ref().map(|dir| dir.join("jobs")).map(|jobs_dir| {
         Arc::new(ContainerJobs::new(
-            choice,
+            request.engine,
             request.build.build_id.clone(),
             request.build.checkout_dir.clone(),
             jobs_dir,
@@ -121,6 +131,9 @@ pub(crate) async fn run_script(
     let mut end = None;
     let mut plan = None;
     let mut handle = |update: Update, end: &mut Option<_>, plan: &mut Option<_>| {
+        if let (Some(recorder), Update::Event(event)) = (&mut recorder, &update) {
+            recorder.record(event);
+        }
         if let Update::Event(event) = &update {
             match &event.kind {
                 EventKind::ScriptEnd { status, message } => *end = Some((*status, message.clone())),
@@ -167,6 +180,10 @@ pub(crate) async fn run_script(
     }
     let _ = stop_tx.send(());
     let _ = server.await;
+    drop(handle);
+    if let Some(recorder) = &mut recorder {
+        recorder.finish();
+    }
     Ok(ScriptOutcome { exit, end, plan })
 }
 

@@ -12,6 +12,7 @@ mod engine;
 mod git;
 mod paths;
 mod planfmt;
+mod record;
 mod render;
 
 fn main() -> std::process::ExitCode {

@@ -36,6 +36,8 @@ pub(crate) enum BuildCommand {
     Verify(VerifyArgs),
     /// Run the pipeline crate's own unit tests (`cargo test`).
     Test(TestArgs),
+    /// Show a recorded build: its jobs, or one job's output and command logs.
+    Logs(LogsArgs),
 }
 
 /// Where the pipeline is and how to compile it.
@@ -146,4 +148,14 @@ pub(crate) struct InitArgs {
     /// The repository to add a pipeline to.
     #[arg(default_value = ".")]
     pub(crate) dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// A build id (default: the newest build), or a job of the newest build.
+    #[arg(value_name = "BUILD")]
+    pub(crate) first: Option<String>,
+    /// A job of that build.
+    #[arg(value_name = "JOB")]
+    pub(crate) second: Option<String>,
 }

@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use monkeyci_sdk::protocol::{BuildInfo, BuildStatus, OutputStream, ParamMap, Plan, ScriptMode};
 
 use crate::cli::Outcome;
-use crate::cli::args::{ContextArgs, PipelineArgs, PlanArgs, RunArgs, TestArgs, VerifyArgs};
+use crate::cli::args::{ContextArgs, LogsArgs, PipelineArgs, PlanArgs, RunArgs, TestArgs, VerifyArgs};
 use crate::compiler::{Compiler, PipelineCrate};
 use crate::controller::{self, ScriptOutcome, ScriptRequest, Update};
 use crate::git::{self, GitOverrides};
@@ -110,7 +110,8 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         max_parallel,
         fail_fast: args.fail_fast,
         approved: args.approve.into_iter().collect::<BTreeSet<_>>(),
-        containers: Some((args.engine, crate::paths::cache_dir()?.join("builds").join(&build_id).join("jobs"))),
+        build_dir: Some(crate::paths::cache_dir()?.join("builds").join(&build_id)),
+        engine: args.engine,
     };
     let style = if args.plain { Style::Plain } else { Style::detect() };
     let console = Arc::new(Mutex::new(Console::new(style)));
@@ -178,7 +179,8 @@ fn plan_of(pipeline: &Pipeline, context: &ContextArgs, jobs: Vec<String>) -> any
         max_parallel: 1,
         fail_fast: false,
         approved: BTreeSet::new(),
-        containers: None,
+        build_dir: None,
+        engine: crate::engine::EngineChoice::Auto,
     };
     let outcome = runtime()?.block_on(controller::run_script(&pipeline.binary, request, |update| {
         // Whatever the script prints while planning (a panic, say) goes to stderr.
@@ -227,4 +229,30 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<Outcome> {
     let compiler = Compiler::new(crate::paths::cache_dir()?, crate::paths::sdk_path(args.pipeline.sdk_path.as_deref()));
     let status = compiler.cargo(&krate, "test").args(&args.cargo_args).status().context("cannot run `cargo test`")?;
     Ok(if status.success() { Outcome::Success } else { Outcome::Failed })
+}
+
+pub(super) fn logs(args: LogsArgs) -> anyhow::Result<Outcome> {
+    let builds_dir = crate::paths::cache_dir()?.join("builds");
+    // One argument is a build if such a build exists, else a job of the newest build.
+    let (build, job) = match (args.first, args.second) {
+        (Some(first), Some(second)) => (Some(first), Some(second)),
+        (Some(first), None) if crate::record::builds(&builds_dir).contains(&first) => (Some(first), None),
+        (first, None) => (None, first),
+        (None, Some(_)) => unreachable!("clap fills positional arguments in order"),
+    };
+    let record = crate::record::BuildRecord::open(&builds_dir, build.as_deref())?;
+    let mut out = std::io::stdout().lock();
+    match job {
+        Some(job) => record.write_job_log(&job, &mut out)?,
+        None => {
+            let _ = writeln!(out, "build {} ({})", record.id, record.dir.display());
+            let width = record.jobs.iter().map(|j| j.0.len()).max().unwrap_or(3).max(3);
+            for (id, status, message) in &record.jobs {
+                let line = format!("  {id:<width$}  {:<8}  {}", status.as_str(), message.as_deref().unwrap_or(""));
+                let _ = writeln!(out, "{}", line.trim_end());
+            }
+            let _ = writeln!(out, "show a job's output with `monkeyci build logs {} JOB`", record.id);
+        }
+    }
+    Ok(Outcome::Success)
 }

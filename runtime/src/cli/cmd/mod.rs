@@ -13,6 +13,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
             BuildCommand::Plan(args) => build::plan(args),
             BuildCommand::Verify(args) => build::verify(args),
             BuildCommand::Test(args) => build::test(args),
+            BuildCommand::Logs(args) => build::logs(args),
         },
         Command::Init(args) => init::run(args),
     }
