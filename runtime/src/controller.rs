@@ -180,7 +180,6 @@ pub(crate) async fn run_script(
     }
     let _ = stop_tx.send(());
     let _ = server.await;
-    drop(handle);
     if let Some(recorder) = &mut recorder {
         recorder.finish();
     }
