@@ -88,7 +88,9 @@ mod util;
 pub mod __private;
 
 pub use ctx::{Ctx, Masker, Secret, ShellOutput};
-pub use dsl::{ContainerJob, Job, JobError, JobId, JobMarker, JobOutput, ResultExt, container};
+pub use dsl::{
+    Artifact, Cache, ContainerJob, Job, JobError, JobId, JobMarker, JobOutput, ResultExt, artifact, cache, container,
+};
 pub use plan::Error as PlanError;
 
 /// Declares a job.

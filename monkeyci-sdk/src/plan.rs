@@ -145,9 +145,10 @@ fn registered_jobs(ctx: &Ctx) -> Result<(Vec<Job>, Vec<SkippedJob>), Error> {
                 let action: ActionFn = std::sync::Arc::new(f);
                 JobBodyKind::Action(action)
             }
-            JobBody::Container(f) => {
-                JobBodyKind::Container(guard(|| f(ctx), || format!("the container spec of job `{}`", def.id))?)
-            }
+            JobBody::Container(f) => JobBodyKind::Container(Box::new(guard(
+                || f(ctx),
+                || format!("the container spec of job `{}`", def.id),
+            )?)),
         };
         let mut job = Job::new(def.id.to_owned(), body);
         job.depends_on = (def.depends_on)().into_iter().map(str::to_owned).collect();

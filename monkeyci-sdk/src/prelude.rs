@@ -1,7 +1,7 @@
 //! Everything a pipeline usually needs: `use monkeyci_sdk::prelude::*;`.
 
 pub use crate::ctx::{Ctx, Secret, ShellOutput};
-pub use crate::dsl::{ContainerJob, Job, JobError, JobId, ResultExt, container};
+pub use crate::dsl::{ContainerJob, Job, JobError, JobId, ResultExt, artifact, cache, container};
 #[doc(inline)]
 pub use crate::{job, pipeline};
 

@@ -338,7 +338,7 @@ async fn run_attempt(ctx: &Ctx, job: &Job, attempt: u32) -> (JobStatus, Option<S
     match &job.body {
         JobBodyKind::Action(action) => run_action(ctx, job, action(ctx.clone())).await,
         JobBodyKind::Container(spec) => {
-            let mut spec = spec.clone().into_spec();
+            let mut spec = (**spec).clone().into_spec();
             // The engine enforces the time limit: it stops the container, which a dropped
             // future here would not.
             if spec.timeout_ms.is_none() {

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use crate::api::{self, BuildApiState, BuildToken};
 use crate::engine::{ContainerJobs, EngineChoice};
 use crate::record::Recorder;
+use crate::storage::{BlobStore, LocalBlobStore};
 
 /// Something that happened in the build, in the order it reached the controller.
 #[derive(Debug, Clone)]
@@ -46,6 +47,8 @@ pub(crate) struct ScriptRequest {
     pub(crate) build_dir: Option<PathBuf>,
     /// What runs container jobs.
     pub(crate) engine: EngineChoice,
+    /// Where artifacts and caches are kept.
+    pub(crate) blob_dir: PathBuf,
 }
 
 /// How the script ended.
@@ -73,12 +76,17 @@ pub(crate) async fn run_script(
         ),
         None => None,
     };
+    let store: Arc<dyn BlobStore> = Arc::new(
+        LocalBlobStore::new(&request.blob_dir)
+            .with_context(|| format!("cannot use {} for artifacts and caches", request.blob_dir.display()))?,
+    );
     let containers = request.build_dir.as_ref().map(|dir| dir.join("jobs")).map(|jobs_dir| {
         Arc::new(ContainerJobs::new(
             request.engine,
             request.build.build_id.clone(),
             request.build.checkout_dir.clone(),
             jobs_dir,
+            Arc::clone(&store),
             request.params.clone(),
             event_tx.clone(),
         ))

@@ -5,6 +5,7 @@
 //! routes), `render` (progress and summary), `planfmt` (plan output formats), `paths`.
 
 mod api;
+mod archive;
 mod cli;
 mod compiler;
 mod controller;
@@ -14,6 +15,7 @@ mod paths;
 mod planfmt;
 mod record;
 mod render;
+mod storage;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::ctx::Secret;
-use crate::protocol::ContainerSpec;
+use crate::protocol::{ArtifactSpec, CacheSpec, ContainerSpec, RestoreSpec};
 
 /// Starts a container job spec for `image`.
 ///
@@ -82,6 +82,33 @@ impl ContainerJob {
         self
     }
 
+    /// Saves files of the work dir as an artifact once the job succeeded; later jobs of the
+    /// build restore it with [`ContainerJob::restore_artifact`].
+    pub fn save_artifact(mut self, artifact: Artifact) -> Self {
+        self.spec.save_artifacts.push(artifact.0);
+        self
+    }
+
+    /// Restores an artifact saved by an earlier job (which this one should depend on) into
+    /// the work dir, at the path it was saved from. A missing artifact fails the job.
+    pub fn restore_artifact(mut self, id: impl Into<String>) -> Self {
+        self.spec.restore_artifacts.push(RestoreSpec { id: id.into(), optional: false });
+        self
+    }
+
+    /// Like [`ContainerJob::restore_artifact`], but a missing artifact is skipped.
+    pub fn restore_optional_artifact(mut self, id: impl Into<String>) -> Self {
+        self.spec.restore_artifacts.push(RestoreSpec { id: id.into(), optional: true });
+        self
+    }
+
+    /// Restores a cache before the job and saves it after it succeeded. Cache problems are
+    /// warnings, never failures.
+    pub fn cache(mut self, cache: Cache) -> Self {
+        self.spec.caches.push(cache.0);
+        self
+    }
+
     /// The spec as it is sent to the build API.
     pub fn spec(&self) -> &ContainerSpec {
         &self.spec
@@ -94,5 +121,45 @@ impl ContainerJob {
     /// The environment this job sets, secrets by parameter name.
     pub fn env_vars(&self) -> &BTreeMap<String, String> {
         &self.spec.env
+    }
+}
+
+/// Files of a job's work dir kept for later jobs of the build: `artifact("dist", "target/dist")`.
+///
+/// ```
+/// use monkeyci_sdk::prelude::*;
+///
+/// let build = container("rust:1.95").script(["cargo build --release"]).save_artifact(artifact("bin", "target/release"));
+/// let test = container("debian").restore_artifact("bin").script(["target/release/app --version"]);
+/// assert_eq!(build.spec().save_artifacts[0].path, "target/release");
+/// assert_eq!(test.spec().restore_artifacts[0].id, "bin");
+/// ```
+pub fn artifact(id: impl Into<String>, path: impl Into<String>) -> Artifact {
+    Artifact(ArtifactSpec { id: id.into(), path: path.into() })
+}
+
+/// An artifact to save; see [`artifact`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact(ArtifactSpec);
+
+/// Files kept between builds of the repository: `cache("cargo", "target").key_files(["Cargo.lock"])`.
+pub fn cache(id: impl Into<String>, path: impl Into<String>) -> Cache {
+    Cache(CacheSpec { id: id.into(), path: path.into(), key_files: Vec::new() })
+}
+
+/// A cache; see [`cache`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cache(CacheSpec);
+
+impl Cache {
+    /// Keys the cache by the contents of these files (relative to the work dir), so a change
+    /// to them starts a new cache (restoring the newest one of the same id meanwhile).
+    pub fn key_files<I, S>(mut self, files: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.0.key_files.extend(files.into_iter().map(Into::into));
+        self
     }
 }

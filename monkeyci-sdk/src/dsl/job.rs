@@ -18,7 +18,7 @@ pub(crate) type ActionFn = Arc<dyn Fn(Ctx) -> BoxFuture<Result<serde_json::Value
 #[derive(Clone)]
 pub(crate) enum JobBodyKind {
     Action(ActionFn),
-    Container(ContainerJob),
+    Container(Box<ContainerJob>),
 }
 
 /// One job of a build: an id, its dependencies and what it runs.
@@ -74,7 +74,7 @@ impl Job {
 
     /// A container job running `spec`.
     pub fn container(id: impl Into<String>, spec: ContainerJob) -> Job {
-        Job::new(id.into(), JobBodyKind::Container(spec))
+        Job::new(id.into(), JobBodyKind::Container(Box::new(spec)))
     }
 
     pub(crate) fn new(id: String, body: JobBodyKind) -> Job {

@@ -8,7 +8,7 @@ mod container;
 mod error;
 mod job;
 
-pub use container::{ContainerJob, container};
+pub use container::{Artifact, Cache, ContainerJob, artifact, cache, container};
 pub use error::{JobError, ResultExt};
 pub(crate) use job::{ActionFn, JobBodyKind};
 pub use job::{Job, JobId, JobMarker, JobOutput};

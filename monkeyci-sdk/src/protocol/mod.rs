@@ -11,8 +11,8 @@ mod plan;
 pub use build::{ApiEndpoint, BuildInfo, Changes, GitInfo, ParamMap, ScriptConfig, ScriptMode, Source};
 pub use event::{BuildStatus, Event, EventKind, JobStatus, OutputStream};
 pub use plan::{
-    ContainerRequest, ContainerResult, ContainerSpec, ContainerStarted, ContainerState, JobKind, Plan, PlannedJob,
-    SkippedJob,
+    ArtifactSpec, CacheSpec, ContainerRequest, ContainerResult, ContainerSpec, ContainerStarted, ContainerState,
+    JobKind, Plan, PlannedJob, RestoreSpec, SkippedJob,
 };
 
 /// The environment variable through which the runtime hands a [`ScriptConfig`] (as JSON) to

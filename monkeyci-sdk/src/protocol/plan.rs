@@ -99,6 +99,47 @@ pub struct ContainerSpec {
     /// Stop the container after this long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Artifacts saved from the work dir after the job succeeds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub save_artifacts: Vec<ArtifactSpec>,
+    /// Artifacts of earlier jobs of this build, restored into the work dir before it starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore_artifacts: Vec<RestoreSpec>,
+    /// Caches restored before and saved after the job, shared by the builds of a repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub caches: Vec<CacheSpec>,
+}
+
+/// Files a job saves for later jobs of the same build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactSpec {
+    /// The artifact's id, unique in the build.
+    pub id: String,
+    /// A file or directory, relative to the job's work dir.
+    pub path: String,
+}
+
+/// An artifact a job restores before it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreSpec {
+    /// The artifact's id.
+    pub id: String,
+    /// A missing artifact is skipped instead of failing the job.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// Files kept between builds of a repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheSpec {
+    /// The cache's id.
+    pub id: String,
+    /// A directory (or file), relative to the job's work dir.
+    pub path: String,
+    /// Files whose contents key the cache (e.g. `Cargo.lock`); without a match, the newest
+    /// cache of the same id is restored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_files: Vec<String>,
 }
 
 /// `POST /containers`: run a container job. Sending the same `(job_id, attempt)` twice starts

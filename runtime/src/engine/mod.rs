@@ -10,6 +10,7 @@
 //! stopping it (SIGTERM, grace, kill) when told to. Engines: `podman` and `docker`
 //! ([`podman::CliEngine`]) and the host `shell`. [`select`] picks one.
 
+mod files;
 pub(crate) mod jobscript;
 mod podman;
 mod shell;
@@ -30,6 +31,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{mpsc, watch};
 
 use jobscript::{ContainerEvent, EventTail, JobLayout};
+
+use crate::storage::BlobStore;
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -158,6 +161,7 @@ pub(crate) enum RequestError {
 /// What every container job of the build shares.
 struct BuildSide {
     build_id: String,
+    files: files::JobFiles,
     checkout_dir: PathBuf,
     jobs_dir: PathBuf,
     params: ParamMap,
@@ -182,14 +186,16 @@ impl ContainerJobs {
         build_id: String,
         checkout_dir: PathBuf,
         jobs_dir: PathBuf,
+        store: Arc<dyn BlobStore>,
         params: ParamMap,
         events: mpsc::UnboundedSender<Event>,
     ) -> ContainerJobs {
         let masker = Masker::new(params.values().map(String::as_str));
+        let files = files::JobFiles::new(store, &build_id, &checkout_dir);
         ContainerJobs {
             choice,
             engine: std::sync::OnceLock::new(),
-            build: Arc::new(BuildSide { build_id, checkout_dir, jobs_dir, params, masker, events }),
+            build: Arc::new(BuildSide { build_id, files, checkout_dir, jobs_dir, params, masker, events }),
             runs: Mutex::new(HashMap::new()),
             stop: watch::Sender::new(false),
             tasks: Mutex::new(Vec::new()),
@@ -358,8 +364,11 @@ async fn run_job(
     let job_id = request.job_id.clone();
     let result = match prepare(&engine, &build, &id, &request, secrets).await {
         Ok((job, layout)) => {
-            let result = execute(&engine, &build, &job, &layout, &request, stop).await;
+            let mut result = execute(&engine, &build, &job, &layout, &request, stop).await;
             engine.cleanup(&job).await;
+            if let Err(message) = save_files(&build, &request, &layout, &result).await {
+                result = ContainerResult { status: JobStatus::Failure, exit: result.exit, message: Some(message) };
+            }
             result
         }
         Err(message) => ContainerResult { status: JobStatus::Failure, exit: None, message: Some(message) },
@@ -388,17 +397,45 @@ async fn prepare(
     let work = layout.work_root();
     let script = spec.script.clone();
     let prepared_layout = layout.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), String> {
+    let files = build.files.clone();
+    let restores = spec.restore_artifacts.clone();
+    let caches = spec.caches.clone();
+    let notes = tokio::task::spawn_blocking(move || -> Result<Vec<(OutputStream, String)>, String> {
         if root.exists() {
             std::fs::remove_dir_all(&root).map_err(|e| format!("cannot clear {}: {e}", root.display()))?;
         }
         workspace::copy_checkout(&checkout, &work, false)
             .map_err(|e| format!("cannot copy the workspace: {}", chain(&e)))?;
         prepared_layout.write_script(&script).map_err(|e| format!("cannot write the job script: {}", chain(&e)))?;
-        Ok(())
+        let mut notes = Vec::new();
+        for restore in &restores {
+            match files.restore_artifact(restore, &work) {
+                Ok(true) => notes.push((OutputStream::Stdout, format!("restored artifact `{}`", restore.id))),
+                Ok(false) => {
+                    notes.push((OutputStream::Stdout, format!("artifact `{}` does not exist (optional)", restore.id)))
+                }
+                Err(err) => return Err(format!("cannot restore artifact `{}`: {}", restore.id, chain(&err))),
+            }
+        }
+        for cache in &caches {
+            match files.restore_cache(cache, &work) {
+                Ok(Some(key)) => notes.push((OutputStream::Stdout, format!("restored cache `{}` ({key})", cache.id))),
+                Ok(None) => {
+                    notes.push((OutputStream::Stdout, format!("cache `{}` is empty: nothing saved yet", cache.id)))
+                }
+                Err(err) => notes.push((
+                    OutputStream::Stderr,
+                    format!("warning: cache `{}` not restored: {}", cache.id, chain(&err)),
+                )),
+            }
+        }
+        Ok(notes)
     })
     .await
     .map_err(|e| format!("preparing the job failed: {e}"))??;
+    for (stream, line) in notes {
+        build.emit(EventKind::JobOutput { job_id: request.job_id.clone(), stream, line });
+    }
 
     let work_sub = spec.work_dir.as_deref().map(Path::new);
     let work_dir_on_host = layout.work_dir(work_sub).map_err(|e| chain(&e))?;
@@ -435,6 +472,61 @@ async fn prepare(
     let _ = engine;
     layout.signal_start().map_err(|e| format!("cannot create the start file: {}", chain(&e)))?;
     Ok((job, layout))
+}
+
+/// Saves the job's artifacts (whenever its script ran, so a failed job's reports are kept;
+/// an artifact that cannot be saved fails a job that succeeded) and, after a success, its
+/// caches (problems are warnings).
+async fn save_files(
+    build: &Arc<BuildSide>,
+    request: &ContainerRequest,
+    layout: &JobLayout,
+    result: &ContainerResult,
+) -> Result<(), String> {
+    let spec = &request.spec;
+    let ran = matches!(result.status, JobStatus::Success | JobStatus::Failure) && result.exit.is_some();
+    if !ran || (spec.save_artifacts.is_empty() && spec.caches.is_empty()) {
+        return Ok(());
+    }
+    let succeeded = result.status == JobStatus::Success;
+    let files = build.files.clone();
+    let artifacts = spec.save_artifacts.clone();
+    let caches = if succeeded { spec.caches.clone() } else { Vec::new() };
+    let work = layout.work_root();
+    let scratch = layout.root().join("tmp");
+    let (notes, failure) = tokio::task::spawn_blocking(move || {
+        let mut notes = Vec::new();
+        let mut failure = None;
+        for artifact in &artifacts {
+            match files.save_artifact(artifact, &work, &scratch) {
+                Ok(count) => {
+                    notes.push((OutputStream::Stdout, format!("saved artifact `{}` ({count} files)", artifact.id)))
+                }
+                Err(err) => {
+                    let message = format!("cannot save artifact `{}`: {}", artifact.id, chain(&err));
+                    notes.push((OutputStream::Stderr, message.clone()));
+                    failure.get_or_insert(message);
+                }
+            }
+        }
+        for cache in &caches {
+            match files.save_cache(cache, &work, &scratch) {
+                Ok(count) => notes.push((OutputStream::Stdout, format!("saved cache `{}` ({count} files)", cache.id))),
+                Err(err) => notes
+                    .push((OutputStream::Stderr, format!("warning: cache `{}` not saved: {}", cache.id, chain(&err)))),
+            }
+        }
+        (notes, failure)
+    })
+    .await
+    .map_err(|e| format!("saving the job's files failed: {e}"))?;
+    for (stream, line) in notes {
+        build.emit(EventKind::JobOutput { job_id: request.job_id.clone(), stream, line });
+    }
+    match failure {
+        Some(message) if succeeded => Err(message),
+        _ => Ok(()),
+    }
 }
 
 /// Container names: `monkeyci-<build>-<job>-<attempt>`, in the alphabet engines accept.

@@ -112,6 +112,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         approved: args.approve.into_iter().collect::<BTreeSet<_>>(),
         build_dir: Some(crate::paths::cache_dir()?.join("builds").join(&build_id)),
         engine: args.engine,
+        blob_dir: crate::paths::cache_dir()?.join("blobs"),
     };
     let style = if args.plain { Style::Plain } else { Style::detect() };
     let console = Arc::new(Mutex::new(Console::new(style)));
@@ -181,6 +182,7 @@ fn plan_of(pipeline: &Pipeline, context: &ContextArgs, jobs: Vec<String>) -> any
         approved: BTreeSet::new(),
         build_dir: None,
         engine: crate::engine::EngineChoice::Auto,
+        blob_dir: crate::paths::cache_dir()?.join("blobs"),
     };
     let outcome = runtime()?.block_on(controller::run_script(&pipeline.binary, request, |update| {
         // Whatever the script prints while planning (a panic, say) goes to stderr.

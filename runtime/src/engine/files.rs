@@ -1,0 +1,165 @@
+//! Artifacts and caches of container jobs: archives of parts of a job's work dir, kept in the
+//! blob store.
+//!
+//! Keys: `artifacts/<build>/<id>.tar.zst` (scoped to the build) and
+//! `caches/<repo>/<id>/<key>.tar.zst` (shared by the builds of a repository; `<key>` hashes
+//! the cache's key files, and a cache without an exact match falls back to the newest of
+//! the same id). Paths are relative to the job's work dir and restored at the same place.
+//! Every function blocks: call them from `spawn_blocking`.
+
+use std::fs::File;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use monkeyci_sdk::protocol::{ArtifactSpec, CacheSpec, RestoreSpec};
+use sha2::{Digest, Sha256};
+
+use crate::archive;
+use crate::storage::{BlobKey, BlobStore};
+
+/// Why an artifact or cache could not be saved or restored.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error(
+        "artifact `{0}` does not exist: no earlier job of this build saved it (does this job depend on the one that does?)"
+    )]
+    MissingArtifact(String),
+    #[error("`{path}` of {what} `{id}` must be a relative path inside the work dir, without `..`")]
+    BadPath { what: &'static str, id: String, path: String },
+    #[error("`{path}` of {what} `{id}` does not exist in the work dir")]
+    NothingToSave { what: &'static str, id: String, path: String },
+    #[error("invalid {what} id `{id}`")]
+    BadId { what: &'static str, id: String },
+    #[error("cannot use a temporary file in {}", .0.display())]
+    Temp(PathBuf, #[source] std::io::Error),
+    #[error(transparent)]
+    Archive(#[from] archive::Error),
+    #[error(transparent)]
+    Store(#[from] crate::storage::Error),
+}
+
+/// Where a build's artifacts and a repository's caches live.
+#[derive(Clone)]
+pub(crate) struct JobFiles {
+    store: Arc<dyn BlobStore>,
+    build_id: String,
+    repo: String,
+}
+
+impl JobFiles {
+    /// Files of build `build_id` of the repository checked out at `checkout`.
+    pub(crate) fn new(store: Arc<dyn BlobStore>, build_id: &str, checkout: &Path) -> JobFiles {
+        // A local repository is known by where it is; the digest keeps the key short and safe.
+        let digest = Sha256::digest(checkout.to_string_lossy().as_bytes());
+        let repo: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        JobFiles { store, build_id: build_id.to_owned(), repo }
+    }
+
+    fn artifact_key(&self, id: &str) -> Result<BlobKey, Error> {
+        check_id("artifact", id)?;
+        Ok(BlobKey::new(format!("artifacts/{}/{id}.tar.zst", self.build_id))?)
+    }
+
+    /// Restores an artifact into `work`; `Ok(false)` for a missing optional one.
+    pub(crate) fn restore_artifact(&self, spec: &RestoreSpec, work: &Path) -> Result<bool, Error> {
+        let key = self.artifact_key(&spec.id)?;
+        match self.store.get(&key)? {
+            Some(reader) => {
+                archive::unpack(reader, work)?;
+                Ok(true)
+            }
+            None if spec.optional => Ok(false),
+            None => Err(Error::MissingArtifact(spec.id.clone())),
+        }
+    }
+
+    /// Saves an artifact from `work`; returns the number of files.
+    pub(crate) fn save_artifact(&self, spec: &ArtifactSpec, work: &Path, scratch: &Path) -> Result<u64, Error> {
+        let key = self.artifact_key(&spec.id)?;
+        let path = checked_path("artifact", &spec.id, &spec.path)?;
+        if std::fs::symlink_metadata(work.join(&path)).is_err() {
+            return Err(Error::NothingToSave { what: "artifact", id: spec.id.clone(), path: spec.path.clone() });
+        }
+        self.put_archive(&key, work, &path, scratch)
+    }
+
+    /// Restores a cache into `work`: the one for the current key files, else the newest of the
+    /// same id. Returns which key was restored, if any.
+    pub(crate) fn restore_cache(&self, spec: &CacheSpec, work: &Path) -> Result<Option<String>, Error> {
+        check_id("cache", &spec.id)?;
+        checked_path("cache", &spec.id, &spec.path)?;
+        let exact = self.cache_key(spec, work)?;
+        let key = if self.store.exists(&exact)? {
+            Some(exact)
+        } else {
+            self.store.newest(&format!("caches/{}/{}", self.repo, spec.id))?
+        };
+        let Some(key) = key else { return Ok(None) };
+        match self.store.get(&key)? {
+            Some(reader) => {
+                archive::unpack(reader, work)?;
+                Ok(Some(key.as_str().rsplit('/').next().unwrap_or_default().trim_end_matches(".tar.zst").to_owned()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Saves a cache from `work` under the current key; returns the number of files.
+    pub(crate) fn save_cache(&self, spec: &CacheSpec, work: &Path, scratch: &Path) -> Result<u64, Error> {
+        let path = checked_path("cache", &spec.id, &spec.path)?;
+        if std::fs::symlink_metadata(work.join(&path)).is_err() {
+            return Err(Error::NothingToSave { what: "cache", id: spec.id.clone(), path: spec.path.clone() });
+        }
+        let key = self.cache_key(spec, work)?;
+        self.put_archive(&key, work, &path, scratch)
+    }
+
+    /// `caches/<repo>/<id>/<hash of the key files>.tar.zst`.
+    fn cache_key(&self, spec: &CacheSpec, work: &Path) -> Result<BlobKey, Error> {
+        check_id("cache", &spec.id)?;
+        let mut hasher = Sha256::new();
+        for file in &spec.key_files {
+            hasher.update(file.as_bytes());
+            hasher.update([0]);
+            // A missing key file is part of the key too: it hashes as absent.
+            if let Ok(bytes) = std::fs::read(work.join(file)) {
+                hasher.update((bytes.len() as u64).to_le_bytes());
+                hasher.update(&bytes);
+            }
+        }
+        let hash: String = hasher.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect();
+        Ok(BlobKey::new(format!("caches/{}/{}/{hash}.tar.zst", self.repo, spec.id))?)
+    }
+
+    /// Packs `path` of `work` into a scratch file, then stores it: a failed pack never leaves
+    /// a partial blob.
+    fn put_archive(&self, key: &BlobKey, work: &Path, path: &Path, scratch: &Path) -> Result<u64, Error> {
+        std::fs::create_dir_all(scratch).map_err(|e| Error::Temp(scratch.to_owned(), e))?;
+        let temp = scratch.join(format!("{}.partial", key.as_str().replace('/', "_")));
+        let file = File::create(&temp).map_err(|e| Error::Temp(temp.clone(), e))?;
+        let stats = archive::pack(work, &[path], file);
+        let result = stats.map_err(Error::from).and_then(|stats| {
+            let mut file = File::open(&temp).map_err(|e| Error::Temp(temp.clone(), e))?;
+            self.store.put(key, &mut file)?;
+            Ok(stats.files)
+        });
+        let _ = std::fs::remove_file(&temp);
+        result
+    }
+}
+
+fn check_id(what: &'static str, id: &str) -> Result<(), Error> {
+    let ok = !id.is_empty()
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && id != "."
+        && id != "..";
+    if ok { Ok(()) } else { Err(Error::BadId { what, id: id.to_owned() }) }
+}
+
+fn checked_path(what: &'static str, id: &str, path: &str) -> Result<PathBuf, Error> {
+    let p = Path::new(path);
+    if path.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)) {
+        return Err(Error::BadPath { what, id: id.to_owned(), path: path.to_owned() });
+    }
+    Ok(p.to_owned())
+}
