@@ -16,9 +16,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::ctx::Ctx;
 use crate::dsl::JobError;
 use crate::protocol::{
-    ApiEndpoint, ContainerRequest, ContainerResult, ContainerSpec, ContainerStarted, ContainerState, Event, ParamMap,
+    ApiEndpoint, ArtifactSpec, ContainerRequest, ContainerResult, ContainerSpec, ContainerStarted, ContainerState,
+    Event, ParamMap,
 };
-use crate::runner::{Approver, BoxFuture, ContainerRunner, EventSink};
+use crate::runner::{Approver, ArtifactStore, BoxFuture, ContainerRunner, EventSink};
 
 /// Why a build API call failed.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +126,30 @@ impl ContainerRunner for ApiClient {
             self.run_container(&request)
                 .await
                 .map_err(|err| JobError::with_source(format!("cannot run the container job (image `{image}`)"), err))
+        })
+    }
+}
+
+impl ArtifactStore for ApiClient {
+    fn save<'a>(&'a self, _ctx: &'a Ctx, artifact: ArtifactSpec) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            let path = format!("/artifacts/{}", artifact.id);
+            let body = serde_json::to_vec(&serde_json::json!({ "path": artifact.path }))
+                .map_err(|err| JobError::with_source("cannot encode the request", err))?;
+            self.request(Method::POST, &path, Some(body))
+                .await
+                .map(drop)
+                .map_err(|err| JobError::with_source(format!("cannot save artifact `{}`", artifact.id), err))
+        })
+    }
+
+    fn restore<'a>(&'a self, _ctx: &'a Ctx, id: &'a str) -> BoxFuture<'a, Result<bool, JobError>> {
+        Box::pin(async move {
+            match self.request(Method::POST, &format!("/artifacts/{id}/restore"), None).await {
+                Ok(_) => Ok(true),
+                Err(Error::Status { status: StatusCode::NOT_FOUND, .. }) => Ok(false),
+                Err(err) => Err(JobError::with_source(format!("cannot restore artifact `{id}`"), err)),
+            }
         })
     }
 }

@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Semaphore;
 
-use crate::dsl::{JobError, JobMarker};
+use crate::dsl::{Artifact, JobError, JobMarker};
 use crate::glob;
 use crate::protocol::{BuildInfo, Changes, Event, EventKind, OutputStream, ParamMap, Source};
-use crate::runner::{Approver, ContainerRunner, EventSink};
+use crate::runner::{Approver, ArtifactStore, ContainerRunner, EventSink};
 
 /// The build context handed to every job, condition and `#[pipeline]` function.
 ///
@@ -48,6 +48,7 @@ pub(crate) struct BuildState {
     pub(crate) events: Arc<dyn EventSink>,
     pub(crate) containers: Arc<dyn ContainerRunner>,
     pub(crate) approver: Arc<dyn Approver>,
+    pub(crate) artifacts: Arc<dyn ArtifactStore>,
     /// Bounds process work (commands, containers); async action code is not bounded.
     pub(crate) process_slots: Arc<Semaphore>,
     /// Outputs of finished jobs, as JSON.
@@ -233,6 +234,36 @@ impl Ctx {
         false
     }
 
+    /// Saves files of the work dir as an artifact for later jobs of this build (container
+    /// jobs restore it with `.restore_artifact(id)`, action jobs with
+    /// [`Ctx::restore_artifact`]).
+    ///
+    /// ```no_run
+    /// use monkeyci_sdk::prelude::*;
+    ///
+    /// #[job]
+    /// async fn report(ctx: &Ctx) -> Result<()> {
+    ///     std::fs::write(ctx.work_dir().join("report.txt"), "all good")?;
+    ///     ctx.save_artifact(artifact("report", "report.txt")).await
+    /// }
+    /// # fn main() {}
+    /// ```
+    pub async fn save_artifact(&self, artifact: Artifact) -> Result<(), JobError> {
+        self.build.artifacts.save(self, artifact.into_spec()).await
+    }
+
+    /// Restores an artifact saved by an earlier job of the build into the work dir, at the
+    /// path it was saved from. A missing artifact is an error naming it.
+    pub async fn restore_artifact(&self, id: &str) -> Result<(), JobError> {
+        if self.build.artifacts.restore(self, id).await? {
+            Ok(())
+        } else {
+            Err(JobError::msg(format!(
+                "artifact `{id}` does not exist: no earlier job of this build saved it (does this job depend on the one that does?)"
+            )))
+        }
+    }
+
     /// Waits for `duration` without holding a thread (other jobs keep running).
     pub async fn sleep(&self, duration: std::time::Duration) {
         tokio::time::sleep(duration).await;
@@ -383,6 +414,11 @@ impl Masker {
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
         Masker { secrets }
+    }
+
+    /// Whether there is nothing to mask.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
     }
 
     /// `text` with every secret replaced by `***`.

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use crate::ctx::Ctx;
 use crate::dsl::JobError;
-use crate::protocol::{ContainerResult, ContainerSpec, Event};
+use crate::protocol::{ArtifactSpec, ContainerResult, ContainerSpec, Event};
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -26,6 +26,14 @@ pub(crate) trait ContainerRunner: Send + Sync {
         attempt: u32,
         spec: ContainerSpec,
     ) -> BoxFuture<'a, Result<ContainerResult, JobError>>;
+}
+
+/// Keeps action jobs' artifacts: files of the work dir saved for later jobs of the build.
+pub(crate) trait ArtifactStore: Send + Sync {
+    /// Saves `artifact.path` of the job's work dir as artifact `artifact.id`.
+    fn save<'a>(&'a self, ctx: &'a Ctx, artifact: ArtifactSpec) -> BoxFuture<'a, Result<(), JobError>>;
+    /// Restores an artifact into the job's work dir; `Ok(false)` when it does not exist.
+    fn restore<'a>(&'a self, ctx: &'a Ctx, id: &'a str) -> BoxFuture<'a, Result<bool, JobError>>;
 }
 
 /// Decides whether a blocked job may run; may wait for a person.

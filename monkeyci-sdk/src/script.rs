@@ -67,6 +67,7 @@ async fn run(config: ScriptConfig) -> u8 {
         params,
         events: sink.clone(),
         containers: Arc::new(client.clone()),
+        artifacts: Arc::new(client.clone()),
         approver: Arc::new(client),
         process_slots: Arc::new(Semaphore::new(config.max_parallel.max(1))),
         outputs: Mutex::new(HashMap::new()),

@@ -38,7 +38,7 @@
 //! ```
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::Semaphore;
@@ -47,10 +47,10 @@ use crate::ctx::{BuildState, Ctx, Masker};
 use crate::dsl::{Job, JobError, JobMarker};
 use crate::plan::{self, Resolved};
 use crate::protocol::{
-    BuildInfo, BuildStatus, ContainerResult, ContainerSpec, Event, EventKind, GitInfo, JobStatus, ParamMap, Plan,
-    Source,
+    ArtifactSpec, BuildInfo, BuildStatus, ContainerResult, ContainerSpec, Event, EventKind, GitInfo, JobStatus,
+    ParamMap, Plan, Source,
 };
-use crate::runner::{Approver, BoxFuture, ContainerRunner, MemorySink};
+use crate::runner::{Approver, ArtifactStore, BoxFuture, ContainerRunner, MemorySink};
 use crate::scheduler;
 
 /// A build context for tests, built up with setters.
@@ -183,6 +183,7 @@ impl TestCtx {
             events,
             containers,
             approver: Arc::new(Approvals(self.approved.clone())),
+            artifacts: Arc::new(TempDirArtifacts::default()),
             process_slots: Arc::new(Semaphore::new(cpus())),
             outputs: Mutex::new(HashMap::new()),
             graph: OnceLock::new(),
@@ -354,6 +355,79 @@ impl ContainerRunner for FakeContainerEngine {
         let job = ctx.job_id().unwrap_or_default().to_owned();
         self.started.lock().unwrap_or_else(|e| e.into_inner()).push((job, spec));
         Box::pin(async { Ok(ContainerResult { status: JobStatus::Success, exit: Some(0), message: None }) })
+    }
+}
+
+/// **Fake** artifact store for unit tests: copies the files into a temporary directory
+/// instead of archiving them in the blob store.
+#[derive(Default)]
+struct TempDirArtifacts {
+    dir: OnceLock<Option<PathBuf>>,
+}
+
+impl TempDirArtifacts {
+    fn dir(&self) -> Result<&Path, JobError> {
+        let dir = self.dir.get_or_init(|| {
+            let name = format!("monkeyci-test-artifacts-{}-{}", std::process::id(), unique());
+            let dir = std::env::temp_dir().join(name);
+            std::fs::create_dir_all(&dir).ok().map(|()| dir)
+        });
+        dir.as_deref().ok_or_else(|| JobError::msg("cannot create a temporary directory for artifacts"))
+    }
+}
+
+fn unique() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Drop for TempDirArtifacts {
+    fn drop(&mut self) {
+        if let Some(Some(dir)) = self.dir.get() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl ArtifactStore for TempDirArtifacts {
+    fn save<'a>(&'a self, ctx: &'a Ctx, artifact: ArtifactSpec) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move {
+            let from = ctx.work_dir().join(&artifact.path);
+            if !from.exists() {
+                return Err(JobError::msg(format!("`{}` of artifact `{}` does not exist", artifact.path, artifact.id)));
+            }
+            let to = self.dir()?.join(&artifact.id).join(&artifact.path);
+            copy_tree(&from, &to)
+                .map_err(|err| JobError::with_source(format!("cannot save artifact `{}`", artifact.id), err))
+        })
+    }
+
+    fn restore<'a>(&'a self, ctx: &'a Ctx, id: &'a str) -> BoxFuture<'a, Result<bool, JobError>> {
+        Box::pin(async move {
+            let from = self.dir()?.join(id);
+            if !from.exists() {
+                return Ok(false);
+            }
+            copy_tree(&from, ctx.work_dir())
+                .map(|()| true)
+                .map_err(|err| JobError::with_source(format!("cannot restore artifact `{id}`"), err))
+        })
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(from, to).map(drop)
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
 use crate::api::{self, BuildApiState, BuildToken};
+use crate::engine::files::{ActionArtifacts, JobFiles};
 use crate::engine::{ContainerJobs, EngineChoice};
 use crate::record::Recorder;
 use crate::storage::{BlobStore, LocalBlobStore};
@@ -80,13 +81,18 @@ pub(crate) async fn run_script(
         LocalBlobStore::new(&request.blob_dir)
             .with_context(|| format!("cannot use {} for artifacts and caches", request.blob_dir.display()))?,
     );
+    let files = JobFiles::new(store, &request.build.build_id, &request.build.checkout_dir);
+    let action_artifacts = request
+        .build_dir
+        .as_ref()
+        .map(|dir| Arc::new(ActionArtifacts::new(files.clone(), request.build.checkout_dir.clone(), dir.join("tmp"))));
     let containers = request.build_dir.as_ref().map(|dir| dir.join("jobs")).map(|jobs_dir| {
         Arc::new(ContainerJobs::new(
             request.engine,
             request.build.build_id.clone(),
             request.build.checkout_dir.clone(),
             jobs_dir,
-            Arc::clone(&store),
+            files,
             request.params.clone(),
             event_tx.clone(),
         ))
@@ -97,6 +103,7 @@ pub(crate) async fn run_script(
         request.approved.clone(),
         event_tx,
         containers.clone(),
+        action_artifacts,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("cannot open the build API port")?;
     let addr = listener.local_addr().context("cannot read the build API address")?;

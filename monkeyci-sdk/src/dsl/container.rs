@@ -142,6 +142,12 @@ pub fn artifact(id: impl Into<String>, path: impl Into<String>) -> Artifact {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Artifact(ArtifactSpec);
 
+impl Artifact {
+    pub(crate) fn into_spec(self) -> ArtifactSpec {
+        self.0
+    }
+}
+
 /// Files kept between builds of the repository: `cache("cargo", "target").key_files(["Cargo.lock"])`.
 pub fn cache(id: impl Into<String>, path: impl Into<String>) -> Cache {
     Cache(CacheSpec { id: id.into(), path: path.into(), key_files: Vec::new() })

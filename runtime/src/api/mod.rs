@@ -10,8 +10,11 @@
 //! - `POST /jobs/{job_id}/approval`: ask whether a blocked job may run; answers `{"approved": bool}`
 //! - `POST /containers`: start a container job (idempotent per job and attempt); answers its id
 //! - `GET  /containers/{id}?wait=SECONDS`: its state, waiting for its end up to SECONDS
+//! - `POST /artifacts/{id}`: save `{"path": ...}` of the checkout as an artifact (action jobs)
+//! - `POST /artifacts/{id}/restore`: restore an artifact into the checkout; 404 if there is none
 
 mod approval;
+mod artifacts;
 mod auth;
 mod containers;
 mod error;
@@ -27,6 +30,7 @@ use monkeyci_sdk::protocol::{Event, ParamMap};
 use tokio::sync::mpsc;
 
 use crate::engine::ContainerJobs;
+use crate::engine::files::ActionArtifacts;
 
 pub(crate) use auth::BuildToken;
 pub(crate) use error::ApiError;
@@ -43,6 +47,7 @@ struct Inner {
     approved: BTreeSet<String>,
     events: mpsc::UnboundedSender<Event>,
     containers: Option<Arc<ContainerJobs>>,
+    artifacts: Option<Arc<ActionArtifacts>>,
 }
 
 impl BuildApiState {
@@ -54,8 +59,9 @@ impl BuildApiState {
         approved: BTreeSet<String>,
         events: mpsc::UnboundedSender<Event>,
         containers: Option<Arc<ContainerJobs>>,
+        artifacts: Option<Arc<ActionArtifacts>>,
     ) -> BuildApiState {
-        BuildApiState { inner: Arc::new(Inner { token, params, approved, events, containers }) }
+        BuildApiState { inner: Arc::new(Inner { token, params, approved, events, containers, artifacts }) }
     }
 }
 
@@ -68,6 +74,8 @@ pub(crate) fn router(state: BuildApiState) -> Router {
         .route("/jobs/{job_id}/approval", post(approval::approval_post))
         .route("/containers", post(containers::containers_post))
         .route("/containers/{id}", get(containers::containers_get))
+        .route("/artifacts/{id}", post(artifacts::artifacts_post))
+        .route("/artifacts/{id}/restore", post(artifacts::artifacts_restore))
         .with_state(state)
 }
 

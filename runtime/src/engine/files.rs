@@ -148,6 +148,31 @@ impl JobFiles {
     }
 }
 
+/// Artifacts of action jobs, which work in the checkout itself.
+pub(crate) struct ActionArtifacts {
+    files: JobFiles,
+    checkout: PathBuf,
+    scratch: PathBuf,
+}
+
+impl ActionArtifacts {
+    pub(crate) fn new(files: JobFiles, checkout: PathBuf, scratch: PathBuf) -> ActionArtifacts {
+        ActionArtifacts { files, checkout, scratch }
+    }
+
+    /// Saves `path` of the checkout as artifact `id`.
+    pub(crate) fn save(&self, id: &str, path: &str) -> Result<u64, Error> {
+        let spec = ArtifactSpec { id: id.to_owned(), path: path.to_owned() };
+        self.files.save_artifact(&spec, &self.checkout, &self.scratch)
+    }
+
+    /// Restores artifact `id` into the checkout; `Ok(false)` when there is none.
+    pub(crate) fn restore(&self, id: &str) -> Result<bool, Error> {
+        let spec = RestoreSpec { id: id.to_owned(), optional: true };
+        self.files.restore_artifact(&spec, &self.checkout)
+    }
+}
+
 fn check_id(what: &'static str, id: &str) -> Result<(), Error> {
     let ok = !id.is_empty()
         && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -162,4 +187,16 @@ fn checked_path(what: &'static str, id: &str, path: &str) -> Result<PathBuf, Err
         return Err(Error::BadPath { what, id: id.to_owned(), path: path.to_owned() });
     }
     Ok(p.to_owned())
+}
+
+/// `error: cause: cause`, for messages that travel as text.
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

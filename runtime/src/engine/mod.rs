@@ -10,7 +10,7 @@
 //! stopping it (SIGTERM, grace, kill) when told to. Engines: `podman` and `docker`
 //! ([`podman::CliEngine`]) and the host `shell`. [`select`] picks one.
 
-mod files;
+pub(crate) mod files;
 pub(crate) mod jobscript;
 mod podman;
 mod shell;
@@ -30,9 +30,8 @@ use monkeyci_sdk::protocol::{
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{mpsc, watch};
 
+use files::chain;
 use jobscript::{ContainerEvent, EventTail, JobLayout};
-
-use crate::storage::BlobStore;
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -186,12 +185,11 @@ impl ContainerJobs {
         build_id: String,
         checkout_dir: PathBuf,
         jobs_dir: PathBuf,
-        store: Arc<dyn BlobStore>,
+        files: files::JobFiles,
         params: ParamMap,
         events: mpsc::UnboundedSender<Event>,
     ) -> ContainerJobs {
         let masker = Masker::new(params.values().map(String::as_str));
-        let files = files::JobFiles::new(store, &build_id, &checkout_dir);
         ContainerJobs {
             choice,
             engine: std::sync::OnceLock::new(),
@@ -366,6 +364,7 @@ async fn run_job(
         Ok((job, layout)) => {
             let mut result = execute(&engine, &build, &job, &layout, &request, stop).await;
             engine.cleanup(&job).await;
+            mask_logs(&build, &layout).await;
             if let Err(message) = save_files(&build, &request, &layout, &result).await {
                 result = ContainerResult { status: JobStatus::Failure, exit: result.exit, message: Some(message) };
             }
@@ -472,6 +471,29 @@ async fn prepare(
     let _ = engine;
     layout.signal_start().map_err(|e| format!("cannot create the start file: {}", chain(&e)))?;
     Ok((job, layout))
+}
+
+/// Masks secrets in the job's per-command log files, which the build record keeps: the raw
+/// output never outlives the job with a secret in it.
+async fn mask_logs(build: &Arc<BuildSide>, layout: &JobLayout) {
+    if build.masker.is_empty() {
+        return;
+    }
+    let build = Arc::clone(build);
+    let logs = layout.logs_dir();
+    let _ = tokio::task::spawn_blocking(move || {
+        for entry in std::fs::read_dir(&logs).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if let Ok(bytes) = std::fs::read(&path) {
+                let text = String::from_utf8_lossy(&bytes);
+                let masked = build.masker.mask(&text);
+                if masked != text {
+                    let _ = std::fs::write(&path, masked);
+                }
+            }
+        }
+    })
+    .await;
 }
 
 /// Saves the job's artifacts (whenever its script ran, so a failed job's reports are kept;
@@ -685,17 +707,6 @@ fn mentions_missing_shell(stderr: &str) -> bool {
 
 fn last_line(text: &str) -> &str {
     text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or(text)
-}
-
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Turns the job script's events into build events, and follows each command's log files

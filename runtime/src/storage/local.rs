@@ -236,3 +236,227 @@ fn unique_name() -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("{}-{nanos}-{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::thread;
+
+    fn key(key: &str) -> BlobKey {
+        BlobKey::new(key).unwrap()
+    }
+
+    fn read_all(store: &dyn BlobStore, k: &str) -> Option<Vec<u8>> {
+        let mut reader = store.get(&key(k)).unwrap()?;
+        let mut data = Vec::new();
+        reader.read_to_end(&mut data).unwrap();
+        Some(data)
+    }
+
+    fn store() -> (tempfile::TempDir, Arc<dyn BlobStore>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::new(tmp.path().join("store")).unwrap();
+        (tmp, Arc::new(store))
+    }
+
+    #[test]
+    fn put_get_exists_delete() {
+        let (_tmp, store) = store();
+        assert_eq!(read_all(&*store, "caches/a/1.tar.zst"), None);
+        assert!(!store.exists(&key("caches/a/1.tar.zst")).unwrap());
+        assert_eq!(store.put(&key("caches/a/1.tar.zst"), &mut &b"one"[..]).unwrap(), 3);
+        assert_eq!(read_all(&*store, "caches/a/1.tar.zst").unwrap(), b"one");
+        assert!(store.exists(&key("caches/a/1.tar.zst")).unwrap());
+        // A "directory" of keys is not a blob.
+        assert!(!store.exists(&key("caches/a")).unwrap());
+        assert_eq!(read_all(&*store, "caches/a"), None);
+        assert_eq!(read_all(&*store, "caches/a/1.tar.zst/below"), None);
+
+        store.put(&key("caches/a/1.tar.zst"), &mut &b"replaced"[..]).unwrap();
+        assert_eq!(read_all(&*store, "caches/a/1.tar.zst").unwrap(), b"replaced");
+        let empty: &[u8] = b"";
+        store.put(&key("empty"), &mut &*empty).unwrap();
+        assert_eq!(read_all(&*store, "empty").unwrap(), b"");
+
+        assert!(store.delete(&key("caches/a/1.tar.zst")).unwrap());
+        assert!(!store.delete(&key("caches/a/1.tar.zst")).unwrap());
+        assert!(!store.delete(&key("caches")).unwrap());
+        assert_eq!(read_all(&*store, "caches/a/1.tar.zst"), None);
+    }
+
+    #[test]
+    fn delete_prunes_empty_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::new(tmp.path()).unwrap();
+        store.put(&key("a/b/c/d"), &mut &b"x"[..]).unwrap();
+        store.put(&key("a/keep"), &mut &b"x"[..]).unwrap();
+        store.delete(&key("a/b/c/d")).unwrap();
+        assert!(!tmp.path().join("blobs/a/b").exists());
+        assert!(tmp.path().join("blobs/a/keep").is_file());
+        // A put after the prune recreates the directories.
+        store.put(&key("a/b/c/d"), &mut &b"y"[..]).unwrap();
+        assert_eq!(read_all(&store, "a/b/c/d").unwrap(), b"y");
+    }
+
+    #[test]
+    fn a_key_cannot_also_be_a_directory_of_keys() {
+        let (_tmp, store) = store();
+        store.put(&key("a/b"), &mut &b"x"[..]).unwrap();
+        let err = store.put(&key("a/b/c"), &mut &b"y"[..]).unwrap_err();
+        assert!(matches!(&err, Error::Conflict { key } if key.as_str() == "a/b/c"), "{err:?}");
+        store.put(&key("d/e/f"), &mut &b"x"[..]).unwrap();
+        let err = store.put(&key("d/e"), &mut &b"y"[..]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "blob key `d/e` conflicts with existing keys (a key cannot also be a directory of keys)"
+        );
+        assert_eq!(read_all(&*store, "a/b").unwrap(), b"x");
+    }
+
+    #[test]
+    fn invalid_keys_and_prefixes_are_refused_before_any_io() {
+        let (tmp, store) = store();
+        for bad in ["../escape", "a/../../escape", "/abs", "a//b", "a\\b", ""] {
+            assert!(matches!(BlobKey::new(bad), Err(Error::InvalidKey { .. })), "{bad:?}");
+            assert!(matches!(store.list(bad), Err(Error::InvalidKey { .. })) || bad.is_empty(), "{bad:?}");
+        }
+        assert!(matches!(store.newest("../x"), Err(Error::InvalidKey { .. })));
+        // Nothing was created next to the store.
+        let names: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["store"]);
+    }
+
+    /// A reader that yields `chunks` pieces of `byte`, pausing between them, then optionally fails.
+    struct Slow {
+        chunks: usize,
+        byte: u8,
+        fail: bool,
+        started: Arc<AtomicBool>,
+    }
+
+    impl Read for Slow {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.started.store(true, Ordering::SeqCst);
+            if self.chunks == 0 {
+                return if self.fail { Err(io::Error::other("source broke")) } else { Ok(0) };
+            }
+            self.chunks -= 1;
+            thread::sleep(Duration::from_millis(2));
+            let n = buf.len().min(1000);
+            buf[..n].fill(self.byte);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn readers_see_nothing_or_a_whole_blob_during_a_put() {
+        let (tmp, store) = store();
+        let k = key("ws/build-1/workspace.tar.zst");
+        let started = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let store = Arc::clone(&store);
+            let (k, started) = (k.clone(), Arc::clone(&started));
+            thread::spawn(move || {
+                store.put(&k, &mut Slow { chunks: 100, byte: b'a', fail: false, started }).unwrap();
+                // Then overwrite it: readers must see all-a or all-b.
+                let started = Arc::new(AtomicBool::new(false));
+                store.put(&k, &mut Slow { chunks: 100, byte: b'b', fail: false, started }).unwrap();
+            })
+        };
+        while !started.load(Ordering::SeqCst) {
+            thread::yield_now();
+        }
+        let mut seen = (0, 0, 0);
+        while !writer.is_finished() {
+            match read_all(&*store, k.as_str()) {
+                None => seen.0 += 1,
+                Some(data) => {
+                    assert_eq!(data.len(), 100_000, "a partial blob was visible");
+                    assert!(data.iter().all(|b| *b == data[0]), "a mixed blob was visible");
+                    if data[0] == b'a' { seen.1 += 1 } else { seen.2 += 1 }
+                }
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        writer.join().unwrap();
+        assert!(seen.0 > 0 && seen.1 > 0, "the reader did not overlap the puts: {seen:?}");
+        assert_eq!(read_all(&*store, k.as_str()).unwrap(), vec![b'b'; 100_000]);
+        // No temporary file is left.
+        assert_eq!(fs::read_dir(tmp.path().join("store/tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_failed_put_keeps_the_previous_blob() {
+        let (tmp, store) = store();
+        let k = key("artifacts/junit");
+        store.put(&k, &mut &b"previous"[..]).unwrap();
+        let started = Arc::new(AtomicBool::new(false));
+        let err = store.put(&k, &mut Slow { chunks: 3, byte: b'x', fail: true, started }).unwrap_err();
+        assert_eq!(err.to_string(), "cannot read the data to store under `artifacts/junit`");
+        assert_eq!(read_all(&*store, "artifacts/junit").unwrap(), b"previous");
+        assert_eq!(fs::read_dir(tmp.path().join("store/tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn an_open_reader_keeps_its_blob() {
+        let (_tmp, store) = store();
+        let k = key("k");
+        store.put(&k, &mut &b"first"[..]).unwrap();
+        let mut reader = store.get(&k).unwrap().unwrap();
+        store.put(&k, &mut &b"second"[..]).unwrap();
+        store.delete(&k).unwrap();
+        let mut data = String::new();
+        reader.read_to_string(&mut data).unwrap();
+        assert_eq!(data, "first");
+    }
+
+    #[test]
+    fn list_is_sorted_and_segment_wise() {
+        let (_tmp, store) = store();
+        for k in ["caches/b/2", "caches/a/1", "caches/ab/3", "caches/a/sub/4", "other/5", "caches/a0"] {
+            store.put(&key(k), &mut k.as_bytes()).unwrap();
+        }
+        let list = |prefix: &str| store.list(prefix).unwrap().iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        assert_eq!(list("caches/a"), ["caches/a/1", "caches/a/sub/4"]);
+        assert_eq!(list("caches/a/"), ["caches/a/1", "caches/a/sub/4"]);
+        assert_eq!(list("caches"), ["caches/a/1", "caches/a/sub/4", "caches/a0", "caches/ab/3", "caches/b/2"]);
+        assert_eq!(list("").len(), 6);
+        assert!(list("nothing/here").is_empty());
+        // A blob is not a directory: nothing is below it.
+        assert!(list("caches/a0").is_empty());
+        let info = store.list_info("other").unwrap();
+        assert_eq!((info[0].key.as_str(), info[0].size), ("other/5", 7));
+    }
+
+    #[test]
+    fn newest_is_the_last_written() {
+        let (_tmp, store) = store();
+        assert_eq!(store.newest("caches/x").unwrap(), None);
+        for k in ["caches/x/aaa", "caches/x/ccc", "caches/x/bbb", "caches/y/zzz"] {
+            store.put(&key(k), &mut &b"data"[..]).unwrap();
+        }
+        assert_eq!(store.newest("caches/x").unwrap(), Some(key("caches/x/bbb")));
+        assert_eq!(store.newest("").unwrap(), Some(key("caches/y/zzz")));
+        store.put(&key("caches/x/aaa"), &mut &b"again"[..]).unwrap();
+        assert_eq!(store.newest("caches/x").unwrap(), Some(key("caches/x/aaa")));
+        store.delete(&key("caches/x/aaa")).unwrap();
+        assert_eq!(store.newest("caches/x").unwrap(), Some(key("caches/x/bbb")));
+    }
+
+    #[test]
+    fn stale_temporary_files_are_cleaned_up_on_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        LocalBlobStore::new(tmp.path()).unwrap();
+        let stale = tmp.path().join("tmp/1-2-3.tmp");
+        let fresh = tmp.path().join("tmp/4-5-6.tmp");
+        fs::write(&stale, b"partial").unwrap();
+        fs::write(&fresh, b"in flight").unwrap();
+        let old = SystemTime::now() - STALE_TMP - Duration::from_secs(60);
+        File::options().write(true).open(&stale).unwrap().set_times(FileTimes::new().set_modified(old)).unwrap();
+        LocalBlobStore::new(tmp.path()).unwrap();
+        assert!(!stale.exists());
+        assert!(fresh.exists());
+    }
+}
