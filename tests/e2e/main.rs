@@ -18,3 +18,6 @@ mod repos;
 
 /// The command line: job filters, plan formats, verify, test, and errors for bad inputs.
 mod cli;
+
+/// Artifacts and caches: files handed between jobs of a build and kept between builds.
+mod artifacts;

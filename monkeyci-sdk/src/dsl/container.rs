@@ -82,7 +82,21 @@ impl ContainerJob {
         self
     }
 
-    /// Saves files of the work dir as an artifact once the job succeeded; later jobs of the
+    /// Gives the container network access (by default it has none).
+    pub fn network(mut self) -> Self {
+        self.spec.network = true;
+        self
+    }
+
+    /// Includes the repository's `.git` directory in the job's copy of the checkout (by
+    /// default only the files are copied).
+    pub fn with_git(mut self) -> Self {
+        self.spec.with_git = true;
+        self
+    }
+
+    /// Saves files of the work dir as an artifact when the script has run (also when it failed,
+    /// so reports of failed jobs are kept); later jobs of the
     /// build restore it with [`ContainerJob::restore_artifact`].
     pub fn save_artifact(mut self, artifact: Artifact) -> Self {
         self.spec.save_artifacts.push(artifact.0);

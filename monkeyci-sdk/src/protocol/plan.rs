@@ -108,6 +108,12 @@ pub struct ContainerSpec {
     /// Caches restored before and saved after the job, shared by the builds of a repository.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub caches: Vec<CacheSpec>,
+    /// The container may use the network (default: no network at all).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub network: bool,
+    /// The workspace copy includes `.git`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub with_git: bool,
 }
 
 /// Files a job saves for later jobs of the same build.

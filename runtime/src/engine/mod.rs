@@ -393,6 +393,7 @@ async fn prepare(
     let root = build.jobs_dir.join(id);
     let layout = JobLayout::new(root.clone());
     let checkout = build.checkout_dir.clone();
+    let with_git = spec.with_git;
     let work = layout.work_root();
     let script = spec.script.clone();
     let prepared_layout = layout.clone();
@@ -403,7 +404,7 @@ async fn prepare(
         if root.exists() {
             std::fs::remove_dir_all(&root).map_err(|e| format!("cannot clear {}: {e}", root.display()))?;
         }
-        workspace::copy_checkout(&checkout, &work, false)
+        workspace::copy_checkout(&checkout, &work, with_git)
             .map_err(|e| format!("cannot copy the workspace: {}", chain(&e)))?;
         prepared_layout.write_script(&script).map_err(|e| format!("cannot write the job script: {}", chain(&e)))?;
         let mut notes = Vec::new();
@@ -466,7 +467,7 @@ async fn prepare(
         command: spec.command.clone(),
         cpus: spec.size.max(1),
         memory_gib: spec.size.max(1) * 2,
-        network: false,
+        network: spec.network,
     };
     let _ = engine;
     layout.signal_start().map_err(|e| format!("cannot create the start file: {}", chain(&e)))?;

@@ -1,0 +1,175 @@
+//! Artifacts and caches: files handed from job to job within a build, and kept between
+//! builds of a repository, on the podman engine and on the host shell engine.
+
+use monkeyci_sdk::protocol::{EventKind, JobStatus};
+
+use crate::util::{MonkeyciCommand, TestRepo, podman_available};
+
+/// The engines to run a test on: the host shell always, podman where it works.
+fn engines() -> Vec<&'static str> {
+    let mut engines = vec!["shell"];
+    if podman_available() {
+        engines.push("podman");
+    }
+    engines
+}
+
+const HANDOFF_PIPELINE: &str = r#"
+use monkeyci_sdk::prelude::*;
+
+const IMAGE: &str = "localhost/monkeyci-test/busybox";
+
+#[job]
+fn produce(_ctx: &Ctx) -> ContainerJob {
+    container(IMAGE)
+        .script(["sleep 1", "mkdir -p out/nested", "echo built-by-produce > out/nested/result.txt"])
+        .save_artifact(artifact("out", "out"))
+}
+
+#[job]
+fn other(_ctx: &Ctx) -> ContainerJob {
+    container(IMAGE).script(["sleep 1", "echo other"])
+}
+
+#[job(depends_on = [produce, other])]
+fn consume(_ctx: &Ctx) -> ContainerJob {
+    container(IMAGE).restore_artifact("out").script(["cat out/nested/result.txt"])
+}
+
+#[job(depends_on = [produce])]
+fn without_restore(_ctx: &Ctx) -> ContainerJob {
+    container(IMAGE).script(["test ! -e out/nested/result.txt && echo not-restored"])
+}
+
+monkeyci_sdk::main!();
+"#;
+
+#[test]
+fn parallel_container_jobs_hand_an_artifact_to_a_dependent() {
+    for engine in engines() {
+        let repo = TestRepo::with_pipeline(&format!("handoff_{engine}"), HANDOFF_PIPELINE);
+        let out = MonkeyciCommand::run(repo.path()).args(["--engine", engine]).output();
+        out.assert_code(0);
+        // produce and other overlap in time.
+        let (produce_start, other_start) = (out.start_time("produce").unwrap(), out.start_time("other").unwrap());
+        let first_end = out.end_time("produce").unwrap().min(out.end_time("other").unwrap());
+        assert!(produce_start < first_end && other_start < first_end, "{engine}: not parallel: {out:?}");
+        assert!(out.start_time("consume").unwrap() >= out.end_time("produce").unwrap(), "{engine}: {out:?}");
+        assert_eq!(out.log("consume"), ["restored artifact `out`", "built-by-produce"], "{engine}: {out:?}");
+        assert_eq!(out.log("without-restore"), ["not-restored"], "{engine}: {out:?}");
+        assert!(out.log("produce").contains(&"saved artifact `out` (1 files)"), "{engine}: {out:?}");
+    }
+}
+
+#[test]
+fn a_missing_artifact_fails_the_restoring_job_and_an_optional_one_is_skipped() {
+    let repo = TestRepo::with_pipeline(
+        "missing_artifact",
+        r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+fn needs(_ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox").restore_artifact("never-saved").script(["echo ran"])
+}
+
+#[job]
+fn tolerates(_ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox").restore_optional_artifact("never-saved").script(["echo ran"])
+}
+
+monkeyci_sdk::main!();
+"#,
+    );
+    let out = MonkeyciCommand::run(repo.path()).args(["--engine", "shell"]).output();
+    out.assert_code(1);
+    assert_eq!(out.status("needs"), Some(JobStatus::Failure), "{out:?}");
+    let message = out.message("needs").unwrap();
+    assert!(message.contains("artifact `never-saved` does not exist"), "{message}");
+    assert!(!out.log("needs").contains(&"ran"), "the job must not run without its artifact: {out:?}");
+    assert_eq!(out.status("tolerates"), Some(JobStatus::Success), "{out:?}");
+    assert!(out.log("tolerates").contains(&"ran"), "{out:?}");
+}
+
+#[test]
+fn a_cache_grows_by_one_file_per_build() {
+    for engine in engines() {
+        let repo = TestRepo::with_pipeline(
+            &format!("cache_{engine}"),
+            r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+fn count(ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox")
+        .cache(cache("counter", "cache").key_files(["Cargo.lock"]))
+        .script(["mkdir -p cache", format!("touch cache/file-{}", ctx.build_id()).as_str(), "ls cache | wc -l"])
+}
+
+monkeyci_sdk::main!();
+"#,
+        );
+        let mut counts = Vec::new();
+        for _ in 0..3 {
+            let out = MonkeyciCommand::run(repo.path()).args(["--engine", engine]).output();
+            out.assert_code(0);
+            let log = out.log("count");
+            counts.push(log.iter().rev().find_map(|l| l.trim().parse::<u32>().ok()).expect("a count"));
+            assert!(log.iter().any(|l| l.starts_with("saved cache `counter`")), "{engine}: {out:?}");
+        }
+        assert_eq!(counts, [1, 2, 3], "{engine}");
+    }
+}
+
+#[test]
+fn action_jobs_and_container_jobs_share_artifacts() {
+    let repo = TestRepo::with_pipeline(
+        "action_artifacts",
+        r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+async fn write_report(ctx: &Ctx) -> Result<()> {
+    let dir = ctx.work_dir().join("reports");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("a.txt"), "from action")?;
+    ctx.save_artifact(artifact("reports", "reports")).await
+}
+
+#[job(depends_on = [write_report])]
+fn read_report(_ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox")
+        .restore_artifact("reports")
+        .script(["cat reports/a.txt", "echo from-container > b.txt"])
+        .save_artifact(artifact("b", "b.txt"))
+}
+
+#[job(depends_on = [read_report])]
+async fn read_back(ctx: &Ctx) -> Result<String> {
+    ctx.restore_artifact("b").await?;
+    let text = std::fs::read_to_string(ctx.work_dir().join("b.txt"))?;
+    ctx.log(text.trim());
+    Ok(text)
+}
+
+#[job]
+async fn save_missing(ctx: &Ctx) -> Result<()> {
+    ctx.save_artifact(artifact("x", "no/such/dir")).await
+}
+
+monkeyci_sdk::main!();
+"#,
+    );
+    let out = MonkeyciCommand::run(repo.path()).args(["--engine", "shell"]).output();
+    out.assert_code(1);
+    assert!(out.log("read-report").contains(&"from action"), "{out:?}");
+    assert_eq!(out.log("read-back"), ["from-container"], "{out:?}");
+    let message = out.message("save-missing").unwrap();
+    assert!(message.contains("no/such/dir") && message.contains("does not exist"), "{message}");
+    assert!(
+        out.events.iter().any(
+            |e| matches!(&e.kind, EventKind::JobEnd { job_id, status: JobStatus::Success, .. } if job_id == "read-back")
+        ),
+        "{out:?}"
+    );
+}
