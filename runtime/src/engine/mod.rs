@@ -846,3 +846,80 @@ impl LogFollow {
         build.emit(EventKind::JobOutput { job_id: job_id.to_owned(), stream: self.stream, line });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use monkeyci_sdk::protocol::{ContainerRequest, ContainerSpec, EventKind, JobStatus};
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::storage::{BlobStore, LocalBlobStore};
+
+    fn jobs(dir: &Path, params: ParamMap) -> (ContainerJobs, mpsc::UnboundedReceiver<Event>) {
+        let checkout = dir.join("checkout");
+        std::fs::create_dir_all(checkout.join("sub")).unwrap();
+        let store: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::new(dir.join("blobs")).unwrap());
+        let files = files::JobFiles::new(store, "b1", &checkout);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let jobs = ContainerJobs::new(EngineChoice::Shell, "b1".into(), checkout, dir.join("jobs"), files, params, tx);
+        (jobs, rx)
+    }
+
+    fn request(job: &str, script: &[&str]) -> ContainerRequest {
+        let spec = ContainerSpec {
+            image: "ignored".into(),
+            script: script.iter().map(|s| s.to_string()).collect(),
+            size: 1,
+            ..ContainerSpec::default()
+        };
+        ContainerRequest { job_id: job.into(), attempt: 1, spec }
+    }
+
+    #[tokio::test]
+    async fn the_same_job_and_attempt_runs_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (jobs, mut events) = jobs(dir.path(), ParamMap::new());
+        let marker = dir.path().join("runs");
+        let line = format!("echo run >> {}", marker.display());
+        let first = jobs.start(request("once", &[&line])).unwrap();
+        let second = jobs.start(request("once", &[&line])).unwrap();
+        assert_eq!(first, second);
+        let result = jobs.wait(&first, Duration::from_secs(30)).await.unwrap().unwrap();
+        assert_eq!(result.status, JobStatus::Success);
+        jobs.shutdown().await;
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "run\n");
+        let mut starts = 0;
+        while let Ok(event) = events.try_recv() {
+            starts += usize::from(matches!(event.kind, EventKind::ContainerStart { .. }));
+        }
+        assert_eq!(starts, 1);
+        // Another attempt is another run.
+        let third = jobs.start(ContainerRequest { attempt: 2, ..request("once", &[&line]) }).unwrap();
+        assert_ne!(third, first);
+        assert!(jobs.wait("nope", Duration::ZERO).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn bad_requests_are_refused_before_anything_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (jobs, _events) = jobs(dir.path(), ParamMap::new());
+        let mut escape = request("j", &["true"]);
+        escape.spec.work_dir = Some("../outside".into());
+        assert!(matches!(jobs.start(escape), Err(RequestError::WorkDir { .. })));
+        let mut absolute = request("j", &["true"]);
+        absolute.spec.work_dir = Some("/etc".into());
+        assert!(matches!(jobs.start(absolute), Err(RequestError::WorkDir { .. })));
+        let mut secret = request("j", &["true"]);
+        secret.spec.secret_env = BTreeMap::from([("TOKEN".to_owned(), "MISSING".to_owned())]);
+        let err = jobs.start(secret).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "job `j`: the secret env TOKEN names build parameter \"MISSING\", which is not set"
+        );
+        assert!(matches!(jobs.start(request("a/b", &["true"])), Err(RequestError::JobId(_))));
+        assert!(matches!(jobs.start(request("j", &[])), Err(RequestError::NothingToRun { .. })));
+        assert!(!dir.path().join("jobs").exists(), "nothing may run for a refused request");
+    }
+}
