@@ -79,7 +79,11 @@ impl ApiClient {
         let status = response.status();
         let bytes = response.into_body().collect().await?.to_bytes();
         if !status.is_success() {
-            let body = String::from_utf8_lossy(&bytes).into_owned();
+            // The API answers errors as {"error": message}; show just the message.
+            let body = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
             return Err(Error::Status { method, path: path.to_owned(), status, body });
         }
         Ok(bytes)

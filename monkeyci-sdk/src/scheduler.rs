@@ -321,6 +321,14 @@ async fn run_job(ctx: Ctx, job: Job) -> Outcome {
     let mut attempt = 0;
     loop {
         attempt += 1;
+        // Process work waits for a slot of `--max-parallel` before it counts as started.
+        let _slot = match job.body {
+            JobBodyKind::Container(_) => match ctx.build.process_slots.acquire().await {
+                Ok(slot) => Some(slot),
+                Err(_) => return Outcome::not_run(JobStatus::Canceled, "the build is shutting down".to_owned()),
+            },
+            JobBodyKind::Action(_) => None,
+        };
         ctx.emit(EventKind::JobStart { job_id: id.clone(), attempt });
         let started = Instant::now();
         let (status, message, output) = run_attempt(&ctx, &job, attempt).await;
@@ -344,9 +352,6 @@ async fn run_attempt(ctx: &Ctx, job: &Job, attempt: u32) -> (JobStatus, Option<S
             if spec.timeout_ms.is_none() {
                 spec.timeout_ms = job.timeout.map(|limit| limit.as_millis() as u64);
             }
-            let Ok(_slot) = ctx.build.process_slots.acquire().await else {
-                return (JobStatus::Canceled, Some("the build is shutting down".to_owned()), None);
-            };
             match CURRENT_JOB.scope(job.id.clone(), ctx.build.containers.run(ctx, attempt, spec)).await {
                 Ok(result) if result.status == JobStatus::Success => {
                     (JobStatus::Success, None, Some(serde_json::Value::Null))

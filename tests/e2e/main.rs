@@ -21,3 +21,8 @@ mod cli;
 
 /// Artifacts and caches: files handed between jobs of a build and kept between builds.
 mod artifacts;
+
+/// Container jobs on the podman and host-shell engines: script lines and their logs, env,
+/// work dir and size, time limits, images without a shell or missing, secrets, parallelism,
+/// idempotent dispatch, Ctrl-C.
+mod containers;

@@ -1,7 +1,10 @@
 //! Helpers for driving the real `monkeyci` binary: [`MonkeyciCommand`] runs it the way a user
 //! would (with the suite's shared pipeline cache) and returns an [`Output`] with the exit code,
 //! stdout, stderr and the parsed `--events` file; [`TestRepo`] is a temporary git repository,
-//! optionally with a `.monkeyci` pipeline crate written from a given `main.rs`.
+//! optionally with a `.monkeyci` pipeline crate written from a given `main.rs`. For container
+//! jobs: [`Output::build_dir`] finds a run's build record, [`test_images_available`] the local
+//! test images, and [`podman_container_names`], [`processes_running`] and [`CmdlineWatch`] show
+//! what a build left behind or exposed.
 //!
 //! Nothing here knows about particular pipelines; the test modules do.
 
@@ -51,8 +54,8 @@ pub struct MonkeyciCommand {
     current_dir: Option<PathBuf>,
     /// Holds the `--events` file when the command writes one.
     events_dir: Option<TempDir>,
-    /// Send SIGINT (as Ctrl-C would) once this file exists.
-    interrupt_when: Option<PathBuf>,
+    /// Send SIGINT (as Ctrl-C would) once this turns true (polled every 10 ms).
+    interrupt_when: Option<Box<dyn FnMut() -> bool>>,
 }
 
 impl MonkeyciCommand {
@@ -130,13 +133,20 @@ impl MonkeyciCommand {
     }
 
     /// Sends the process SIGINT, as Ctrl-C would, once `marker` exists.
-    pub fn interrupt_when_exists(mut self, marker: impl AsRef<Path>) -> MonkeyciCommand {
-        self.interrupt_when = Some(marker.as_ref().to_owned());
+    pub fn interrupt_when_exists(self, marker: impl AsRef<Path>) -> MonkeyciCommand {
+        let marker = marker.as_ref().to_owned();
+        self.interrupt_when(move || marker.exists())
+    }
+
+    /// Sends the process SIGINT, as Ctrl-C would, once `condition` turns true (it is polled
+    /// every 10 ms while the command runs).
+    pub fn interrupt_when(mut self, condition: impl FnMut() -> bool + 'static) -> MonkeyciCommand {
+        self.interrupt_when = Some(Box::new(condition));
         self
     }
 
     /// Runs the command to its end and collects what it did.
-    pub fn output(self) -> Output {
+    pub fn output(mut self) -> Output {
         let mut cmd = Command::new(MONKEYCI);
         cmd.args(&self.args)
             .env("MONKEYCI_CACHE_DIR", CACHE_DIR)
@@ -161,12 +171,12 @@ impl MonkeyciCommand {
         let mut child = cmd.spawn().unwrap_or_else(|err| panic!("cannot start {description}: {err}"));
         let stdout = read_in_background(child.stdout.take().expect("stdout is piped"));
         let stderr = read_in_background(child.stderr.take().expect("stderr is piped"));
-        let mut interrupt_when = self.interrupt_when.clone();
+        let mut interrupt_when = self.interrupt_when.take();
         let status = loop {
             if let Some(status) = child.try_wait().expect("waiting for monkeyci") {
                 break status;
             }
-            if interrupt_when.as_ref().is_some_and(|marker| marker.exists()) {
+            if interrupt_when.as_mut().is_some_and(|condition| condition()) {
                 interrupt_when = None;
                 let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
                 // SAFETY: kill(2) only sends a signal to the child we started.
@@ -378,6 +388,33 @@ impl Output {
     pub fn plan(&self) -> Plan {
         serde_json::from_str(&self.stdout).unwrap_or_else(|err| panic!("stdout is not a JSON plan ({err}); {self:?}"))
     }
+
+    /// This run's build record, `$MONKEYCI_CACHE_DIR/builds/<build id>/`: the one whose
+    /// `events.jsonl` is this run's `--events` file (the newest build may be another test's).
+    #[track_caller]
+    pub fn build_dir(&self) -> PathBuf {
+        assert!(
+            !self.events_text.is_empty(),
+            "{} wrote no events, so it has no build record; {self:?}",
+            self.description
+        );
+        let len = self.events_text.len() as u64;
+        let found =
+            std::fs::read_dir(builds_dir()).into_iter().flatten().flatten().map(|entry| entry.path()).find(|dir| {
+                let events = dir.join("events.jsonl");
+                std::fs::metadata(&events).is_ok_and(|m| m.len() == len)
+                    && std::fs::read_to_string(&events).is_ok_and(|text| text == self.events_text)
+            });
+        found.unwrap_or_else(|| {
+            panic!("no build record in {} holds this run's events; {self:?}", builds_dir().display())
+        })
+    }
+
+    /// This run's build id (the name of [`Output::build_dir`]).
+    #[track_caller]
+    pub fn build_id(&self) -> String {
+        self.build_dir().file_name().expect("a build dir has a name").to_string_lossy().into_owned()
+    }
 }
 
 /// A temporary git repository (branch `main`, one commit), optionally with a pipeline crate in
@@ -500,6 +537,138 @@ impl Drop for TestRepo {
             if std::fs::remove_file(entry.path().join(&package)).is_ok() {
                 let _ = std::fs::remove_dir(entry.path());
             }
+        }
+    }
+}
+
+/// Where builds are recorded: `$MONKEYCI_CACHE_DIR/builds`.
+pub fn builds_dir() -> PathBuf {
+    Path::new(CACHE_DIR).join("builds")
+}
+
+/// A condition for [`MonkeyciCommand::interrupt_when`]: true once a build recorded after this
+/// call has the file `rel` (e.g. `jobs/<job>-1/work/started`). Build ids are not known before
+/// a build starts, and older builds of the same pipeline may have the same file.
+pub fn file_in_new_build(rel: &str) -> impl FnMut() -> bool + 'static {
+    let names = || -> Vec<OsString> {
+        std::fs::read_dir(builds_dir()).into_iter().flatten().flatten().map(|e| e.file_name()).collect()
+    };
+    let before: std::collections::BTreeSet<OsString> = names().into_iter().collect();
+    let rel = rel.to_owned();
+    move || names().iter().any(|name| !before.contains(name) && builds_dir().join(name).join(&rel).exists())
+}
+
+/// The names of all podman containers, running or not (`podman ps -a`).
+pub fn podman_container_names() -> Vec<String> {
+    let out = Command::new("podman").args(["ps", "-a", "--format", "{{.Names}}"]).output().expect("podman runs");
+    assert!(out.status.success(), "podman ps failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+/// The processes of this machine (pid and arguments) whose command line is exactly `argv`
+/// (the program compared by file name), containers' processes included.
+pub fn processes_running(argv: &[&str]) -> Vec<(u32, Vec<String>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(bytes) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<String> = bytes
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let program_matches =
+            |program: &str, wanted: &str| program == wanted || program.ends_with(&format!("/{wanted}"));
+        if args.len() == argv.len()
+            && !args.is_empty()
+            && program_matches(&args[0], argv[0])
+            && args[1..].iter().zip(&argv[1..]).all(|(a, b)| a == b)
+        {
+            found.push((pid, args));
+        }
+    }
+    found
+}
+
+/// Watches every process's command line, from a background thread, for a text (a secret
+/// that must only ever travel through the environment).
+pub struct CmdlineWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(usize, Vec<String>)>,
+}
+
+impl CmdlineWatch {
+    pub fn start(needle: &str) -> CmdlineWatch {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let needle = needle.as_bytes().to_owned();
+        let stopped = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut scans = 0;
+            while !stopped.load(Ordering::Relaxed) {
+                scans += 1;
+                for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                    let Ok(bytes) = std::fs::read(entry.path().join("cmdline")) else { continue };
+                    if bytes.windows(needle.len()).any(|w| w == needle.as_slice()) {
+                        let line = String::from_utf8_lossy(&bytes).replace('\0', " ");
+                        if !seen.contains(&line) {
+                            seen.push(line);
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (scans, seen)
+        });
+        CmdlineWatch { stop, thread }
+    }
+
+    /// Stops watching; returns how many times every process was scanned and the command
+    /// lines that held the text.
+    pub fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the watch thread")
+    }
+}
+
+/// Whether podman and the suite's test images (`localhost/monkeyci-test/busybox` and
+/// `.../noshell`, built from busybox by `scripts/test-images.sh`, since nothing can be pulled)
+/// are here; builds the images once per run when they are missing. Like [`podman_available`],
+/// a missing piece skips outside CI and fails in CI.
+pub fn test_images_available() -> bool {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    if !podman_available() {
+        return false;
+    }
+    let result = BUILT.get_or_init(|| {
+        let exists =
+            |image: &str| Command::new("podman").args(["image", "exists", image]).status().is_ok_and(|s| s.success());
+        if exists("localhost/monkeyci-test/busybox") && exists("localhost/monkeyci-test/noshell") {
+            return Ok(());
+        }
+        let out = Command::new("bash")
+            .arg(workspace_dir().join("scripts/test-images.sh"))
+            .output()
+            .map_err(|err| format!("cannot run scripts/test-images.sh: {err}"))?;
+        if out.status.success()
+            && exists("localhost/monkeyci-test/busybox")
+            && exists("localhost/monkeyci-test/noshell")
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "scripts/test-images.sh did not build the test images: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    match result {
+        Ok(()) => true,
+        Err(reason) => {
+            assert!(std::env::var_os("CI").is_none(), "{reason}");
+            eprintln!("skipped: {reason}");
+            false
         }
     }
 }

@@ -122,7 +122,7 @@ pub enum EventKind {
     ContainerStart {
         /// The job.
         job_id: String,
-        /// The image (`host` for the shell engine).
+        /// The image (which the shell engine ignores).
         image: String,
         /// The engine running it: podman, docker or shell.
         engine: String,

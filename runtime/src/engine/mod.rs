@@ -701,9 +701,11 @@ fn exit_message(what: &str, code: Option<i32>) -> String {
     }
 }
 
+/// Whether an engine's error says the image has no `/bin/sh` (runc names it; behind
+/// `--init`, catatonit only says it could not exec its child).
 fn mentions_missing_shell(stderr: &str) -> bool {
-    stderr.contains("/bin/sh")
-        && (stderr.contains("no such file") || stderr.contains("not found") || stderr.contains("No such file"))
+    let missing = stderr.contains("no such file") || stderr.contains("not found") || stderr.contains("No such file");
+    (stderr.contains("/bin/sh") && missing) || stderr.contains("failed to exec pid1")
 }
 
 fn last_line(text: &str) -> &str {

@@ -53,7 +53,8 @@ fn build_info(checkout_dir: &Path, args: &ContextArgs) -> anyhow::Result<(BuildI
     };
     let git = git::git_info(checkout_dir, &overrides).context("cannot read the git context")?;
     let build = BuildInfo {
-        build_id: format!("local-{}", monkeyci_sdk::protocol::now_ms()),
+        // The process id keeps builds started in the same millisecond apart.
+        build_id: format!("local-{}-{}", monkeyci_sdk::protocol::now_ms(), std::process::id()),
         checkout_dir: checkout_dir.to_owned(),
         git,
         source: args.source,
