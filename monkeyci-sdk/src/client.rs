@@ -17,7 +17,7 @@ use crate::ctx::Ctx;
 use crate::dsl::JobError;
 use crate::protocol::{
     ApiEndpoint, ArtifactSpec, ContainerRequest, ContainerResult, ContainerSpec, ContainerStarted, ContainerState,
-    Event, ParamMap,
+    Event, Journal, ParamMap,
 };
 use crate::runner::{Approver, ArtifactStore, BoxFuture, ContainerRunner, EventSink};
 
@@ -93,6 +93,10 @@ impl ApiClient {
         self.request(Method::POST, "/events", Some(serde_json::to_vec(events)?)).await.map(drop)
     }
 
+    pub(crate) async fn journal(&self) -> Result<Journal, Error> {
+        Ok(serde_json::from_slice(&self.request(Method::GET, "/journal", None).await?)?)
+    }
+
     pub(crate) async fn params(&self) -> Result<ParamMap, Error> {
         Ok(serde_json::from_slice(&self.request(Method::GET, "/params", None).await?)?)
     }
@@ -127,7 +131,7 @@ impl ContainerRunner for ApiClient {
             let job_id = ctx.job_id().unwrap_or("script").to_owned();
             let image = spec.image.clone();
             let request = ContainerRequest { job_id, attempt, spec };
-            self.run_container(&request)
+            self.run_container(ctx, &request)
                 .await
                 .map_err(|err| JobError::with_source(format!("cannot run the container job (image `{image}`)"), err))
         })
@@ -161,10 +165,11 @@ impl ArtifactStore for ApiClient {
 impl ApiClient {
     /// Starts a container job (or finds the one already started for this job and attempt)
     /// and waits for its end.
-    pub(crate) async fn run_container(&self, request: &ContainerRequest) -> Result<ContainerResult, Error> {
+    pub(crate) async fn run_container(&self, ctx: &Ctx, request: &ContainerRequest) -> Result<ContainerResult, Error> {
         let body = serde_json::to_vec(request)?;
         let started: ContainerStarted =
             serde_json::from_slice(&self.request(Method::POST, "/containers", Some(body)).await?)?;
+        let _waiting = ctx.container_dispatched(request.attempt);
         let path = format!("/containers/{}?wait=30", started.id);
         loop {
             let state: ContainerState = serde_json::from_slice(&self.request(Method::GET, &path, None).await?)?;

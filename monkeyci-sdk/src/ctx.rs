@@ -57,6 +57,10 @@ pub(crate) struct BuildState {
     pub(crate) graph: OnceLock<HashMap<String, Vec<String>>>,
     /// Set once the build is canceled; the scheduler stops everything.
     pub(crate) canceled: tokio::sync::watch::Sender<bool>,
+    /// Container jobs dispatched and waiting for their container: when all running jobs
+    /// are, the script may suspend.
+    pub(crate) containers_waiting: std::sync::atomic::AtomicUsize,
+    pub(crate) waiting_changed: tokio::sync::Notify,
 }
 
 /// The job a context belongs to.
@@ -73,6 +77,23 @@ impl Ctx {
     pub(crate) fn for_job(&self, id: &str) -> Ctx {
         let work_dir = self.build.info.checkout_dir.clone();
         Ctx { build: Arc::clone(&self.build), job: Some(Arc::new(JobScope { id: id.to_owned(), work_dir })) }
+    }
+
+    /// Records that this job's container was started and is now only waited for; the guard
+    /// counts it as waiting until dropped.
+    pub(crate) fn container_dispatched(&self, attempt: u32) -> WaitingGuard<'_> {
+        if let Some(job) = &self.job {
+            self.emit(EventKind::JournalRecord {
+                entry: crate::protocol::JournalEntry {
+                    job_id: job.id.clone(),
+                    seq: 0,
+                    record: crate::protocol::JournalRecord::ContainerDispatched { attempt },
+                },
+            });
+        }
+        self.build.containers_waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.build.waiting_changed.notify_waiters();
+        WaitingGuard { build: &self.build }
     }
 
     /// Cancels the build: running jobs are stopped, the others skipped.
@@ -346,6 +367,18 @@ async fn join_pump(handle: Option<tokio::task::JoinHandle<String>>) -> String {
     match handle {
         Some(handle) => handle.await.unwrap_or_default(),
         None => String::new(),
+    }
+}
+
+/// Counts a container job as waiting while it lives.
+pub(crate) struct WaitingGuard<'a> {
+    build: &'a BuildState,
+}
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.build.containers_waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.build.waiting_changed.notify_waiters();
     }
 }
 

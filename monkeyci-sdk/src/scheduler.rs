@@ -20,13 +20,53 @@ use tokio::task::JoinSet;
 use crate::ctx::Ctx;
 use crate::dsl::{Job, JobBodyKind};
 use crate::plan::{Resolved, panic_message};
-use crate::protocol::{BuildStatus, EventKind, JobStatus};
+use crate::protocol::{BuildStatus, EventKind, JobStatus, JournalEntry, JournalRecord};
 
 /// How to run a build.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Options {
     /// After the first failure, start nothing new and cancel what runs.
     pub(crate) fail_fast: bool,
+    /// Suspend once only container jobs have been running this long (`None`: never).
+    pub(crate) suspend_after: Option<std::time::Duration>,
+    /// What an earlier launch of this script journaled.
+    pub(crate) replay: Replay,
+}
+
+/// A job's journaled end: status, last attempt, output, message.
+type Ended = (JobStatus, u32, Option<serde_json::Value>, Option<String>);
+
+/// A journal read back for a resume.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Replay {
+    /// Jobs that ended, with how: they are not run again.
+    ended: HashMap<String, Ended>,
+    /// Container jobs dispatched and not yet ended: the same attempt is awaited again.
+    dispatched: HashMap<String, u32>,
+    /// Entries read.
+    entries: usize,
+}
+
+impl Replay {
+    pub(crate) fn new(entries: Vec<JournalEntry>) -> Replay {
+        let mut replay = Replay { entries: entries.len(), ..Replay::default() };
+        for entry in entries {
+            match entry.record {
+                JournalRecord::ContainerDispatched { attempt } => {
+                    replay.dispatched.insert(entry.job_id, attempt);
+                }
+                JournalRecord::JobEnd { status, attempt, output, message } => {
+                    replay.dispatched.remove(&entry.job_id);
+                    replay.ended.insert(entry.job_id, (status, attempt, output, message));
+                }
+            }
+        }
+        replay
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
 }
 
 /// How one job ended.
@@ -42,6 +82,9 @@ pub(crate) struct JobReport {
 pub(crate) struct BuildReport {
     pub(crate) status: BuildStatus,
     pub(crate) jobs: Vec<JobReport>,
+    /// The script suspended while this many container jobs run; the build goes on when it is
+    /// resumed.
+    pub(crate) suspended: Option<usize>,
 }
 
 struct Outcome {
@@ -102,11 +145,19 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
     job_panics();
     let _ = ctx.build.graph.set(resolved.graph());
     let plan = resolved.plan();
-    ctx.emit(EventKind::ScriptStart { jobs: plan.jobs, skipped: plan.skipped });
+    // A resumed script has told all this before: it only says it resumed.
+    let resuming = !options.replay.is_empty();
+    if resuming {
+        ctx.emit(EventKind::ScriptResumed { replayed: options.replay.entries });
+    } else {
+        ctx.emit(EventKind::ScriptStart { jobs: plan.jobs, skipped: plan.skipped });
+    }
 
     let mut reports: Vec<JobReport> = Vec::new();
     for left_out in &resolved.skipped {
-        ctx.emit(EventKind::JobSkipped { job_id: left_out.id.clone(), reason: left_out.reason.clone() });
+        if !resuming {
+            ctx.emit(EventKind::JobSkipped { job_id: left_out.id.clone(), reason: left_out.reason.clone() });
+        }
         reports.push(JobReport {
             id: left_out.id.clone(),
             status: JobStatus::Skipped,
@@ -128,33 +179,69 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
     let mut slots: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
     let mut outcomes: Vec<Option<Outcome>> = (0..count).map(|_| None).collect();
 
-    for id in &ids {
-        ctx.emit(EventKind::JobPending { job_id: id.clone() });
+    if !resuming {
+        for id in &ids {
+            ctx.emit(EventKind::JobPending { job_id: id.clone() });
+        }
     }
-    let mut ready: Vec<usize> = (0..count).filter(|&i| remaining[i] == 0).collect();
+    let mut ready: std::collections::VecDeque<usize> = (0..count).filter(|&i| remaining[i] == 0).collect();
     let mut running: JoinSet<Outcome> = JoinSet::new();
     let mut task_job: HashMap<tokio::task::Id, usize> = HashMap::with_capacity(count);
     let mut stopped: Option<Stop> = None;
     let mut canceled = ctx.build.canceled.subscribe();
 
+    let mut journaled: Vec<Option<Ended>> = ids.iter().map(|id| options.replay.ended.get(id).cloned()).collect();
     loop {
-        for i in ready.drain(..) {
+        while let Some(i) = ready.pop_front() {
             if let Some(stop) = &stopped {
                 let outcome = Outcome::not_run(JobStatus::Skipped, stop.skip_reason());
                 finish(ctx, &ids, &dependents, &mut outcomes, i, outcome, None);
                 continue;
             }
+            // Replayed: the journaled end, without running the job or telling anyone again.
+            if let Some((status, attempt, output, message)) = journaled[i].take() {
+                slots[i] = None;
+                if status == JobStatus::Success {
+                    if let Some(output) = &output {
+                        ctx.build
+                            .outputs
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(ids[i].clone(), std::sync::Arc::new(output.clone()));
+                    }
+                    for &d in &dependents[i] {
+                        remaining[d] -= 1;
+                        if remaining[d] == 0 && outcomes[d].is_none() {
+                            ready.push_back(d);
+                        }
+                    }
+                }
+                outcomes[i] = Some(Outcome { status, attempt, duration_ms: 0, message, output });
+                continue;
+            }
             let Some(job) = slots[i].take() else { continue };
-            ctx.emit(EventKind::JobQueued { job_id: ids[i].clone() });
-            let handle = running.spawn(run_job(ctx.for_job(&ids[i]), job));
+            let resumed = options.replay.dispatched.get(&ids[i]).copied();
+            if resumed.is_none() {
+                ctx.emit(EventKind::JobQueued { job_id: ids[i].clone() });
+            }
+            let handle = running.spawn(run_job(ctx.for_job(&ids[i]), job, resumed));
             task_job.insert(handle.id(), i);
         }
+        let in_flight = running.len();
         let joined = tokio::select! {
+            biased;
             joined = running.join_next_with_id() => joined,
             _ = canceled.wait_for(|canceled| *canceled), if stopped.is_none() => {
                 stopped = Some(Stop::Canceled);
                 running.abort_all();
                 continue;
+            }
+            _ = only_containers_running(ctx, in_flight, options.suspend_after.unwrap_or_default()),
+                if options.suspend_after.is_some() && stopped.is_none() =>
+            {
+                let waiting = in_flight;
+                ctx.emit(EventKind::ScriptSuspended { waiting });
+                return BuildReport { status: BuildStatus::Success, jobs: Vec::new(), suspended: Some(waiting) };
             }
         };
         let Some(joined) = joined else { break };
@@ -183,7 +270,7 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
             for &d in &dependents[i] {
                 remaining[d] -= 1;
                 if remaining[d] == 0 && outcomes[d].is_none() {
-                    ready.push(d);
+                    ready.push_back(d);
                 }
             }
         }
@@ -208,7 +295,30 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
         _ => (BuildStatus::Success, None),
     };
     ctx.emit(EventKind::ScriptEnd { status, message });
-    BuildReport { status, jobs: reports }
+    BuildReport { status, jobs: reports, suspended: None }
+}
+
+/// Resolves once every running job is a container job waiting for its container, and has
+/// been for `after`: nothing runs in this process, so it may exit.
+async fn only_containers_running(ctx: &Ctx, running: usize, after: std::time::Duration) {
+    let waiting = || ctx.build.containers_waiting.load(std::sync::atomic::Ordering::SeqCst);
+    loop {
+        let changed = ctx.build.waiting_changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        if running > 0 && waiting() == running {
+            tokio::select! {
+                _ = tokio::time::sleep(after) => {
+                    if waiting() == running {
+                        return;
+                    }
+                }
+                _ = &mut changed => {}
+            }
+        } else {
+            changed.await;
+        }
+    }
 }
 
 /// Why the scheduler stopped starting jobs.
@@ -270,6 +380,18 @@ fn finish(
             message: outcome.message.clone(),
         });
     }
+    ctx.emit(EventKind::JournalRecord {
+        entry: JournalEntry {
+            job_id: id.clone(),
+            seq: 1,
+            record: JournalRecord::JobEnd {
+                status,
+                attempt: outcome.attempt,
+                output: outcome.output.clone(),
+                message: outcome.message.clone(),
+            },
+        },
+    });
     outcomes[i] = Some(outcome);
     if status == JobStatus::Success {
         return;
@@ -303,10 +425,12 @@ fn finish(
     }
 }
 
-/// Runs one job: approval, then attempts until one succeeds or none are left.
-async fn run_job(ctx: Ctx, job: Job) -> Outcome {
+/// Runs one job: approval, then attempts until one succeeds or none are left. `resumed` is the
+/// attempt of a container job dispatched before the script suspended: it is awaited again,
+/// not started anew.
+async fn run_job(ctx: Ctx, job: Job, resumed: Option<u32>) -> Outcome {
     let id = job.id.clone();
-    if job.blocked {
+    if job.blocked && resumed.is_none() {
         ctx.emit(EventKind::JobBlocked { job_id: id.clone() });
         match ctx.build.approver.approve(&id).await {
             Ok(true) => ctx.emit(EventKind::JobUnblocked { job_id: id.clone() }),
@@ -318,9 +442,10 @@ async fn run_job(ctx: Ctx, job: Job) -> Outcome {
         JobBodyKind::Action(_) => job.retries.saturating_add(1),
         JobBodyKind::Container(_) => 1,
     };
-    let mut attempt = 0;
+    let mut attempt = resumed.map_or(0, |attempt| attempt - 1);
     loop {
         attempt += 1;
+        let resuming = resumed == Some(attempt);
         // Process work waits for a slot of `--max-parallel` before it counts as started.
         let _slot = match job.body {
             JobBodyKind::Container(_) => match ctx.build.process_slots.acquire().await {
@@ -329,7 +454,9 @@ async fn run_job(ctx: Ctx, job: Job) -> Outcome {
             },
             JobBodyKind::Action(_) => None,
         };
-        ctx.emit(EventKind::JobStart { job_id: id.clone(), attempt });
+        if !resuming {
+            ctx.emit(EventKind::JobStart { job_id: id.clone(), attempt });
+        }
         let started = Instant::now();
         let (status, message, output) = run_attempt(&ctx, &job, attempt).await;
         let duration_ms = started.elapsed().as_millis() as u64;

@@ -2,7 +2,8 @@
 //! plan, and exits with a status the runtime understands.
 //!
 //! Exit codes: 0 the build succeeded (or the plan was reported), 1 a job failed, 2 the
-//! pipeline could not be planned or the script could not talk to the runtime.
+//! pipeline could not be planned or the script could not talk to the runtime, 3 the script
+//! suspended (see [`SCRIPT_EXIT_SUSPENDED`]).
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -12,8 +13,11 @@ use tokio::sync::Semaphore;
 
 use crate::client::{ApiClient, ApiEventSink, error_chain};
 use crate::ctx::{BuildState, Ctx, Masker};
-use crate::protocol::{BuildStatus, EventKind, SCRIPT_CONFIG_ENV, ScriptConfig, ScriptMode};
+use crate::protocol::{
+    BuildStatus, EventKind, SCRIPT_CONFIG_ENV, SCRIPT_EXIT_SUSPENDED, ScriptConfig, ScriptMode, SuspendMode,
+};
 use crate::{plan, scheduler};
+use std::time::Duration;
 
 const PLANNING_FAILED: u8 = 2;
 
@@ -68,11 +72,13 @@ async fn run(config: ScriptConfig) -> u8 {
         events: sink.clone(),
         containers: Arc::new(client.clone()),
         artifacts: Arc::new(client.clone()),
-        approver: Arc::new(client),
+        approver: Arc::new(client.clone()),
         process_slots: Arc::new(Semaphore::new(config.max_parallel.max(1))),
         outputs: Mutex::new(HashMap::new()),
         graph: OnceLock::new(),
         canceled: tokio::sync::watch::Sender::new(false),
+        containers_waiting: std::sync::atomic::AtomicUsize::new(0),
+        waiting_changed: tokio::sync::Notify::new(),
     });
     let code = match plan::resolve(&ctx, &config.jobs) {
         Err(err) => {
@@ -91,9 +97,29 @@ async fn run(config: ScriptConfig) -> u8 {
                         canceler.cancel_build();
                     }
                 });
-                let options = scheduler::Options { fail_fast: config.fail_fast };
+                let replay = if config.resume {
+                    match client.journal().await {
+                        Ok(journal) => scheduler::Replay::new(journal.entries),
+                        Err(err) => {
+                            eprintln!("monkeyci: cannot read the journal to resume: {}", error_chain(&err));
+                            sink.flush().await;
+                            return PLANNING_FAILED;
+                        }
+                    }
+                } else {
+                    scheduler::Replay::default()
+                };
+                let suspend_after = match config.suspend {
+                    SuspendMode::Never => None,
+                    SuspendMode::Always => Some(Duration::ZERO),
+                    SuspendMode::Auto => Some(Duration::from_millis(config.suspend_after_ms)),
+                };
+                let options = scheduler::Options { fail_fast: config.fail_fast, suspend_after, replay };
                 let report = scheduler::run(&ctx, resolved, options).await;
-                u8::from(report.status != BuildStatus::Success)
+                match report.suspended {
+                    Some(_) => SCRIPT_EXIT_SUSPENDED,
+                    None => u8::from(report.status != BuildStatus::Success),
+                }
             }
         },
     };

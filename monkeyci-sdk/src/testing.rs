@@ -188,6 +188,8 @@ impl TestCtx {
             outputs: Mutex::new(HashMap::new()),
             graph: OnceLock::new(),
             canceled: tokio::sync::watch::Sender::new(false),
+            containers_waiting: std::sync::atomic::AtomicUsize::new(0),
+            waiting_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -246,7 +248,12 @@ impl TestCtx {
         events: Arc<MemorySink>,
         containers: Arc<FakeContainerEngine>,
     ) -> TestRun {
-        let report = scheduler::run(&ctx, resolved, scheduler::Options { fail_fast: self.fail_fast }).await;
+        let report = scheduler::run(
+            &ctx,
+            resolved,
+            scheduler::Options { fail_fast: self.fail_fast, ..scheduler::Options::default() },
+        )
+        .await;
         let outputs = ctx.build.outputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let events = std::mem::take(&mut *events.events.lock().unwrap_or_else(|e| e.into_inner()));
         let containers = std::mem::take(&mut *containers.started.lock().unwrap_or_else(|e| e.into_inner()));

@@ -13,12 +13,12 @@ use anyhow::Context as _;
 use monkeyci_sdk::Masker;
 use monkeyci_sdk::protocol::{
     ApiEndpoint, BuildInfo, BuildStatus, Event, EventKind, OutputStream, ParamMap, Plan, SCRIPT_CONFIG_ENV,
-    ScriptConfig, ScriptMode,
+    SCRIPT_EXIT_SUSPENDED, ScriptConfig, ScriptMode, SuspendMode,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
-use crate::api::{self, BuildApiState, BuildToken};
+use crate::api::{self, BuildApiState, BuildToken, JournalStore};
 use crate::engine::files::{ActionArtifacts, JobFiles};
 use crate::engine::{ContainerJobs, EngineChoice};
 use crate::record::Recorder;
@@ -50,6 +50,10 @@ pub(crate) struct ScriptRequest {
     pub(crate) engine: EngineChoice,
     /// Where artifacts and caches are kept.
     pub(crate) blob_dir: PathBuf,
+    /// When the script may exit while only container jobs run.
+    pub(crate) suspend: SuspendMode,
+    /// How long `auto` waits before suspending.
+    pub(crate) suspend_after: std::time::Duration,
 }
 
 /// How the script ended.
@@ -97,6 +101,7 @@ pub(crate) async fn run_script(
             event_tx.clone(),
         ))
     });
+    let journal = JournalStore::default();
     let state = BuildApiState::new(
         token.clone(),
         request.params.clone(),
@@ -104,6 +109,7 @@ pub(crate) async fn run_script(
         event_tx,
         containers.clone(),
         action_artifacts,
+        journal.clone(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("cannot open the build API port")?;
     let addr = listener.local_addr().context("cannot read the build API address")?;
@@ -117,35 +123,10 @@ pub(crate) async fn run_script(
     });
 
     let masker = Masker::new(request.params.values().map(String::as_str));
-    let config = ScriptConfig {
-        build: request.build.clone(),
-        api: ApiEndpoint { url: format!("http://{addr}"), token: token.as_str().to_owned() },
-        mode: request.mode,
-        jobs: request.jobs.clone(),
-        max_parallel: request.max_parallel,
-        fail_fast: request.fail_fast,
-    };
-    let mut child = tokio::process::Command::new(binary)
-        .env(SCRIPT_CONFIG_ENV, serde_json::to_string(&config)?)
-        .current_dir(&request.build.checkout_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("cannot start the pipeline script {}", binary.display()))?;
-    let (line_tx, mut line_rx) = mpsc::unbounded_channel::<(OutputStream, String)>();
-    if let Some(out) = child.stdout.take() {
-        tokio::spawn(forward_lines(out, OutputStream::Stdout, line_tx.clone()));
-    }
-    if let Some(err) = child.stderr.take() {
-        tokio::spawn(forward_lines(err, OutputStream::Stderr, line_tx.clone()));
-    }
-    drop(line_tx);
-
     let mut end = None;
     let mut plan = None;
-    let mut handle = |update: Update, end: &mut Option<_>, plan: &mut Option<_>| {
+    let mut suspended: Option<usize>;
+    let mut handle = |update: Update, end: &mut Option<_>, plan: &mut Option<_>, suspended: &mut Option<usize>| {
         if let (Some(recorder), Update::Event(event)) = (&mut recorder, &update) {
             recorder.record(event);
         }
@@ -153,45 +134,128 @@ pub(crate) async fn run_script(
             match &event.kind {
                 EventKind::ScriptEnd { status, message } => *end = Some((*status, message.clone())),
                 EventKind::ScriptPlan { plan: p } => *plan = Some(p.clone()),
+                EventKind::ScriptSuspended { waiting } => *suspended = Some(*waiting),
                 _ => {}
             }
         }
         on_update(update);
     };
-    let mut lines_open = true;
     let mut interrupts = 0;
+    let mut resume = false;
+    let mut crash_resumes = 0;
+    let mut binary_hash: Option<String> = None;
     let exit = loop {
-        tokio::select! {
-            // The first Ctrl-C asks the script to cancel the build (it reports what it stopped);
-            // the second kills it.
-            Ok(()) = tokio::signal::ctrl_c() => {
-                interrupts += 1;
-                match (interrupts, child.id()) {
-                    (1, Some(pid)) => interrupt(pid),
-                    _ => { let _ = child.start_kill(); }
-                }
-            },
-            Some(event) = event_rx.recv() => handle(Update::Event(event), &mut end, &mut plan),
-            line = line_rx.recv(), if lines_open => match line {
-                Some((stream, line)) => handle(Update::ScriptLine(stream, masker.mask(&line)), &mut end, &mut plan),
-                None => lines_open = false,
-            },
-            status = child.wait() => break status.context("waiting for the pipeline script")?,
+        let config = ScriptConfig {
+            build: request.build.clone(),
+            api: ApiEndpoint { url: format!("http://{addr}"), token: token.as_str().to_owned() },
+            mode: request.mode,
+            jobs: request.jobs.clone(),
+            max_parallel: request.max_parallel,
+            fail_fast: request.fail_fast,
+            suspend: request.suspend,
+            suspend_after_ms: request.suspend_after.as_millis() as u64,
+            resume,
+        };
+        let mut child = tokio::process::Command::new(binary)
+            .env(SCRIPT_CONFIG_ENV, serde_json::to_string(&config)?)
+            .current_dir(&request.build.checkout_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start the pipeline script {}", binary.display()))?;
+        let (line_tx, mut line_rx) = mpsc::unbounded_channel::<(OutputStream, String)>();
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(forward_lines(out, OutputStream::Stdout, line_tx.clone()));
         }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(forward_lines(err, OutputStream::Stderr, line_tx.clone()));
+        }
+        drop(line_tx);
+        suspended = None;
+        let mut lines_open = true;
+        let status = loop {
+            tokio::select! {
+                // The first Ctrl-C asks the script to cancel the build (it reports what it
+                // stopped); the second kills it.
+                Ok(()) = tokio::signal::ctrl_c() => {
+                    interrupts += 1;
+                    match (interrupts, child.id()) {
+                        (1, Some(pid)) => interrupt(pid),
+                        _ => { let _ = child.start_kill(); }
+                    }
+                },
+                Some(event) = event_rx.recv() => handle(Update::Event(event), &mut end, &mut plan, &mut suspended),
+                line = line_rx.recv(), if lines_open => match line {
+                    Some((stream, line)) => {
+                        handle(Update::ScriptLine(stream, masker.mask(&line)), &mut end, &mut plan, &mut suspended)
+                    }
+                    None => lines_open = false,
+                },
+                status = child.wait() => break status.context("waiting for the pipeline script")?,
+            }
+        };
+        // The script flushes its events before it exits; whatever it printed last follows.
+        while let Ok(event) = event_rx.try_recv() {
+            handle(Update::Event(event), &mut end, &mut plan, &mut suspended);
+        }
+        while let Some((stream, line)) = line_rx.recv().await {
+            handle(Update::ScriptLine(stream, masker.mask(&line)), &mut end, &mut plan, &mut suspended);
+        }
+        if end.is_some() || interrupts > 0 {
+            break status;
+        }
+        let Some(containers) = &containers else { break status };
+        let is_suspended = status.code() == Some(i32::from(SCRIPT_EXIT_SUSPENDED)) && suspended.is_some();
+        // A script killed by a signal (OOM, kill -9) resumes from its journal too, a few times.
+        let crashed = status.code().is_none() && journal.has_entries();
+        if !(is_suspended || (crashed && crash_resumes < MAX_CRASH_RESUMES)) {
+            break status;
+        }
+        if crashed && !is_suspended {
+            crash_resumes += 1;
+            let line = format!("monkeyci: the pipeline script stopped ({status}); resuming it from its journal");
+            handle(Update::ScriptLine(OutputStream::Stderr, line), &mut end, &mut plan, &mut suspended);
+        }
+        // The journal belongs to this binary: a different one must not replay it.
+        let hash = file_digest(binary).with_context(|| format!("cannot read {}", binary.display()))?;
+        match &binary_hash {
+            None => binary_hash = Some(hash),
+            Some(recorded) if *recorded != hash => {
+                let message = format!(
+                    "the pipeline binary {} changed while the build was suspended; a resume under another binary \
+                     could replay its journal wrongly, so nothing was re-run",
+                    binary.display()
+                );
+                let event = Event::now(EventKind::ScriptEnd { status: BuildStatus::Error, message: Some(message) });
+                handle(Update::Event(event), &mut end, &mut plan, &mut suspended);
+                break status;
+            }
+            Some(_) => {}
+        }
+        if is_suspended {
+            let waiting = suspended.unwrap_or(1);
+            tokio::select! {
+                _ = containers.wait_until_fewer_running(waiting) => {}
+                Ok(()) = tokio::signal::ctrl_c() => {
+                    let event = Event::now(EventKind::ScriptEnd {
+                        status: BuildStatus::Canceled,
+                        message: Some("the build was canceled while the script was suspended".to_owned()),
+                    });
+                    handle(Update::Event(event), &mut end, &mut plan, &mut suspended);
+                    break status;
+                }
+            }
+        }
+        resume = true;
     };
-    // The script flushes its events before it exits; whatever it printed last follows.
-    while let Ok(event) = event_rx.try_recv() {
-        handle(Update::Event(event), &mut end, &mut plan);
-    }
-    while let Some((stream, line)) = line_rx.recv().await {
-        handle(Update::ScriptLine(stream, masker.mask(&line)), &mut end, &mut plan);
-    }
     // Containers still running belong to a script that is gone (killed, canceled): stop them.
     if let Some(containers) = &containers {
         containers.shutdown().await;
     }
     while let Ok(event) = event_rx.try_recv() {
-        handle(Update::Event(event), &mut end, &mut plan);
+        handle(Update::Event(event), &mut end, &mut plan, &mut suspended);
     }
     let _ = stop_tx.send(());
     let _ = server.await;
@@ -212,6 +276,26 @@ async fn forward_lines(
             break;
         }
     }
+}
+
+/// How often a script killed by a signal is resumed before the build gives up.
+const MAX_CRASH_RESUMES: u32 = 3;
+
+/// The SHA-256 of a file, hex: the identity of the script binary a journal belongs to.
+fn file_digest(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Sends SIGINT to the script process.

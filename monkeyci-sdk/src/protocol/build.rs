@@ -135,4 +135,40 @@ pub struct ScriptConfig {
     /// Stop starting jobs after the first failure.
     #[serde(default)]
     pub fail_fast: bool,
+    /// When the script may exit while only container jobs run.
+    #[serde(default)]
+    pub suspend: SuspendMode,
+    /// How long only container jobs must have been running before `auto` suspends.
+    #[serde(default)]
+    pub suspend_after_ms: u64,
+    /// This launch resumes a suspended (or crashed) script: replay the journal first.
+    #[serde(default)]
+    pub resume: bool,
+}
+
+/// When a script suspends: exits while only container jobs run, to be resumed from its
+/// journal when one of them ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SuspendMode {
+    /// Never: the script waits for its containers.
+    #[default]
+    Never,
+    /// Once only container jobs have been running for `suspend_after_ms`.
+    Auto,
+    /// As soon as only container jobs run.
+    Always,
+}
+
+impl std::str::FromStr for SuspendMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "never" => Ok(SuspendMode::Never),
+            "auto" => Ok(SuspendMode::Auto),
+            "always" => Ok(SuspendMode::Always),
+            other => Err(format!("unknown suspend mode {other:?}; expected never, auto or always")),
+        }
+    }
 }

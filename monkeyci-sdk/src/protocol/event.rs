@@ -161,6 +161,24 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
+    /// The script journaled a step (kept with the build for a resume).
+    #[serde(rename = "journal/record")]
+    JournalRecord {
+        /// The entry.
+        entry: super::JournalEntry,
+    },
+    /// Only container jobs run: the script exits until one of them ends.
+    #[serde(rename = "script/suspended")]
+    ScriptSuspended {
+        /// The container jobs it waits for.
+        waiting: usize,
+    },
+    /// The script was relaunched and replayed its journal.
+    #[serde(rename = "script/resumed")]
+    ScriptResumed {
+        /// Journal entries replayed.
+        replayed: usize,
+    },
     /// A job did not run.
     #[serde(rename = "job/skipped")]
     JobSkipped {
@@ -188,7 +206,12 @@ impl EventKind {
             | EventKind::CommandEnd { job_id, .. }
             | EventKind::ContainerEnd { job_id, .. }
             | EventKind::JobSkipped { job_id, .. } => Some(job_id),
-            EventKind::ScriptStart { .. } | EventKind::ScriptPlan { .. } | EventKind::ScriptEnd { .. } => None,
+            EventKind::ScriptStart { .. }
+            | EventKind::ScriptPlan { .. }
+            | EventKind::ScriptEnd { .. }
+            | EventKind::JournalRecord { .. }
+            | EventKind::ScriptSuspended { .. }
+            | EventKind::ScriptResumed { .. } => None,
         }
     }
 
@@ -211,6 +234,9 @@ impl EventKind {
             EventKind::CommandEnd { .. } => "command/end",
             EventKind::ContainerEnd { .. } => "container/end",
             EventKind::JobSkipped { .. } => "job/skipped",
+            EventKind::JournalRecord { .. } => "journal/record",
+            EventKind::ScriptSuspended { .. } => "script/suspended",
+            EventKind::ScriptResumed { .. } => "script/resumed",
         }
     }
 }

@@ -6,10 +6,12 @@
 
 mod build;
 mod event;
+mod journal;
 mod plan;
 
-pub use build::{ApiEndpoint, BuildInfo, Changes, GitInfo, ParamMap, ScriptConfig, ScriptMode, Source};
+pub use build::{ApiEndpoint, BuildInfo, Changes, GitInfo, ParamMap, ScriptConfig, ScriptMode, Source, SuspendMode};
 pub use event::{BuildStatus, Event, EventKind, JobStatus, OutputStream};
+pub use journal::{Journal, JournalEntry, JournalRecord};
 pub use plan::{
     ArtifactSpec, CacheSpec, ContainerRequest, ContainerResult, ContainerSpec, ContainerStarted, ContainerState,
     JobKind, Plan, PlannedJob, RestoreSpec, SkippedJob,
@@ -18,6 +20,10 @@ pub use plan::{
 /// The environment variable through which the runtime hands a [`ScriptConfig`] (as JSON) to
 /// the pipeline script.
 pub const SCRIPT_CONFIG_ENV: &str = "MONKEYCI_SCRIPT";
+
+/// The exit code of a script that suspended: it exited while only container jobs run, and
+/// wants to be relaunched with `resume` once one of them ends.
+pub const SCRIPT_EXIT_SUSPENDED: u8 = 3;
 
 /// Milliseconds since the Unix epoch: the time stamp of every event.
 pub fn now_ms() -> u64 {

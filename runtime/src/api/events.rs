@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use monkeyci_sdk::protocol::Event;
+use monkeyci_sdk::protocol::{Event, EventKind};
 
 use super::auth::Authorized;
 use super::{ApiError, BuildApiState};
@@ -16,6 +16,9 @@ pub(super) async fn events_post(
     let events: Vec<Event> = serde_json::from_slice(&body)
         .map_err(|err| ApiError::BadRequest(format!("the body is not a JSON array of events: {err}")))?;
     for event in events {
+        if let EventKind::JournalRecord { entry } = &event.kind {
+            state.inner.journal.record(entry.clone());
+        }
         state.inner.events.send(event).map_err(|_| ApiError::Unavailable("the build is over"))?;
     }
     Ok(StatusCode::ACCEPTED)

@@ -21,7 +21,15 @@ fn api() -> Api {
     let token = BuildToken::generate().unwrap();
     let (tx, events) = mpsc::unbounded_channel();
     let params = ParamMap::from([("TOKEN".to_owned(), "s3cret".to_owned())]);
-    let state = BuildApiState::new(token.clone(), params, BTreeSet::from(["deploy".to_owned()]), tx, None, None);
+    let state = BuildApiState::new(
+        token.clone(),
+        params,
+        BTreeSet::from(["deploy".to_owned()]),
+        tx,
+        None,
+        None,
+        Default::default(),
+    );
     Api { state, token, events }
 }
 

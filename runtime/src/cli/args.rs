@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use monkeyci_sdk::protocol::Source;
+use monkeyci_sdk::protocol::{Source, SuspendMode};
 
 use crate::engine::EngineChoice;
 use crate::planfmt::PlanFormat;
@@ -110,6 +110,14 @@ pub(crate) struct RunArgs {
     /// (podman, else docker, else the shell).
     #[arg(long, value_enum, default_value = "auto")]
     pub(crate) engine: EngineChoice,
+    /// When the pipeline process may exit while only container jobs run (it is relaunched
+    /// and replays its journal when one ends): never, auto (after --suspend-after) or always.
+    #[arg(long, default_value = "auto")]
+    pub(crate) suspend: SuspendMode,
+    /// How long only container jobs must run before `--suspend auto` suspends (`500ms`,
+    /// `2s`, `1m`).
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub(crate) suspend_after: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -158,4 +166,17 @@ pub(crate) struct LogsArgs {
     /// A job of that build.
     #[arg(value_name = "JOB")]
     pub(crate) second: Option<String>,
+}
+
+/// `500ms`, `2s`, `1m`: a number and a unit.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let digits = text.chars().take_while(char::is_ascii_digit).count();
+    let number: u64 =
+        text[..digits].parse().map_err(|_| format!("{text:?} is not a duration such as 500ms, 2s or 1m"))?;
+    match &text[digits..] {
+        "ms" => Ok(std::time::Duration::from_millis(number)),
+        "s" => Ok(std::time::Duration::from_secs(number)),
+        "m" => Ok(std::time::Duration::from_secs(number * 60)),
+        _ => Err(format!("{text:?} is not a duration such as 500ms, 2s or 1m")),
+    }
 }

@@ -160,6 +160,8 @@ pub(crate) enum RequestError {
 /// What every container job of the build shares.
 struct BuildSide {
     build_id: String,
+    /// How many runs ended so far.
+    finished: watch::Sender<usize>,
     files: files::JobFiles,
     checkout_dir: PathBuf,
     jobs_dir: PathBuf,
@@ -193,7 +195,16 @@ impl ContainerJobs {
         ContainerJobs {
             choice,
             engine: std::sync::OnceLock::new(),
-            build: Arc::new(BuildSide { build_id, files, checkout_dir, jobs_dir, params, masker, events }),
+            build: Arc::new(BuildSide {
+                build_id,
+                finished: watch::Sender::new(0),
+                files,
+                checkout_dir,
+                jobs_dir,
+                params,
+                masker,
+                events,
+            }),
             runs: Mutex::new(HashMap::new()),
             stop: watch::Sender::new(false),
             tasks: Mutex::new(Vec::new()),
@@ -261,6 +272,14 @@ impl ContainerJobs {
         let _ = tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await;
         let result = rx.borrow().clone();
         Some(result)
+    }
+
+    /// Waits until fewer than `waiting` runs are still going: one that a suspended script
+    /// waits for has ended (no run starts while the script is away).
+    pub(crate) async fn wait_until_fewer_running(&self, waiting: usize) {
+        let started = || self.runs.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let mut finished = self.build.finished.subscribe();
+        let _ = finished.wait_for(|finished| started().saturating_sub(*finished) < waiting).await;
     }
 
     /// Stops every running job and waits until they are gone.
@@ -379,6 +398,7 @@ async fn run_job(
         message: result.message.clone(),
     });
     done.send_replace(Some(result));
+    build.finished.send_modify(|count| *count += 1);
 }
 
 /// Creates the job's directory: workspace copy, job script, start file.

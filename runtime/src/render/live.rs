@@ -29,6 +29,8 @@ impl LiveBlock {
                 | EventKind::CommandStart { .. }
                 | EventKind::JobRetrying { .. }
                 | EventKind::JobBlocked { .. }
+                | EventKind::ScriptSuspended { .. }
+                | EventKind::ScriptResumed { .. }
                 | EventKind::ScriptEnd { .. } => describe(event),
                 EventKind::JobEnd { status, .. } if status.is_failure() => describe(event),
                 _ => None,

@@ -67,7 +67,11 @@ pub(super) fn describe(event: &Event) -> Option<String> {
             Some(exit) => format!("[{job_id}] container ended: {status} (exit code {exit})"),
             None => format!("[{job_id}] container ended: {status}"),
         },
-        EventKind::CommandEnd { .. } => return None,
+        EventKind::CommandEnd { .. } | EventKind::JournalRecord { .. } => return None,
+        EventKind::ScriptSuspended { waiting } => {
+            format!("script suspended while {waiting} container job{} run", if *waiting == 1 { "" } else { "s" })
+        }
+        EventKind::ScriptResumed { replayed } => format!("script resumed (replayed {replayed} journal entries)"),
         EventKind::ScriptPlan { .. } | EventKind::JobPending { .. } | EventKind::JobQueued { .. } => return None,
     })
 }

@@ -86,7 +86,10 @@ impl BuildView {
             | EventKind::ContainerStart { .. }
             | EventKind::CommandStart { .. }
             | EventKind::CommandEnd { .. }
-            | EventKind::ContainerEnd { .. } => {}
+            | EventKind::ContainerEnd { .. }
+            | EventKind::JournalRecord { .. }
+            | EventKind::ScriptSuspended { .. }
+            | EventKind::ScriptResumed { .. } => {}
         }
     }
 

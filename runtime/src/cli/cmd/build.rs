@@ -114,6 +114,8 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         build_dir: Some(crate::paths::cache_dir()?.join("builds").join(&build_id)),
         engine: args.engine,
         blob_dir: crate::paths::cache_dir()?.join("blobs"),
+        suspend: args.suspend,
+        suspend_after: args.suspend_after,
     };
     let style = if args.plain { Style::Plain } else { Style::detect() };
     let console = Arc::new(Mutex::new(Console::new(style)));
@@ -184,6 +186,8 @@ fn plan_of(pipeline: &Pipeline, context: &ContextArgs, jobs: Vec<String>) -> any
         build_dir: None,
         engine: crate::engine::EngineChoice::Auto,
         blob_dir: crate::paths::cache_dir()?.join("blobs"),
+        suspend: monkeyci_sdk::protocol::SuspendMode::Never,
+        suspend_after: std::time::Duration::ZERO,
     };
     let outcome = runtime()?.block_on(controller::run_script(&pipeline.binary, request, |update| {
         // Whatever the script prints while planning (a panic, say) goes to stderr.
