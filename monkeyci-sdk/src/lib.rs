@@ -65,6 +65,29 @@
 //! All effects go through [`Ctx`]: reading params, logging, running commands, reading the
 //! outputs of dependencies. Job output printed with `println!` still appears, but attributed
 //! to the script rather than the job: prefer [`Ctx::log`].
+//!
+//! # Suspension and resume
+//!
+//! A script that only waits for containers costs memory and CPU for nothing, so it can
+//! *suspend*: once every running job is a container job waiting for its container, it writes
+//! its journal and exits (`monkeyci build run --suspend auto|always|never`). When a container
+//! ends, the runtime starts the same compiled binary again, which plans the same jobs and
+//! *replays* its journal: jobs that ended return their recorded status and output without
+//! running, container jobs already started are awaited again (never started twice), and the
+//! build goes on. A script killed in the middle (`kill -9`, out of memory) resumes the same
+//! way; only the action job that was running runs again.
+//!
+//! For the replay to be right, what decides the plan must be the same on every launch:
+//! - conditions and `#[pipeline]` functions must depend only on [`Ctx`] (branch, tag,
+//!   changes, params, source), not on the wall clock, randomness, environment variables or
+//!   files outside the checkout;
+//! - a job's output is what its dependents see after a resume: pass data between jobs as
+//!   outputs or artifacts, not through global variables or files the script keeps in memory;
+//! - an action job that was running when the script died runs again, so it should be safe
+//!   to repeat (idempotent).
+//!
+//! The runtime refuses to resume under a different binary: the journal belongs to the binary
+//! that wrote it.
 #![warn(missing_docs, unreachable_pub)]
 #![doc(test(attr(deny(warnings))))]
 
