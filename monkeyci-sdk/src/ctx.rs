@@ -38,6 +38,8 @@ use crate::runner::{Approver, ArtifactStore, ContainerRunner, EventSink};
 pub struct Ctx {
     pub(crate) build: Arc<BuildState>,
     pub(crate) job: Option<Arc<JobScope>>,
+    /// Numbers drawn with `random_u64` by this context and its clones.
+    draws: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What all jobs of one build share.
@@ -71,12 +73,16 @@ pub(crate) struct JobScope {
 
 impl Ctx {
     pub(crate) fn new(build: BuildState) -> Ctx {
-        Ctx { build: Arc::new(build), job: None }
+        Ctx { build: Arc::new(build), job: None, draws: Arc::default() }
     }
 
     pub(crate) fn for_job(&self, id: &str) -> Ctx {
         let work_dir = self.build.info.checkout_dir.clone();
-        Ctx { build: Arc::clone(&self.build), job: Some(Arc::new(JobScope { id: id.to_owned(), work_dir })) }
+        Ctx {
+            build: Arc::clone(&self.build),
+            job: Some(Arc::new(JobScope { id: id.to_owned(), work_dir })),
+            draws: Arc::default(),
+        }
     }
 
     /// Records that this job's container was started and is now only waited for; the guard
@@ -283,6 +289,29 @@ impl Ctx {
                 "artifact `{id}` does not exist: no earlier job of this build saved it (does this job depend on the one that does?)"
             )))
         }
+    }
+
+    /// The time the build started: the same on every launch of the script (a resumed script
+    /// sees the same value), so conditions and `#[pipeline]` functions may branch on it.
+    /// Reading the system clock instead can make a resumed script plan differently, which
+    /// the runtime refuses.
+    pub fn now(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.build.info.started_at_ms)
+    }
+
+    /// A pseudo-random number, the same sequence on every launch of the script: seeded by
+    /// the build id, the job and how many numbers this context has drawn.
+    pub fn random_u64(&self) -> u64 {
+        let n = self.draws.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // FNV-1a over the seed, then a splitmix64 finish.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let job = self.job_id().unwrap_or("");
+        for byte in self.build_id().bytes().chain([0]).chain(job.bytes()).chain(n.to_le_bytes()) {
+            h = (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^ (h >> 31)
     }
 
     /// Waits for `duration` without holding a thread (other jobs keep running).

@@ -43,6 +43,8 @@ pub(crate) struct Replay {
     ended: HashMap<String, Ended>,
     /// Container jobs dispatched and not yet ended: the same attempt is awaited again.
     dispatched: HashMap<String, u32>,
+    /// The jobs planned when the build started.
+    planned: Option<Vec<String>>,
     /// Entries read.
     entries: usize,
 }
@@ -55,6 +57,7 @@ impl Replay {
                 JournalRecord::ContainerDispatched { attempt } => {
                     replay.dispatched.insert(entry.job_id, attempt);
                 }
+                JournalRecord::Planned { jobs } => replay.planned = Some(jobs),
                 JournalRecord::JobEnd { status, attempt, output, message } => {
                     replay.dispatched.remove(&entry.job_id);
                     replay.ended.insert(entry.job_id, (status, attempt, output, message));
@@ -66,6 +69,33 @@ impl Replay {
 
     fn is_empty(&self) -> bool {
         self.entries == 0
+    }
+
+    /// Why the jobs planned now cannot replay this journal, if they cannot: a resumed script
+    /// must plan what the first launch planned.
+    pub(crate) fn divergence(&self, planned_now: &[String]) -> Option<String> {
+        let before = self.planned.as_ref()?;
+        if before == planned_now {
+            return None;
+        }
+        let gone: Vec<&str> = before.iter().filter(|j| !planned_now.contains(j)).map(String::as_str).collect();
+        let new: Vec<&str> = planned_now.iter().filter(|j| !before.contains(j)).map(String::as_str).collect();
+        let mut what = Vec::new();
+        if !gone.is_empty() {
+            what.push(format!("planned before but not now: {}", gone.join(", ")));
+        }
+        if !new.is_empty() {
+            what.push(format!("planned now but not before: {}", new.join(", ")));
+        }
+        if what.is_empty() {
+            what.push(format!("the order changed: before {}, now {}", before.join(", "), planned_now.join(", ")));
+        }
+        Some(format!(
+            "the resumed pipeline planned other jobs than when the build started ({}); conditions and \
+             #[pipeline] functions must depend only on the build context (use ctx.now() and ctx.random_u64(), \
+             not the clock, randomness or files outside the checkout); nothing was re-run",
+            what.join("; ")
+        ))
     }
 }
 
@@ -150,7 +180,11 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
     if resuming {
         ctx.emit(EventKind::ScriptResumed { replayed: options.replay.entries });
     } else {
+        let jobs = plan.jobs.iter().map(|job| job.id.clone()).collect();
         ctx.emit(EventKind::ScriptStart { jobs: plan.jobs, skipped: plan.skipped });
+        ctx.emit(EventKind::JournalRecord {
+            entry: JournalEntry { job_id: String::new(), seq: 0, record: JournalRecord::Planned { jobs } },
+        });
     }
 
     let mut reports: Vec<JobReport> = Vec::new();
@@ -560,6 +594,68 @@ mod tests {
 
     fn failing(id: &str) -> Job {
         Job::action(id, |_ctx| async { Err::<(), _>(JobError::msg("broken")) })
+    }
+
+    #[test]
+    fn a_replay_that_plans_other_jobs_is_refused_naming_them() {
+        use crate::protocol::{JournalEntry, JournalRecord};
+        let planned = |jobs: &[&str]| JournalEntry {
+            job_id: String::new(),
+            seq: 0,
+            record: JournalRecord::Planned { jobs: jobs.iter().map(|j| j.to_string()).collect() },
+        };
+        let replay = super::Replay::new(vec![planned(&["a", "b"])]);
+        assert_eq!(replay.divergence(&["a".into(), "b".into()]), None);
+        let message = replay.divergence(&["a".into(), "c".into()]).unwrap();
+        assert!(message.contains("planned before but not now: b"), "{message}");
+        assert!(message.contains("planned now but not before: c"), "{message}");
+        assert!(message.contains("nothing was re-run"), "{message}");
+    }
+
+    #[test]
+    fn replayed_jobs_do_not_run_again_and_keep_their_outputs() {
+        use crate::protocol::{JournalEntry, JournalRecord};
+        let runs = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&runs);
+        let first = Job::action("first", move |_ctx| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Ok(1u32) }
+        });
+        let second = Job::action("second", |ctx| async move {
+            let before = ctx.build.outputs.lock().unwrap().get("first").cloned();
+            Ok(before.map(|v| v.as_u64().unwrap_or(0) + 1))
+        })
+        .depends_on(["first"]);
+        let journal = vec![JournalEntry {
+            job_id: "first".into(),
+            seq: 1,
+            record: JournalRecord::JobEnd {
+                status: JobStatus::Success,
+                attempt: 1,
+                output: Some(serde_json::json!(41)),
+                message: None,
+            },
+        }];
+        let ctx = TestCtx::new();
+        let run = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(ctx.run_jobs_replaying(vec![first, second], super::Replay::new(journal)))
+            .unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 0, "a journaled job must not run again");
+        assert_eq!(run.output_json("second"), Some(&serde_json::json!(42)));
+        assert!(run.events().iter().any(|e| matches!(e.kind, EventKind::ScriptResumed { replayed: 1 })));
+    }
+
+    #[test]
+    fn now_and_random_are_the_same_on_every_launch() {
+        let test = TestCtx::new();
+        let (a, b) = (test.ctx().for_job("j"), test.ctx().for_job("j"));
+        assert_eq!(a.now(), b.now());
+        let draws = |ctx: &crate::Ctx| (0..3).map(|_| ctx.random_u64()).collect::<Vec<_>>();
+        let first = draws(&a);
+        assert_eq!(first, draws(&b));
+        assert_ne!(first[0], first[1]);
+        assert_ne!(draws(&test.ctx().for_job("other"))[0], first[0]);
     }
 
     #[test]

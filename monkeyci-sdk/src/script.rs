@@ -114,6 +114,12 @@ async fn run(config: ScriptConfig) -> u8 {
                     SuspendMode::Always => Some(Duration::ZERO),
                     SuspendMode::Auto => Some(Duration::from_millis(config.suspend_after_ms)),
                 };
+                let planned: Vec<String> = resolved.plan().jobs.into_iter().map(|job| job.id).collect();
+                if let Some(message) = replay.divergence(&planned) {
+                    ctx.emit(EventKind::ScriptEnd { status: BuildStatus::Error, message: Some(message) });
+                    sink.flush().await;
+                    return PLANNING_FAILED;
+                }
                 let options = scheduler::Options { fail_fast: config.fail_fast, suspend_after, replay };
                 let report = scheduler::run(&ctx, resolved, options).await;
                 match report.suspended {

@@ -78,6 +78,7 @@ impl TestCtx {
                 checkout_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
                 git: GitInfo::default(),
                 source: Source::Cli,
+                started_at_ms: crate::protocol::now_ms(),
             },
             params: ParamMap::new(),
             approved: HashSet::new(),
@@ -219,7 +220,7 @@ impl TestCtx {
         let containers = Arc::new(FakeContainerEngine::default());
         let ctx = self.build_ctx(events.clone(), containers.clone());
         let resolved = plan::resolve(&ctx, &self.jobs)?;
-        Ok(self.execute(ctx, resolved, events, containers).await)
+        Ok(self.execute(ctx, resolved, events, containers, scheduler::Replay::default()).await)
     }
 
     /// Runs the given jobs only.
@@ -238,7 +239,21 @@ impl TestCtx {
         let containers = Arc::new(FakeContainerEngine::default());
         let ctx = self.build_ctx(events.clone(), containers.clone());
         let resolved = plan::order(jobs, Vec::new(), &self.jobs)?;
-        Ok(self.execute(ctx, resolved, events, containers).await)
+        Ok(self.execute(ctx, resolved, events, containers, scheduler::Replay::default()).await)
+    }
+
+    /// Runs `jobs` as a resumed script would, replaying `replay` first.
+    #[cfg(test)]
+    pub(crate) async fn run_jobs_replaying(
+        &self,
+        jobs: Vec<Job>,
+        replay: scheduler::Replay,
+    ) -> Result<TestRun, plan::Error> {
+        let events = Arc::new(MemorySink::default());
+        let containers = Arc::new(FakeContainerEngine::default());
+        let ctx = self.build_ctx(events.clone(), containers.clone());
+        let resolved = plan::order(jobs, Vec::new(), &self.jobs)?;
+        Ok(self.execute(ctx, resolved, events, containers, replay).await)
     }
 
     async fn execute(
@@ -247,13 +262,10 @@ impl TestCtx {
         resolved: Resolved,
         events: Arc<MemorySink>,
         containers: Arc<FakeContainerEngine>,
+        replay: scheduler::Replay,
     ) -> TestRun {
-        let report = scheduler::run(
-            &ctx,
-            resolved,
-            scheduler::Options { fail_fast: self.fail_fast, ..scheduler::Options::default() },
-        )
-        .await;
+        let options = scheduler::Options { fail_fast: self.fail_fast, replay, ..scheduler::Options::default() };
+        let report = scheduler::run(&ctx, resolved, options).await;
         let outputs = ctx.build.outputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let events = std::mem::take(&mut *events.events.lock().unwrap_or_else(|e| e.into_inner()));
         let containers = std::mem::take(&mut *containers.started.lock().unwrap_or_else(|e| e.into_inner()));

@@ -44,6 +44,8 @@ impl Recorder {
         if let Some(events) = &mut self.events {
             serde_json::to_writer(&mut *events, event)?;
             events.write_all(b"\n")?;
+            // The record is followed while the build runs (`monkeyci build logs`, tests).
+            events.flush()?;
         }
         Ok(())
     }

@@ -91,6 +91,12 @@ pub struct BuildInfo {
     /// Who triggered the build.
     #[serde(default)]
     pub source: Source,
+    /// When the build started, in milliseconds since the Unix epoch: [`Ctx::now`] for the
+    /// whole build, the same on every launch of the script.
+    ///
+    /// [`Ctx::now`]: crate::Ctx::now
+    #[serde(default)]
+    pub started_at_ms: u64,
 }
 
 /// How a script reaches its build API.

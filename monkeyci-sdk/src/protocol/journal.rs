@@ -22,6 +22,13 @@ pub struct JournalEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind")]
 pub enum JournalRecord {
+    /// The jobs the script planned when the build started (recorded under job id `""`): a
+    /// resume must plan the same ones.
+    #[serde(rename = "script/planned")]
+    Planned {
+        /// The planned job ids, in order.
+        jobs: Vec<String>,
+    },
     /// A container job's container was started (the build API has it).
     #[serde(rename = "container/dispatched")]
     ContainerDispatched {

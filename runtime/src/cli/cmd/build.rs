@@ -58,6 +58,7 @@ fn build_info(checkout_dir: &Path, args: &ContextArgs) -> anyhow::Result<(BuildI
         checkout_dir: checkout_dir.to_owned(),
         git,
         source: args.source,
+        started_at_ms: monkeyci_sdk::protocol::now_ms(),
     };
     Ok((build, parse_params(&args.params)?))
 }
@@ -132,8 +133,10 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         });
         let outcome = controller::run_script(&pipeline.binary, request, |update| {
             if let (Some(file), Update::Event(event)) = (&mut events_file, &update) {
+                // Flushed per event, so whoever follows the file sees the build as it goes.
                 let _ = serde_json::to_writer(&mut *file, event);
                 let _ = file.write_all(b"\n");
+                let _ = file.flush();
             }
             console.lock().unwrap_or_else(|e| e.into_inner()).update(&update);
         })
@@ -157,7 +160,7 @@ fn judge(outcome: &ScriptOutcome, nothing_ran: bool) -> Outcome {
         Some((BuildStatus::Success, _)) if outcome.exit.success() => Outcome::Success,
         Some((BuildStatus::Failure | BuildStatus::Canceled, _)) => Outcome::Failed,
         Some((BuildStatus::Error, message)) => {
-            eprintln!("error: the pipeline cannot be planned: {}", message.as_deref().unwrap_or("(no reason given)"));
+            eprintln!("error: {}", message.as_deref().unwrap_or("the pipeline cannot be planned (no reason given)"));
             Outcome::Unusable
         }
         Some((BuildStatus::Success, _)) | None => {
