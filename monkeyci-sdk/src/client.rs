@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::ctx::Ctx;
 use crate::dsl::JobError;
 use crate::protocol::{
-    ApiEndpoint, ArtifactSpec, ContainerRequest, ContainerResult, ContainerSpec, ContainerStarted, ContainerState,
-    Event, Journal, ParamMap,
+    ApiEndpoint, ArtifactSpec, ContainerRequest, ContainerResult, ContainerStarted, ContainerState, Event, Journal,
+    ParamMap,
 };
 use crate::runner::{Approver, ArtifactStore, BoxFuture, ContainerRunner, EventSink};
 
@@ -121,16 +121,9 @@ impl Approver for ApiClient {
 }
 
 impl ContainerRunner for ApiClient {
-    fn run<'a>(
-        &'a self,
-        ctx: &'a Ctx,
-        attempt: u32,
-        spec: ContainerSpec,
-    ) -> BoxFuture<'a, Result<ContainerResult, JobError>> {
+    fn run<'a>(&'a self, ctx: &'a Ctx, request: ContainerRequest) -> BoxFuture<'a, Result<ContainerResult, JobError>> {
         Box::pin(async move {
-            let job_id = ctx.job_id().unwrap_or("script").to_owned();
-            let image = spec.image.clone();
-            let request = ContainerRequest { job_id, attempt, spec };
+            let image = request.spec.image.clone();
             self.run_container(ctx, &request)
                 .await
                 .map_err(|err| JobError::with_source(format!("cannot run the container job (image `{image}`)"), err))
@@ -169,7 +162,14 @@ impl ApiClient {
         let body = serde_json::to_vec(request)?;
         let started: ContainerStarted =
             serde_json::from_slice(&self.request(Method::POST, "/containers", Some(body)).await?)?;
-        let _waiting = ctx.container_dispatched(request.attempt);
+        // A container that already ended (a resumed script awaiting it again) answers at once;
+        // only one still running makes this job a waiting one.
+        let state: ContainerState =
+            serde_json::from_slice(&self.request(Method::GET, &format!("/containers/{}", started.id), None).await?)?;
+        if let Some(result) = state.result {
+            return Ok(result);
+        }
+        let _waiting = ctx.waiting_for_container();
         let path = format!("/containers/{}?wait=30", started.id);
         loop {
             let state: ContainerState = serde_json::from_slice(&self.request(Method::GET, &path, None).await?)?;

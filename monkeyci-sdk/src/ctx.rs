@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::dsl::{Artifact, JobError, JobMarker};
 use crate::glob;
-use crate::protocol::{BuildInfo, Changes, Event, EventKind, OutputStream, ParamMap, Source};
+use crate::protocol::{BuildInfo, Changes, ContainerResult, Event, EventKind, OutputStream, ParamMap, Source};
 use crate::runner::{Approver, ArtifactStore, ContainerRunner, EventSink};
 
 /// The build context handed to every job, condition and `#[pipeline]` function.
@@ -59,16 +59,22 @@ pub(crate) struct BuildState {
     pub(crate) graph: OnceLock<HashMap<String, Vec<String>>>,
     /// Set once the build is canceled; the scheduler stops everything.
     pub(crate) canceled: tokio::sync::watch::Sender<bool>,
-    /// Container jobs dispatched and waiting for their container: when all running jobs
-    /// are, the script may suspend.
-    pub(crate) containers_waiting: std::sync::atomic::AtomicUsize,
+    /// Jobs waiting for containers (and how many each): when every running job is, nothing
+    /// runs in this process and the script may suspend.
+    pub(crate) waiting_jobs: Mutex<HashMap<String, usize>>,
     pub(crate) waiting_changed: tokio::sync::Notify,
+    /// Results of `ctx.run` journaled by an earlier launch, by (job, sequence).
+    pub(crate) replayed_runs: OnceLock<HashMap<(String, u32), (String, ContainerResult)>>,
 }
 
 /// The job a context belongs to.
 pub(crate) struct JobScope {
     pub(crate) id: String,
     pub(crate) work_dir: PathBuf,
+    /// The attempt running now.
+    pub(crate) attempt: std::sync::atomic::AtomicU32,
+    /// `ctx.run` calls made in this attempt.
+    pub(crate) runs: std::sync::atomic::AtomicU32,
 }
 
 impl Ctx {
@@ -80,14 +86,19 @@ impl Ctx {
         let work_dir = self.build.info.checkout_dir.clone();
         Ctx {
             build: Arc::clone(&self.build),
-            job: Some(Arc::new(JobScope { id: id.to_owned(), work_dir })),
+            job: Some(Arc::new(JobScope {
+                id: id.to_owned(),
+                work_dir,
+                attempt: std::sync::atomic::AtomicU32::new(1),
+                runs: std::sync::atomic::AtomicU32::new(0),
+            })),
             draws: Arc::default(),
         }
     }
 
-    /// Records that this job's container was started and is now only waited for; the guard
-    /// counts it as waiting until dropped.
-    pub(crate) fn container_dispatched(&self, attempt: u32) -> WaitingGuard<'_> {
+    /// Journals that this container job's container was started: a resumed script awaits
+    /// it again instead of starting another.
+    pub(crate) fn journal_dispatch(&self, attempt: u32) {
         if let Some(job) = &self.job {
             self.emit(EventKind::JournalRecord {
                 entry: crate::protocol::JournalEntry {
@@ -97,9 +108,87 @@ impl Ctx {
                 },
             });
         }
-        self.build.containers_waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Counts this context's job as waiting for a container until the guard is dropped.
+    pub(crate) fn waiting_for_container(&self) -> WaitingGuard<'_> {
+        let job = self.job_id().unwrap_or("script").to_owned();
+        *self.build.waiting_jobs.lock().unwrap_or_else(|e| e.into_inner()).entry(job.clone()).or_insert(0) += 1;
         self.build.waiting_changed.notify_waiters();
-        WaitingGuard { build: &self.build }
+        WaitingGuard { build: &self.build, job }
+    }
+
+    /// Runs a container from inside an action job and waits for it to end: the job fails
+    /// with the container's message if it does not succeed.
+    ///
+    /// This is a journaled step: while it waits (and nothing else runs in the script), the
+    /// script may suspend; when it is resumed, the action job runs again from its start and
+    /// each `ctx.run` that already ended returns its recorded result at once, while the one
+    /// in flight is awaited again (never started twice). Call `ctx.run` in the same order on
+    /// every run of the job: a resumed job that asks for a different container than the one
+    /// recorded at that step fails, naming both. Futures may run concurrently (`join!`);
+    /// their order is the order of the calls.
+    ///
+    /// ```no_run
+    /// use monkeyci_sdk::prelude::*;
+    ///
+    /// #[job]
+    /// async fn build_both(ctx: &Ctx) -> Result<()> {
+    ///     let a = ctx.run(container("rust:1.95").script(["cargo build -p a"]));
+    ///     let b = ctx.run(container("rust:1.95").script(["cargo build -p b"]));
+    ///     let (a, b) = monkeyci_sdk::join!(a, b);
+    ///     a?;
+    ///     b?;
+    ///     Ok(())
+    /// }
+    /// # fn main() {}
+    /// ```
+    pub fn run(
+        &self,
+        spec: crate::ContainerJob,
+    ) -> impl std::future::Future<Output = Result<ContainerResult, JobError>> + Send + '_ {
+        // The step number is taken now, in call order, so concurrent runs keep their places.
+        let step = self.job.as_ref().map(|job| {
+            let seq = job.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            (job.id.clone(), job.attempt.load(std::sync::atomic::Ordering::SeqCst), seq)
+        });
+        async move {
+            let Some((job, attempt, seq)) = step else {
+                return Err(JobError::msg("ctx.run can only be used inside a job"));
+            };
+            let spec = spec.into_spec();
+            let digest = format!("{} {:?} {:?}", spec.image, spec.script, spec.command);
+            let recorded = self.build.replayed_runs.get().and_then(|runs| runs.get(&(job.clone(), seq)));
+            let result = match recorded {
+                Some((recorded_digest, result)) if *recorded_digest == digest => result.clone(),
+                Some((recorded_digest, _)) => {
+                    return Err(JobError::msg(format!(
+                        "job `{job}` diverged on resume: its ctx.run step {seq} ran `{recorded_digest}` before, \
+                         and now asks for `{digest}`; the job's code must call ctx.run in the same order with the \
+                         same containers on every run"
+                    )));
+                }
+                None => {
+                    let request =
+                        crate::protocol::ContainerRequest { job_id: format!("{job}.run{seq}"), attempt, spec };
+                    let result = self.build.containers.run(self, request).await?;
+                    self.emit(EventKind::JournalRecord {
+                        entry: crate::protocol::JournalEntry {
+                            job_id: job.clone(),
+                            seq: 1 + seq,
+                            record: crate::protocol::JournalRecord::RunResult { digest, result: result.clone() },
+                        },
+                    });
+                    result
+                }
+            };
+            match result.status {
+                crate::protocol::JobStatus::Success => Ok(result),
+                status => Err(JobError::msg(
+                    result.message.clone().unwrap_or_else(|| format!("the container of step {seq} ended: {status}")),
+                )),
+            }
+        }
     }
 
     /// Cancels the build: running jobs are stopped, the others skipped.
@@ -399,14 +488,22 @@ async fn join_pump(handle: Option<tokio::task::JoinHandle<String>>) -> String {
     }
 }
 
-/// Counts a container job as waiting while it lives.
+/// Counts a job as waiting for a container while it lives.
 pub(crate) struct WaitingGuard<'a> {
     build: &'a BuildState,
+    job: String,
 }
 
 impl Drop for WaitingGuard<'_> {
     fn drop(&mut self) {
-        self.build.containers_waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        let mut waiting = self.build.waiting_jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = waiting.get_mut(&self.job) {
+            *count -= 1;
+            if *count == 0 {
+                waiting.remove(&self.job);
+            }
+        }
+        drop(waiting);
         self.build.waiting_changed.notify_waiters();
     }
 }

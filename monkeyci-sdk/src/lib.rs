@@ -191,6 +191,10 @@ pub use monkeyci_macros::job;
 #[doc(inline)]
 pub use monkeyci_macros::pipeline;
 
+/// Awaits several futures at once, such as `ctx.run` steps, and returns all their results
+/// (tokio's `join!`, re-exported so pipelines need no other dependency).
+pub use tokio::join;
+
 /// The `main` function of a pipeline crate: put `monkeyci_sdk::main!();` at the end of
 /// `main.rs`. The binary then does what `monkeyci` asks of it (plan or run the jobs).
 #[macro_export]

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use crate::ctx::Ctx;
 use crate::dsl::JobError;
-use crate::protocol::{ArtifactSpec, ContainerResult, ContainerSpec, Event};
+use crate::protocol::{ArtifactSpec, ContainerRequest, ContainerResult, Event};
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -18,14 +18,10 @@ pub(crate) trait EventSink: Send + Sync {
 }
 
 /// Runs container jobs to completion. Running the same (job, attempt) twice runs one
-/// container.
+/// container. While the container runs, the calling job counts as only waiting (see
+/// `Ctx::waiting_for_container`).
 pub(crate) trait ContainerRunner: Send + Sync {
-    fn run<'a>(
-        &'a self,
-        ctx: &'a Ctx,
-        attempt: u32,
-        spec: ContainerSpec,
-    ) -> BoxFuture<'a, Result<ContainerResult, JobError>>;
+    fn run<'a>(&'a self, ctx: &'a Ctx, request: ContainerRequest) -> BoxFuture<'a, Result<ContainerResult, JobError>>;
 }
 
 /// Keeps action jobs' artifacts: files of the work dir saved for later jobs of the build.

@@ -45,6 +45,8 @@ pub(crate) struct Replay {
     dispatched: HashMap<String, u32>,
     /// The jobs planned when the build started.
     planned: Option<Vec<String>>,
+    /// `ctx.run` results by (job, step).
+    runs: HashMap<(String, u32), (String, crate::protocol::ContainerResult)>,
     /// Entries read.
     entries: usize,
 }
@@ -58,6 +60,9 @@ impl Replay {
                     replay.dispatched.insert(entry.job_id, attempt);
                 }
                 JournalRecord::Planned { jobs } => replay.planned = Some(jobs),
+                JournalRecord::RunResult { digest, result } => {
+                    replay.runs.insert((entry.job_id, entry.seq.saturating_sub(1)), (digest, result));
+                }
                 JournalRecord::JobEnd { status, attempt, output, message } => {
                     replay.dispatched.remove(&entry.job_id);
                     replay.ended.insert(entry.job_id, (status, attempt, output, message));
@@ -174,6 +179,7 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
     let ctx = &ctx;
     job_panics();
     let _ = ctx.build.graph.set(resolved.graph());
+    let _ = ctx.build.replayed_runs.set(options.replay.runs.clone());
     let plan = resolved.plan();
     // A resumed script has told all this before: it only says it resumed.
     let resuming = !options.replay.is_empty();
@@ -335,7 +341,7 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
 /// Resolves once every running job is a container job waiting for its container, and has
 /// been for `after`: nothing runs in this process, so it may exit.
 async fn only_containers_running(ctx: &Ctx, running: usize, after: std::time::Duration) {
-    let waiting = || ctx.build.containers_waiting.load(std::sync::atomic::Ordering::SeqCst);
+    let waiting = || ctx.build.waiting_jobs.lock().unwrap_or_else(|e| e.into_inner()).len();
     loop {
         let changed = ctx.build.waiting_changed.notified();
         tokio::pin!(changed);
@@ -488,6 +494,10 @@ async fn run_job(ctx: Ctx, job: Job, resumed: Option<u32>) -> Outcome {
             },
             JobBodyKind::Action(_) => None,
         };
+        if let Some(scope) = &ctx.job {
+            scope.attempt.store(attempt, std::sync::atomic::Ordering::SeqCst);
+            scope.runs.store(0, std::sync::atomic::Ordering::SeqCst);
+        }
         if !resuming {
             ctx.emit(EventKind::JobStart { job_id: id.clone(), attempt });
         }
@@ -513,7 +523,14 @@ async fn run_attempt(ctx: &Ctx, job: &Job, attempt: u32) -> (JobStatus, Option<S
             if spec.timeout_ms.is_none() {
                 spec.timeout_ms = job.timeout.map(|limit| limit.as_millis() as u64);
             }
-            match CURRENT_JOB.scope(job.id.clone(), ctx.build.containers.run(ctx, attempt, spec)).await {
+            let request = crate::protocol::ContainerRequest { job_id: job.id.clone(), attempt, spec };
+            let dispatch = async {
+                // Journaled before it is sent: on resume the same attempt is awaited, never started
+                // twice (dispatch is idempotent per job and attempt).
+                ctx.journal_dispatch(attempt);
+                ctx.build.containers.run(ctx, request).await
+            };
+            match CURRENT_JOB.scope(job.id.clone(), dispatch).await {
                 Ok(result) if result.status == JobStatus::Success => {
                     (JobStatus::Success, None, Some(serde_json::Value::Null))
                 }
@@ -644,6 +661,58 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 0, "a journaled job must not run again");
         assert_eq!(run.output_json("second"), Some(&serde_json::json!(42)));
         assert!(run.events().iter().any(|e| matches!(e.kind, EventKind::ScriptResumed { replayed: 1 })));
+    }
+
+    #[test]
+    fn ctx_run_steps_are_journaled_and_replayed_in_call_order() {
+        use crate::protocol::{ContainerResult, JournalEntry, JournalRecord};
+        let both = || {
+            Job::action("both", |ctx| async move {
+                let a = ctx.run(crate::container("img-a").script(["a"]));
+                let b = ctx.run(crate::container("img-b").script(["b"]));
+                let (a, b) = crate::join!(a, b);
+                Ok((a?.exit, b?.exit))
+            })
+        };
+        let run = TestCtx::new().run_jobs(vec![both()]).unwrap();
+        assert_eq!(run.job_status("both"), Some(JobStatus::Success));
+        let started: Vec<&str> = run.containers().iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(started, ["both.run1", "both.run2"]);
+        let recorded: Vec<(u32, String)> = run
+            .events()
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::JournalRecord { entry } => match &entry.record {
+                    JournalRecord::RunResult { digest, .. } => Some((entry.seq, digest.clone())),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        assert_eq!(recorded.len(), 2);
+
+        // A resume with step 1 recorded awaits only step 2.
+        let done = ContainerResult { status: JobStatus::Success, exit: Some(0), message: None };
+        let journal = vec![JournalEntry {
+            job_id: "both".into(),
+            seq: 2,
+            record: JournalRecord::RunResult { digest: "img-a [\"a\"] []".into(), result: done.clone() },
+        }];
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let resumed =
+            rt.block_on(TestCtx::new().run_jobs_replaying(vec![both()], super::Replay::new(journal))).unwrap();
+        let started: Vec<&str> = resumed.containers().iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(started, ["both.run2"], "step 1 must be replayed, not run");
+
+        // A resume whose step 1 asks for another container diverges, naming both.
+        let other = vec![JournalEntry {
+            job_id: "both".into(),
+            seq: 2,
+            record: JournalRecord::RunResult { digest: "img-z [\"z\"] []".into(), result: done },
+        }];
+        let diverged = rt.block_on(TestCtx::new().run_jobs_replaying(vec![both()], super::Replay::new(other))).unwrap();
+        let message = diverged.message("both").unwrap();
+        assert!(message.contains("diverged") && message.contains("img-z") && message.contains("img-a"), "{message}");
     }
 
     #[test]

@@ -77,7 +77,8 @@ async fn run(config: ScriptConfig) -> u8 {
         outputs: Mutex::new(HashMap::new()),
         graph: OnceLock::new(),
         canceled: tokio::sync::watch::Sender::new(false),
-        containers_waiting: std::sync::atomic::AtomicUsize::new(0),
+        waiting_jobs: Mutex::new(HashMap::new()),
+        replayed_runs: OnceLock::new(),
         waiting_changed: tokio::sync::Notify::new(),
     });
     let code = match plan::resolve(&ctx, &config.jobs) {

@@ -47,8 +47,8 @@ use crate::ctx::{BuildState, Ctx, Masker};
 use crate::dsl::{Job, JobError, JobMarker};
 use crate::plan::{self, Resolved};
 use crate::protocol::{
-    ArtifactSpec, BuildInfo, BuildStatus, ContainerResult, ContainerSpec, Event, EventKind, GitInfo, JobStatus,
-    ParamMap, Plan, Source,
+    ArtifactSpec, BuildInfo, BuildStatus, ContainerRequest, ContainerResult, ContainerSpec, Event, EventKind, GitInfo,
+    JobStatus, ParamMap, Plan, Source,
 };
 use crate::runner::{Approver, ArtifactStore, BoxFuture, ContainerRunner, MemorySink};
 use crate::scheduler;
@@ -189,7 +189,8 @@ impl TestCtx {
             outputs: Mutex::new(HashMap::new()),
             graph: OnceLock::new(),
             canceled: tokio::sync::watch::Sender::new(false),
-            containers_waiting: std::sync::atomic::AtomicUsize::new(0),
+            waiting_jobs: Mutex::new(HashMap::new()),
+            replayed_runs: OnceLock::new(),
             waiting_changed: tokio::sync::Notify::new(),
         })
     }
@@ -365,14 +366,8 @@ struct FakeContainerEngine {
 }
 
 impl ContainerRunner for FakeContainerEngine {
-    fn run<'a>(
-        &'a self,
-        ctx: &'a Ctx,
-        _attempt: u32,
-        spec: ContainerSpec,
-    ) -> BoxFuture<'a, Result<ContainerResult, JobError>> {
-        let job = ctx.job_id().unwrap_or_default().to_owned();
-        self.started.lock().unwrap_or_else(|e| e.into_inner()).push((job, spec));
+    fn run<'a>(&'a self, _ctx: &'a Ctx, request: ContainerRequest) -> BoxFuture<'a, Result<ContainerResult, JobError>> {
+        self.started.lock().unwrap_or_else(|e| e.into_inner()).push((request.job_id, request.spec));
         Box::pin(async { Ok(ContainerResult { status: JobStatus::Success, exit: Some(0), message: None }) })
     }
 }

@@ -237,7 +237,10 @@ pub(crate) async fn run_script(
         if is_suspended {
             let waiting = suspended.unwrap_or(1);
             tokio::select! {
-                _ = containers.wait_until_fewer_running(waiting) => {}
+                _ = containers.wait_until_fewer_running(waiting) => {
+                    // Containers ending together cause one resume, not one each.
+                    tokio::time::sleep(RESUME_COALESCE).await;
+                }
                 Ok(()) = tokio::signal::ctrl_c() => {
                     let event = Event::now(EventKind::ScriptEnd {
                         status: BuildStatus::Canceled,
@@ -277,6 +280,9 @@ async fn forward_lines(
         }
     }
 }
+
+/// How long a resume waits after a container ended, for others ending at about the same time.
+const RESUME_COALESCE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// How often a script killed by a signal is resumed before the build gives up.
 const MAX_CRASH_RESUMES: u32 = 3;

@@ -35,6 +35,14 @@ pub enum JournalRecord {
         /// The attempt.
         attempt: u32,
     },
+    /// A `ctx.run` step of an action job ended (`seq` is 1 + the step number).
+    #[serde(rename = "ctx/run")]
+    RunResult {
+        /// What the step ran (image, script, command), to detect a diverging replay.
+        digest: String,
+        /// How its container ended.
+        result: super::ContainerResult,
+    },
     /// A job ended: replay returns this instead of running it again.
     #[serde(rename = "job/end")]
     JobEnd {
