@@ -26,3 +26,6 @@ mod artifacts;
 /// work dir and size, time limits, images without a shell or missing, secrets, parallelism,
 /// idempotent dispatch, Ctrl-C.
 mod containers;
+
+/// `ctx.run`: containers awaited from inside action jobs, across suspensions.
+mod steps;

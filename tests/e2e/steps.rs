@@ -1,0 +1,80 @@
+//! `ctx.run`: containers started from inside an action job, as journaled steps that survive a
+//! suspension and are replayed in call order.
+
+use monkeyci_sdk::protocol::JobStatus;
+
+use crate::util::{MonkeyciCommand, TestRepo, test_images_available};
+
+/// An action job awaiting two containers at once; each launch of the job appends a line to a
+/// log file outside the checkout, so the test can count how often its code ran.
+fn join_pipeline(log: &std::path::Path, image: &str) -> String {
+    format!(
+        r#"
+use monkeyci_sdk::prelude::*;
+use std::io::Write;
+
+fn note(line: &str) -> Result<()> {{
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open({log:?})?;
+    writeln!(f, "{{line}}")?;
+    Ok(())
+}}
+
+#[job]
+async fn both(ctx: &Ctx) -> Result<Vec<String>> {{
+    note("started")?;
+    let a = ctx.run(container({image:?}).script(["sleep 3", "echo from-a"]));
+    let b = ctx.run(container({image:?}).script(["sleep 3", "echo from-b"]).env("WHICH", "b"));
+    let (a, b) = monkeyci_sdk::join!(a, b);
+    note("joined")?;
+    Ok(vec![format!("a exit {{:?}}", a?.exit), format!("b exit {{:?}}", b?.exit)])
+}}
+
+#[job(depends_on = [both])]
+async fn after(ctx: &Ctx) -> Result<()> {{
+    let results = ctx.output::<both>()?;
+    ctx.log(results.join(", "));
+    note("after")?;
+    Ok(())
+}}
+
+monkeyci_sdk::main!();
+"#
+    )
+}
+
+#[test]
+fn two_containers_awaited_in_one_action_job_run_together_and_survive_a_suspension() {
+    let mut engines = vec![("shell", "ignored")];
+    if test_images_available() {
+        engines.push(("podman", "localhost/monkeyci-test/busybox"));
+    }
+    for (engine, image) in engines {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("runs.log");
+        let repo = TestRepo::with_pipeline(&format!("steps_join_{engine}"), &join_pipeline(&log, image));
+        let out = MonkeyciCommand::run(repo.path()).args(["--engine", engine, "--suspend", "always"]).output();
+        out.assert_code(0);
+        assert_eq!(out.status("both"), Some(JobStatus::Success), "{engine}: {out:?}");
+        assert_eq!(out.log("after"), ["a exit Some(0), b exit Some(0)"], "{engine}: {out:?}");
+
+        // Both containers ran at the same time: each started before the other ended.
+        let starts: Vec<u64> = out.events_of("container/start").iter().map(|e| e.time).collect();
+        let ends: Vec<u64> = out.events_of("container/end").iter().map(|e| e.time).collect();
+        assert_eq!((starts.len(), ends.len()), (2, 2), "{engine}: {out:?}");
+        assert!(starts.iter().all(|s| ends.iter().all(|e| s < e)), "{engine}: not concurrent: {out:?}");
+
+        // One suspension while both ran, one or two resumes.
+        assert_eq!(out.events_of("script/suspended").len(), 1, "{engine}: {out:?}");
+        let resumes = out.events_of("script/resumed").len();
+        assert!((1..=2).contains(&resumes), "{engine}: {resumes} resumes: {out:?}");
+
+        // The job's code ran again after each resume, but the containers only once each and
+        // everything after the join exactly once.
+        let text = std::fs::read_to_string(&log).unwrap();
+        let count = |word: &str| text.lines().filter(|l| *l == word).count();
+        assert_eq!(count("started"), 1 + resumes, "{engine}: {text}");
+        assert_eq!((count("joined"), count("after")), (1, 1), "{engine}: {text}");
+        assert_eq!(out.log("both.run1").iter().filter(|l| **l == "from-a").count(), 1, "{engine}: {out:?}");
+        assert_eq!(out.log("both.run2").iter().filter(|l| **l == "from-b").count(), 1, "{engine}: {out:?}");
+    }
+}
