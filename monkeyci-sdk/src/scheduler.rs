@@ -242,19 +242,7 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
             if let Some((status, attempt, output, message)) = journaled[i].take() {
                 slots[i] = None;
                 if status == JobStatus::Success {
-                    if let Some(output) = &output {
-                        ctx.build
-                            .outputs
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(ids[i].clone(), std::sync::Arc::new(output.clone()));
-                    }
-                    for &d in &dependents[i] {
-                        remaining[d] -= 1;
-                        if remaining[d] == 0 && outcomes[d].is_none() {
-                            ready.push_back(d);
-                        }
-                    }
+                    succeeded(ctx, &ids[i], output.as_ref(), &dependents[i], &mut remaining, &outcomes, &mut ready);
                 }
                 outcomes[i] = Some(Outcome { status, attempt, duration_ms: 0, message, output });
                 continue;
@@ -300,19 +288,7 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
         let Some(i) = i else { continue };
         let status = outcome.status;
         if status == JobStatus::Success {
-            if let Some(output) = &outcome.output {
-                ctx.build
-                    .outputs
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(ids[i].clone(), std::sync::Arc::new(output.clone()));
-            }
-            for &d in &dependents[i] {
-                remaining[d] -= 1;
-                if remaining[d] == 0 && outcomes[d].is_none() {
-                    ready.push_back(d);
-                }
-            }
+            succeeded(ctx, &ids[i], outcome.output.as_ref(), &dependents[i], &mut remaining, &outcomes, &mut ready);
         }
         finish(ctx, &ids, &dependents, &mut outcomes, i, outcome, None);
         if status.is_failure() && options.fail_fast && stopped.is_none() {
@@ -336,6 +312,29 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
     };
     ctx.emit(EventKind::ScriptEnd { status, message });
     BuildReport { status, jobs: reports, suspended: None }
+}
+
+/// Keeps a successful job's output for its dependents and queues those whose last
+/// dependency this was.
+fn succeeded(
+    ctx: &Ctx,
+    id: &str,
+    output: Option<&serde_json::Value>,
+    dependents: &[usize],
+    remaining: &mut [usize],
+    outcomes: &[Option<Outcome>],
+    ready: &mut std::collections::VecDeque<usize>,
+) {
+    if let Some(output) = output {
+        let outputs = &mut ctx.build.outputs.lock().unwrap_or_else(|e| e.into_inner());
+        outputs.insert(id.to_owned(), std::sync::Arc::new(output.clone()));
+    }
+    for &d in dependents {
+        remaining[d] -= 1;
+        if remaining[d] == 0 && outcomes[d].is_none() {
+            ready.push_back(d);
+        }
+    }
 }
 
 /// Resolves once every running job is a container job waiting for its container, and has
