@@ -533,9 +533,10 @@ fn link_parts(target: &OsStr) -> Result<Vec<Part>, Rejection> {
 
 /// Splits a path on `/` into parts, dropping empty and `.` components.
 fn any_parts(path: &OsStr) -> impl Iterator<Item = Part> + '_ {
-    path.as_bytes().split(|byte| *byte == b'/').filter(|part| !part.is_empty() && *part != b".").map(|part| {
-        if part == b".." { Part::Up } else { Part::Name(OsStr::from_bytes(part).to_owned()) }
-    })
+    path.as_bytes()
+        .split(|byte| *byte == b'/')
+        .filter(|part| !part.is_empty() && *part != b".")
+        .map(|part| if part == b".." { Part::Up } else { Part::Name(OsStr::from_bytes(part).to_owned()) })
 }
 
 fn lossy(path: &OsStr) -> String {
@@ -631,7 +632,9 @@ impl Unpacker {
             let mut entry = entry.map_err(Error::ReadArchive)?;
             let raw = entry.path_bytes().into_owned();
             self.extract(&mut entry, &raw).map_err(|err| match err {
-                EntryError::Rejected(reason) => Error::Rejected { entry: String::from_utf8_lossy(&raw).into_owned(), reason },
+                EntryError::Rejected(reason) => {
+                    Error::Rejected { entry: String::from_utf8_lossy(&raw).into_owned(), reason }
+                }
                 EntryError::Other(err) => err,
             })?;
         }
@@ -668,8 +671,7 @@ impl Unpacker {
         if self.real_dirs.contains(parent) {
             return Ok((self.root.join(rel), false));
         }
-        let parts: VecDeque<Part> =
-            parent.components().map(|c| Part::Name(c.as_os_str().to_owned())).collect();
+        let parts: VecDeque<Part> = parent.components().map(|c| Part::Name(c.as_os_str().to_owned())).collect();
         let resolved = self.resolve(PathBuf::new(), parts, OnMissing::Create)?;
         if !resolved.via_symlink {
             self.real_dirs.insert(parent.to_path_buf());
@@ -679,7 +681,12 @@ impl Unpacker {
 
     /// Resolves `parts` from `start` (relative to the destination, real directories only) the way
     /// the kernel would, following symlinks, but never above the destination.
-    fn resolve(&mut self, start: PathBuf, mut parts: VecDeque<Part>, on_missing: OnMissing) -> Result<Resolved, ResolveError> {
+    fn resolve(
+        &mut self,
+        start: PathBuf,
+        mut parts: VecDeque<Part>,
+        on_missing: OnMissing,
+    ) -> Result<Resolved, ResolveError> {
         let mut rel = start;
         let mut depth = rel.components().count();
         let mut hops = 0;
@@ -725,7 +732,9 @@ impl Unpacker {
                         // A file in the middle: the path cannot be followed further, so it stays here.
                         return stop_here(rel, name, parts, via_symlink);
                     }
-                    return Err(ResolveError::Rejected(Rejection::NotADirectory { path: lossy(rel.join(&name).as_os_str()) }));
+                    return Err(ResolveError::Rejected(Rejection::NotADirectory {
+                        path: lossy(rel.join(&name).as_os_str()),
+                    }));
                 }
                 Err(err) if err.kind() == io::ErrorKind::NotFound => match on_missing {
                     OnMissing::Stop => return stop_here(rel, name, parts, via_symlink),
@@ -760,7 +769,8 @@ impl Unpacker {
             written += read as u64;
         }
         if written != expected {
-            let short = io::Error::new(io::ErrorKind::UnexpectedEof, format!("entry ends after {written} of {expected} bytes"));
+            let short =
+                io::Error::new(io::ErrorKind::UnexpectedEof, format!("entry ends after {written} of {expected} bytes"));
             return Err(EntryError::Other(Error::ReadArchive(short)));
         }
         if self.umask.is_none_or(|umask| mode & umask != 0) {
@@ -908,8 +918,7 @@ impl Unpacker {
     /// Undoes what this unpack did, as far as the file system lets it.
     fn rollback(&mut self) {
         for created in self.created.iter().rev() {
-            let removed =
-                if created.is_dir { fs::remove_dir(&created.path) } else { fs::remove_file(&created.path) };
+            let removed = if created.is_dir { fs::remove_dir(&created.path) } else { fs::remove_file(&created.path) };
             if let Err(err) = removed
                 && err.kind() != io::ErrorKind::NotFound
             {
@@ -1117,7 +1126,10 @@ mod tests {
         assert!(matches!(&err, Error::InvalidPath { reason, .. } if reason == "is absolute"), "{err}");
         // A listed path is never read through a symlink.
         let err = pack(&src, &["src/shortcut/still/main.rs"], Vec::new()).unwrap_err();
-        assert_eq!(err.to_string(), "invalid archive path `src/shortcut/still/main.rs`: goes through symlink `src/shortcut`");
+        assert_eq!(
+            err.to_string(),
+            "invalid archive path `src/shortcut/still/main.rs`: goes through symlink `src/shortcut`"
+        );
         let err = pack(&src, &["missing"], Vec::new()).unwrap_err();
         assert!(matches!(&err, Error::Read { source, .. } if source.kind() == io::ErrorKind::NotFound), "{err}");
 

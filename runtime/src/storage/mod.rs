@@ -221,7 +221,8 @@ mod tests {
 
     #[test]
     fn valid_keys_are_accepted() {
-        for key in ["a", "caches/cargo-target/0123abcd.tar.zst", "ws/build-1/workspace.tar.zst", "a/.hidden/b", "ünï/cödé"]
+        for key in
+            ["a", "caches/cargo-target/0123abcd.tar.zst", "ws/build-1/workspace.tar.zst", "a/.hidden/b", "ünï/cödé"]
         {
             assert_eq!(BlobKey::new(key).unwrap().as_str(), key);
         }
