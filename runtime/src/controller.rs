@@ -48,8 +48,8 @@ pub(crate) struct ScriptRequest {
     pub(crate) build_dir: Option<PathBuf>,
     /// What runs container jobs.
     pub(crate) engine: EngineChoice,
-    /// Where artifacts and caches are kept.
-    pub(crate) blob_dir: PathBuf,
+    /// The local blob store's root: artifacts and caches are kept in `blobs/` below it.
+    pub(crate) store_root: PathBuf,
     /// When the script may exit while only container jobs run.
     pub(crate) suspend: SuspendMode,
     /// How long `auto` waits before suspending.
@@ -82,8 +82,8 @@ pub(crate) async fn run_script(
         None => None,
     };
     let store: Arc<dyn BlobStore> = Arc::new(
-        LocalBlobStore::new(&request.blob_dir)
-            .with_context(|| format!("cannot use {} for artifacts and caches", request.blob_dir.display()))?,
+        LocalBlobStore::new(&request.store_root)
+            .with_context(|| format!("cannot use {} for artifacts and caches", request.store_root.display()))?,
     );
     let files = JobFiles::new(store, &request.build.build_id, &request.build.checkout_dir);
     let action_artifacts = request

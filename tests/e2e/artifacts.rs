@@ -173,3 +173,33 @@ monkeyci_sdk::main!();
         "{out:?}"
     );
 }
+
+#[test]
+fn a_failed_jobs_artifact_is_still_saved() {
+    for engine in engines() {
+        let repo = TestRepo::with_pipeline(
+            &format!("failed_artifact_{engine}"),
+            r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+fn stops(_ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox")
+        .script(["echo a > f", "false", "echo never"])
+        .save_artifact(artifact("report", "f"))
+}
+
+monkeyci_sdk::main!();
+"#,
+        );
+        let out = MonkeyciCommand::run(repo.path()).args(["--engine", engine]).output();
+        out.assert_code(1);
+        assert!(out.log("stops").contains(&"saved artifact `report` (1 files)"), "{engine}: {out:?}");
+        // The archive holds `f` as the job left it.
+        let build = out.build_id();
+        let blob = std::path::Path::new(crate::util::CACHE_DIR).join(format!("blobs/artifacts/{build}/report.tar.zst"));
+        let listing = std::process::Command::new("tar").arg("--zstd").arg("-xOf").arg(&blob).arg("f").output().unwrap();
+        assert!(listing.status.success(), "{engine}: cannot read {}: {listing:?}", blob.display());
+        assert_eq!(String::from_utf8_lossy(&listing.stdout), "a\n", "{engine}");
+    }
+}

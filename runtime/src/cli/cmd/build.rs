@@ -114,7 +114,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         approved: args.approve.into_iter().collect::<BTreeSet<_>>(),
         build_dir: Some(crate::paths::cache_dir()?.join("builds").join(&build_id)),
         engine: args.engine,
-        blob_dir: crate::paths::cache_dir()?.join("blobs"),
+        store_root: crate::paths::cache_dir()?,
         suspend: args.suspend,
         suspend_after: args.suspend_after,
     };
@@ -188,7 +188,7 @@ fn plan_of(pipeline: &Pipeline, context: &ContextArgs, jobs: Vec<String>) -> any
         approved: BTreeSet::new(),
         build_dir: None,
         engine: crate::engine::EngineChoice::Auto,
-        blob_dir: crate::paths::cache_dir()?.join("blobs"),
+        store_root: crate::paths::cache_dir()?,
         suspend: monkeyci_sdk::protocol::SuspendMode::Never,
         suspend_after: std::time::Duration::ZERO,
     };
