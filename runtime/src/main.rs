@@ -18,5 +18,16 @@ mod render;
 mod storage;
 
 fn main() -> std::process::ExitCode {
+    init_diagnostics();
     cli::main()
+}
+
+/// Diagnostics (`tracing`) go to stderr at the level in `MONKEYCI_LOG` (error, warn, info,
+/// debug, trace; default warn). What users read is the renderer's, not these.
+fn init_diagnostics() {
+    let level = std::env::var("MONKEYCI_LOG")
+        .ok()
+        .and_then(|level| level.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::WARN);
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).without_time().init();
 }
