@@ -143,7 +143,8 @@ pub(crate) async fn run_script(
     let mut interrupts = 0;
     let mut resume = false;
     let mut crash_resumes = 0;
-    let mut binary_hash: Option<String> = None;
+    // The journal belongs to this binary: note what it is now, so a changed one is refused.
+    let mut identity = BinaryIdentity::of(binary);
     let exit = loop {
         let config = ScriptConfig {
             build: request.build.clone(),
@@ -218,22 +219,6 @@ pub(crate) async fn run_script(
             let line = format!("monkeyci: the pipeline script stopped ({status}); resuming it from its journal");
             handle(Update::ScriptLine(OutputStream::Stderr, line), &mut end, &mut plan, &mut suspended);
         }
-        // The journal belongs to this binary: a different one must not replay it.
-        let hash = file_digest(binary).with_context(|| format!("cannot read {}", binary.display()))?;
-        match &binary_hash {
-            None => binary_hash = Some(hash),
-            Some(recorded) if *recorded != hash => {
-                let message = format!(
-                    "the pipeline binary {} changed while the build was suspended; a resume under another binary \
-                     could replay its journal wrongly, so nothing was re-run",
-                    binary.display()
-                );
-                let event = Event::now(EventKind::ScriptEnd { status: BuildStatus::Error, message: Some(message) });
-                handle(Update::Event(event), &mut end, &mut plan, &mut suspended);
-                break status;
-            }
-            Some(_) => {}
-        }
         if is_suspended {
             let waiting = suspended.unwrap_or(1);
             tokio::select! {
@@ -250,6 +235,16 @@ pub(crate) async fn run_script(
                     break status;
                 }
             }
+        }
+        if !identity.still_matches(binary).await {
+            let message = format!(
+                "the pipeline binary {} changed while the build was suspended; a resume under another binary \
+                 could replay its journal wrongly, so nothing was re-run",
+                binary.display()
+            );
+            let event = Event::now(EventKind::ScriptEnd { status: BuildStatus::Error, message: Some(message) });
+            handle(Update::Event(event), &mut end, &mut plan, &mut suspended);
+            break status;
         }
         resume = true;
     };
@@ -286,6 +281,38 @@ const RESUME_COALESCE: std::time::Duration = std::time::Duration::from_millis(20
 
 /// How often a script killed by a signal is resumed before the build gives up.
 const MAX_CRASH_RESUMES: u32 = 3;
+
+/// What a script binary was when the build started: file metadata, taken at once, and its
+/// SHA-256, computed in the background (it is only needed if the script suspends).
+struct BinaryIdentity {
+    metadata: Option<(u64, u64, Option<std::time::SystemTime>)>,
+    digest: tokio::task::JoinHandle<Option<String>>,
+}
+
+impl BinaryIdentity {
+    fn of(binary: &Path) -> BinaryIdentity {
+        let path = binary.to_owned();
+        let digest = tokio::task::spawn_blocking(move || file_digest(&path).ok());
+        BinaryIdentity { metadata: metadata_of(binary), digest }
+    }
+
+    /// Whether `binary` is still the same file with the same contents.
+    async fn still_matches(&mut self, binary: &Path) -> bool {
+        if self.metadata.is_none() || metadata_of(binary) != self.metadata {
+            return false;
+        }
+        let recorded = (&mut self.digest).await.ok().flatten();
+        let path = binary.to_owned();
+        let now = tokio::task::spawn_blocking(move || file_digest(&path).ok()).await.ok().flatten();
+        recorded.is_some() && recorded == now
+    }
+}
+
+fn metadata_of(binary: &Path) -> Option<(u64, u64, Option<std::time::SystemTime>)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(binary).ok()?;
+    Some((meta.ino(), meta.len(), meta.modified().ok()))
+}
 
 /// The SHA-256 of a file, hex: the identity of the script binary a journal belongs to.
 fn file_digest(path: &Path) -> std::io::Result<String> {

@@ -29,3 +29,7 @@ mod containers;
 
 /// `ctx.run`: containers awaited from inside action jobs, across suspensions.
 mod steps;
+
+/// Suspension: the pipeline process exits while only containers run and is resumed from its
+/// journal (also after kill -9); what the process table shows, what runs once, a changed binary.
+mod suspend;

@@ -1,0 +1,650 @@
+//! Suspension end to end: with `--suspend always|auto`, the pipeline process exits while only
+//! container jobs run (`script/suspended`) and is relaunched from its journal when one of them
+//! ends (`script/resumed`); a script killed by a signal is resumed the same way; a binary
+//! that changed while the build was suspended is refused.
+//!
+//! The tests look at the process table (`/proc`) for the pipeline binary
+//! (`$MONKEYCI_CACHE_DIR/bin/<hash>/<package>`), and count how often each job's code ran by the
+//! lines it appends to a log file outside the checkout. Container jobs show they run through
+//! marker files in their own work dir (`jobs/<job>-1/work/`, which podman containers see too).
+//! Each test runs on the shell engine, and on podman where it and the test images are here.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use monkeyci_sdk::protocol::{BuildStatus, Event, EventKind, JobStatus, JournalRecord};
+
+use crate::util::{MonkeyciCommand, Output, TestRepo, builds_dir, file_in_new_build, test_images_available};
+
+/// The test image with a busybox `/bin/sh` (the shell engine ignores images).
+const BUSYBOX: &str = "localhost/monkeyci-test/busybox";
+
+/// The engines a test runs on: the shell, and podman when it and the test images are here.
+fn engines() -> Vec<&'static str> {
+    let mut engines = vec!["shell"];
+    if test_images_available() {
+        engines.push("podman");
+    }
+    engines
+}
+
+/// `monkeyci build run` of the repository with `engine`.
+fn run_on(repo: &TestRepo, engine: &str) -> MonkeyciCommand {
+    MonkeyciCommand::run(repo.path()).args(["--engine", engine])
+}
+
+/// The code every test pipeline starts with: `note(line)` appends a line to `log`, so the
+/// test can count how often a job's code ran.
+fn prelude(log: &Path) -> String {
+    format!(
+        r#"
+use std::io::Write;
+#[allow(unused_imports)]
+use std::time::Duration;
+
+use monkeyci_sdk::prelude::*;
+
+/// One `write` per line: jobs running at the same time append whole lines.
+fn note(line: &str) -> Result<()> {{
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open({log:?})?;
+    f.write_all(format!("{{line}}\n").as_bytes())?;
+    Ok(())
+}}
+"#
+    )
+}
+
+/// The lines of `log` (none when it was never written).
+fn lines_of(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log).unwrap_or_default().lines().map(str::to_owned).collect()
+}
+
+/// How many lines of `lines` are exactly `line`.
+fn count(lines: &[String], line: &str) -> usize {
+    lines.iter().filter(|l| *l == line).count()
+}
+
+/// The processes running the pipeline binary of `package` (`.../bin/<hash>/<package>`, as the
+/// controller starts it), with the binary's path.
+fn script_processes(package: &str) -> Vec<(u32, PathBuf)> {
+    let is_script = |path: &Path| {
+        path.file_name().is_some_and(|name| name == package)
+            && path.parent().and_then(Path::parent).and_then(Path::file_name).is_some_and(|dir| dir == "bin")
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        // The executable (" (deleted)" once the file was replaced), else the program as started.
+        let exe = std::fs::read_link(entry.path().join("exe")).ok().map(|exe| {
+            let exe = exe.to_string_lossy();
+            PathBuf::from(exe.strip_suffix(" (deleted)").unwrap_or(&exe))
+        });
+        let argv0 = std::fs::read(entry.path().join("cmdline")).ok().and_then(|bytes| {
+            let first = bytes.split(|b| *b == 0).next()?;
+            (!first.is_empty()).then(|| PathBuf::from(String::from_utf8_lossy(first).into_owned()))
+        });
+        if let Some(path) = [exe, argv0].into_iter().flatten().find(|path| is_script(path)) {
+            found.push((pid, path));
+        }
+    }
+    found
+}
+
+/// Sends `signal` to `pid`.
+fn send_signal(pid: u32, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
+    // SAFETY: kill(2) has no memory effects; the pid is the test's own pipeline script.
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+/// Finds, among the builds recorded after it was made, the one whose events mention a job
+/// (unique to the test), and reads that build's events as they are written.
+struct NewBuild {
+    before: BTreeSet<OsString>,
+    job: String,
+    dir: Option<PathBuf>,
+}
+
+impl NewBuild {
+    fn with_job(job: &str) -> NewBuild {
+        let before = std::fs::read_dir(builds_dir()).into_iter().flatten().flatten().map(|e| e.file_name()).collect();
+        NewBuild { before, job: job.to_owned(), dir: None }
+    }
+
+    /// The events recorded so far (a line still being written is left out).
+    fn events(&mut self) -> Vec<Event> {
+        let parse = |path: &Path| -> Vec<Event> {
+            std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|line| serde_json::from_str::<Event>(line).ok())
+                .collect()
+        };
+        if let Some(dir) = &self.dir {
+            return parse(&dir.join("events.jsonl"));
+        }
+        for entry in std::fs::read_dir(builds_dir()).into_iter().flatten().flatten() {
+            if self.before.contains(&entry.file_name()) {
+                continue;
+            }
+            let events = parse(&entry.path().join("events.jsonl"));
+            if events.iter().any(|e| e.kind.job_id() == Some(self.job.as_str())) {
+                self.dir = Some(entry.path());
+                return events;
+            }
+        }
+        Vec::new()
+    }
+}
+
+/// One look at the machine while a build runs.
+struct Sample {
+    at: Instant,
+    /// A process runs the pipeline binary.
+    script: bool,
+    /// The container job touched `started` (its first line ran).
+    started: bool,
+    /// The container job touched `done` (its last line ran).
+    done: bool,
+}
+
+/// Looks every 100 ms, from a thread, whether the pipeline binary of `package` runs and how
+/// far the container job `job` got.
+struct ScriptWatch {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Sample>>,
+}
+
+impl ScriptWatch {
+    fn start(package: &str, job: &str) -> ScriptWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let package = package.to_owned();
+        let mut started = file_in_new_build(&format!("jobs/{job}-1/work/started"));
+        let mut done = file_in_new_build(&format!("jobs/{job}-1/work/done"));
+        let thread = std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !stopped.load(Ordering::Relaxed) {
+                // Markers first: a script seen after `done` is then never counted as running
+                // inside the window.
+                let (started, done) = (started(), done());
+                let script = !script_processes(&package).is_empty();
+                samples.push(Sample { at: Instant::now(), script, started, done });
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            samples
+        });
+        ScriptWatch { stop, thread }
+    }
+
+    fn finish(self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the watch thread")
+    }
+}
+
+/// The samples taken while the container ran (after `started`, before `done`).
+fn while_container_ran(samples: &[Sample]) -> Vec<&Sample> {
+    samples.iter().filter(|s| s.started && !s.done).collect()
+}
+
+/// The longest stretch of consecutive `samples` in which no script process ran.
+fn longest_without_script(samples: &[&Sample]) -> Duration {
+    let mut longest = Duration::ZERO;
+    let mut since: Option<Instant> = None;
+    for sample in samples {
+        match (sample.script, since) {
+            (false, None) => since = Some(sample.at),
+            (false, Some(first)) => longest = longest.max(sample.at - first),
+            (true, _) => since = None,
+        }
+    }
+    longest
+}
+
+/// Where the first event of `type_name` is.
+fn position_of_type(out: &Output, type_name: &str) -> Option<usize> {
+    out.events.iter().position(|e| e.kind.type_name() == type_name)
+}
+
+/// The `replayed` counts of the `script/resumed` events.
+fn replayed_counts(out: &Output) -> Vec<usize> {
+    out.events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ScriptResumed { replayed } => Some(*replayed),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An action job before and after a five-second container job (`CONTAINER_JOB`, a name unique
+/// to the test); `after` reads `before`'s typed output.
+fn window_pipeline(log: &Path, container_job: &str) -> String {
+    prelude(log)
+        + &r#"
+#[job]
+async fn before(ctx: &Ctx) -> Result<(u32, String)> {
+    note("before")?;
+    // Long enough for the test to see the script process at work.
+    ctx.sleep(Duration::from_millis(500)).await;
+    Ok((42, "from before".to_owned()))
+}
+
+#[job(depends_on = [before])]
+fn CONTAINER_JOB(_ctx: &Ctx) -> ContainerJob {
+    container("IMAGE").script(["touch started", "sleep 5", "touch done"])
+}
+
+#[job(depends_on = [before, CONTAINER_JOB])]
+async fn after(ctx: &Ctx) -> Result<()> {
+    let (number, text) = ctx.output::<before>()?;
+    ctx.log(format!("before gave {number} and {text:?}"));
+    note("after")?;
+    ctx.sleep(Duration::from_millis(500)).await;
+    Ok(())
+}
+
+monkeyci_sdk::main!();
+"#
+        .replace("CONTAINER_JOB", container_job)
+        .replace("IMAGE", BUSYBOX)
+}
+
+/// What tests 1 and 2 check in either mode: the build succeeded, each action job ran once and
+/// `after` read `before`'s output.
+#[track_caller]
+fn assert_window_build_succeeded(out: &Output, log: &Path, engine: &str) {
+    out.assert_code(0);
+    assert_eq!(out.build_end().map(|(status, _)| status), Some(BuildStatus::Success), "{engine}: {out:?}");
+    assert_eq!(lines_of(log), ["before", "after"], "{engine}: each action job must run once; {out:?}");
+    assert_eq!(out.log("after"), ["before gave 42 and \"from before\""], "{engine}: {out:?}");
+    for job in ["before", "after"] {
+        assert_eq!(out.status(job), Some(JobStatus::Success), "{engine} {job}: {out:?}");
+        let starts = out.events_of("job/start").into_iter().filter(|e| e.kind.job_id() == Some(job)).count();
+        assert_eq!(starts, 1, "{engine}: {job} must start once; {out:?}");
+    }
+}
+
+#[test]
+fn suspended_script_leaves_no_process_while_its_container_runs() {
+    let container_job = "window_always_wait";
+    let job = container_job.replace('_', "-");
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("runs.log");
+        let repo =
+            TestRepo::with_pipeline(&format!("suspend_window_always_{engine}"), &window_pipeline(&log, container_job));
+        let watch = ScriptWatch::start(repo.package(), &job);
+        let out = run_on(&repo, engine).args(["--suspend", "always"]).output();
+        let samples = watch.finish();
+        assert_window_build_succeeded(&out, &log, engine);
+        assert_eq!(out.status(&job), Some(JobStatus::Success), "{engine}: {out:?}");
+
+        // Suspended once while the container ran, then resumed once, in that order.
+        assert_eq!(out.events_of("script/suspended").len(), 1, "{engine}: {out:?}");
+        assert_eq!(out.events_of("script/resumed").len(), 1, "{engine}: {out:?}");
+        let suspended = position_of_type(&out, "script/suspended");
+        let resumed = position_of_type(&out, "script/resumed");
+        assert!(suspended < resumed, "{engine}: resumed before it suspended; {out:?}");
+        assert!(
+            out.position("job/end", Some("before")) < suspended && resumed < out.position("job/start", Some("after")),
+            "{engine}: {out:?}"
+        );
+
+        // The process table: the script ran before and after the container, and not for
+        // seconds while the container ran.
+        let window = while_container_ran(&samples);
+        let first_started = samples.iter().position(|s| s.started).unwrap_or(samples.len());
+        assert!(samples[..first_started].iter().any(|s| s.script), "{engine}: the script was never seen before");
+        assert!(samples.iter().any(|s| s.done && s.script), "{engine}: the resumed script was never seen");
+        let longest = longest_without_script(&window);
+        assert!(
+            longest >= Duration::from_secs(3),
+            "{engine}: while the container ran ({} samples), the script was gone for at most {longest:?}; {out:?}",
+            window.len()
+        );
+    }
+}
+
+#[test]
+fn never_suspending_keeps_the_script_running() {
+    let container_job = "window_never_wait";
+    let job = container_job.replace('_', "-");
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("runs.log");
+        let repo =
+            TestRepo::with_pipeline(&format!("suspend_window_never_{engine}"), &window_pipeline(&log, container_job));
+        let watch = ScriptWatch::start(repo.package(), &job);
+        let out = run_on(&repo, engine).args(["--suspend", "never"]).output();
+        let samples = watch.finish();
+        assert_window_build_succeeded(&out, &log, engine);
+        assert!(out.events_of("script/suspended").is_empty(), "{engine}: {out:?}");
+        assert!(out.events_of("script/resumed").is_empty(), "{engine}: {out:?}");
+
+        let window = while_container_ran(&samples);
+        assert!(window.len() >= 20, "{engine}: the container was seen running {} times", window.len());
+        let gone = window.iter().filter(|s| !s.script).count();
+        assert_eq!(gone, 0, "{engine}: the script was gone {gone} of {} times the container ran", window.len());
+    }
+}
+
+/// Two independent container jobs, one sleeping four seconds and one 300 ms; the tests pick
+/// one with `--job`.
+const AUTO_PIPELINE: &str = r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+fn auto_long(_ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox").script(["sleep 4"])
+}
+
+#[job]
+fn auto_short(_ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox").script(["sleep 0.3"])
+}
+
+monkeyci_sdk::main!();
+"#;
+
+#[test]
+fn auto_suspends_only_after_its_delay() {
+    for engine in engines() {
+        let repo = TestRepo::with_pipeline(&format!("suspend_auto_{engine}"), AUTO_PIPELINE);
+
+        let long =
+            run_on(&repo, engine).args(["--job", "auto-long", "--suspend", "auto", "--suspend-after", "1s"]).output();
+        long.assert_code(0);
+        assert_eq!(long.status("auto-long"), Some(JobStatus::Success), "{engine}: {long:?}");
+        assert_eq!(long.events_of("script/suspended").len(), 1, "{engine}: {long:?}");
+        assert_eq!(long.events_of("script/resumed").len(), 1, "{engine}: {long:?}");
+        // Not before the container job had waited for its second.
+        let waited = long.time_of("script/suspended").unwrap_or_default()
+            - long.start_time("auto-long").unwrap_or_else(|| panic!("{engine}: no job/start; {long:?}"));
+        assert!(waited >= 950, "{engine}: suspended after {waited} ms, not 1 s; {long:?}");
+
+        // The default wait is 3 s: a 300 ms container ends first.
+        let short = run_on(&repo, engine).args(["--job", "auto-short"]).output();
+        short.assert_code(0);
+        assert_eq!(short.status("auto-short"), Some(JobStatus::Success), "{engine}: {short:?}");
+        assert!(short.events_of("script/suspended").is_empty(), "{engine}: {short:?}");
+        assert!(short.events_of("script/resumed").is_empty(), "{engine}: {short:?}");
+    }
+}
+
+/// `crash_a`, then `crash_b`, which takes three seconds.
+fn crash_pipeline(log: &Path) -> String {
+    prelude(log)
+        + r#"
+#[job]
+async fn crash_a(_ctx: &Ctx) -> Result<()> {
+    note("a")
+}
+
+#[job(depends_on = [crash_a])]
+async fn crash_b(ctx: &Ctx) -> Result<()> {
+    note("b-start")?;
+    ctx.sleep(Duration::from_secs(3)).await;
+    note("b-end")
+}
+
+monkeyci_sdk::main!();
+"#
+}
+
+#[test]
+fn killed_script_resumes_from_its_journal() {
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("runs.log");
+        let repo = TestRepo::with_pipeline(&format!("suspend_crash_{engine}"), &crash_pipeline(&log));
+        let package = repo.package().to_owned();
+        let killed: Arc<std::sync::Mutex<Vec<u32>>> = Arc::default();
+        let kills = Arc::clone(&killed);
+        let mut build = NewBuild::with_job("crash-a");
+        let mut last_look = Instant::now() - Duration::from_secs(1);
+        let watched_log = log.clone();
+        // Once `crash_b` runs and the controller has `crash_a`'s end in the journal: kill -9.
+        let out = run_on(&repo, engine)
+            .interrupt_when(move || {
+                if !kills.lock().unwrap().is_empty() || last_look.elapsed() < Duration::from_millis(20) {
+                    return false;
+                }
+                last_look = Instant::now();
+                if count(&lines_of(&watched_log), "b-start") == 0 {
+                    return false;
+                }
+                let a_journaled = build.events().iter().any(|e| {
+                    matches!(&e.kind, EventKind::JournalRecord { entry }
+                        if entry.job_id == "crash-a" && matches!(entry.record, JournalRecord::JobEnd { .. }))
+                });
+                if a_journaled {
+                    for (pid, _) in script_processes(&package) {
+                        send_signal(pid, libc::SIGKILL);
+                        kills.lock().unwrap().push(pid);
+                    }
+                }
+                false
+            })
+            .output();
+        let killed = killed.lock().unwrap().clone();
+        assert_eq!(killed.len(), 1, "{engine}: one script process must have been killed: {killed:?}; {out:?}");
+
+        out.assert_code(0);
+        assert_eq!(out.build_end().map(|(status, _)| status), Some(BuildStatus::Success), "{engine}: {out:?}");
+        let lines = lines_of(&log);
+        assert_eq!(count(&lines, "a"), 1, "{engine}: {lines:?}; {out:?}");
+        assert!((1..=2).contains(&count(&lines, "b-start")), "{engine}: {lines:?}; {out:?}");
+        assert_eq!(count(&lines, "b-end"), 1, "{engine}: {lines:?}; {out:?}");
+        assert_eq!(out.status("crash-b"), Some(JobStatus::Success), "{engine}: {out:?}");
+        assert_eq!(out.events_of("script/resumed").len(), 1, "{engine}: {out:?}");
+        // The controller says why the script ran again (a line of the script's stderr, which
+        // the plain renderer shows on stdout as `[script] ! ...`).
+        let said = format!("{}{}", out.stdout, out.stderr);
+        assert!(said.contains("resuming it from its journal"), "{engine}: {out:?}");
+    }
+}
+
+const PAIR_PIPELINE: &str = r#"
+#[job]
+fn pair_left(_ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox").script(["sleep 3"])
+}
+
+#[job]
+fn pair_right(_ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox").script(["sleep 3"])
+}
+
+#[job(depends_on = [pair_left, pair_right])]
+async fn pair_joined(_ctx: &Ctx) -> Result<()> {
+    note("joined")
+}
+
+monkeyci_sdk::main!();
+"#;
+
+#[test]
+fn two_parallel_containers_and_their_dependent_across_a_suspension() {
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("runs.log");
+        let repo = TestRepo::with_pipeline(&format!("suspend_pair_{engine}"), &(prelude(&log) + PAIR_PIPELINE));
+        let out = run_on(&repo, engine).args(["--suspend", "always", "--max-parallel", "2"]).output();
+        out.assert_code(0);
+        for job in ["pair-left", "pair-right", "pair-joined"] {
+            assert_eq!(out.status(job), Some(JobStatus::Success), "{engine} {job}: {out:?}");
+        }
+
+        // Both containers ran at once, each started once.
+        let starts: Vec<u64> = out.events_of("container/start").iter().map(|e| e.time).collect();
+        let ends: Vec<u64> = out.events_of("container/end").iter().map(|e| e.time).collect();
+        assert_eq!((starts.len(), ends.len()), (2, 2), "{engine}: {out:?}");
+        assert!(starts.iter().all(|s| ends.iter().all(|e| s < e)), "{engine}: not concurrent; {out:?}");
+
+        // The script suspended while both ran; it is resumed once when both end together, or
+        // once per container when they end apart (and then suspends again in between).
+        let suspensions = out.events_of("script/suspended").len();
+        let resumes = out.events_of("script/resumed").len();
+        assert!((1..=2).contains(&resumes), "{engine}: {resumes} resumes; {out:?}");
+        assert_eq!(suspensions, resumes, "{engine}: each suspension is followed by one resume; {out:?}");
+        let first_suspended = position_of_type(&out, "script/suspended");
+        let first_container_end = position_of_type(&out, "container/end");
+        assert!(first_suspended < first_container_end, "{engine}: it did not suspend while both ran; {out:?}");
+
+        // The dependent ran once, after both.
+        assert_eq!(lines_of(&log), ["joined"], "{engine}: {out:?}");
+        let joined_start = out.position("job/start", Some("pair-joined"));
+        for job in ["pair-left", "pair-right"] {
+            let end = out
+                .events
+                .iter()
+                .position(|e| matches!(&e.kind, EventKind::ContainerEnd { job_id, .. } if job_id == job));
+            assert!(end.is_some() && end < joined_start, "{engine}: pair-joined started before {job} ended; {out:?}");
+        }
+    }
+}
+
+/// `--suspend always` with a five-second container between two action jobs; the test
+/// replaces the pipeline binary while the build is suspended.
+fn changed_pipeline(log: &Path) -> String {
+    prelude(log)
+        + &r#"
+#[job]
+async fn changed_before(_ctx: &Ctx) -> Result<()> {
+    note("before")
+}
+
+#[job(depends_on = [changed_before])]
+fn changed_wait(_ctx: &Ctx) -> ContainerJob {
+    container("IMAGE").script(["sleep 5"])
+}
+
+#[job(depends_on = [changed_wait])]
+async fn changed_after(_ctx: &Ctx) -> Result<()> {
+    note("after")
+}
+
+monkeyci_sdk::main!();
+"#
+        .replace("IMAGE", BUSYBOX)
+}
+
+#[test]
+fn a_binary_changed_while_suspended_is_not_resumed() {
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("runs.log");
+        let repo = TestRepo::with_pipeline(&format!("suspend_changed_{engine}"), &changed_pipeline(&log));
+        let package = repo.package().to_owned();
+        let replaced: Arc<std::sync::Mutex<Option<PathBuf>>> = Arc::default();
+        let done = Arc::clone(&replaced);
+        let mut build = NewBuild::with_job("changed-wait");
+        let mut binary: Option<PathBuf> = None;
+        let mut suspended_at: Option<Instant> = None;
+        let mut last_look = Instant::now() - Duration::from_secs(1);
+        let out = run_on(&repo, engine)
+            .args(["--suspend", "always"])
+            .interrupt_when(move || {
+                if done.lock().unwrap().is_some() || last_look.elapsed() < Duration::from_millis(20) {
+                    return false;
+                }
+                last_look = Instant::now();
+                let running = script_processes(&package);
+                if let Some((_, path)) = running.first() {
+                    binary = Some(path.clone());
+                    return false;
+                }
+                // Suspended: the script said so and is gone; a moment later, while the
+                // container still sleeps, replace the binary with another program.
+                let Some(binary) = &binary else { return false };
+                if suspended_at.is_none() && build.events().iter().any(|e| e.kind.type_name() == "script/suspended") {
+                    suspended_at = Some(Instant::now());
+                }
+                if suspended_at.is_some_and(|at| at.elapsed() >= Duration::from_millis(500)) {
+                    let partial = binary.with_extension("replacing");
+                    std::fs::copy("/bin/true", &partial).expect("copying /bin/true");
+                    std::fs::rename(&partial, binary).expect("replacing the pipeline binary");
+                    *done.lock().unwrap() = Some(binary.clone());
+                }
+                false
+            })
+            .output();
+        let replaced = replaced.lock().unwrap().clone();
+        let binary = replaced.unwrap_or_else(|| panic!("{engine}: the binary was never replaced; {out:?}"));
+        let cache = Path::new(crate::util::CACHE_DIR).canonicalize().expect("the cache dir");
+        assert!(binary.starts_with(cache.join("bin")), "{engine}: replaced {}, not a cached binary", binary.display());
+
+        out.assert_code(2);
+        let (status, message) = out.build_end().unwrap_or_else(|| panic!("{engine}: no script/end; {out:?}"));
+        assert_eq!(status, BuildStatus::Error, "{engine}: {out:?}");
+        let message = message.unwrap_or_default();
+        assert!(message.contains("changed while the build was suspended"), "{engine}: {message:?}; {out:?}");
+        out.assert_stderr_contains("changed while the build was suspended");
+        assert!(out.events_of("script/resumed").is_empty(), "{engine}: it must not resume; {out:?}");
+        assert_eq!(lines_of(&log), ["before"], "{engine}: {out:?}");
+    }
+}
+
+/// How many tiny action jobs the journal test has.
+const MANY: usize = 500;
+
+/// `MANY` tiny action jobs, a three-second container job depending on all of them, and an
+/// action job after the container.
+fn many_pipeline(log: &Path) -> String {
+    prelude(log)
+        + &r#"
+#[pipeline]
+fn many(_ctx: &Ctx) -> Vec<Job> {
+    let mut jobs: Vec<Job> = (1..=MANY_JOBS)
+        .map(|n| {
+            Job::action(format!("tiny-{n:03}"), move |_ctx: Ctx| async move {
+                note(&format!("tiny-{n:03}"))?;
+                Ok(n)
+            })
+        })
+        .collect();
+    let tiny: Vec<String> = jobs.iter().map(|job| job.id().to_owned()).collect();
+    jobs.push(Job::container("many-wait", container("IMAGE").script(["sleep 3"])).depends_on(tiny));
+    jobs.push(Job::action("many-final", |_ctx: Ctx| async move { note("final") }).depends_on(["many-wait"]));
+    jobs
+}
+
+monkeyci_sdk::main!();
+"#
+        .replace("MANY_JOBS", &format!("{MANY}u32"))
+        .replace("IMAGE", BUSYBOX)
+}
+
+#[test]
+fn a_long_journal_replays_every_job_once() {
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("runs.log");
+        let repo = TestRepo::with_pipeline(&format!("suspend_many_{engine}"), &many_pipeline(&log));
+        let out = run_on(&repo, engine).args(["--suspend", "always"]).output();
+        out.assert_code(0);
+        assert_eq!(out.status("many-final"), Some(JobStatus::Success), "{engine}: {out:?}");
+        assert_eq!(out.events_of("script/suspended").len(), 1, "{engine}: {out:?}");
+        let replayed = replayed_counts(&out);
+        assert!(
+            replayed.len() == 1 && replayed[0] >= MANY,
+            "{engine}: one resume replaying every job's end (and more) expected: {replayed:?}"
+        );
+
+        let lines = lines_of(&log);
+        let tiny: BTreeSet<&str> = lines.iter().map(String::as_str).filter(|l| l.starts_with("tiny-")).collect();
+        assert_eq!(tiny.len(), MANY, "{engine}: not every tiny job ran");
+        assert_eq!(lines.len(), MANY + 1, "{engine}: a job ran twice: {} lines", lines.len());
+        assert_eq!(count(&lines, "final"), 1, "{engine}: {out:?}");
+        let tiny_starts = out.started_jobs().iter().filter(|j| j.starts_with("tiny-")).count();
+        assert_eq!(tiny_starts, MANY, "{engine}: replayed jobs must not start again");
+    }
+}
