@@ -47,6 +47,7 @@ fn main() {
 
     let mut t = Timings::default();
     let mut ours_size = 0;
+    let default_workers = archive::PackOptions::default().workers;
     for run in 0..runs {
         sync();
         let started = Instant::now();
@@ -87,7 +88,7 @@ fn main() {
     let ratio = |size: u64| bytes as f64 / size as f64;
     println!(
         "{:<44} {:>8.2}s {:>10.1} {:>8.2}x",
-        "ours: pack (level 3, 1 worker)",
+        format!("ours: pack (level 3, {default_workers} workers)"),
         secs(op),
         mbps(bytes, op),
         ratio(ours_size)
@@ -157,7 +158,7 @@ fn find_peer() -> Option<String> {
     }
     let zstd = Command::new("zstd").arg("--version").output().ok()?;
     let zstd = String::from_utf8_lossy(&zstd.stdout);
-    let version = zstd.split_whitespace().find(|word| word.starts_with('v')).unwrap_or("?");
+    let version = zstd.split_whitespace().find(|word| word.starts_with('v')).unwrap_or("?").trim_end_matches(',');
     Some(format!("{tar}, `tar --zstd` through the zstd CLI {version} (default level 3)"))
 }
 
@@ -199,32 +200,27 @@ struct Generated {
     bytes: u64,
 }
 
-/// Generates the data set into `dir` unless a complete one of the same size is there.
+/// Generates the data set into `dir` unless a complete one of the same size is there (its
+/// marker, next to `dir`, records the counts).
 fn ensure_data(dir: &Path, total: u64) -> Generated {
-    let marker = dir.join(".complete");
-    let expected_marker = format!("v{DATA_VERSION} {total}");
+    let marker = dir.with_extension("complete");
+    let header = format!("v{DATA_VERSION} {total}");
     if let Ok(content) = fs::read_to_string(&marker)
-        && let Some((header, counts)) = content.split_once('\n')
-        && header == expected_marker
+        && let Some((found, counts)) = content.split_once('\n')
+        && found == header
         && let Some((files, bytes)) = counts.trim().split_once(' ')
         && let (Ok(files), Ok(bytes)) = (files.parse(), bytes.parse())
+        && dir.is_dir()
     {
         return Generated { files, bytes };
     }
+    let _ = fs::remove_file(&marker);
     remove(dir);
     eprintln!("generating {} MiB of test data in {} ...", total / MIB, dir.display());
     let mut generator = Generator { rng: Rng(0x9E37_79B9_7F4A_7C15), files: 0, bytes: 0, buf: Vec::new() };
     generator.generate(dir, total);
-    // The marker is not a regular file of the data set: it is counted out of `files`, but pack
-    // and unpack see it, so account for it too.
-    let counts = Generated { files: generator.files + 1, bytes: 0 };
-    let marker_text = format!("{expected_marker}\n{} ", counts.files);
-    // The marker's own size is part of the bytes; write it with a fixed-width count.
-    let bytes_without_marker = generator.bytes;
-    let provisional = format!("{marker_text}{:020}\n", 0);
-    let bytes = bytes_without_marker + provisional.len() as u64;
-    fs::write(&marker, format!("{marker_text}{bytes:020}\n")).unwrap();
-    Generated { files: counts.files, bytes }
+    fs::write(&marker, format!("{header}\n{} {}\n", generator.files, generator.bytes)).unwrap();
+    Generated { files: generator.files, bytes: generator.bytes }
 }
 
 /// xorshift64*: fast, deterministic, good enough for test data.

@@ -185,7 +185,8 @@ impl BlobStore for LocalBlobStore {
             for entry in entries {
                 let entry = entry.map_err(|source| io_err("list", &dir, source))?;
                 let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                    tracing::warn!(path = %entry.path().display(), "blob store: ignoring a file name that is not UTF-8");
+                    let path = entry.path();
+                    tracing::warn!(path = %path.display(), "blob store: ignoring a file name that is not UTF-8");
                     continue;
                 };
                 let key = if key_prefix.is_empty() { name } else { format!("{key_prefix}/{name}") };
