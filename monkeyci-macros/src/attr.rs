@@ -17,6 +17,7 @@ pub(crate) const ID: Symbol = Symbol("id");
 pub(crate) const BLOCKED: Symbol = Symbol("blocked");
 pub(crate) const TIMEOUT: Symbol = Symbol("timeout");
 pub(crate) const RETRIES: Symbol = Symbol("retries");
+pub(crate) const IDEMPOTENT: Symbol = Symbol("idempotent");
 
 impl PartialEq<Symbol> for syn::Ident {
     fn eq(&self, word: &Symbol) -> bool {

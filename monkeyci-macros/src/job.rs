@@ -5,10 +5,10 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::attr::{Attr, BLOCKED, DEPENDS_ON, ID, RETRIES, Symbol, TIMEOUT, WHEN};
+use crate::attr::{Attr, BLOCKED, DEPENDS_ON, ID, IDEMPOTENT, RETRIES, Symbol, TIMEOUT, WHEN};
 use crate::ctxt::Ctxt;
 
-const KEYS: &[Symbol] = &[DEPENDS_ON, WHEN, ID, BLOCKED, TIMEOUT, RETRIES];
+const KEYS: &[Symbol] = &[DEPENDS_ON, WHEN, ID, BLOCKED, TIMEOUT, RETRIES, IDEMPOTENT];
 
 /// What `#[job(...)]` was given.
 struct JobArgs {
@@ -18,6 +18,8 @@ struct JobArgs {
     blocked: bool,
     timeout_ms: Option<u64>,
     retries: u32,
+    /// `idempotent = false`, as written (it only applies to action jobs).
+    idempotent: Option<syn::LitBool>,
 }
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -34,6 +36,14 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let cx = Ctxt::new();
     let job_args = parse_args(&cx, args);
+    if let Some(lit) = &job_args.idempotent
+        && func.sig.asyncness.is_none()
+    {
+        cx.error_spanned_by(
+            lit,
+            "`idempotent` applies to action jobs (`async fn`); a container job is never started twice on resume",
+        );
+    }
     let signature = Ctxt::new();
     check_signature(&signature, &func);
     let signature_ok = match signature.check() {
@@ -88,6 +98,7 @@ fn usage(key: Symbol) -> &'static str {
         "blocked" => "`blocked` or `blocked = true`",
         "timeout" => "`timeout = \"10m\"`",
         "retries" => "`retries = 2`",
+        "idempotent" => "`idempotent = false`",
         _ => unreachable!("no usage for `{key}`"),
     }
 }
@@ -99,6 +110,7 @@ fn parse_args(cx: &Ctxt, args: TokenStream) -> JobArgs {
     let mut blocked = Attr::none(cx, BLOCKED);
     let mut timeout = Attr::none(cx, TIMEOUT);
     let mut retries = Attr::none(cx, RETRIES);
+    let mut idempotent = Attr::none(cx, IDEMPOTENT);
 
     let parser = syn::meta::parser(|meta| {
         let key = meta.path.clone();
@@ -176,6 +188,11 @@ fn parse_args(cx: &Ctxt, args: TokenStream) -> JobArgs {
                 },
                 other => cx.error_spanned_by(other, expected("a whole number")),
             }
+        } else if key == IDEMPOTENT {
+            match &value {
+                syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(lit), .. }) => idempotent.set(&key, lit.clone()),
+                other => cx.error_spanned_by(other, expected("a `bool`")),
+            }
         }
         Ok(())
     });
@@ -190,6 +207,7 @@ fn parse_args(cx: &Ctxt, args: TokenStream) -> JobArgs {
         blocked: blocked.get().unwrap_or(false),
         timeout_ms: timeout.get(),
         retries: retries.get().unwrap_or(0),
+        idempotent: idempotent.get(),
     }
 }
 
@@ -402,6 +420,7 @@ fn generate(func: &syn::ItemFn, args: &JobArgs, register: bool) -> TokenStream {
     };
     let blocked = args.blocked;
     let retries = args.retries;
+    let idempotent = args.idempotent.as_ref().is_none_or(|lit| lit.value);
     let timeout_ms = match args.timeout_ms {
         Some(ms) => quote!(::core::option::Option::Some(#ms)),
         None => quote!(::core::option::Option::None),
@@ -452,6 +471,7 @@ fn generate(func: &syn::ItemFn, args: &JobArgs, register: bool) -> TokenStream {
                     blocked: #blocked,
                     timeout_ms: #timeout_ms,
                     retries: #retries,
+                    idempotent: #idempotent,
                     body: #body,
                     location: ::core::concat!(::core::file!(), ":", ::core::line!()),
                 }

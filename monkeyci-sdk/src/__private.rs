@@ -27,6 +27,8 @@ pub struct JobDef {
     pub timeout_ms: Option<u64>,
     /// Extra attempts on error.
     pub retries: u32,
+    /// May run again after a crash or a suspension.
+    pub idempotent: bool,
     /// What it runs.
     pub body: JobBody,
     /// `file:line` of the declaration.

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -15,7 +16,11 @@ use tokio::sync::Semaphore;
 
 use crate::dsl::{Artifact, JobError, JobMarker};
 use crate::glob;
-use crate::protocol::{BuildInfo, Changes, ContainerResult, Event, EventKind, OutputStream, ParamMap, Source};
+use crate::journal::{Step, Steps, step_diverged};
+use crate::protocol::{
+    BuildInfo, Changes, ContainerResult, Event, EventKind, JobStatus, JournalEntry, JournalRecord, OutputStream,
+    ParamMap, Source,
+};
 use crate::runner::{Approver, ArtifactStore, ContainerRunner, EventSink};
 
 /// The build context handed to every job, condition and `#[pipeline]` function.
@@ -39,7 +44,7 @@ pub struct Ctx {
     pub(crate) build: Arc<BuildState>,
     pub(crate) job: Option<Arc<JobScope>>,
     /// Numbers drawn with `random_u64` by this context and its clones.
-    draws: Arc<std::sync::atomic::AtomicU64>,
+    draws: Arc<AtomicU64>,
 }
 
 /// What all jobs of one build share.
@@ -63,18 +68,26 @@ pub(crate) struct BuildState {
     /// runs in this process and the script may suspend.
     pub(crate) waiting_jobs: Mutex<HashMap<String, usize>>,
     pub(crate) waiting_changed: tokio::sync::Notify,
-    /// Results of `ctx.run` journaled by an earlier launch, by (job, sequence).
-    pub(crate) replayed_runs: OnceLock<HashMap<(String, u32), (String, ContainerResult)>>,
+    /// Steps of action jobs journaled by an earlier launch.
+    pub(crate) replayed_steps: OnceLock<Steps>,
 }
 
 /// The job a context belongs to.
 pub(crate) struct JobScope {
     pub(crate) id: String,
     pub(crate) work_dir: PathBuf,
+    /// Whether the script may suspend while this job waits for containers (`idempotent`).
+    suspendable: bool,
     /// The attempt running now.
-    pub(crate) attempt: std::sync::atomic::AtomicU32,
-    /// `ctx.run` calls made in this attempt.
-    pub(crate) runs: std::sync::atomic::AtomicU32,
+    attempt: AtomicU32,
+    /// When it started, ms since the epoch (before a suspension, for a resumed attempt).
+    started_at_ms: AtomicU64,
+    /// Journaled steps (`ctx.run`, `ctx.shell`) taken in this attempt.
+    steps: AtomicU32,
+    /// Log lines written in this attempt, counting those a replay held back.
+    lines: AtomicU64,
+    /// Log lines of this attempt written before the script suspended: a replay holds them back.
+    lines_written_before: AtomicU64,
 }
 
 impl Ctx {
@@ -82,40 +95,81 @@ impl Ctx {
         Ctx { build: Arc::new(build), job: None, draws: Arc::default() }
     }
 
-    pub(crate) fn for_job(&self, id: &str) -> Ctx {
+    /// The context of job `id`; `suspendable` unless it is an action job declared
+    /// `idempotent = false`.
+    pub(crate) fn for_job(&self, id: &str, suspendable: bool) -> Ctx {
         let work_dir = self.build.info.checkout_dir.clone();
         Ctx {
             build: Arc::clone(&self.build),
             job: Some(Arc::new(JobScope {
                 id: id.to_owned(),
                 work_dir,
-                attempt: std::sync::atomic::AtomicU32::new(1),
-                runs: std::sync::atomic::AtomicU32::new(0),
+                suspendable,
+                attempt: AtomicU32::new(1),
+                started_at_ms: AtomicU64::new(crate::protocol::now_ms()),
+                steps: AtomicU32::new(0),
+                lines: AtomicU64::new(0),
+                lines_written_before: AtomicU64::new(0),
             })),
             draws: Arc::default(),
         }
     }
 
-    /// Journals that this container job's container was started: a resumed script awaits
-    /// it again instead of starting another.
-    pub(crate) fn journal_dispatch(&self, attempt: u32) {
+    /// Starts `attempt` of this context's job: its steps and log lines count from zero, and a
+    /// resumed attempt holds back the log lines it wrote before the script suspended.
+    pub(crate) fn start_attempt(&self, attempt: u32, started_at_ms: u64) {
+        let Some(job) = &self.job else { return };
+        let written = self.build.replayed_steps.get().map_or(0, |steps| steps.lines_written(&job.id, attempt));
+        job.attempt.store(attempt, Ordering::SeqCst);
+        job.started_at_ms.store(started_at_ms, Ordering::SeqCst);
+        job.steps.store(0, Ordering::SeqCst);
+        job.lines.store(0, Ordering::SeqCst);
+        job.lines_written_before.store(written, Ordering::SeqCst);
+    }
+
+    /// Journals `record` for this context's job.
+    pub(crate) fn journal(&self, seq: u32, record: JournalRecord) {
         if let Some(job) = &self.job {
-            self.emit(EventKind::JournalRecord {
-                entry: crate::protocol::JournalEntry {
-                    job_id: job.id.clone(),
-                    seq: 0,
-                    record: crate::protocol::JournalRecord::ContainerDispatched { attempt },
-                },
-            });
+            self.emit(EventKind::JournalRecord { entry: JournalEntry { job_id: job.id.clone(), seq, record } });
         }
     }
 
-    /// Counts this context's job as waiting for a container until the guard is dropped.
+    /// Journals where this action job is, as the script suspends: the resumed script runs the
+    /// same attempt again and holds back the log lines written so far.
+    pub(crate) fn journal_suspended(&self) {
+        if let Some(job) = &self.job {
+            let record = JournalRecord::JobSuspended {
+                attempt: job.attempt.load(Ordering::SeqCst),
+                lines: job.lines.load(Ordering::SeqCst),
+                started_at_ms: job.started_at_ms.load(Ordering::SeqCst),
+            };
+            self.journal(0, record);
+        }
+    }
+
+    /// Counts this context's job as waiting for a container until the guard is dropped (a job
+    /// that must not be re-run is never counted, so the script does not suspend under it).
     pub(crate) fn waiting_for_container(&self) -> WaitingGuard<'_> {
-        let job = self.job_id().unwrap_or("script").to_owned();
-        *self.build.waiting_jobs.lock().unwrap_or_else(|e| e.into_inner()).entry(job.clone()).or_insert(0) += 1;
-        self.build.waiting_changed.notify_waiters();
+        let job = match &self.job {
+            Some(job) if !job.suspendable => None,
+            job => Some(job.as_ref().map_or("script", |job| job.id.as_str()).to_owned()),
+        };
+        if let Some(job) = &job {
+            *self.build.waiting_jobs.lock().unwrap_or_else(|e| e.into_inner()).entry(job.clone()).or_insert(0) += 1;
+            self.build.waiting_changed.notify_waiters();
+        }
         WaitingGuard { build: &self.build, job }
+    }
+
+    /// Takes the next journaled step of this context's job: its job, attempt and number (from
+    /// 1), and what an earlier launch recorded for it. Called when the step is called, so
+    /// concurrent steps keep the order of their calls.
+    fn next_step(&self) -> Option<(String, u32, u32, Option<Step>)> {
+        let job = self.job.as_ref()?;
+        let n = job.steps.fetch_add(1, Ordering::SeqCst) + 1;
+        let attempt = job.attempt.load(Ordering::SeqCst);
+        let recorded = self.build.replayed_steps.get().and_then(|steps| steps.get(&job.id, attempt, n)).cloned();
+        Some((job.id.clone(), attempt, n, recorded))
     }
 
     /// Runs a container from inside an action job and waits for it to end: the job fails
@@ -123,11 +177,11 @@ impl Ctx {
     ///
     /// This is a journaled step: while it waits (and nothing else runs in the script), the
     /// script may suspend; when it is resumed, the action job runs again from its start and
-    /// each `ctx.run` that already ended returns its recorded result at once, while the one
-    /// in flight is awaited again (never started twice). Call `ctx.run` in the same order on
-    /// every run of the job: a resumed job that asks for a different container than the one
-    /// recorded at that step fails, naming both. Futures may run concurrently (`join!`);
-    /// their order is the order of the calls.
+    /// each step (`ctx.run`, [`Ctx::shell`]) that already ended returns its recorded result at
+    /// once, while the one in flight is awaited again (never started twice). Take the steps in
+    /// the same order on every run of the job: a resumed job that asks for a different
+    /// container than the one recorded at that step fails, naming both. Futures may run
+    /// concurrently (`join!`); their order is the order of the calls.
     ///
     /// ```no_run
     /// use monkeyci_sdk::prelude::*;
@@ -147,45 +201,27 @@ impl Ctx {
         &self,
         spec: crate::ContainerJob,
     ) -> impl std::future::Future<Output = Result<ContainerResult, JobError>> + Send + '_ {
-        // The step number is taken now, in call order, so concurrent runs keep their places.
-        let step = self.job.as_ref().map(|job| {
-            let seq = job.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            (job.id.clone(), job.attempt.load(std::sync::atomic::Ordering::SeqCst), seq)
-        });
+        let step = self.next_step();
         async move {
-            let Some((job, attempt, seq)) = step else {
+            let Some((job, attempt, n, recorded)) = step else {
                 return Err(JobError::msg("ctx.run can only be used inside a job"));
             };
             let spec = spec.into_spec();
             let digest = format!("{} {:?} {:?}", spec.image, spec.script, spec.command);
-            let recorded = self.build.replayed_runs.get().and_then(|runs| runs.get(&(job.clone(), seq)));
             let result = match recorded {
-                Some((recorded_digest, result)) if *recorded_digest == digest => result.clone(),
-                Some((recorded_digest, _)) => {
-                    return Err(JobError::msg(format!(
-                        "job `{job}` diverged on resume: its ctx.run step {seq} ran `{recorded_digest}` before, \
-                         and now asks for `{digest}`; the job's code must call ctx.run in the same order with the \
-                         same containers on every run"
-                    )));
-                }
+                Some(Step::Run { digest: recorded_digest, result }) if recorded_digest == digest => result,
+                Some(other) => return Err(step_diverged(&job, n, &other, &format!("ctx.run of `{digest}`"))),
                 None => {
-                    let request =
-                        crate::protocol::ContainerRequest { job_id: format!("{job}.run{seq}"), attempt, spec };
+                    let request = crate::protocol::ContainerRequest { job_id: format!("{job}.run{n}"), attempt, spec };
                     let result = self.build.containers.run(self, request).await?;
-                    self.emit(EventKind::JournalRecord {
-                        entry: crate::protocol::JournalEntry {
-                            job_id: job.clone(),
-                            seq: 1 + seq,
-                            record: crate::protocol::JournalRecord::RunResult { digest, result: result.clone() },
-                        },
-                    });
+                    self.journal(1 + n, JournalRecord::RunResult { attempt, digest, result: result.clone() });
                     result
                 }
             };
             match result.status {
-                crate::protocol::JobStatus::Success => Ok(result),
+                JobStatus::Success => Ok(result),
                 status => Err(JobError::msg(
-                    result.message.clone().unwrap_or_else(|| format!("the container of step {seq} ended: {status}")),
+                    result.message.clone().unwrap_or_else(|| format!("the container of step {n} ended: {status}")),
                 )),
             }
         }
@@ -413,16 +449,30 @@ impl Ctx {
         self.output_line(OutputStream::Stdout, &line.to_string());
     }
 
-    fn output_line(&self, stream: OutputStream, text: &str) {
+    /// Writes `text` to the job's log, a line at a time; returns how many lines it wrote. The
+    /// lines a resumed job wrote before the script suspended are counted, not written again.
+    fn output_line(&self, stream: OutputStream, text: &str) -> u64 {
         let job_id = self.job_id().unwrap_or("script").to_owned();
+        let mut written = 0;
         for line in text.lines() {
+            written += 1;
+            if let Some(job) = &self.job
+                && job.lines.fetch_add(1, Ordering::SeqCst) < job.lines_written_before.load(Ordering::SeqCst)
+            {
+                continue;
+            }
             let line = self.build.masker.mask(line);
             self.emit(EventKind::JobOutput { job_id: job_id.clone(), stream, line });
         }
+        written
     }
 
     /// Runs `command` with `sh -c` in the job's work directory, streaming its output into the
     /// job's log. Fails when the command exits non-zero. Counts against `--max-parallel`.
+    ///
+    /// Inside a job this is a journaled step, like [`Ctx::run`]: when a suspended script is
+    /// resumed and the job runs again, a command that already ran is not run again; its
+    /// recorded exit code and output (with secrets masked) are returned.
     ///
     /// ```no_run
     /// use monkeyci_sdk::prelude::*;
@@ -435,6 +485,22 @@ impl Ctx {
     /// # fn main() {}
     /// ```
     pub async fn shell(&self, command: &str) -> Result<ShellOutput, JobError> {
+        let masked = self.build.masker.mask(command);
+        let step = self.next_step();
+        if let Some((job, _, n, Some(recorded))) = &step {
+            return match recorded {
+                Step::Shell { command: recorded_command, code, stdout, stderr, lines }
+                    if *recorded_command == masked =>
+                {
+                    // Its log lines were written when it ran.
+                    if let Some(scope) = &self.job {
+                        scope.lines.fetch_add(*lines, Ordering::SeqCst);
+                    }
+                    shell_outcome(&masked, *code, stdout.clone(), stderr.clone())
+                }
+                other => Err(step_diverged(job, *n, other, &format!("ctx.shell(`{masked}`)"))),
+            };
+        }
         let _slot =
             self.build.process_slots.acquire().await.map_err(|_| JobError::msg("the build is shutting down"))?;
         let mut child = tokio::process::Command::new("sh")
@@ -446,24 +512,28 @@ impl Ctx {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|err| JobError::with_source(format!("could not start `{command}`"), err))?;
+            .map_err(|err| JobError::with_source(format!("could not start `{masked}`"), err))?;
         let stdout = child.stdout.take().map(|s| self.pump(s, OutputStream::Stdout));
         let stderr = child.stderr.take().map(|s| self.pump(s, OutputStream::Stderr));
-        let status =
-            child.wait().await.map_err(|err| JobError::with_source(format!("waiting for `{command}`"), err))?;
-        let stdout = join_pump(stdout).await;
-        let stderr = join_pump(stderr).await;
-        if !status.success() {
-            let how = match status.code() {
-                Some(code) => format!("exited with code {code}"),
-                None => "was killed by a signal".to_owned(),
+        let status = child.wait().await.map_err(|err| JobError::with_source(format!("waiting for `{masked}`"), err))?;
+        let (stdout, stdout_lines) = join_pump(stdout).await;
+        let (stderr, stderr_lines) = join_pump(stderr).await;
+        if let Some((_, attempt, n, None)) = step {
+            let masker = &self.build.masker;
+            let record = JournalRecord::ShellResult {
+                attempt,
+                command: masked.clone(),
+                code: status.code(),
+                stdout: masker.mask(&stdout),
+                stderr: masker.mask(&stderr),
+                lines: stdout_lines + stderr_lines,
             };
-            return Err(JobError::msg(format!("command `{}` {how}", self.build.masker.mask(command))));
+            self.journal(1 + n, record);
         }
-        Ok(ShellOutput { stdout, stderr })
+        shell_outcome(&masked, status.code(), stdout, stderr)
     }
 
-    fn pump<R>(&self, reader: R, stream: OutputStream) -> tokio::task::JoinHandle<String>
+    fn pump<R>(&self, reader: R, stream: OutputStream) -> tokio::task::JoinHandle<(String, u64)>
     where
         R: tokio::io::AsyncRead + Unpin + Send + 'static,
     {
@@ -471,36 +541,54 @@ impl Ctx {
         tokio::spawn(async move {
             let mut lines = BufReader::new(reader).lines();
             let mut all = String::new();
+            let mut written = 0;
             while let Ok(Some(line)) = lines.next_line().await {
-                ctx.output_line(stream, &line);
+                written += ctx.output_line(stream, &line);
                 all.push_str(&line);
                 all.push('\n');
             }
-            all
+            (all, written)
         })
     }
 }
 
-async fn join_pump(handle: Option<tokio::task::JoinHandle<String>>) -> String {
+/// What a pump read, and how many log lines it wrote.
+async fn join_pump(handle: Option<tokio::task::JoinHandle<(String, u64)>>) -> (String, u64) {
     match handle {
         Some(handle) => handle.await.unwrap_or_default(),
-        None => String::new(),
+        None => (String::new(), 0),
     }
+}
+
+/// What `ctx.shell` returns for a command that exited with `code` (`None`: killed).
+fn shell_outcome(
+    masked_command: &str,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+) -> Result<ShellOutput, JobError> {
+    let how = match code {
+        Some(0) => return Ok(ShellOutput { stdout, stderr }),
+        Some(code) => format!("exited with code {code}"),
+        None => "was killed by a signal".to_owned(),
+    };
+    Err(JobError::msg(format!("command `{masked_command}` {how}")))
 }
 
 /// Counts a job as waiting for a container while it lives.
 pub(crate) struct WaitingGuard<'a> {
     build: &'a BuildState,
-    job: String,
+    job: Option<String>,
 }
 
 impl Drop for WaitingGuard<'_> {
     fn drop(&mut self) {
+        let Some(job) = &self.job else { return };
         let mut waiting = self.build.waiting_jobs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = waiting.get_mut(&self.job) {
+        if let Some(count) = waiting.get_mut(job) {
             *count -= 1;
             if *count == 0 {
-                waiting.remove(&self.job);
+                waiting.remove(job);
             }
         }
         drop(waiting);

@@ -69,22 +69,36 @@
 //! # Suspension and resume
 //!
 //! A script that only waits for containers costs memory and CPU for nothing, so it can
-//! *suspend*: once every running job is a container job waiting for its container, it writes
-//! its journal and exits (`monkeyci build run --suspend auto|always|never`). When a container
-//! ends, the runtime starts the same compiled binary again, which plans the same jobs and
-//! *replays* its journal: jobs that ended return their recorded status and output without
-//! running, container jobs already started are awaited again (never started twice), and the
-//! build goes on. A script killed in the middle (`kill -9`, out of memory) resumes the same
-//! way; only the action job that was running runs again.
+//! *suspend*: once every running job is waiting for a container (a container job, or an action
+//! job inside [`Ctx::run`]), it journals where each job is and exits
+//! (`monkeyci build run --suspend auto|always|never`). When a container ends, the runtime
+//! starts the same compiled binary again, which plans the same jobs and *replays* its journal:
+//! - jobs that ended return their recorded status and output without running;
+//! - container jobs already started are awaited again, never started twice;
+//! - an action job that was waiting runs again from its start, but each step it had already
+//!   taken ([`Ctx::run`], [`Ctx::shell`]) returns its recorded result at once without running,
+//!   and the log lines it had written are not written again; the container it was waiting for
+//!   is awaited again.
 //!
-//! For the replay to be right, what decides the plan must be the same on every launch:
+//! A script killed in the middle (`kill -9`, out of memory) resumes the same way from its
+//! journal: only the step that was in flight runs again. A job that must not run twice (a
+//! deployment, a release upload) declares `#[job(idempotent = false)]`: the script never
+//! suspends while it runs, and after a crash it fails instead of running again.
+//!
+//! For the replay to be right, a launch must take the same decisions as the one before:
 //! - conditions and `#[pipeline]` functions must depend only on [`Ctx`] (branch, tag,
-//!   changes, params, source), not on the wall clock, randomness, environment variables or
-//!   files outside the checkout;
+//!   changes, params, source, [`Ctx::now`], [`Ctx::random_u64`]), not on the wall clock,
+//!   randomness, environment variables or files outside the checkout. A resumed script that
+//!   plans other jobs fails the build, naming the jobs gained and lost, and re-runs nothing;
+//! - an action job must take its `ctx.run` and `ctx.shell` steps in the same order with the
+//!   same containers and commands; a step that differs from the recorded one fails the job,
+//!   naming both;
+//! - effects that bypass `Ctx` (writing files with `std::fs`, HTTP calls, `println!`) are not
+//!   journaled: in an action job that waits in `ctx.run`, code before the wait runs again on
+//!   resume. Put such effects in `ctx.shell`, after the last `ctx.run`, or in a job of their own;
 //! - a job's output is what its dependents see after a resume: pass data between jobs as
 //!   outputs or artifacts, not through global variables or files the script keeps in memory;
-//! - an action job that was running when the script died runs again, so it should be safe
-//!   to repeat (idempotent).
+//! - a replayed `ctx.shell` step returns its output with secrets masked, as it was journaled.
 //!
 //! The runtime refuses to resume under a different binary: the journal belongs to the binary
 //! that wrote it.
@@ -98,6 +112,7 @@ mod client;
 mod ctx;
 mod dsl;
 mod glob;
+mod journal;
 mod plan;
 pub mod prelude;
 pub mod protocol;
@@ -135,6 +150,7 @@ pub use plan::Error as PlanError;
 /// | `blocked` | waits for approval before it runs |
 /// | `timeout = "10m"` | stops an attempt after this long (`500ms`, `30s`, `10m`, `1h30m`) |
 /// | `retries = 2` | runs an action job again when it fails, up to this many times |
+/// | `idempotent = false` | an action job that must not run twice: the script does not suspend while it runs, and after a crash it fails instead of running again ([`Job::idempotent`]) |
 ///
 /// ```
 /// use monkeyci_sdk::prelude::*;

@@ -106,6 +106,7 @@ fn planned(job: &Job) -> PlannedJob {
         blocked: job.blocked,
         timeout_ms: job.timeout.map(|t| t.as_millis() as u64),
         retries: job.retries,
+        idempotent: job.idempotent,
         container,
         declared_at: job.declared_at.clone(),
     }
@@ -155,6 +156,7 @@ fn registered_jobs(ctx: &Ctx) -> Result<(Vec<Job>, Vec<SkippedJob>), Error> {
         job.blocked = def.blocked;
         job.timeout = def.timeout_ms.map(Duration::from_millis);
         job.retries = def.retries;
+        job.idempotent = def.idempotent;
         job.declared_at = Some(def.location.to_owned());
         jobs.push(job);
     }

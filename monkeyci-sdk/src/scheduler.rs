@@ -13,14 +13,14 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Mutex, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use tokio::task::JoinSet;
 
 use crate::ctx::Ctx;
 use crate::dsl::{Job, JobBodyKind};
+use crate::journal::{Ended, Replay, Resume};
 use crate::plan::{Resolved, panic_message};
-use crate::protocol::{BuildStatus, EventKind, JobStatus, JournalEntry, JournalRecord};
+use crate::protocol::{BuildStatus, EventKind, JobStatus, JournalEntry, JournalRecord, now_ms};
 
 /// How to run a build.
 #[derive(Debug, Clone, Default)]
@@ -31,77 +31,6 @@ pub(crate) struct Options {
     pub(crate) suspend_after: Option<std::time::Duration>,
     /// What an earlier launch of this script journaled.
     pub(crate) replay: Replay,
-}
-
-/// A job's journaled end: status, last attempt, output, message.
-type Ended = (JobStatus, u32, Option<serde_json::Value>, Option<String>);
-
-/// A journal read back for a resume.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Replay {
-    /// Jobs that ended, with how: they are not run again.
-    ended: HashMap<String, Ended>,
-    /// Container jobs dispatched and not yet ended: the same attempt is awaited again.
-    dispatched: HashMap<String, u32>,
-    /// The jobs planned when the build started.
-    planned: Option<Vec<String>>,
-    /// `ctx.run` results by (job, step).
-    runs: HashMap<(String, u32), (String, crate::protocol::ContainerResult)>,
-    /// Entries read.
-    entries: usize,
-}
-
-impl Replay {
-    pub(crate) fn new(entries: Vec<JournalEntry>) -> Replay {
-        let mut replay = Replay { entries: entries.len(), ..Replay::default() };
-        for entry in entries {
-            match entry.record {
-                JournalRecord::ContainerDispatched { attempt } => {
-                    replay.dispatched.insert(entry.job_id, attempt);
-                }
-                JournalRecord::Planned { jobs } => replay.planned = Some(jobs),
-                JournalRecord::RunResult { digest, result } => {
-                    replay.runs.insert((entry.job_id, entry.seq.saturating_sub(1)), (digest, result));
-                }
-                JournalRecord::JobEnd { status, attempt, output, message } => {
-                    replay.dispatched.remove(&entry.job_id);
-                    replay.ended.insert(entry.job_id, (status, attempt, output, message));
-                }
-            }
-        }
-        replay
-    }
-
-    fn is_empty(&self) -> bool {
-        self.entries == 0
-    }
-
-    /// Why the jobs planned now cannot replay this journal, if they cannot: a resumed script
-    /// must plan what the first launch planned.
-    pub(crate) fn divergence(&self, planned_now: &[String]) -> Option<String> {
-        let before = self.planned.as_ref()?;
-        if before == planned_now {
-            return None;
-        }
-        let gone: Vec<&str> = before.iter().filter(|j| !planned_now.contains(j)).map(String::as_str).collect();
-        let new: Vec<&str> = planned_now.iter().filter(|j| !before.contains(j)).map(String::as_str).collect();
-        let mut what = Vec::new();
-        if !gone.is_empty() {
-            what.push(format!("planned before but not now: {}", gone.join(", ")));
-        }
-        if !new.is_empty() {
-            what.push(format!("planned now but not before: {}", new.join(", ")));
-        }
-        if what.is_empty() {
-            what.push(format!("the order changed: before {}, now {}", before.join(", "), planned_now.join(", ")));
-        }
-        Some(format!(
-            "the resumed pipeline planned other jobs than when the build started ({}); conditions and \
-             #[pipeline] functions must depend only on the build context (use ctx.now() and ctx.random_u64(), \
-             not the clock, randomness or files outside the checkout); nothing was re-run",
-            what.join("; ")
-        ))
-    }
 }
 
 /// How one job ended.
@@ -179,7 +108,7 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
     let ctx = &ctx;
     job_panics();
     let _ = ctx.build.graph.set(resolved.graph());
-    let _ = ctx.build.replayed_runs.set(options.replay.runs.clone());
+    let _ = ctx.build.replayed_steps.set(options.replay.steps.clone());
     let plan = resolved.plan();
     // A resumed script has told all this before: it only says it resumed.
     let resuming = !options.replay.is_empty();
@@ -230,6 +159,8 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
     let mut stopped: Option<Stop> = None;
     let mut canceled = ctx.build.canceled.subscribe();
 
+    // Contexts of the action jobs running, to journal where they are if the script suspends.
+    let mut action_ctx: HashMap<usize, Ctx> = HashMap::new();
     let mut journaled: Vec<Option<Ended>> = ids.iter().map(|id| options.replay.ended.get(id).cloned()).collect();
     loop {
         while let Some(i) = ready.pop_front() {
@@ -248,11 +179,32 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
                 continue;
             }
             let Some(job) = slots[i].take() else { continue };
-            let resumed = options.replay.dispatched.get(&ids[i]).copied();
-            if resumed.is_none() {
+            if !job.idempotent
+                && let Some(attempt) = options.replay.unfinished_non_idempotent.get(&ids[i])
+            {
+                let message = format!(
+                    "attempt {attempt} was running when the pipeline process ended (killed or crashed); the job is \
+                     declared `idempotent = false`, so it is not run again: check what it did, then re-run the build"
+                );
+                let outcome = Outcome {
+                    status: JobStatus::Failure,
+                    attempt: *attempt,
+                    duration_ms: 0,
+                    message: Some(message),
+                    output: None,
+                };
+                finish(ctx, &ids, &dependents, &mut outcomes, i, outcome, None);
+                continue;
+            }
+            let resume = options.replay.resumed.get(&ids[i]).copied();
+            if resume.is_none() {
                 ctx.emit(EventKind::JobQueued { job_id: ids[i].clone() });
             }
-            let handle = running.spawn(run_job(ctx.for_job(&ids[i]), job, resumed));
+            let job_ctx = ctx.for_job(&ids[i], job.idempotent);
+            if matches!(job.body, JobBodyKind::Action(_)) {
+                action_ctx.insert(i, job_ctx.clone());
+            }
+            let handle = running.spawn(run_job(job_ctx, job, resume));
             task_job.insert(handle.id(), i);
         }
         let in_flight = running.len();
@@ -268,6 +220,9 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
                 if options.suspend_after.is_some() && stopped.is_none() =>
             {
                 let waiting = in_flight;
+                for job_ctx in task_job.values().filter_map(|i| action_ctx.get(i)) {
+                    job_ctx.journal_suspended();
+                }
                 ctx.emit(EventKind::ScriptSuspended { waiting });
                 return BuildReport { status: BuildStatus::Success, jobs: Vec::new(), suspended: Some(waiting) };
             }
@@ -286,6 +241,7 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
             }
         };
         let Some(i) = i else { continue };
+        action_ctx.remove(&i);
         let status = outcome.status;
         if status == JobStatus::Success {
             succeeded(ctx, &ids[i], outcome.output.as_ref(), &dependents[i], &mut remaining, &outcomes, &mut ready);
@@ -464,12 +420,13 @@ fn finish(
     }
 }
 
-/// Runs one job: approval, then attempts until one succeeds or none are left. `resumed` is the
-/// attempt of a container job dispatched before the script suspended: it is awaited again,
-/// not started anew.
-async fn run_job(ctx: Ctx, job: Job, resumed: Option<u32>) -> Outcome {
+/// Runs one job: approval, then attempts until one succeeds or none are left. `resume` is
+/// where a job running when an earlier launch stopped picks up: a container job awaits the
+/// same dispatched attempt again, never starting another; an action job runs that attempt
+/// again, its recorded steps replayed.
+async fn run_job(ctx: Ctx, job: Job, resume: Option<Resume>) -> Outcome {
     let id = job.id.clone();
-    if job.blocked && resumed.is_none() {
+    if job.blocked && resume.is_none() {
         ctx.emit(EventKind::JobBlocked { job_id: id.clone() });
         match ctx.build.approver.approve(&id).await {
             Ok(true) => ctx.emit(EventKind::JobUnblocked { job_id: id.clone() }),
@@ -481,10 +438,10 @@ async fn run_job(ctx: Ctx, job: Job, resumed: Option<u32>) -> Outcome {
         JobBodyKind::Action(_) => job.retries.saturating_add(1),
         JobBodyKind::Container(_) => 1,
     };
-    let mut attempt = resumed.map_or(0, |attempt| attempt - 1);
+    let mut attempt = resume.map_or(0, |resume| resume.attempt - 1);
     loop {
         attempt += 1;
-        let resuming = resumed == Some(attempt);
+        let resumed = resume.filter(|resume| resume.attempt == attempt);
         // Process work waits for a slot of `--max-parallel` before it counts as started.
         let _slot = match job.body {
             JobBodyKind::Container(_) => match ctx.build.process_slots.acquire().await {
@@ -493,16 +450,16 @@ async fn run_job(ctx: Ctx, job: Job, resumed: Option<u32>) -> Outcome {
             },
             JobBodyKind::Action(_) => None,
         };
-        if let Some(scope) = &ctx.job {
-            scope.attempt.store(attempt, std::sync::atomic::Ordering::SeqCst);
-            scope.runs.store(0, std::sync::atomic::Ordering::SeqCst);
-        }
-        if !resuming {
+        let started_at_ms = resumed.and_then(|resume| resume.started_at_ms).unwrap_or_else(now_ms);
+        ctx.start_attempt(attempt, started_at_ms);
+        if resumed.is_none() {
             ctx.emit(EventKind::JobStart { job_id: id.clone(), attempt });
+            if !job.idempotent && matches!(job.body, JobBodyKind::Action(_)) {
+                ctx.journal(0, JournalRecord::JobStart { attempt });
+            }
         }
-        let started = Instant::now();
-        let (status, message, output) = run_attempt(&ctx, &job, attempt).await;
-        let duration_ms = started.elapsed().as_millis() as u64;
+        let (status, message, output) = run_attempt(&ctx, &job, attempt, resumed.is_some()).await;
+        let duration_ms = now_ms().saturating_sub(started_at_ms);
         let message = message.map(|m| ctx.build.masker.mask(&m));
         if status != JobStatus::Success && attempt < attempts {
             ctx.emit(EventKind::JobRetrying { job_id: id.clone(), attempt, message: message.unwrap_or_default() });
@@ -512,7 +469,13 @@ async fn run_job(ctx: Ctx, job: Job, resumed: Option<u32>) -> Outcome {
     }
 }
 
-async fn run_attempt(ctx: &Ctx, job: &Job, attempt: u32) -> (JobStatus, Option<String>, Option<serde_json::Value>) {
+/// Runs one attempt of `job`; `resumed` when an earlier launch of the script started it.
+async fn run_attempt(
+    ctx: &Ctx,
+    job: &Job,
+    attempt: u32,
+    resumed: bool,
+) -> (JobStatus, Option<String>, Option<serde_json::Value>) {
     match &job.body {
         JobBodyKind::Action(action) => run_action(ctx, job, action(ctx.clone())).await,
         JobBodyKind::Container(spec) => {
@@ -526,7 +489,9 @@ async fn run_attempt(ctx: &Ctx, job: &Job, attempt: u32) -> (JobStatus, Option<S
             let dispatch = async {
                 // Journaled before it is sent: on resume the same attempt is awaited, never started
                 // twice (dispatch is idempotent per job and attempt).
-                ctx.journal_dispatch(attempt);
+                if !resumed {
+                    ctx.journal(0, JournalRecord::ContainerDispatched { attempt, at_ms: Some(now_ms()) });
+                }
                 ctx.build.containers.run(ctx, request).await
             };
             match CURRENT_JOB.scope(job.id.clone(), dispatch).await {
@@ -613,22 +578,6 @@ mod tests {
     }
 
     #[test]
-    fn a_replay_that_plans_other_jobs_is_refused_naming_them() {
-        use crate::protocol::{JournalEntry, JournalRecord};
-        let planned = |jobs: &[&str]| JournalEntry {
-            job_id: String::new(),
-            seq: 0,
-            record: JournalRecord::Planned { jobs: jobs.iter().map(|j| j.to_string()).collect() },
-        };
-        let replay = super::Replay::new(vec![planned(&["a", "b"])]);
-        assert_eq!(replay.divergence(&["a".into(), "b".into()]), None);
-        let message = replay.divergence(&["a".into(), "c".into()]).unwrap();
-        assert!(message.contains("planned before but not now: b"), "{message}");
-        assert!(message.contains("planned now but not before: c"), "{message}");
-        assert!(message.contains("nothing was re-run"), "{message}");
-    }
-
-    #[test]
     fn replayed_jobs_do_not_run_again_and_keep_their_outputs() {
         use crate::protocol::{JournalEntry, JournalRecord};
         let runs = Arc::new(AtomicU32::new(0));
@@ -655,7 +604,7 @@ mod tests {
         let ctx = TestCtx::new();
         let run = tokio::runtime::Runtime::new()
             .unwrap()
-            .block_on(ctx.run_jobs_replaying(vec![first, second], super::Replay::new(journal)))
+            .block_on(ctx.run_jobs_replaying(vec![first, second], crate::journal::Replay::new(journal)))
             .unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 0, "a journaled job must not run again");
         assert_eq!(run.output_json("second"), Some(&serde_json::json!(42)));
@@ -695,11 +644,11 @@ mod tests {
         let journal = vec![JournalEntry {
             job_id: "both".into(),
             seq: 2,
-            record: JournalRecord::RunResult { digest: "img-a [\"a\"] []".into(), result: done.clone() },
+            record: JournalRecord::RunResult { attempt: 1, digest: "img-a [\"a\"] []".into(), result: done.clone() },
         }];
         let rt = tokio::runtime::Runtime::new().unwrap();
         let resumed =
-            rt.block_on(TestCtx::new().run_jobs_replaying(vec![both()], super::Replay::new(journal))).unwrap();
+            rt.block_on(TestCtx::new().run_jobs_replaying(vec![both()], crate::journal::Replay::new(journal))).unwrap();
         let started: Vec<&str> = resumed.containers().iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(started, ["both.run2"], "step 1 must be replayed, not run");
 
@@ -707,23 +656,161 @@ mod tests {
         let other = vec![JournalEntry {
             job_id: "both".into(),
             seq: 2,
-            record: JournalRecord::RunResult { digest: "img-z [\"z\"] []".into(), result: done },
+            record: JournalRecord::RunResult { attempt: 1, digest: "img-z [\"z\"] []".into(), result: done },
         }];
-        let diverged = rt.block_on(TestCtx::new().run_jobs_replaying(vec![both()], super::Replay::new(other))).unwrap();
+        let diverged =
+            rt.block_on(TestCtx::new().run_jobs_replaying(vec![both()], crate::journal::Replay::new(other))).unwrap();
         let message = diverged.message("both").unwrap();
         assert!(message.contains("diverged") && message.contains("img-z") && message.contains("img-a"), "{message}");
+    }
+
+    fn journal_of(run: &crate::testing::TestRun) -> Vec<crate::protocol::JournalEntry> {
+        run.events()
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::JournalRecord { entry } => Some(entry.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn shell_steps_are_replayed_and_their_log_lines_not_written_again() {
+        use crate::protocol::{JournalEntry, JournalRecord};
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let command = format!("echo ran >> {}; echo one; echo two", marker.display());
+        let job = move || {
+            let command = command.clone();
+            Job::action("sh", move |ctx| {
+                let command = command.clone();
+                async move {
+                    ctx.log("before");
+                    let first = ctx.shell(&command).await?;
+                    ctx.log("after");
+                    ctx.shell("echo three").await?;
+                    Ok(first.stdout)
+                }
+            })
+        };
+        let live = TestCtx::new().run_jobs(vec![job()]).unwrap();
+        assert_eq!(live.log("sh"), ["before", "one", "two", "after", "three"]);
+        let shells: Vec<JournalEntry> = journal_of(&live)
+            .into_iter()
+            .filter(|entry| matches!(entry.record, JournalRecord::ShellResult { .. }))
+            .collect();
+        assert_eq!(shells.len(), 2, "{shells:?}");
+        assert!(matches!(&shells[0].record, JournalRecord::ShellResult { lines: 2, code: Some(0), .. }));
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+
+        // Suspended after the first step and "after": four lines written.
+        let suspended = JournalEntry {
+            job_id: "sh".into(),
+            seq: 0,
+            record: JournalRecord::JobSuspended { attempt: 1, lines: 4, started_at_ms: 0 },
+        };
+        let replay = crate::journal::Replay::new(vec![shells[0].clone(), suspended]);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let resumed = rt.block_on(TestCtx::new().run_jobs_replaying(vec![job()], replay)).unwrap();
+        assert_eq!(resumed.job_status("sh"), Some(JobStatus::Success));
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n", "a recorded command must not run again");
+        assert_eq!(resumed.output_json("sh"), Some(&serde_json::json!("one\ntwo\n")));
+        assert_eq!(resumed.log("sh"), ["three"], "lines written before the suspension are held back");
+        assert!(
+            !resumed
+                .events()
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::JobStart { .. } | EventKind::JobQueued { .. })),
+            "a resumed job does not start again"
+        );
+
+        // A resumed job asking for another command at a recorded step diverges, naming both.
+        let other = Job::action("sh", |ctx| async move { ctx.shell("echo something else").await.map(|_| ()) });
+        let replay = crate::journal::Replay::new(vec![shells[0].clone()]);
+        let diverged = rt.block_on(TestCtx::new().run_jobs_replaying(vec![other], replay)).unwrap();
+        let message = diverged.message("sh").unwrap();
+        assert!(
+            message.contains("diverged") && message.contains("echo ran") && message.contains("something else"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_job_that_is_not_idempotent_fails_rather_than_runs_again_after_a_crash() {
+        use crate::protocol::{JournalEntry, JournalRecord};
+        let runs = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&runs);
+        let deploy = move || {
+            let counter = Arc::clone(&counter);
+            Job::action("deploy", move |_ctx| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async { Ok(()) }
+            })
+            .idempotent(false)
+        };
+        let live = TestCtx::new().run_jobs(vec![deploy()]).unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        let starts: Vec<JournalEntry> = journal_of(&live)
+            .into_iter()
+            .filter(|entry| matches!(entry.record, JournalRecord::JobStart { attempt: 1 }))
+            .collect();
+        assert_eq!(starts.len(), 1, "its start is journaled");
+
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let replay = crate::journal::Replay::new(starts);
+        let resumed = rt.block_on(TestCtx::new().run_jobs_replaying(vec![deploy()], replay)).unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "it must not run again");
+        assert_eq!(resumed.job_status("deploy"), Some(JobStatus::Failure));
+        let message = resumed.message("deploy").unwrap();
+        assert!(message.contains("idempotent = false") && message.contains("not run again"), "{message}");
+    }
+
+    #[test]
+    fn a_job_that_is_not_idempotent_never_counts_as_only_waiting() {
+        let ctx = TestCtx::new().ctx();
+        let not_idempotent = ctx.for_job("deploy", false);
+        let guard = not_idempotent.waiting_for_container();
+        assert!(ctx.build.waiting_jobs.lock().unwrap().is_empty());
+        drop(guard);
+        let ordinary = ctx.for_job("build", true);
+        let _guard = ordinary.waiting_for_container();
+        assert_eq!(ctx.build.waiting_jobs.lock().unwrap().get("build"), Some(&1));
+    }
+
+    #[test]
+    fn a_resumed_container_job_counts_its_duration_from_its_dispatch() {
+        use crate::protocol::{JournalEntry, JournalRecord, now_ms};
+        let dispatched = JournalEntry {
+            job_id: "wait".into(),
+            seq: 0,
+            record: JournalRecord::ContainerDispatched { attempt: 1, at_ms: Some(now_ms() - 5_000) },
+        };
+        let job = Job::container("wait", crate::container("img").script(["sleep 5"]));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let replay = crate::journal::Replay::new(vec![dispatched]);
+        let resumed = rt.block_on(TestCtx::new().run_jobs_replaying(vec![job], replay)).unwrap();
+        let duration = resumed.events().iter().find_map(|e| match &e.kind {
+            EventKind::JobEnd { duration_ms, .. } => Some(*duration_ms),
+            _ => None,
+        });
+        assert!(duration.is_some_and(|ms| ms >= 5_000), "{duration:?}");
+        let dispatches = journal_of(&resumed)
+            .into_iter()
+            .filter(|entry| matches!(entry.record, JournalRecord::ContainerDispatched { .. }))
+            .count();
+        assert_eq!(dispatches, 0, "a resumed dispatch is not journaled again");
     }
 
     #[test]
     fn now_and_random_are_the_same_on_every_launch() {
         let test = TestCtx::new();
-        let (a, b) = (test.ctx().for_job("j"), test.ctx().for_job("j"));
+        let (a, b) = (test.ctx().for_job("j", true), test.ctx().for_job("j", true));
         assert_eq!(a.now(), b.now());
         let draws = |ctx: &crate::Ctx| (0..3).map(|_| ctx.random_u64()).collect::<Vec<_>>();
         let first = draws(&a);
         assert_eq!(first, draws(&b));
         assert_ne!(first[0], first[1]);
-        assert_ne!(draws(&test.ctx().for_job("other"))[0], first[0]);
+        assert_ne!(draws(&test.ctx().for_job("other", true))[0], first[0]);
     }
 
     #[test]

@@ -78,7 +78,7 @@ async fn run(config: ScriptConfig) -> u8 {
         graph: OnceLock::new(),
         canceled: tokio::sync::watch::Sender::new(false),
         waiting_jobs: Mutex::new(HashMap::new()),
-        replayed_runs: OnceLock::new(),
+        replayed_steps: OnceLock::new(),
         waiting_changed: tokio::sync::Notify::new(),
     });
     let code = match plan::resolve(&ctx, &config.jobs) {
@@ -100,7 +100,7 @@ async fn run(config: ScriptConfig) -> u8 {
                 });
                 let replay = if config.resume {
                     match client.journal().await {
-                        Ok(journal) => scheduler::Replay::new(journal.entries),
+                        Ok(journal) => crate::journal::Replay::new(journal.entries),
                         Err(err) => {
                             eprintln!("monkeyci: cannot read the journal to resume: {}", error_chain(&err));
                             sink.flush().await;
@@ -108,7 +108,7 @@ async fn run(config: ScriptConfig) -> u8 {
                         }
                     }
                 } else {
-                    scheduler::Replay::default()
+                    crate::journal::Replay::default()
                 };
                 let suspend_after = match config.suspend {
                     SuspendMode::Never => None,

@@ -190,7 +190,7 @@ impl TestCtx {
             graph: OnceLock::new(),
             canceled: tokio::sync::watch::Sender::new(false),
             waiting_jobs: Mutex::new(HashMap::new()),
-            replayed_runs: OnceLock::new(),
+            replayed_steps: OnceLock::new(),
             waiting_changed: tokio::sync::Notify::new(),
         })
     }
@@ -221,7 +221,7 @@ impl TestCtx {
         let containers = Arc::new(FakeContainerEngine::default());
         let ctx = self.build_ctx(events.clone(), containers.clone());
         let resolved = plan::resolve(&ctx, &self.jobs)?;
-        Ok(self.execute(ctx, resolved, events, containers, scheduler::Replay::default()).await)
+        Ok(self.execute(ctx, resolved, events, containers, crate::journal::Replay::default()).await)
     }
 
     /// Runs the given jobs only.
@@ -240,7 +240,7 @@ impl TestCtx {
         let containers = Arc::new(FakeContainerEngine::default());
         let ctx = self.build_ctx(events.clone(), containers.clone());
         let resolved = plan::order(jobs, Vec::new(), &self.jobs)?;
-        Ok(self.execute(ctx, resolved, events, containers, scheduler::Replay::default()).await)
+        Ok(self.execute(ctx, resolved, events, containers, crate::journal::Replay::default()).await)
     }
 
     /// Runs `jobs` as a resumed script would, replaying `replay` first.
@@ -248,7 +248,7 @@ impl TestCtx {
     pub(crate) async fn run_jobs_replaying(
         &self,
         jobs: Vec<Job>,
-        replay: scheduler::Replay,
+        replay: crate::journal::Replay,
     ) -> Result<TestRun, plan::Error> {
         let events = Arc::new(MemorySink::default());
         let containers = Arc::new(FakeContainerEngine::default());
@@ -263,7 +263,7 @@ impl TestCtx {
         resolved: Resolved,
         events: Arc<MemorySink>,
         containers: Arc<FakeContainerEngine>,
-        replay: scheduler::Replay,
+        replay: crate::journal::Replay,
     ) -> TestRun {
         let options = scheduler::Options { fail_fast: self.fail_fast, replay, ..scheduler::Options::default() };
         let report = scheduler::run(&ctx, resolved, options).await;

@@ -85,7 +85,7 @@ pub(crate) async fn run_script(
         LocalBlobStore::new(&request.store_root)
             .with_context(|| format!("cannot use {} for artifacts and caches", request.store_root.display()))?,
     );
-    let files = JobFiles::new(store, &request.build.build_id, &request.build.checkout_dir);
+    let files = JobFiles::new(Arc::clone(&store), &request.build.build_id, &request.build.checkout_dir);
     let action_artifacts = request
         .build_dir
         .as_ref()
@@ -101,7 +101,7 @@ pub(crate) async fn run_script(
             event_tx.clone(),
         ))
     });
-    let journal = JournalStore::default();
+    let journal = JournalStore::new(Arc::clone(&store), &request.build.build_id);
     let state = BuildApiState::new(
         token.clone(),
         request.params.clone(),

@@ -53,6 +53,9 @@ fn text(plan: &Plan) -> String {
         if job.retries > 0 {
             line.push_str(&format!("  [retries {}]", job.retries));
         }
+        if !job.idempotent {
+            line.push_str("  [not idempotent]");
+        }
         let _ = writeln!(out, "{}", line.trim_end());
     }
     if !plan.skipped.is_empty() {
@@ -115,6 +118,7 @@ mod tests {
             blocked: false,
             timeout_ms: None,
             retries: 0,
+            idempotent: true,
             container: None,
             declared_at: None,
         };

@@ -78,3 +78,72 @@ fn two_containers_awaited_in_one_action_job_run_together_and_survive_a_suspensio
         assert_eq!(out.log("both.run2").iter().filter(|l| **l == "from-b").count(), 1, "{engine}: {out:?}");
     }
 }
+
+/// An action job that logs, runs a shell command, logs, waits for a three-second container
+/// and logs again; the shell command and the job's start append to a log file outside the
+/// checkout.
+fn shell_pipeline(log: &std::path::Path, image: &str) -> String {
+    format!(
+        r#"
+use monkeyci_sdk::prelude::*;
+use std::io::Write;
+
+fn note(line: &str) -> Result<()> {{
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open({log:?})?;
+    writeln!(f, "{{line}}")?;
+    Ok(())
+}}
+
+#[job]
+async fn steps(ctx: &Ctx) -> Result<String> {{
+    note("started")?;
+    ctx.log("before");
+    let made = ctx.shell(&format!("echo shell-ran >> {{}}; echo from-shell", {log:?})).await?;
+    ctx.log("between");
+    ctx.run(container({image:?}).script(["sleep 3"])).await?;
+    ctx.log("after");
+    Ok(made.stdout)
+}}
+
+#[job(depends_on = [steps])]
+async fn report(ctx: &Ctx) -> Result<()> {{
+    ctx.log(format!("shell said {{}}", ctx.output::<steps>()?.trim()));
+    Ok(())
+}}
+
+monkeyci_sdk::main!();
+"#
+    )
+}
+
+/// Across a suspension, an action job runs again from its start, but its `ctx.shell` step is
+/// replayed (the command runs once, its output is returned again), the log lines written
+/// before the suspension are not written twice, and its duration spans the suspension.
+#[test]
+fn shell_steps_and_log_lines_are_not_repeated_across_a_suspension() {
+    let mut engines = vec![("shell", "ignored")];
+    if test_images_available() {
+        engines.push(("podman", "localhost/monkeyci-test/busybox"));
+    }
+    for (engine, image) in engines {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("runs.log");
+        let repo = TestRepo::with_pipeline(&format!("steps_shell_{engine}"), &shell_pipeline(&log, image));
+        let out = MonkeyciCommand::run(repo.path()).args(["--engine", engine, "--suspend", "always"]).output();
+        out.assert_code(0);
+        assert_eq!(out.events_of("script/suspended").len(), 1, "{engine}: {out:?}");
+        let text = std::fs::read_to_string(&log).unwrap();
+        let count = |word: &str| text.lines().filter(|l| *l == word).count();
+        assert_eq!((count("started"), count("shell-ran")), (2, 1), "{engine}: {text}");
+        assert_eq!(out.log("steps"), ["before", "from-shell", "between", "after"], "{engine}: {out:?}");
+        assert_eq!(out.log("report"), ["shell said from-shell"], "{engine}: {out:?}");
+        assert_eq!(out.started_jobs().iter().filter(|j| **j == "steps").count(), 1, "{engine}: {out:?}");
+        let duration = out.events_of("job/end").iter().find_map(|e| match &e.kind {
+            monkeyci_sdk::protocol::EventKind::JobEnd { job_id, duration_ms, .. } if job_id == "steps" => {
+                Some(*duration_ms)
+            }
+            _ => None,
+        });
+        assert!(duration.is_some_and(|ms| ms >= 3_000), "{engine}: duration {duration:?} ms; {out:?}");
+    }
+}

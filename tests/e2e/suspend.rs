@@ -465,6 +465,141 @@ fn killed_script_resumes_from_its_journal() {
     }
 }
 
+/// A job declared `idempotent = false` (`nonidem-deploy`) after an ordinary one: it waits
+/// for a two-second container inside, then sleeps three seconds.
+fn non_idempotent_pipeline(log: &Path) -> String {
+    prelude(log)
+        + &r#"
+#[job(id = "nonidem-first")]
+async fn first(_ctx: &Ctx) -> Result<()> {
+    note("first")
+}
+
+#[job(id = "nonidem-deploy", depends_on = [first], idempotent = false)]
+async fn deploy(ctx: &Ctx) -> Result<()> {
+    note("deploy-start")?;
+    ctx.run(container("IMAGE").script(["sleep 2"])).await?;
+    note("deploy-waited")?;
+    ctx.sleep(Duration::from_secs(3)).await;
+    note("deploy-end")
+}
+
+monkeyci_sdk::main!();
+"#
+        .replace("IMAGE", BUSYBOX)
+}
+
+/// A job declared `idempotent = false` is never re-run: the script does not suspend while it
+/// waits for its container (the process stays), and when the process is killed while the job
+/// runs, the resumed build fails the job with the reason instead of running it again.
+#[test]
+fn a_job_that_is_not_idempotent_is_never_run_twice() {
+    for engine in engines() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("runs.log");
+        let repo = TestRepo::with_pipeline(&format!("suspend_nonidem_{engine}"), &non_idempotent_pipeline(&log));
+
+        // Left alone, it completes without suspending, though only its container runs.
+        let out = run_on(&repo, engine).args(["--suspend", "always"]).output();
+        out.assert_code(0);
+        assert!(out.events_of("script/suspended").is_empty(), "{engine}: it must not suspend; {out:?}");
+        assert_eq!(lines_of(&log), ["first", "deploy-start", "deploy-waited", "deploy-end"], "{engine}: {out:?}");
+        std::fs::remove_file(&log).unwrap();
+
+        // Killed while the job runs (after its container, with its start journaled).
+        let package = repo.package().to_owned();
+        let killed: Arc<std::sync::Mutex<Vec<u32>>> = Arc::default();
+        let kills = Arc::clone(&killed);
+        let mut build = NewBuild::with_job("nonidem-deploy");
+        let watched_log = log.clone();
+        let out = run_on(&repo, engine)
+            .args(["--suspend", "always"])
+            .interrupt_when(move || {
+                if !kills.lock().unwrap().is_empty() || count(&lines_of(&watched_log), "deploy-waited") == 0 {
+                    return false;
+                }
+                let start_journaled = build.events().iter().any(|e| {
+                    matches!(&e.kind, EventKind::JournalRecord { entry }
+                        if entry.job_id == "nonidem-deploy" && matches!(entry.record, JournalRecord::JobStart { .. }))
+                });
+                if start_journaled {
+                    for (pid, _) in script_processes(&package) {
+                        send_signal(pid, libc::SIGKILL);
+                        kills.lock().unwrap().push(pid);
+                    }
+                }
+                false
+            })
+            .output();
+        assert_eq!(killed.lock().unwrap().len(), 1, "{engine}: one script process must have been killed; {out:?}");
+        out.assert_code(1);
+        assert_eq!(out.status("nonidem-first"), Some(JobStatus::Success), "{engine}: {out:?}");
+        assert_eq!(out.status("nonidem-deploy"), Some(JobStatus::Failure), "{engine}: {out:?}");
+        let message = out.message("nonidem-deploy").unwrap_or_default();
+        assert!(message.contains("idempotent = false") && message.contains("not run again"), "{engine}: {message}");
+        assert_eq!(lines_of(&log), ["first", "deploy-start", "deploy-waited"], "{engine}: nothing may run again");
+    }
+}
+
+/// A job with an output of 300,000 characters, a container job, and a job after it reading
+/// that output.
+fn large_output_pipeline(log: &Path) -> String {
+    prelude(log)
+        + &r#"
+#[job(id = "large-make")]
+async fn make(_ctx: &Ctx) -> Result<String> {
+    note("make")?;
+    Ok("x".repeat(300_000))
+}
+
+#[job(id = "large-wait", depends_on = [make])]
+fn wait(_ctx: &Ctx) -> ContainerJob {
+    container("IMAGE").script(["sleep 2"])
+}
+
+#[job(id = "large-read", depends_on = [make, wait])]
+async fn read(ctx: &Ctx) -> Result<()> {
+    let made = ctx.output::<make>()?;
+    ctx.log(format!("{} characters, all x: {}", made.len(), made.chars().all(|c| c == 'x')));
+    Ok(())
+}
+
+monkeyci_sdk::main!();
+"#
+        .replace("IMAGE", BUSYBOX)
+}
+
+/// A large output is kept in the blob store, the journal holds a reference to it, and the
+/// resumed script reads the whole value back.
+#[test]
+fn a_large_output_is_journaled_by_reference_and_replayed_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("runs.log");
+    let repo = TestRepo::with_pipeline("suspend_large_output", &large_output_pipeline(&log));
+    let out = run_on(&repo, "shell").args(["--suspend", "always"]).output();
+    out.assert_code(0);
+    assert_eq!(out.events_of("script/resumed").len(), 1, "{out:?}");
+    assert_eq!(out.log("large-read"), ["300000 characters, all x: true"], "{out:?}");
+    assert_eq!(lines_of(&log), ["make"], "{out:?}");
+    let stored: Vec<(String, u64)> = out
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::JournalRecord { entry } if entry.job_id == "large-make" => match &entry.record {
+                JournalRecord::Stored { key, bytes } => Some((key.clone(), *bytes)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stored.len(), 1, "the job's end must be journaled by reference: {stored:?}");
+    assert!(stored[0].1 > 300_000, "{stored:?}");
+    let blob = Path::new(crate::util::CACHE_DIR).join("blobs").join(&stored[0].0);
+    assert!(blob.is_file(), "the record is in the blob store at {}", blob.display());
+    let events_file = std::fs::read_to_string(out.build_dir().join("events.jsonl")).unwrap();
+    assert!(events_file.len() < 100_000, "the build record keeps the reference, not the value");
+}
+
 const PAIR_PIPELINE: &str = r#"
 #[job]
 fn pair_left(_ctx: &Ctx) -> ContainerJob {

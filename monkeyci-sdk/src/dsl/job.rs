@@ -51,6 +51,7 @@ pub struct Job {
     pub(crate) blocked: bool,
     pub(crate) timeout: Option<Duration>,
     pub(crate) retries: u32,
+    pub(crate) idempotent: bool,
     pub(crate) body: JobBodyKind,
     pub(crate) declared_at: Option<String>,
 }
@@ -78,7 +79,16 @@ impl Job {
     }
 
     pub(crate) fn new(id: String, body: JobBodyKind) -> Job {
-        Job { id, depends_on: Vec::new(), blocked: false, timeout: None, retries: 0, body, declared_at: None }
+        Job {
+            id,
+            depends_on: Vec::new(),
+            blocked: false,
+            timeout: None,
+            retries: 0,
+            idempotent: true,
+            body,
+            declared_at: None,
+        }
     }
 
     /// Runs after these jobs, given by id (`.depends_on(["build"])`) or by `#[job]` function
@@ -107,6 +117,28 @@ impl Job {
     /// Runs an action job up to `n` more times when it fails.
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
+        self
+    }
+
+    /// Declares whether this action job may run again when the script is resumed after a
+    /// crash (the default: `true`). With `false`, the script never suspends while the job
+    /// runs, and if the process dies while it runs (killed, out of memory), the resumed build
+    /// fails the job instead of running it a second time: for jobs whose effects must not
+    /// repeat, such as a deployment or a release upload. Container jobs need no declaration:
+    /// their dispatch is recorded before it happens, and a resume never starts a second one.
+    ///
+    /// ```
+    /// use monkeyci_sdk::prelude::*;
+    ///
+    /// let publish = Job::action("publish", |ctx: Ctx| async move {
+    ///     ctx.shell("cargo publish --locked").await?;
+    ///     Ok(())
+    /// })
+    /// .idempotent(false);
+    /// # let _ = publish;
+    /// ```
+    pub fn idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = idempotent;
         self
     }
 

@@ -56,6 +56,10 @@ pub struct PlannedJob {
     /// Extra attempts after an error (action jobs).
     #[serde(default)]
     pub retries: u32,
+    /// An action job that may run again after a crash or a suspension (the default); a job
+    /// declared `idempotent = false` fails instead, and the script never suspends under it.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub idempotent: bool,
     /// What a container job runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<ContainerSpec>,
@@ -188,4 +192,12 @@ pub struct ContainerResult {
     /// Why, when it did not succeed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }

@@ -15,9 +15,10 @@ pub(super) async fn events_post(
 ) -> Result<StatusCode, ApiError> {
     let events: Vec<Event> = serde_json::from_slice(&body)
         .map_err(|err| ApiError::BadRequest(format!("the body is not a JSON array of events: {err}")))?;
-    for event in events {
-        if let EventKind::JournalRecord { entry } = &event.kind {
-            state.inner.journal.record(entry.clone());
+    for mut event in events {
+        // The build's record keeps the entry as the journal does: a large one by reference.
+        if let EventKind::JournalRecord { entry } = &mut event.kind {
+            *entry = state.inner.journal.record(entry.clone()).await?;
         }
         state.inner.events.send(event).map_err(|_| ApiError::Unavailable("the build is over"))?;
     }

@@ -7,7 +7,8 @@
 //! - `GET  /openapi.json`: this API, described (no token needed)
 //! - `POST /events`: append a JSON array of events to the build's stream
 //! - `GET  /params`: the build parameters, as a JSON object
-//! - `GET  /journal`: what the script journaled so far (`journal/record` events), for a resume
+//! - `GET  /journal`: what the script journaled so far (`journal/record` events), for a resume;
+//!   large records are kept in the blob store and read back here
 //! - `POST /jobs/{job_id}/approval`: ask whether a blocked job may run; answers `{"approved": bool}`
 //! - `POST /containers`: start a container job (idempotent per job and attempt); answers its id
 //! - `GET  /containers/{id}?wait=SECONDS`: its state, waiting for its end up to SECONDS
@@ -20,6 +21,7 @@ mod auth;
 mod containers;
 mod error;
 mod events;
+mod journal;
 mod params;
 
 use std::collections::BTreeSet;
@@ -27,7 +29,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use monkeyci_sdk::protocol::{Event, Journal, JournalEntry, ParamMap};
+use monkeyci_sdk::protocol::{Event, ParamMap};
 use tokio::sync::mpsc;
 
 use crate::engine::ContainerJobs;
@@ -35,6 +37,7 @@ use crate::engine::files::ActionArtifacts;
 
 pub(crate) use auth::BuildToken;
 pub(crate) use error::ApiError;
+pub(crate) use journal::JournalStore;
 
 /// What the API of one build serves from.
 #[derive(Clone)]
@@ -50,27 +53,6 @@ struct Inner {
     containers: Option<Arc<ContainerJobs>>,
     artifacts: Option<Arc<ActionArtifacts>>,
     journal: JournalStore,
-}
-
-/// The journal of a build, as the script reports it (`journal/record` events), handed back
-/// to a resumed script by `GET /journal`.
-#[derive(Clone, Default)]
-pub(crate) struct JournalStore {
-    entries: Arc<std::sync::Mutex<Vec<JournalEntry>>>,
-}
-
-impl JournalStore {
-    pub(crate) fn record(&self, entry: JournalEntry) {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
-    }
-
-    pub(crate) fn has_entries(&self) -> bool {
-        !self.entries.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
-    }
-
-    pub(crate) fn journal(&self) -> Journal {
-        Journal { entries: self.entries.lock().unwrap_or_else(|e| e.into_inner()).clone() }
-    }
 }
 
 impl BuildApiState {
@@ -95,21 +77,13 @@ pub(crate) fn router(state: BuildApiState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/events", post(events::events_post))
         .route("/params", get(params::params_get))
-        .route("/journal", get(journal_get))
+        .route("/journal", get(journal::journal_get))
         .route("/jobs/{job_id}/approval", post(approval::approval_post))
         .route("/containers", post(containers::containers_post))
         .route("/containers/{id}", get(containers::containers_get))
         .route("/artifacts/{id}", post(artifacts::artifacts_post))
         .route("/artifacts/{id}/restore", post(artifacts::artifacts_restore))
         .with_state(state)
-}
-
-/// The journal so far, for a resumed script.
-async fn journal_get(
-    _auth: auth::Authorized,
-    axum::extract::State(state): axum::extract::State<BuildApiState>,
-) -> axum::Json<Journal> {
-    axum::Json(state.inner.journal.journal())
 }
 
 async fn openapi() -> impl axum::response::IntoResponse {
