@@ -439,6 +439,31 @@ impl Ctx {
         h ^ (h >> 31)
     }
 
+    /// A random UUID (version 4, as text), the same on every launch of the script: made of
+    /// two [`Ctx::random_u64`] draws, so it also counts as two draws.
+    ///
+    /// ```
+    /// let ctx = monkeyci_sdk::testing::TestCtx::new().ctx();
+    /// let id = ctx.uuid();
+    /// assert_eq!(id.len(), 36);
+    /// assert_eq!(&id[14..15], "4");
+    /// assert_ne!(id, ctx.uuid());
+    /// ```
+    pub fn uuid(&self) -> String {
+        let (high, low) = (self.random_u64(), self.random_u64());
+        // Version 4, variant 10xx, as RFC 9562 lays them out.
+        let high = (high & !0xF000) | 0x4000;
+        let low = (low & !(0b11 << 62)) | (0b10 << 62);
+        format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            high >> 32,
+            (high >> 16) & 0xFFFF,
+            high & 0xFFFF,
+            low >> 48,
+            low & 0xFFFF_FFFF_FFFF
+        )
+    }
+
     /// Waits for `duration` without holding a thread (other jobs keep running).
     pub async fn sleep(&self, duration: std::time::Duration) {
         tokio::time::sleep(duration).await;

@@ -87,7 +87,7 @@
 //!
 //! For the replay to be right, a launch must take the same decisions as the one before:
 //! - conditions and `#[pipeline]` functions must depend only on [`Ctx`] (branch, tag,
-//!   changes, params, source, [`Ctx::now`], [`Ctx::random_u64`]), not on the wall clock,
+//!   changes, params, source, [`Ctx::now`], [`Ctx::random_u64`], [`Ctx::uuid`]), not on the wall clock,
 //!   randomness, environment variables or files outside the checkout. A resumed script that
 //!   plans other jobs fails the build, naming the jobs gained and lost, and re-runs nothing;
 //! - an action job must take its `ctx.run` and `ctx.shell` steps in the same order with the
