@@ -199,19 +199,21 @@ impl ApiEventSink {
         tokio::spawn(post_events(client, rx));
         ApiEventSink { tx }
     }
-
-    /// Waits until every event emitted so far has been sent (or given up on).
-    pub(crate) async fn flush(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.tx.send(Message::Flush(done)).is_ok() {
-            let _ = wait.await;
-        }
-    }
 }
 
 impl EventSink for ApiEventSink {
     fn emit(&self, event: Event) {
         let _ = self.tx.send(Message::Event(event));
+    }
+
+    /// Waits until every event emitted so far has been sent (or given up on).
+    fn flush(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let (done, wait) = oneshot::channel();
+            if self.tx.send(Message::Flush(done)).is_ok() {
+                let _ = wait.await;
+            }
+        })
     }
 }
 

@@ -15,6 +15,11 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Receives every event of a build, in order. Must not block.
 pub(crate) trait EventSink: Send + Sync {
     fn emit(&self, event: Event);
+
+    /// Waits until every event emitted so far is where it goes (the build API has it).
+    fn flush(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Runs container jobs to completion. Running the same (job, attempt) twice runs one

@@ -455,7 +455,9 @@ async fn run_job(ctx: Ctx, job: Job, resume: Option<Resume>) -> Outcome {
         if resumed.is_none() {
             ctx.emit(EventKind::JobStart { job_id: id.clone(), attempt });
             if !job.idempotent && matches!(job.body, JobBodyKind::Action(_)) {
+                // Written ahead: a crash from here on must find it in the journal.
                 ctx.journal(0, JournalRecord::JobStart { attempt });
+                ctx.build.events.flush().await;
             }
         }
         let (status, message, output) = run_attempt(&ctx, &job, attempt, resumed.is_some()).await;

@@ -16,6 +16,7 @@ use crate::ctx::{BuildState, Ctx, Masker};
 use crate::protocol::{
     BuildStatus, EventKind, SCRIPT_CONFIG_ENV, SCRIPT_EXIT_SUSPENDED, ScriptConfig, ScriptMode, SuspendMode,
 };
+use crate::runner::EventSink;
 use crate::{plan, scheduler};
 use std::time::Duration;
 
