@@ -223,8 +223,9 @@ pub(crate) async fn run_script(
             let waiting = suspended.unwrap_or(1);
             tokio::select! {
                 _ = containers.wait_until_fewer_running(waiting) => {
-                    // Containers ending together cause one resume, not one each.
-                    tokio::time::sleep(RESUME_COALESCE).await;
+                    // Containers ending together cause one resume, not one each; when none
+                    // is left running there is nothing to wait for.
+                    let _ = tokio::time::timeout(RESUME_COALESCE, containers.wait_until_fewer_running(1)).await;
                 }
                 Ok(()) = tokio::signal::ctrl_c() => {
                     let event = Event::now(EventKind::ScriptEnd {
@@ -276,7 +277,8 @@ async fn forward_lines(
     }
 }
 
-/// How long a resume waits after a container ended, for others ending at about the same time.
+/// How long a resume waits after a container ended, for others still running to end at about
+/// the same time.
 const RESUME_COALESCE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// How often a script killed by a signal is resumed before the build gives up.
@@ -286,22 +288,33 @@ const MAX_CRASH_RESUMES: u32 = 3;
 /// SHA-256, computed in the background (it is only needed if the script suspends).
 struct BinaryIdentity {
     metadata: Option<(u64, u64, Option<std::time::SystemTime>)>,
-    digest: tokio::task::JoinHandle<Option<String>>,
+    digest: LaunchDigest,
+}
+
+/// The SHA-256 of the binary as launched: being computed, then known (`None`: unreadable).
+enum LaunchDigest {
+    Computing(tokio::task::JoinHandle<Option<String>>),
+    Known(Option<String>),
 }
 
 impl BinaryIdentity {
     fn of(binary: &Path) -> BinaryIdentity {
         let path = binary.to_owned();
         let digest = tokio::task::spawn_blocking(move || file_digest(&path).ok());
-        BinaryIdentity { metadata: metadata_of(binary), digest }
+        BinaryIdentity { metadata: metadata_of(binary), digest: LaunchDigest::Computing(digest) }
     }
 
-    /// Whether `binary` is still the same file with the same contents.
+    /// Whether `binary` is still the same file with the same contents (asked before every
+    /// resume, so the digest of the launch is kept once known).
     async fn still_matches(&mut self, binary: &Path) -> bool {
         if self.metadata.is_none() || metadata_of(binary) != self.metadata {
             return false;
         }
-        let recorded = (&mut self.digest).await.ok().flatten();
+        if let LaunchDigest::Computing(handle) = &mut self.digest {
+            self.digest = LaunchDigest::Known(handle.await.ok().flatten());
+        }
+        let LaunchDigest::Known(recorded) = &self.digest else { return false };
+        let recorded = recorded.clone();
         let path = binary.to_owned();
         let now = tokio::task::spawn_blocking(move || file_digest(&path).ok()).await.ok().flatten();
         recorded.is_some() && recorded == now

@@ -3,16 +3,7 @@
 
 use monkeyci_sdk::protocol::{EventKind, JobStatus};
 
-use crate::util::{MonkeyciCommand, TestRepo, podman_available};
-
-/// The engines to run a test on: the host shell always, podman where it works.
-fn engines() -> Vec<&'static str> {
-    let mut engines = vec!["shell"];
-    if podman_available() {
-        engines.push("podman");
-    }
-    engines
-}
+use crate::util::{MonkeyciCommand, TestRepo, engines};
 
 const HANDOFF_PIPELINE: &str = r#"
 use monkeyci_sdk::prelude::*;

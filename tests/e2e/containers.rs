@@ -15,22 +15,9 @@ use std::time::Duration;
 use monkeyci_sdk::protocol::{BuildStatus, EventKind, JobStatus, OutputStream};
 
 use crate::util::{
-    CmdlineWatch, MonkeyciCommand, Output, TestRepo, file_in_new_build, podman_container_names, processes_running,
-    test_images_available,
+    BUSYBOX, CmdlineWatch, MonkeyciCommand, Output, TestRepo, engines, file_in_new_build, podman_container_names,
+    processes_running, test_images_available,
 };
-
-/// The test image with a busybox `/bin/sh`.
-const BUSYBOX: &str = "localhost/monkeyci-test/busybox";
-
-/// The engines a test runs on: podman when it and the test images are here, and the shell.
-fn engines() -> Vec<&'static str> {
-    let mut engines = Vec::new();
-    if test_images_available() {
-        engines.push("podman");
-    }
-    engines.push("shell");
-    engines
-}
 
 /// `monkeyci build run` of the repository with `engine`.
 fn run_on(repo: &TestRepo, engine: &str) -> MonkeyciCommand {

@@ -33,3 +33,8 @@ mod steps;
 /// Suspension: the pipeline process exits while only containers run and is resumed from its
 /// journal (also after kill -9); what the process table shows, what runs once, a changed binary.
 mod suspend;
+
+/// Replay on resume: a resumed script that plans other jobs, or whose action job asks for
+/// another container at a journaled `ctx.run` step, fails naming both; a journal of 10,000
+/// entries replays every job once.
+mod replay;

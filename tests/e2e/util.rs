@@ -688,3 +688,61 @@ pub fn podman_available() -> bool {
     }
     works
 }
+
+/// The suite's test image with a busybox `/bin/sh` (the shell engine ignores images).
+pub const BUSYBOX: &str = "localhost/monkeyci-test/busybox";
+
+/// The engines a container test runs on: the host shell, and podman when it and the test
+/// images are here.
+pub fn engines() -> Vec<&'static str> {
+    let mut engines = vec!["shell"];
+    if test_images_available() {
+        engines.push("podman");
+    }
+    engines
+}
+
+/// The code a pipeline that counts its runs starts with: `LOG` is `log`, a file outside the
+/// checkout, and `note(line)` appends a line to it, so a test can count how often a job's code
+/// ran.
+pub fn noting_prelude(log: &Path) -> String {
+    format!(
+        r#"
+use std::io::Write;
+#[allow(unused_imports)]
+use std::time::{{Duration, SystemTime}};
+
+use monkeyci_sdk::prelude::*;
+
+const LOG: &str = {log:?};
+
+/// One `write` per line: jobs running at the same time append whole lines.
+fn note(line: &str) -> Result<()> {{
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(LOG)?;
+    f.write_all(format!("{{line}}\n").as_bytes())?;
+    Ok(())
+}}
+"#
+    )
+}
+
+/// The lines of `log` (none when it was never written).
+pub fn lines_of(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log).unwrap_or_default().lines().map(str::to_owned).collect()
+}
+
+/// How many of `lines` are exactly `line`.
+pub fn count(lines: &[String], line: &str) -> usize {
+    lines.iter().filter(|l| *l == line).count()
+}
+
+/// The `replayed` counts of the `script/resumed` events.
+pub fn replayed_counts(out: &Output) -> Vec<usize> {
+    out.events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ScriptResumed { replayed } => Some(*replayed),
+            _ => None,
+        })
+        .collect()
+}

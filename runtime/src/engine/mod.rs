@@ -155,6 +155,12 @@ pub(crate) enum RequestError {
     WorkDir { job: String, dir: String },
     #[error("job `{job}`: the secret env {var} names build parameter {param:?}, which is not set")]
     UnknownSecret { job: String, var: String, param: String },
+    #[error(
+        "job `{job}` attempt {attempt} diverged on resume: its container was started as {before}, and is now \
+         asked for as {now}; a resumed pipeline must ask for the same containers (see \"Suspension and resume\" \
+         in the sdk's docs)"
+    )]
+    Diverged { job: String, attempt: u32, before: String, now: String },
 }
 
 /// What every container job of the build shares.
@@ -170,13 +176,18 @@ struct BuildSide {
     events: mpsc::UnboundedSender<Event>,
 }
 
+/// A run's result, once it ended.
+type ResultWatch = watch::Receiver<Option<ContainerResult>>;
+
 /// The container jobs of one build.
 pub(crate) struct ContainerJobs {
     choice: EngineChoice,
     /// Chosen when the first container job arrives, so builds without any say nothing.
     engine: std::sync::OnceLock<Arc<dyn ContainerEngine>>,
     build: Arc<BuildSide>,
-    runs: Mutex<HashMap<String, watch::Receiver<Option<ContainerResult>>>>,
+    /// Every run started, by id: its spec (a request for the same id must match it) and its
+    /// result once it ended.
+    runs: Mutex<HashMap<String, (ContainerSpec, ResultWatch)>>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -219,12 +230,21 @@ impl ContainerJobs {
         }
         let id = format!("{job}-{}", request.attempt);
         let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
-        if runs.contains_key(&id) {
+        if let Some((spec, _)) = runs.get(&id) {
+            if *spec != request.spec {
+                let describe = |spec: &ContainerSpec| format!("`{} {:?} {:?}`", spec.image, spec.script, spec.command);
+                return Err(RequestError::Diverged {
+                    job: job.clone(),
+                    attempt: request.attempt,
+                    before: describe(spec),
+                    now: describe(&request.spec),
+                });
+            }
             return Ok(id);
         }
         let prepared = self.check(&request)?;
         let (done_tx, done_rx) = watch::channel(None);
-        runs.insert(id.clone(), done_rx);
+        runs.insert(id.clone(), (request.spec.clone(), done_rx));
         let engine = Arc::clone(self.engine.get_or_init(|| select(self.choice)));
         let task = tokio::spawn(run_job(
             engine,
@@ -268,7 +288,7 @@ impl ContainerJobs {
 
     /// The result of run `id`, waiting up to `wait` for it; `None` if there is no such run.
     pub(crate) async fn wait(&self, id: &str, wait: Duration) -> Option<Option<ContainerResult>> {
-        let mut rx = self.runs.lock().unwrap_or_else(|e| e.into_inner()).get(id)?.clone();
+        let mut rx = self.runs.lock().unwrap_or_else(|e| e.into_inner()).get(id)?.1.clone();
         let _ = tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await;
         let result = rx.borrow().clone();
         Some(result)
@@ -917,6 +937,9 @@ mod tests {
             starts += usize::from(matches!(event.kind, EventKind::ContainerStart { .. }));
         }
         assert_eq!(starts, 1);
+        // The same job and attempt asked for another container is refused, naming both.
+        let err = jobs.start(request("once", &["echo other"])).unwrap_err().to_string();
+        assert!(err.contains("diverged on resume") && err.contains(&line) && err.contains("echo other"), "{err}");
         // Another attempt is another run.
         let third = jobs.start(ContainerRequest { attempt: 2, ..request("once", &[&line]) }).unwrap();
         assert_ne!(third, first);

@@ -79,7 +79,10 @@ impl BuildView {
                 job.status = JobStatus::Skipped;
                 job.message = Some(reason.clone());
             }
-            EventKind::ScriptEnd { status, message } => self.end = Some((*status, message.clone())),
+            EventKind::ScriptEnd { status, message } => {
+                self.end = Some((*status, message.clone()));
+                self.close_unfinished();
+            }
             EventKind::ScriptPlan { .. }
             | EventKind::JobOutput { .. }
             | EventKind::JobRetrying { .. }
@@ -90,6 +93,22 @@ impl BuildView {
             | EventKind::JournalRecord { .. }
             | EventKind::ScriptSuspended { .. }
             | EventKind::ScriptResumed { .. } => {}
+        }
+    }
+
+    /// Jobs a build ended without (a resume refused, the script gone): one that was running
+    /// shows as canceled, one that never started as skipped, saying why.
+    fn close_unfinished(&mut self) {
+        for job in &mut self.jobs {
+            let (status, message) = match job.status {
+                JobStatus::Running => (JobStatus::Canceled, "the build ended while it ran"),
+                JobStatus::Pending | JobStatus::Queued | JobStatus::Blocked => {
+                    (JobStatus::Skipped, "the build ended before it ran")
+                }
+                _ => continue,
+            };
+            job.status = status;
+            job.message.get_or_insert_with(|| message.to_owned());
         }
     }
 
@@ -143,4 +162,35 @@ pub(crate) fn paint(color: bool, status: JobStatus, text: &str) -> String {
         JobStatus::Pending | JobStatus::Queued => "39",
     };
     format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+#[cfg(test)]
+mod tests {
+    use monkeyci_sdk::protocol::{BuildStatus, Event, EventKind, JobStatus};
+
+    use super::BuildView;
+    use crate::controller::Update;
+
+    #[test]
+    fn a_build_that_ends_first_leaves_no_job_looking_unfinished() {
+        let mut view = BuildView::default();
+        let events = [
+            EventKind::JobPending { job_id: "wait".into() },
+            EventKind::JobPending { job_id: "after".into() },
+            EventKind::JobStart { job_id: "wait".into(), attempt: 1 },
+            EventKind::ScriptEnd { status: BuildStatus::Error, message: Some("the resume was refused".into()) },
+        ];
+        for kind in events {
+            view.apply(&Update::Event(Event::now(kind)));
+        }
+        let statuses: Vec<(&str, JobStatus, Option<&str>)> =
+            view.jobs.iter().map(|j| (j.id.as_str(), j.status, j.message.as_deref())).collect();
+        assert_eq!(
+            statuses,
+            [
+                ("wait", JobStatus::Canceled, Some("the build ended while it ran")),
+                ("after", JobStatus::Skipped, Some("the build ended before it ran")),
+            ]
+        );
+    }
 }
