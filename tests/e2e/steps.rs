@@ -1,57 +1,44 @@
-//! `ctx.run`: containers started from inside an action job, as journaled steps that survive a
-//! suspension and are replayed in call order.
+//! `ctx.run` and `ctx.shell`: containers and commands run from inside an action job, as
+//! journaled steps that survive a suspension and are replayed in call order.
 
-use monkeyci_sdk::protocol::JobStatus;
+use monkeyci_sdk::protocol::{EventKind, JobStatus};
 
-use crate::util::{MonkeyciCommand, TestRepo, test_images_available};
+use crate::util::{BUSYBOX, MonkeyciCommand, TestRepo, count, engines, lines_of, noting_prelude};
 
-/// An action job awaiting two containers at once; each launch of the job appends a line to a
-/// log file outside the checkout, so the test can count how often its code ran.
-fn join_pipeline(log: &std::path::Path, image: &str) -> String {
-    format!(
-        r#"
-use monkeyci_sdk::prelude::*;
-use std::io::Write;
-
-fn note(line: &str) -> Result<()> {{
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open({log:?})?;
-    writeln!(f, "{{line}}")?;
-    Ok(())
-}}
-
+/// An action job awaiting two containers at once; each launch of the job notes it, so the
+/// test can count how often its code ran.
+fn join_pipeline(log: &std::path::Path) -> String {
+    noting_prelude(log)
+        + &r#"
 #[job]
-async fn both(ctx: &Ctx) -> Result<Vec<String>> {{
+async fn both(ctx: &Ctx) -> Result<Vec<String>> {
     note("started")?;
-    let a = ctx.run(container({image:?}).script(["sleep 3", "echo from-a"]));
-    let b = ctx.run(container({image:?}).script(["sleep 3", "echo from-b"]).env("WHICH", "b"));
+    let a = ctx.run(container("IMAGE").script(["sleep 3", "echo from-a"]));
+    let b = ctx.run(container("IMAGE").script(["sleep 3", "echo from-b"]).env("WHICH", "b"));
     let (a, b) = monkeyci_sdk::join!(a, b);
     note("joined")?;
-    Ok(vec![format!("a exit {{:?}}", a?.exit), format!("b exit {{:?}}", b?.exit)])
-}}
+    Ok(vec![format!("a exit {:?}", a?.exit), format!("b exit {:?}", b?.exit)])
+}
 
 #[job(depends_on = [both])]
-async fn after(ctx: &Ctx) -> Result<()> {{
+async fn after(ctx: &Ctx) -> Result<()> {
     let results = ctx.output::<both>()?;
     ctx.log(results.join(", "));
     note("after")?;
     Ok(())
-}}
+}
 
 monkeyci_sdk::main!();
 "#
-    )
+        .replace("IMAGE", BUSYBOX)
 }
 
 #[test]
 fn two_containers_awaited_in_one_action_job_run_together_and_survive_a_suspension() {
-    let mut engines = vec![("shell", "ignored")];
-    if test_images_available() {
-        engines.push(("podman", "localhost/monkeyci-test/busybox"));
-    }
-    for (engine, image) in engines {
+    for engine in engines() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("runs.log");
-        let repo = TestRepo::with_pipeline(&format!("steps_join_{engine}"), &join_pipeline(&log, image));
+        let repo = TestRepo::with_pipeline(&format!("steps_join_{engine}"), &join_pipeline(&log));
         let out = MonkeyciCommand::run(repo.path()).args(["--engine", engine, "--suspend", "always"]).output();
         out.assert_code(0);
         assert_eq!(out.status("both"), Some(JobStatus::Success), "{engine}: {out:?}");
@@ -70,50 +57,39 @@ fn two_containers_awaited_in_one_action_job_run_together_and_survive_a_suspensio
 
         // The job's code ran again after each resume, but the containers only once each and
         // everything after the join exactly once.
-        let text = std::fs::read_to_string(&log).unwrap();
-        let count = |word: &str| text.lines().filter(|l| *l == word).count();
-        assert_eq!(count("started"), 1 + resumes, "{engine}: {text}");
-        assert_eq!((count("joined"), count("after")), (1, 1), "{engine}: {text}");
+        let lines = lines_of(&log);
+        assert_eq!(count(&lines, "started"), 1 + resumes, "{engine}: {lines:?}");
+        assert_eq!((count(&lines, "joined"), count(&lines, "after")), (1, 1), "{engine}: {lines:?}");
         assert_eq!(out.log("both.run1").iter().filter(|l| **l == "from-a").count(), 1, "{engine}: {out:?}");
         assert_eq!(out.log("both.run2").iter().filter(|l| **l == "from-b").count(), 1, "{engine}: {out:?}");
     }
 }
 
 /// An action job that logs, runs a shell command, logs, waits for a three-second container
-/// and logs again; the shell command and the job's start append to a log file outside the
-/// checkout.
-fn shell_pipeline(log: &std::path::Path, image: &str) -> String {
-    format!(
-        r#"
-use monkeyci_sdk::prelude::*;
-use std::io::Write;
-
-fn note(line: &str) -> Result<()> {{
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open({log:?})?;
-    writeln!(f, "{{line}}")?;
-    Ok(())
-}}
-
+/// and logs again; the shell command and the job's start note themselves.
+fn shell_pipeline(log: &std::path::Path) -> String {
+    noting_prelude(log)
+        + &r#"
 #[job]
-async fn steps(ctx: &Ctx) -> Result<String> {{
+async fn steps(ctx: &Ctx) -> Result<String> {
     note("started")?;
     ctx.log("before");
-    let made = ctx.shell(&format!("echo shell-ran >> {{}}; echo from-shell", {log:?})).await?;
+    let made = ctx.shell(&format!("echo shell-ran >> {LOG}; echo from-shell")).await?;
     ctx.log("between");
-    ctx.run(container({image:?}).script(["sleep 3"])).await?;
+    ctx.run(container("IMAGE").script(["sleep 3"])).await?;
     ctx.log("after");
     Ok(made.stdout)
-}}
+}
 
 #[job(depends_on = [steps])]
-async fn report(ctx: &Ctx) -> Result<()> {{
-    ctx.log(format!("shell said {{}}", ctx.output::<steps>()?.trim()));
+async fn report(ctx: &Ctx) -> Result<()> {
+    ctx.log(format!("shell said {}", ctx.output::<steps>()?.trim()));
     Ok(())
-}}
+}
 
 monkeyci_sdk::main!();
 "#
-    )
+        .replace("IMAGE", BUSYBOX)
 }
 
 /// Across a suspension, an action job runs again from its start, but its `ctx.shell` step is
@@ -121,27 +97,20 @@ monkeyci_sdk::main!();
 /// before the suspension are not written twice, and its duration spans the suspension.
 #[test]
 fn shell_steps_and_log_lines_are_not_repeated_across_a_suspension() {
-    let mut engines = vec![("shell", "ignored")];
-    if test_images_available() {
-        engines.push(("podman", "localhost/monkeyci-test/busybox"));
-    }
-    for (engine, image) in engines {
+    for engine in engines() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("runs.log");
-        let repo = TestRepo::with_pipeline(&format!("steps_shell_{engine}"), &shell_pipeline(&log, image));
+        let repo = TestRepo::with_pipeline(&format!("steps_shell_{engine}"), &shell_pipeline(&log));
         let out = MonkeyciCommand::run(repo.path()).args(["--engine", engine, "--suspend", "always"]).output();
         out.assert_code(0);
         assert_eq!(out.events_of("script/suspended").len(), 1, "{engine}: {out:?}");
-        let text = std::fs::read_to_string(&log).unwrap();
-        let count = |word: &str| text.lines().filter(|l| *l == word).count();
-        assert_eq!((count("started"), count("shell-ran")), (2, 1), "{engine}: {text}");
+        let lines = lines_of(&log);
+        assert_eq!((count(&lines, "started"), count(&lines, "shell-ran")), (2, 1), "{engine}: {lines:?}");
         assert_eq!(out.log("steps"), ["before", "from-shell", "between", "after"], "{engine}: {out:?}");
         assert_eq!(out.log("report"), ["shell said from-shell"], "{engine}: {out:?}");
         assert_eq!(out.started_jobs().iter().filter(|j| **j == "steps").count(), 1, "{engine}: {out:?}");
         let duration = out.events_of("job/end").iter().find_map(|e| match &e.kind {
-            monkeyci_sdk::protocol::EventKind::JobEnd { job_id, duration_ms, .. } if job_id == "steps" => {
-                Some(*duration_ms)
-            }
+            EventKind::JobEnd { job_id, duration_ms, .. } if job_id == "steps" => Some(*duration_ms),
             _ => None,
         });
         assert!(duration.is_some_and(|ms| ms >= 3_000), "{engine}: duration {duration:?} ms; {out:?}");
