@@ -38,3 +38,7 @@ mod suspend;
 /// another container at a journaled `ctx.run` step, fails naming both; a journal of 10,000
 /// entries replays every job once.
 mod replay;
+
+/// The docker engine against a real dockerd: lines, env, secrets, no network, time limits,
+/// suspension, nothing left behind.
+mod docker;

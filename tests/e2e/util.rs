@@ -673,6 +673,30 @@ pub fn test_images_available() -> bool {
     }
 }
 
+/// Whether a docker daemon answers and has the suite's test images (`scripts/test-images.sh`
+/// imports them where `docker info` works). Outside CI a missing piece skips the test with a
+/// visible reason; in CI it fails it: CI installs docker.io and starts dockerd.
+pub fn docker_available() -> bool {
+    let answers = Command::new("docker").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let reason = if !answers.is_ok_and(|s| s.success()) {
+        "no docker daemon answers here (CI installs docker.io and starts dockerd)"
+    } else if !Command::new("docker").args(["image", "inspect", BUSYBOX]).output().is_ok_and(|o| o.status.success()) {
+        "docker lacks the test images: run `bash scripts/test-images.sh` with dockerd running"
+    } else {
+        return true;
+    };
+    assert!(std::env::var_os("CI").is_none(), "{reason}");
+    eprintln!("skipped: {reason}");
+    false
+}
+
+/// The names of docker's containers, running or not.
+pub fn docker_container_names() -> Vec<String> {
+    let out = Command::new("docker").args(["ps", "-a", "--format", "{{.Names}}"]).output().expect("docker runs");
+    assert!(out.status.success(), "docker ps failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+}
+
 /// Whether podman can run containers here. Outside CI a missing podman skips the test with a
 /// visible reason; in CI (`CI` set) it fails it: CI installs podman.
 pub fn podman_available() -> bool {
