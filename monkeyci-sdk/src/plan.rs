@@ -57,6 +57,16 @@ pub enum Error {
         /// Why it is left out.
         reason: String,
     },
+    /// A container job that cannot run as specified.
+    #[error("container job `{job}` ({location}): {problem}")]
+    InvalidContainer {
+        /// The job.
+        job: String,
+        /// Where it was declared.
+        location: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A job id with characters that are not allowed.
     #[error("invalid job id {id:?}: use letters, digits, `-`, `_` and `.`")]
     InvalidId {
@@ -201,6 +211,9 @@ pub(crate) fn order(jobs: Vec<Job>, mut skipped: Vec<SkippedJob>, filter: &[Stri
     for (i, job) in jobs.iter().enumerate() {
         if !valid_id(&job.id) {
             return Err(Error::InvalidId { id: job.id.clone() });
+        }
+        if let Some(problem) = job.container_spec().and_then(|spec| spec.spec().problem()) {
+            return Err(Error::InvalidContainer { job: job.id.clone(), location: location(job), problem });
         }
         if let Some(&first) = index.get(&job.id) {
             return Err(Error::DuplicateJob {
@@ -376,6 +389,19 @@ mod tests {
         assert!(matches!(err, Error::DuplicateJob { .. }));
         let err = order(vec![job("a b", &[])], vec![], &[]).err().unwrap();
         assert!(matches!(err, Error::InvalidId { .. }));
+    }
+
+    #[test]
+    fn a_container_job_that_cannot_run_is_refused_when_planned() {
+        let escaping = Job::container("up", crate::container("alpine").script(["ls"]).work_dir("../.."));
+        let err = order(vec![escaping], vec![], &[]).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "container job `up` (a job): work_dir \"../..\" must be a relative path inside the checkout, without `..`"
+        );
+        let idle = Job::container("idle", crate::container("alpine"));
+        let err = order(vec![idle], vec![], &[]).err().unwrap();
+        assert!(err.to_string().contains("nothing to run"), "{err}");
     }
 
     #[test]

@@ -244,45 +244,54 @@ fn env_work_dir_and_size_reach_the_container() {
     }
 }
 
-const BAD_WORK_DIR_PIPELINE: &str = r#"
+const WORK_DIR_PIPELINE: &str = r#"
 use monkeyci_sdk::prelude::*;
 
 #[job]
-fn parent_dir(_ctx: &Ctx) -> ContainerJob {
-    container("localhost/monkeyci-test/busybox").work_dir("sub/../../outside").script(["pwd"])
-}
-
-#[job]
-fn absolute_dir(_ctx: &Ctx) -> ContainerJob {
-    container("localhost/monkeyci-test/busybox").work_dir("/etc").script(["pwd"])
-}
-
-#[job]
-fn missing_dir(_ctx: &Ctx) -> ContainerJob {
-    container("localhost/monkeyci-test/busybox").work_dir("no/such/dir").script(["pwd"])
+fn in_dir(_ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox").work_dir("DIR").script(["pwd"])
 }
 
 monkeyci_sdk::main!();
 "#;
 
+/// A work dir outside the checkout is refused when the pipeline is planned: `verify`, `plan`
+/// and `run` all fail, naming the job and the dir, and nothing runs.
 #[test]
-fn bad_work_dirs_fail_clearly() {
-    let repo = TestRepo::with_pipeline("ct_bad_work_dir", BAD_WORK_DIR_PIPELINE);
+fn work_dirs_outside_the_checkout_are_refused_when_planned() {
+    let repo = TestRepo::with_pipeline("ct_outside_work_dir", &WORK_DIR_PIPELINE.replace("DIR", "/etc"));
+    for dir in ["sub/../../outside", "/etc"] {
+        repo.write_main_rs(&WORK_DIR_PIPELINE.replace("DIR", dir));
+        let expected = "container job `in-dir`";
+        for out in [MonkeyciCommand::verify(repo.path()).output(), MonkeyciCommand::plan(repo.path()).output()] {
+            out.assert_code(2);
+            out.assert_stderr_contains(expected);
+            out.assert_stderr_contains(&format!("work_dir {dir:?} must be a relative path inside the checkout"));
+        }
+        let out = run_on(&repo, "shell").output();
+        out.assert_code(2);
+        let message = out.build_end().and_then(|(_, message)| message).unwrap_or_default();
+        assert!(message.contains(expected) && message.contains(dir), "{dir}: {message:?}; {out:?}");
+        assert!(out.events_of("container/start").is_empty(), "{dir}: nothing may run; {out:?}");
+    }
+}
+
+/// A work dir inside the checkout that does not exist fails the job when it runs, saying so.
+#[test]
+fn a_missing_work_dir_fails_the_job_clearly() {
+    let repo = TestRepo::with_pipeline("ct_missing_work_dir", &WORK_DIR_PIPELINE.replace("DIR", "no/such/dir"));
     for engine in engines() {
         let out = run_on(&repo, engine).output();
         out.assert_code(1);
-        for (job, dir, reason) in [
-            ("parent-dir", "sub/../../outside", "must be a relative path inside the checkout"),
-            ("absolute-dir", "/etc", "must be a relative path inside the checkout"),
-            ("missing-dir", "no/such/dir", "is not a directory of the checkout"),
-        ] {
-            assert_eq!(out.status(job), Some(JobStatus::Failure), "{engine} {job}: {out:?}");
-            let message = out.message(job).unwrap_or_default();
-            assert!(message.contains(dir) && message.contains(reason), "{engine} {job}: {message:?}; {out:?}");
-            assert!(container_starts(&out, job).is_empty(), "{engine} {job}: nothing may run; {out:?}");
-            assert!(command_starts(&out, job).is_empty(), "{engine} {job}: nothing may run; {out:?}");
-            assert!(out.log(job).is_empty(), "{engine} {job}: nothing may run; {out:?}");
-        }
+        assert_eq!(out.status("in-dir"), Some(JobStatus::Failure), "{engine}: {out:?}");
+        let message = out.message("in-dir").unwrap_or_default();
+        assert!(
+            message.contains("no/such/dir") && message.contains("is not a directory of the checkout"),
+            "{engine}: {message:?}; {out:?}"
+        );
+        assert!(container_starts(&out, "in-dir").is_empty(), "{engine}: nothing may run; {out:?}");
+        assert!(command_starts(&out, "in-dir").is_empty(), "{engine}: nothing may run; {out:?}");
+        assert!(out.log("in-dir").is_empty(), "{engine}: nothing may run; {out:?}");
     }
 }
 

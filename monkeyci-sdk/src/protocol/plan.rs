@@ -120,6 +120,40 @@ pub struct ContainerSpec {
     pub with_git: bool,
 }
 
+impl ContainerSpec {
+    /// What keeps this spec from running, if anything: an empty image, nothing to run, or a
+    /// `work_dir` that is not a relative path inside the checkout. Planning reports it, so
+    /// `monkeyci build plan` and `verify` catch it; the runtime refuses such a spec too.
+    ///
+    /// ```
+    /// use monkeyci_sdk::protocol::ContainerSpec;
+    ///
+    /// let spec = ContainerSpec { image: "alpine".into(), script: vec!["make".into()], ..Default::default() };
+    /// assert_eq!(spec.problem(), None);
+    /// let escaping = ContainerSpec { work_dir: Some("../elsewhere".into()), ..spec };
+    /// assert!(escaping.problem().unwrap().contains("work_dir"));
+    /// ```
+    pub fn problem(&self) -> Option<String> {
+        if self.image.trim().is_empty() {
+            return Some("the image is empty".to_owned());
+        }
+        if self.script.is_empty() && self.command.is_empty() {
+            return Some("nothing to run: give it script lines or a command".to_owned());
+        }
+        if let Some(dir) = &self.work_dir {
+            let path = std::path::Path::new(dir);
+            let inside = !dir.is_empty()
+                && path
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+            if !inside {
+                return Some(format!("work_dir {dir:?} must be a relative path inside the checkout, without `..`"));
+            }
+        }
+        None
+    }
+}
+
 /// Files a job saves for later jobs of the same build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactSpec {
