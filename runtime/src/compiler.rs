@@ -141,6 +141,7 @@ impl Compiler {
         let hash = self.source_hash(krate)?;
         let cached = self.cache_dir.join("bin").join(&hash).join(&krate.package);
         if cached.is_file() {
+            mark_used(cached.parent().unwrap_or(&cached));
             return Ok(CompiledScript { binary: cached });
         }
         eprintln!("compiling pipeline `{}` ({})", krate.package, krate.dir.display());
@@ -348,4 +349,13 @@ fn toml_string(path: &Path) -> String {
     }
     out.push('"');
     out
+}
+
+/// Notes that the cached binary in `dir` was used now: the cache keeps binaries used lately
+/// (see `prune`). Best-effort: a binary whose time cannot be set is kept until it ages out.
+fn mark_used(dir: &Path) {
+    let now = std::time::SystemTime::now();
+    if let Err(err) = std::fs::File::open(dir).and_then(|dir| dir.set_modified(now)) {
+        tracing::debug!(dir = %dir.display(), %err, "cannot mark a cached binary as used");
+    }
 }

@@ -13,6 +13,7 @@ mod engine;
 mod git;
 mod paths;
 mod planfmt;
+mod prune;
 mod record;
 mod render;
 mod storage;

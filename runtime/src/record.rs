@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 
 use monkeyci_sdk::protocol::{Event, EventKind, JobStatus, OutputStream};
 
-/// Writes a build's record as its events arrive.
+/// Writes a build's record as its events arrive. It holds the record's lock while it lives,
+/// so the build is known to run ([`is_running`]).
 pub(crate) struct Recorder {
+    _lock: File,
     dir: PathBuf,
     events: Option<BufWriter<File>>,
     logs: HashMap<String, BufWriter<File>>,
@@ -23,9 +25,18 @@ pub(crate) struct Recorder {
 impl Recorder {
     /// Starts the record of a build in `dir`.
     pub(crate) fn create(dir: &Path) -> std::io::Result<Recorder> {
+        // Only the owner reads build records: raw command logs hold secret values until a job
+        // ends and they are masked.
+        if let Some(builds) = dir.parent()
+            && !builds.exists()
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(builds)?;
+        }
         std::fs::create_dir_all(dir.join("logs"))?;
+        let lock = lock(dir)?;
         let events = BufWriter::new(File::create(dir.join("events.jsonl"))?);
-        Ok(Recorder { dir: dir.to_owned(), events: Some(events), logs: HashMap::new(), warned: false })
+        Ok(Recorder { _lock: lock, dir: dir.to_owned(), events: Some(events), logs: HashMap::new(), warned: false })
     }
 
     pub(crate) fn record(&mut self, event: &Event) {
@@ -91,6 +102,21 @@ pub(crate) enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Takes the lock of the build record in `dir` (`dir/lock`, an exclusive `flock`), released
+/// when the file is dropped or the process ends, however it ends.
+pub(crate) fn lock(dir: &Path) -> std::io::Result<File> {
+    let file = File::options().create(true).truncate(false).write(true).open(dir.join("lock"))?;
+    file.try_lock()
+        .map_err(|err| std::io::Error::other(format!("the build record {} is in use: {err}", dir.display())))?;
+    Ok(file)
+}
+
+/// Whether the build recorded in `dir` is running: its lock is held.
+pub(crate) fn is_running(dir: &Path) -> bool {
+    let Ok(file) = File::options().write(true).open(dir.join("lock")) else { return false };
+    file.try_lock().is_err()
 }
 
 /// The recorded builds in `builds_dir`, oldest first.
@@ -212,5 +238,25 @@ impl BuildRecord {
         attempts.sort();
         let path = attempts.last()?.1.join("logs").join(format!("{index}.{suffix}"));
         path.is_file().then_some(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_new_record_is_private_and_locked_while_it_is_written() {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = cache.path().join("builds").join("b-1");
+        let recorder = Recorder::create(&dir).unwrap();
+        let mode = std::fs::metadata(cache.path().join("builds")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "only the owner may read build records");
+        assert!(is_running(&dir));
+        assert!(Recorder::create(&dir).is_err(), "one build writes a record");
+        drop(recorder);
+        assert!(!is_running(&dir));
     }
 }

@@ -177,3 +177,64 @@ fn base_outside_a_git_repository_is_refused() {
     out.assert_code(2).assert_stderr_contains("--base");
     assert!(out.events.is_empty(), "the build ran; {out:?}");
 }
+
+/// Sets the modification time of `path` (a file or directory) to `ago` before now.
+fn age(path: &std::path::Path, ago: std::time::Duration) {
+    let file = std::fs::File::open(path).unwrap();
+    file.set_modified(std::time::SystemTime::now() - ago).unwrap();
+}
+
+/// `monkeyci cache prune` on a cache of its own: the oldest build record goes with its
+/// artifacts, a binary unused for 40 days goes, the rest stays, and the report says so.
+#[test]
+fn cache_prune_removes_old_builds_and_unused_binaries() {
+    let cache = tempfile::tempdir().unwrap();
+    let day = std::time::Duration::from_secs(24 * 3600);
+    for (id, days) in [("b-1", 3), ("b-2", 2), ("b-3", 1)] {
+        let dir = cache.path().join("builds").join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("events.jsonl"), "").unwrap();
+        age(&dir, day * days);
+        let artifacts = cache.path().join("blobs/artifacts").join(id);
+        std::fs::create_dir_all(&artifacts).unwrap();
+        std::fs::write(artifacts.join("dist.tar.zst"), "archive").unwrap();
+    }
+    for (hash, days) in [("unused", 40), ("used", 1)] {
+        let dir = cache.path().join("bin").join(hash);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("pipeline"), "binary").unwrap();
+        age(&dir, day * days);
+    }
+
+    let out =
+        MonkeyciCommand::new(["cache", "prune", "--keep-builds", "2"]).env("MONKEYCI_CACHE_DIR", cache.path()).output();
+    out.assert_code(0);
+    out.assert_stdout_contains("removed 1 build record, 1 pipeline binary, 1 stored blob");
+    let left = |dir: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(cache.path().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(left("builds"), ["b-2", "b-3"]);
+    assert_eq!(left("blobs/artifacts"), ["b-2", "b-3"]);
+    assert_eq!(left("bin"), ["used"]);
+
+    let out = MonkeyciCommand::new(["cache", "prune", "--keep-builds", "many"])
+        .env("MONKEYCI_CACHE_DIR", cache.path())
+        .output();
+    out.assert_code(2);
+    out.assert_stderr_contains("--keep-builds");
+    assert_eq!(left("builds"), ["b-2", "b-3"], "a bad argument removes nothing");
+}
+
+/// A bad `MONKEYCI_KEEP_BUILDS` does not fail a build: it says why nothing was pruned.
+#[test]
+fn a_bad_keep_builds_setting_warns_after_the_build() {
+    let repo = TestRepo::with_pipeline("cli_keep_builds", HELLO_PIPELINE);
+    let out = MonkeyciCommand::run(repo.path()).env("MONKEYCI_KEEP_BUILDS", "lots").output();
+    out.assert_code(0);
+    out.assert_stderr_contains("warning: the cache was not pruned: MONKEYCI_KEEP_BUILDS=\"lots\" is not a number");
+}

@@ -150,6 +150,9 @@ impl MonkeyciCommand {
         let mut cmd = Command::new(MONKEYCI);
         cmd.args(&self.args)
             .env("MONKEYCI_CACHE_DIR", CACHE_DIR)
+            // Tests read their build's record after it ended, while others build: the shared
+            // cache keeps them all (pruning has its own test, on a cache of its own).
+            .env("MONKEYCI_KEEP_BUILDS", "0")
             // Whatever the developer's shell has must not change what the tests see.
             .env_remove("MONKEYCI_SDK_PATH")
             .env_remove("MONKEYCI_SCRIPT")

@@ -24,6 +24,29 @@ pub(crate) enum Command {
     Build(Box<BuildCommand>),
     /// Create a working pipeline crate in DIR/.monkeyci.
     Init(InitArgs),
+    /// Manage the cache of compiled pipelines, build records and stored files.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CacheCommand {
+    /// Remove old build records (with their artifacts), pipeline binaries not used lately and
+    /// old cache archives. `build run` does this after every build with the defaults.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PruneArgs {
+    /// Build records to keep, newest first; 0 keeps them all [default: MONKEYCI_KEEP_BUILDS, else 100].
+    #[arg(long, value_name = "N")]
+    pub(crate) keep_builds: Option<usize>,
+    /// Remove pipeline binaries not used for this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub(crate) unused_days: u64,
+    /// Archives to keep of each cache of each repository, newest first.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub(crate) keep_cache_archives: usize,
 }
 
 #[derive(Debug, Subcommand)]

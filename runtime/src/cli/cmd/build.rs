@@ -151,7 +151,20 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     }
     let mut console = console.lock().unwrap_or_else(|e| e.into_inner());
     console.finish();
+    prune_after_build();
     Ok(judge(&outcome, console.view().jobs.is_empty()))
+}
+
+/// Keeps the cache bounded after a build (`MONKEYCI_KEEP_BUILDS` records); a failure only
+/// warns: the build's outcome stands.
+fn prune_after_build() {
+    let pruned = crate::prune::Policy::from_env()
+        .map_err(anyhow::Error::msg)
+        .and_then(|policy| super::cache::prune_cache(&crate::paths::cache_dir()?, &policy));
+    match pruned {
+        Ok(pruned) => tracing::info!("cache: {pruned}"),
+        Err(err) => eprintln!("warning: the cache was not pruned: {err:#}"),
+    }
 }
 
 /// The command's outcome from how the script ended.

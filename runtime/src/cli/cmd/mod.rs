@@ -1,10 +1,11 @@
 //! One module per subcommand, each with a `run` taking its arguments.
 
 mod build;
+mod cache;
 mod init;
 
 use super::Outcome;
-use super::args::{BuildCommand, Cli, Command};
+use super::args::{BuildCommand, CacheCommand, Cli, Command};
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
@@ -16,5 +17,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
             BuildCommand::Logs(args) => build::logs(args),
         },
         Command::Init(args) => init::run(args),
+        Command::Cache(CacheCommand::Prune(args)) => cache::prune(args),
     }
 }
