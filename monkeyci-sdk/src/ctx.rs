@@ -90,6 +90,37 @@ pub(crate) struct JobScope {
     lines_written_before: AtomicU64,
 }
 
+/// Where a build's effects go: events, containers, approvals and artifacts.
+pub(crate) struct Seams {
+    pub(crate) events: Arc<dyn EventSink>,
+    pub(crate) containers: Arc<dyn ContainerRunner>,
+    pub(crate) approver: Arc<dyn Approver>,
+    pub(crate) artifacts: Arc<dyn ArtifactStore>,
+}
+
+impl BuildState {
+    /// A build that has not started: `max_parallel` bounds its process work.
+    pub(crate) fn new(info: BuildInfo, params: ParamMap, seams: Seams, max_parallel: usize) -> BuildState {
+        let Seams { events, containers, approver, artifacts } = seams;
+        BuildState {
+            info,
+            masker: Masker::new(params.values().map(String::as_str)),
+            params,
+            events,
+            containers,
+            approver,
+            artifacts,
+            process_slots: Arc::new(Semaphore::new(max_parallel.max(1))),
+            outputs: Mutex::new(HashMap::new()),
+            graph: OnceLock::new(),
+            canceled: tokio::sync::watch::Sender::new(false),
+            waiting_jobs: Mutex::new(HashMap::new()),
+            waiting_changed: tokio::sync::Notify::new(),
+            replayed_steps: OnceLock::new(),
+        }
+    }
+}
+
 impl Ctx {
     pub(crate) fn new(build: BuildState) -> Ctx {
         Ctx { build: Arc::new(build), job: None, draws: Arc::default() }

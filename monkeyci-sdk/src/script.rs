@@ -5,20 +5,17 @@
 //! pipeline could not be planned or the script could not talk to the runtime, 3 the script
 //! suspended (see [`SCRIPT_EXIT_SUSPENDED`]).
 
-use std::collections::HashMap;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, OnceLock};
-
-use tokio::sync::Semaphore;
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::client::{ApiClient, ApiEventSink, error_chain};
-use crate::ctx::{BuildState, Ctx, Masker};
+use crate::ctx::{BuildState, Ctx, Seams};
 use crate::protocol::{
     BuildStatus, EventKind, SCRIPT_CONFIG_ENV, SCRIPT_EXIT_SUSPENDED, ScriptConfig, ScriptMode, SuspendMode,
 };
 use crate::runner::EventSink;
 use crate::{plan, scheduler};
-use std::time::Duration;
 
 const PLANNING_FAILED: u8 = 2;
 
@@ -66,22 +63,13 @@ async fn run(config: ScriptConfig) -> u8 {
         }
     };
     let sink = Arc::new(ApiEventSink::start(client.clone()));
-    let ctx = Ctx::new(BuildState {
-        info: config.build,
-        masker: Masker::new(params.values().map(String::as_str)),
-        params,
+    let seams = Seams {
         events: sink.clone(),
         containers: Arc::new(client.clone()),
         artifacts: Arc::new(client.clone()),
         approver: Arc::new(client.clone()),
-        process_slots: Arc::new(Semaphore::new(config.max_parallel.max(1))),
-        outputs: Mutex::new(HashMap::new()),
-        graph: OnceLock::new(),
-        canceled: tokio::sync::watch::Sender::new(false),
-        waiting_jobs: Mutex::new(HashMap::new()),
-        replayed_steps: OnceLock::new(),
-        waiting_changed: tokio::sync::Notify::new(),
-    });
+    };
+    let ctx = Ctx::new(BuildState::new(config.build, params, seams, config.max_parallel));
     let code = match plan::resolve(&ctx, &config.jobs) {
         Err(err) => {
             ctx.emit(EventKind::ScriptEnd { status: BuildStatus::Error, message: Some(err.to_string()) });

@@ -41,9 +41,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tokio::sync::Semaphore;
-
-use crate::ctx::{BuildState, Ctx, Masker};
+use crate::ctx::{BuildState, Ctx, Seams};
 use crate::dsl::{Job, JobError, JobMarker};
 use crate::plan::{self, Resolved};
 use crate::protocol::{
@@ -177,22 +175,13 @@ impl TestCtx {
     }
 
     fn build_ctx(&self, events: Arc<MemorySink>, containers: Arc<FakeContainerEngine>) -> Ctx {
-        Ctx::new(BuildState {
-            info: self.info.clone(),
-            params: self.params.clone(),
-            masker: Masker::new(self.params.values().map(String::as_str)),
+        let seams = Seams {
             events,
             containers,
             approver: Arc::new(Approvals(self.approved.clone())),
             artifacts: Arc::new(TempDirArtifacts::default()),
-            process_slots: Arc::new(Semaphore::new(cpus())),
-            outputs: Mutex::new(HashMap::new()),
-            graph: OnceLock::new(),
-            canceled: tokio::sync::watch::Sender::new(false),
-            waiting_jobs: Mutex::new(HashMap::new()),
-            replayed_steps: OnceLock::new(),
-            waiting_changed: tokio::sync::Notify::new(),
-        })
+        };
+        Ctx::new(BuildState::new(self.info.clone(), self.params.clone(), seams, cpus()))
     }
 
     /// The plan of the jobs declared in this crate (`#[job]` and `#[pipeline]`).
