@@ -192,15 +192,14 @@ impl Ctx {
         WaitingGuard { build: &self.build, job }
     }
 
-    /// Takes the next journaled step of this context's job: its job, attempt and number (from
-    /// 1), and what an earlier launch recorded for it. Called when the step is called, so
-    /// concurrent steps keep the order of their calls.
-    fn next_step(&self) -> Option<(String, u32, u32, Option<Step>)> {
+    /// Takes the next journaled step of this context's job (none outside a job). Called when
+    /// the step is called, so concurrent steps keep the order of their calls.
+    fn next_step(&self) -> Option<StepTaken> {
         let job = self.job.as_ref()?;
         let n = job.steps.fetch_add(1, Ordering::SeqCst) + 1;
         let attempt = job.attempt.load(Ordering::SeqCst);
         let recorded = self.build.replayed_steps.get().and_then(|steps| steps.get(&job.id, attempt, n)).cloned();
-        Some((job.id.clone(), attempt, n, recorded))
+        Some(StepTaken { job: job.id.clone(), attempt, n, recorded })
     }
 
     /// Runs a container from inside an action job and waits for it to end: the job fails
@@ -234,7 +233,7 @@ impl Ctx {
     ) -> impl std::future::Future<Output = Result<ContainerResult, JobError>> + Send + '_ {
         let step = self.next_step();
         async move {
-            let Some((job, attempt, n, recorded)) = step else {
+            let Some(StepTaken { job, attempt, n, recorded }) = step else {
                 return Err(JobError::msg("ctx.run can only be used inside a job"));
             };
             let spec = spec.into_spec();
@@ -540,10 +539,18 @@ impl Ctx {
     /// }
     /// # fn main() {}
     /// ```
-    pub async fn shell(&self, command: &str) -> Result<ShellOutput, JobError> {
-        let masked = self.build.masker.mask(command);
+    pub fn shell<'a>(
+        &'a self,
+        command: &'a str,
+    ) -> impl std::future::Future<Output = Result<ShellOutput, JobError>> + Send + 'a {
+        // The step number is taken now, in call order, like `run`'s.
         let step = self.next_step();
-        if let Some((job, _, n, Some(recorded))) = &step {
+        self.shell_step(command, step)
+    }
+
+    async fn shell_step(&self, command: &str, step: Option<StepTaken>) -> Result<ShellOutput, JobError> {
+        let masked = self.build.masker.mask(command);
+        if let Some(StepTaken { job, n, recorded: Some(recorded), .. }) = &step {
             return match recorded {
                 Step::Shell { command: recorded_command, code, stdout, stderr, lines }
                     if *recorded_command == masked =>
@@ -574,7 +581,7 @@ impl Ctx {
         let status = child.wait().await.map_err(|err| JobError::with_source(format!("waiting for `{masked}`"), err))?;
         let (stdout, stdout_lines) = join_pump(stdout).await;
         let (stderr, stderr_lines) = join_pump(stderr).await;
-        if let Some((_, attempt, n, None)) = step {
+        if let Some(StepTaken { attempt, n, recorded: None, .. }) = step {
             let masker = &self.build.masker;
             let record = JournalRecord::ShellResult {
                 attempt,
@@ -629,6 +636,15 @@ fn shell_outcome(
         None => "was killed by a signal".to_owned(),
     };
     Err(JobError::msg(format!("command `{masked_command}` {how}")))
+}
+
+/// A journaled step a job takes: its job, attempt and number (from 1), and what an earlier
+/// launch recorded for it.
+struct StepTaken {
+    job: String,
+    attempt: u32,
+    n: u32,
+    recorded: Option<Step>,
 }
 
 /// Counts a job as waiting for a container while it lives.
