@@ -158,6 +158,14 @@ impl Ctx {
         job.lines_written_before.store(written, Ordering::SeqCst);
     }
 
+    /// How long this context's job's attempt has run, counting from its start before a
+    /// suspension (zero outside a job).
+    pub(crate) fn attempt_elapsed(&self) -> std::time::Duration {
+        let started = self.job.as_ref().map_or(0, |job| job.started_at_ms.load(Ordering::SeqCst));
+        let elapsed = crate::protocol::now_ms().saturating_sub(started);
+        std::time::Duration::from_millis(if started == 0 { 0 } else { elapsed })
+    }
+
     /// Journals `record` for this context's job.
     pub(crate) fn journal(&self, seq: u32, record: JournalRecord) {
         if let Some(job) = &self.job {

@@ -78,7 +78,7 @@
 //! - an action job that was waiting runs again from its start, but each step it had already
 //!   taken ([`Ctx::run`], [`Ctx::shell`]) returns its recorded result at once without running,
 //!   and the log lines it had written are not written again; the container it was waiting for
-//!   is awaited again.
+//!   is awaited again. Its duration and its `timeout` count from its first start.
 //!
 //! A script killed in the middle (`kill -9`, out of memory) resumes the same way from its
 //! journal: only the step that was in flight runs again. A job that must not run twice (a

@@ -518,11 +518,11 @@ async fn run_action(
     job: &Job,
     body: BoxFuture<Result<serde_json::Value, crate::JobError>>,
 ) -> (JobStatus, Option<String>, Option<serde_json::Value>) {
-    let _ = ctx;
     // The job's code runs inside this task: a timeout or a canceled build drops it.
     let attempt = CURRENT_JOB.scope(job.id.clone(), CatchUnwind(body));
     let result = match job.timeout {
-        Some(limit) => match tokio::time::timeout(limit, attempt).await {
+        // The limit counts from the attempt's start, before a suspension if it was resumed.
+        Some(limit) => match tokio::time::timeout(limit.saturating_sub(ctx.attempt_elapsed()), attempt).await {
             Ok(result) => result,
             Err(_) => {
                 let message = format!("timed out after {}", crate::util::human_duration(limit));
@@ -801,6 +801,29 @@ mod tests {
             .filter(|entry| matches!(entry.record, JournalRecord::ContainerDispatched { .. }))
             .count();
         assert_eq!(dispatches, 0, "a resumed dispatch is not journaled again");
+    }
+
+    #[test]
+    fn a_resumed_action_job_keeps_the_time_it_already_used_of_its_limit() {
+        use crate::protocol::{JournalEntry, JournalRecord, now_ms};
+        let job = || {
+            Job::action("slow", |ctx| async move {
+                ctx.sleep(Duration::from_millis(1_500)).await;
+                Ok(())
+            })
+            .timeout(Duration::from_secs(2))
+        };
+        let suspended = JournalEntry {
+            job_id: "slow".into(),
+            seq: 0,
+            record: JournalRecord::JobSuspended { attempt: 1, lines: 0, started_at_ms: now_ms() - 1_000 },
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let replay = crate::journal::Replay::new(vec![suspended]);
+        let resumed = rt.block_on(TestCtx::new().run_jobs_replaying(vec![job()], replay)).unwrap();
+        assert_eq!(resumed.job_status("slow"), Some(JobStatus::Timeout), "1 s before the suspension + 1.5 s > 2 s");
+        let fresh = TestCtx::new().run_jobs(vec![job()]).unwrap();
+        assert_eq!(fresh.job_status("slow"), Some(JobStatus::Success));
     }
 
     #[test]
