@@ -4,7 +4,6 @@
 //!
 //! It does not compile (see `compiler`) and does not render (see `render`).
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
@@ -42,7 +41,8 @@ pub(crate) struct ScriptRequest {
     pub(crate) jobs: Vec<String>,
     pub(crate) max_parallel: usize,
     pub(crate) fail_fast: bool,
-    pub(crate) approved: BTreeSet<String>,
+    /// Blocked jobs approved up front, and who to ask about the others.
+    pub(crate) approvals: api::Approvals,
     /// Where the build's record (events, logs, container jobs' files) goes; `None` (plan
     /// mode): no record, and container jobs are refused.
     pub(crate) build_dir: Option<PathBuf>,
@@ -105,7 +105,7 @@ pub(crate) async fn run_script(
     let state = BuildApiState::new(
         token.clone(),
         request.params.clone(),
-        request.approved.clone(),
+        request.approvals.clone(),
         event_tx,
         containers.clone(),
         action_artifacts,

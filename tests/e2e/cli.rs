@@ -238,3 +238,56 @@ fn a_bad_keep_builds_setting_warns_after_the_build() {
     out.assert_code(0);
     out.assert_stderr_contains("warning: the cache was not pruned: MONKEYCI_KEEP_BUILDS=\"lots\" is not a number");
 }
+
+/// A blocked job and a job after it.
+const BLOCKED_PIPELINE: &str = r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+async fn build(ctx: &Ctx) -> Result<()> {
+    ctx.log("built");
+    Ok(())
+}
+
+#[job(depends_on = [build], blocked)]
+async fn deploy(ctx: &Ctx) -> Result<()> {
+    ctx.log("deployed");
+    Ok(())
+}
+
+#[job(depends_on = [deploy])]
+async fn announce(ctx: &Ctx) -> Result<()> {
+    ctx.log("announced");
+    Ok(())
+}
+
+monkeyci_sdk::main!();
+"#;
+
+/// With `--ask always`, a blocked job is put to stdin: `y` runs it, anything else or no
+/// answer skips it (and its dependents); without asking it is skipped at once.
+#[test]
+fn blocked_jobs_are_asked_about_on_stdin() {
+    let repo = TestRepo::with_pipeline("cli_ask", BLOCKED_PIPELINE);
+    let out = MonkeyciCommand::run(repo.path()).args(["--ask", "always"]).stdin("y\n").output();
+    out.assert_code(0);
+    out.assert_stderr_contains("job `deploy` is blocked: run it? [y/N]");
+    assert_eq!(out.log("deploy"), ["deployed"], "{out:?}");
+    assert_eq!(out.status("announce"), Some(JobStatus::Success), "{out:?}");
+
+    for (answer, said) in [("no\n", "no"), ("", "the end of stdin")] {
+        let out = MonkeyciCommand::run(repo.path()).args(["--ask", "always"]).stdin(answer).output();
+        out.assert_code(0);
+        assert_eq!(out.status("deploy"), Some(JobStatus::Skipped), "{said}: {out:?}");
+        assert_eq!(out.skip_reason("deploy"), Some("blocked: it was not approved"), "{said}: {out:?}");
+        assert_eq!(out.status("announce"), Some(JobStatus::Skipped), "{said}: {out:?}");
+    }
+
+    // Not a terminal and no --ask: nobody is asked, nothing waits.
+    let out = MonkeyciCommand::run(repo.path()).stdin("y\n").output();
+    assert!(!out.stderr.contains("is blocked"), "{out:?}");
+    assert_eq!(out.status("deploy"), Some(JobStatus::Skipped), "{out:?}");
+    let approved = MonkeyciCommand::run(repo.path()).args(["--approve", "deploy", "--ask", "always"]).output();
+    assert!(!approved.stderr.contains("is blocked"), "--approve needs no question: {approved:?}");
+    assert_eq!(approved.status("announce"), Some(JobStatus::Success), "{approved:?}");
+}

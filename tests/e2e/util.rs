@@ -56,6 +56,8 @@ pub struct MonkeyciCommand {
     events_dir: Option<TempDir>,
     /// Send SIGINT (as Ctrl-C would) once this turns true (polled every 10 ms).
     interrupt_when: Option<Box<dyn FnMut() -> bool>>,
+    /// What the command reads on stdin (default: nothing, as from /dev/null).
+    stdin: Option<Vec<u8>>,
 }
 
 impl MonkeyciCommand {
@@ -71,6 +73,7 @@ impl MonkeyciCommand {
             current_dir: None,
             events_dir: None,
             interrupt_when: None,
+            stdin: None,
         }
     }
 
@@ -132,6 +135,12 @@ impl MonkeyciCommand {
         self
     }
 
+    /// Gives the command `text` to read on stdin, then its end.
+    pub fn stdin(mut self, text: &str) -> MonkeyciCommand {
+        self.stdin = Some(text.as_bytes().to_vec());
+        self
+    }
+
     /// Sends the process SIGINT, as Ctrl-C would, once `marker` exists.
     pub fn interrupt_when_exists(self, marker: impl AsRef<Path>) -> MonkeyciCommand {
         let marker = marker.as_ref().to_owned();
@@ -157,7 +166,7 @@ impl MonkeyciCommand {
             .env_remove("MONKEYCI_SDK_PATH")
             .env_remove("MONKEYCI_SCRIPT")
             .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
+            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (key, value) in &self.envs {
@@ -172,6 +181,12 @@ impl MonkeyciCommand {
         let description = self.description();
         let started = Instant::now();
         let mut child = cmd.spawn().unwrap_or_else(|err| panic!("cannot start {description}: {err}"));
+        if let (Some(text), Some(mut stdin)) = (self.stdin.take(), child.stdin.take()) {
+            // From a thread: the command may read it slowly; dropping it closes the pipe.
+            std::thread::spawn(move || {
+                let _ = std::io::Write::write_all(&mut stdin, &text);
+            });
+        }
         let stdout = read_in_background(child.stdout.take().expect("stdout is piped"));
         let stderr = read_in_background(child.stderr.take().expect("stderr is piped"));
         let mut interrupt_when = self.interrupt_when.take();

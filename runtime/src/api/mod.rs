@@ -35,6 +35,7 @@ use tokio::sync::mpsc;
 use crate::engine::ContainerJobs;
 use crate::engine::files::ActionArtifacts;
 
+pub(crate) use approval::Asker;
 pub(crate) use auth::BuildToken;
 pub(crate) use error::ApiError;
 pub(crate) use journal::JournalStore;
@@ -49,10 +50,19 @@ struct Inner {
     token: BuildToken,
     params: ParamMap,
     approved: BTreeSet<String>,
+    asker: Option<Asker>,
     events: mpsc::UnboundedSender<Event>,
     containers: Option<Arc<ContainerJobs>>,
     artifacts: Option<Arc<ActionArtifacts>>,
     journal: JournalStore,
+}
+
+/// How blocked jobs are decided: the ids approved up front, and who to ask about the others
+/// (none: they are declined).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Approvals {
+    pub(crate) approved: BTreeSet<String>,
+    pub(crate) asker: Option<Asker>,
 }
 
 impl BuildApiState {
@@ -61,13 +71,15 @@ impl BuildApiState {
     pub(crate) fn new(
         token: BuildToken,
         params: ParamMap,
-        approved: BTreeSet<String>,
+        approvals: Approvals,
         events: mpsc::UnboundedSender<Event>,
         containers: Option<Arc<ContainerJobs>>,
         artifacts: Option<Arc<ActionArtifacts>>,
         journal: JournalStore,
     ) -> BuildApiState {
-        BuildApiState { inner: Arc::new(Inner { token, params, approved, events, containers, artifacts, journal }) }
+        let Approvals { approved, asker } = approvals;
+        let inner = Inner { token, params, approved, asker, events, containers, artifacts, journal };
+        BuildApiState { inner: Arc::new(inner) }
     }
 }
 

@@ -24,7 +24,7 @@ fn api() -> Api {
     let state = BuildApiState::new(
         token.clone(),
         params,
-        BTreeSet::from(["deploy".to_owned()]),
+        super::Approvals { approved: BTreeSet::from(["deploy".to_owned()]), asker: None },
         tx,
         None,
         None,

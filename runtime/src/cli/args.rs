@@ -63,6 +63,17 @@ pub(crate) enum BuildCommand {
     Logs(LogsArgs),
 }
 
+/// When to ask about blocked jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum AskMode {
+    /// When stdin is a terminal.
+    Auto,
+    /// Always, reading answers from stdin (scripts: `yes | monkeyci build run --ask always`).
+    Always,
+    /// Never: blocked jobs not named with `--approve` are skipped.
+    Never,
+}
+
 /// Where the pipeline is and how to compile it.
 #[derive(Debug, Args)]
 pub(crate) struct PipelineArgs {
@@ -120,9 +131,13 @@ pub(crate) struct RunArgs {
     /// After the first failure, start no new job and cancel running ones.
     #[arg(long)]
     pub(crate) fail_fast: bool,
-    /// Approve this blocked job (repeatable); blocked jobs not approved are skipped.
+    /// Approve this blocked job (repeatable).
     #[arg(long = "approve", value_name = "ID")]
     pub(crate) approve: Vec<String>,
+    /// Ask on stdin whether each other blocked job may run: auto (when stdin is a terminal),
+    /// always or never. A blocked job not approved is skipped.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) ask: AskMode,
     /// Also write every event as a JSON line to FILE.
     #[arg(long, value_name = "FILE")]
     pub(crate) events: Option<PathBuf>,

@@ -39,16 +39,23 @@ pub(crate) struct Console {
     view: BuildView,
     live: Option<live::LiveBlock>,
     color: bool,
+    /// While a question is asked: the updates that arrived, shown once it is answered.
+    paused: Option<Vec<Update>>,
 }
 
 impl Console {
     pub(crate) fn new(style: Style) -> Console {
         let color = style == Style::Live && std::env::var_os("NO_COLOR").is_none();
-        Console { view: BuildView::default(), live: (style == Style::Live).then(live::LiveBlock::default), color }
+        let live = (style == Style::Live).then(live::LiveBlock::default);
+        Console { view: BuildView::default(), live, color, paused: None }
     }
 
-    /// Takes one update into account and shows it.
+    /// Takes one update into account and shows it (once resumed, if paused).
     pub(crate) fn update(&mut self, update: &Update) {
+        if let Some(held) = &mut self.paused {
+            held.push(update.clone());
+            return;
+        }
         self.view.apply(update);
         let mut out = Vec::new();
         match &mut self.live {
@@ -58,8 +65,32 @@ impl Console {
         emit(&out);
     }
 
+    /// Stops showing anything (the live block is erased) while someone is asked a question.
+    pub(crate) fn pause(&mut self) {
+        if self.paused.is_some() {
+            return;
+        }
+        let mut out = Vec::new();
+        if let Some(block) = &mut self.live {
+            block.clear(&mut out);
+        }
+        emit(&out);
+        self.paused = Some(Vec::new());
+    }
+
+    /// Shows what arrived while paused, and goes on as before.
+    pub(crate) fn resume(&mut self) {
+        for update in self.paused.take().unwrap_or_default() {
+            self.update(&update);
+        }
+        self.tick();
+    }
+
     /// Refreshes elapsed times (live style only).
     pub(crate) fn tick(&mut self) {
+        if self.paused.is_some() {
+            return;
+        }
         if let Some(block) = &mut self.live {
             let mut out = Vec::new();
             block.redraw(&mut out, &self.view, self.color);
@@ -69,6 +100,7 @@ impl Console {
 
     /// Ends live output and prints the summary table.
     pub(crate) fn finish(&mut self) {
+        self.resume();
         let mut out = Vec::new();
         if let Some(block) = &mut self.live {
             block.clear(&mut out);

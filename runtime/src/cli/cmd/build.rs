@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use monkeyci_sdk::protocol::{BuildInfo, BuildStatus, OutputStream, ParamMap, Plan, ScriptMode};
 
 use crate::cli::Outcome;
-use crate::cli::args::{ContextArgs, LogsArgs, PipelineArgs, PlanArgs, RunArgs, TestArgs, VerifyArgs};
+use crate::cli::args::{AskMode, ContextArgs, LogsArgs, PipelineArgs, PlanArgs, RunArgs, TestArgs, VerifyArgs};
 use crate::compiler::{Compiler, PipelineCrate};
 use crate::controller::{self, ScriptOutcome, ScriptRequest, Update};
 use crate::git::{self, GitOverrides};
@@ -100,6 +100,17 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         )),
         None => None,
     };
+    let ask = match args.ask {
+        AskMode::Always => true,
+        AskMode::Never => false,
+        AskMode::Auto => std::io::IsTerminal::is_terminal(&std::io::stdin()),
+    };
+    let (asker, questions) = if ask {
+        let (asker, questions) = tokio::sync::mpsc::unbounded_channel();
+        (Some(asker), Some(questions))
+    } else {
+        (None, None)
+    };
     let max_parallel = match args.max_parallel {
         Some(n) => n as usize,
         None => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -111,7 +122,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         jobs: args.jobs,
         max_parallel,
         fail_fast: args.fail_fast,
-        approved: args.approve.into_iter().collect::<BTreeSet<_>>(),
+        approvals: crate::api::Approvals { approved: args.approve.into_iter().collect::<BTreeSet<_>>(), asker },
         build_dir: Some(crate::paths::cache_dir()?.join("builds").join(&build_id)),
         engine: args.engine,
         store_root: crate::paths::cache_dir()?,
@@ -121,6 +132,9 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let style = if args.plain { Style::Plain } else { Style::detect() };
     let console = Arc::new(Mutex::new(Console::new(style)));
     let outcome = runtime()?.block_on(async {
+        if let Some(questions) = questions {
+            tokio::spawn(answer_questions(questions, Arc::clone(&console)));
+        }
         let ticker = (style == Style::Live).then(|| {
             let console = Arc::clone(&console);
             tokio::spawn(async move {
@@ -153,6 +167,36 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     console.finish();
     prune_after_build();
     Ok(judge(&outcome, console.view().jobs.is_empty()))
+}
+
+/// Puts each blocked job to the person at stdin, with the live view paused meanwhile.
+async fn answer_questions(
+    mut questions: tokio::sync::mpsc::UnboundedReceiver<(String, tokio::sync::oneshot::Sender<bool>)>,
+    console: Arc<Mutex<Console>>,
+) {
+    while let Some((job, answer)) = questions.recv().await {
+        console.lock().unwrap_or_else(|e| e.into_inner()).pause();
+        // A thread of its own, not the runtime's blocking pool: an unanswered read must not
+        // keep the process from exiting once the build is over (Ctrl-C, say).
+        let (read, got) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || read.send(ask_on_stdin(&job)));
+        let approved = got.await.unwrap_or(false);
+        console.lock().unwrap_or_else(|e| e.into_inner()).resume();
+        let _ = answer.send(approved);
+    }
+}
+
+/// Asks whether blocked `job` may run; anything but `y`/`yes` (or the end of stdin) is no.
+fn ask_on_stdin(job: &str) -> bool {
+    eprint!("job `{job}` is blocked: run it? [y/N] ");
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(0) | Err(_) => {
+            eprintln!("(no answer: not approved)");
+            false
+        }
+        Ok(_) => matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"),
+    }
 }
 
 /// Keeps the cache bounded after a build (`MONKEYCI_KEEP_BUILDS` records); a failure only
@@ -198,7 +242,7 @@ fn plan_of(pipeline: &Pipeline, context: &ContextArgs, jobs: Vec<String>) -> any
         jobs,
         max_parallel: 1,
         fail_fast: false,
-        approved: BTreeSet::new(),
+        approvals: crate::api::Approvals::default(),
         build_dir: None,
         engine: crate::engine::EngineChoice::Auto,
         store_root: crate::paths::cache_dir()?,
