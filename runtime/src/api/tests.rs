@@ -18,13 +18,18 @@ struct Api {
 }
 
 fn api() -> Api {
+    api_asking(None)
+}
+
+/// The API of a build approving `deploy` up front and asking `asker` about other jobs.
+fn api_asking(asker: Option<super::Asker>) -> Api {
     let token = BuildToken::generate().unwrap();
     let (tx, events) = mpsc::unbounded_channel();
     let params = ParamMap::from([("TOKEN".to_owned(), "s3cret".to_owned())]);
     let state = BuildApiState::new(
         token.clone(),
         params,
-        super::Approvals { approved: BTreeSet::from(["deploy".to_owned()]), asker: None },
+        super::Approvals { approved: BTreeSet::from(["deploy".to_owned()]), asker },
         tx,
         None,
         None,
@@ -97,6 +102,27 @@ async fn approves_only_the_approved_jobs() {
     assert_eq!((status, body), (StatusCode::OK, serde_json::json!({ "approved": true })));
     let (_, body) = call(&api, "POST", "/jobs/publish/approval", Some(api.token.as_str()), "").await;
     assert_eq!(body, serde_json::json!({ "approved": false }));
+}
+
+#[tokio::test]
+async fn other_blocked_jobs_are_put_to_the_asker() {
+    let (asker, mut questions) = mpsc::unbounded_channel::<(String, tokio::sync::oneshot::Sender<bool>)>();
+    let api = api_asking(Some(asker));
+    let answering = tokio::spawn(async move {
+        let mut asked = Vec::new();
+        while let Some((job, answer)) = questions.recv().await {
+            let _ = answer.send(job == "publish");
+            asked.push(job);
+        }
+        asked
+    });
+    for (job, approved) in [("deploy", true), ("publish", true), ("delete", false)] {
+        let path = format!("/jobs/{job}/approval");
+        let (_, body) = call(&api, "POST", &path, Some(api.token.as_str()), "").await;
+        assert_eq!(body, serde_json::json!({ "approved": approved }), "{job}");
+    }
+    drop(api);
+    assert_eq!(answering.await.unwrap(), ["publish", "delete"], "jobs approved up front are not asked about");
 }
 
 #[tokio::test]
