@@ -63,7 +63,7 @@ pub struct PlannedJob {
     /// What a container job runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<ContainerSpec>,
-    /// Where it was declared (`src/main.rs:12`, or the #[pipeline] function).
+    /// Where it was declared (`src/main.rs:12`, or the `#[pipeline]` function).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declared_at: Option<String>,
 }
