@@ -141,6 +141,10 @@ pub(crate) async fn run_script(
         on_update(update);
     };
     let mut interrupts = 0;
+    // One listener for the whole build: a Ctrl-C arriving between two looks at it (while an
+    // event is handled, or between launches) is kept, not lost.
+    let mut ctrl_c =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
     let mut resume = false;
     let mut crash_resumes = 0;
     // The journal belongs to this binary: note what it is now, so a changed one is refused.
@@ -180,7 +184,7 @@ pub(crate) async fn run_script(
             tokio::select! {
                 // The first Ctrl-C asks the script to cancel the build (it reports what it
                 // stopped); the second kills it.
-                Ok(()) = tokio::signal::ctrl_c() => {
+                Some(()) = ctrl_c.recv() => {
                     interrupts += 1;
                     match (interrupts, child.id()) {
                         (1, Some(pid)) => interrupt(pid),
@@ -227,7 +231,7 @@ pub(crate) async fn run_script(
                     // is left running there is nothing to wait for.
                     let _ = tokio::time::timeout(RESUME_COALESCE, containers.wait_until_fewer_running(1)).await;
                 }
-                Ok(()) = tokio::signal::ctrl_c() => {
+                Some(()) = ctrl_c.recv() => {
                     let event = Event::now(EventKind::ScriptEnd {
                         status: BuildStatus::Canceled,
                         message: Some("the build was canceled while the script was suspended".to_owned()),
