@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use monkeyci_sdk::protocol::{Event, EventKind, JobStatus, OutputStream};
+use monkeyci_sdk::protocol::{BuildStatus, Event, EventKind, JobStatus, OutputStream};
 
 /// Writes a build's record as its events arrive. It holds the record's lock while it lives,
 /// so the build is known to run ([`is_running`]).
@@ -143,6 +143,10 @@ pub(crate) struct BuildRecord {
     pub(crate) jobs: Vec<(String, JobStatus, Option<String>)>,
     /// Container jobs' script lines and exit codes, by job: (command index, line, exit).
     commands: BTreeMap<String, Vec<(usize, String, Option<i32>)>>,
+    /// How the build ended, if it did.
+    pub(crate) end: Option<(BuildStatus, Option<String>)>,
+    /// How often the script suspended while containers ran.
+    pub(crate) suspensions: usize,
 }
 
 impl BuildRecord {
@@ -162,6 +166,7 @@ impl BuildRecord {
         let file = File::open(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
         let mut jobs: Vec<(String, JobStatus, Option<String>)> = Vec::new();
         let mut commands: BTreeMap<String, Vec<(usize, String, Option<i32>)>> = BTreeMap::new();
+        let (mut end, mut suspensions) = (None, 0);
         let mut set = |id: &str, status: JobStatus, message: Option<String>| match jobs.iter_mut().find(|j| j.0 == id) {
             Some(job) => {
                 job.1 = status;
@@ -186,10 +191,12 @@ impl BuildRecord {
                         entry.2 = Some(exit);
                     }
                 }
+                EventKind::ScriptEnd { status, message } => end = Some((status, message)),
+                EventKind::ScriptSuspended { .. } => suspensions += 1,
                 _ => {}
             }
         }
-        Ok(BuildRecord { id, dir, jobs, commands })
+        Ok(BuildRecord { id, dir, jobs, commands, end, suspensions })
     }
 
     /// Writes the output of `job`: its log, and for a container job each command's own

@@ -318,6 +318,16 @@ pub(super) fn logs(args: LogsArgs) -> anyhow::Result<Outcome> {
                 let line = format!("  {id:<width$}  {:<8}  {}", status.as_str(), message.as_deref().unwrap_or(""));
                 let _ = writeln!(out, "{}", line.trim_end());
             }
+            match &record.end {
+                Some((status, Some(message))) => _ = writeln!(out, "build {status}: {message}"),
+                Some((status, None)) => _ = writeln!(out, "build {status}"),
+                None => _ = writeln!(out, "the build did not end (it runs, or its process was killed)"),
+            }
+            if record.suspensions > 0 {
+                let times = if record.suspensions == 1 { "once" } else { "times" };
+                let count = if record.suspensions == 1 { String::new() } else { format!("{} ", record.suspensions) };
+                let _ = writeln!(out, "the script suspended {count}{times} while containers ran");
+            }
             let _ = writeln!(out, "show a job's output with `monkeyci build logs {} JOB`", record.id);
         }
     }
