@@ -177,6 +177,29 @@ fn remove_blobs(store: &dyn BlobStore, blobs: Vec<BlobInfo>, pruned: &mut Pruned
     Ok(())
 }
 
+/// Removes the cargo target directory the pipelines share (`target`), unless cargo is
+/// compiling into it (it holds `debug/.cargo-lock`); returns the bytes freed.
+pub(crate) fn remove_target_dir(target: &Path) -> Result<u64, Error> {
+    if !target.exists() {
+        return Ok(0);
+    }
+    let lock_path = target.join("debug").join(".cargo-lock");
+    // Held until the directory is gone, so no compile starts meanwhile.
+    let _lock = match std::fs::File::options().write(true).open(&lock_path) {
+        Ok(lock) => match lock.try_lock() {
+            Ok(()) => Some(lock),
+            Err(_) => {
+                let busy = std::io::Error::other("a pipeline is being compiled into it; try again when it is done");
+                return Err(Error::Io { what: "remove", path: target.to_owned(), source: busy });
+            }
+        },
+        Err(_) => None,
+    };
+    let bytes = size_of_tree(target);
+    std::fs::remove_dir_all(target).map_err(io("remove", target))?;
+    Ok(bytes)
+}
+
 /// The bytes of the files below `path` (what can be read of them).
 fn size_of_tree(path: &Path) -> u64 {
     let Ok(meta) = std::fs::symlink_metadata(path) else { return 0 };
@@ -275,6 +298,23 @@ mod tests {
         drop(lock);
         let pruned = prune(cache, &store, &Policy { keep_builds: 1, ..Policy::default() }).unwrap();
         assert_eq!((pruned.builds, pruned.running), (1, 0), "{pruned}");
+    }
+
+    #[test]
+    fn the_target_dir_goes_unless_cargo_compiles_into_it() {
+        let cache = tempfile::tempdir().unwrap();
+        let target = cache.path().join("target");
+        std::fs::create_dir_all(target.join("debug/deps")).unwrap();
+        std::fs::write(target.join("debug/deps/libfoo.rlib"), vec![0u8; 4096]).unwrap();
+        let lock = File::create(target.join("debug/.cargo-lock")).unwrap();
+        lock.lock().unwrap();
+        let Err(Error::Io { source, .. }) = remove_target_dir(&target) else { panic!("removed while locked") };
+        assert!(source.to_string().contains("being compiled"), "{source}");
+        assert!(target.join("debug/deps/libfoo.rlib").is_file(), "nothing goes while cargo holds the lock");
+        drop(lock);
+        assert!(remove_target_dir(&target).unwrap() >= 4096);
+        assert!(!target.exists());
+        assert_eq!(remove_target_dir(&target).unwrap(), 0, "nothing to remove is no error");
     }
 
     #[test]

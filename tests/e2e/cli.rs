@@ -222,6 +222,14 @@ fn cache_prune_removes_old_builds_and_unused_binaries() {
     assert_eq!(left("blobs/artifacts"), ["b-2", "b-3"]);
     assert_eq!(left("bin"), ["used"]);
 
+    std::fs::create_dir_all(cache.path().join("target/debug/deps")).unwrap();
+    std::fs::write(cache.path().join("target/debug/deps/libold.rlib"), "rlib").unwrap();
+    let out = MonkeyciCommand::new(["cache", "prune", "--target"]).env("MONKEYCI_CACHE_DIR", cache.path()).output();
+    out.assert_code(0);
+    out.assert_stdout_contains("removed the shared target directory");
+    assert!(!cache.path().join("target").exists(), "{out:?}");
+    assert_eq!(left("builds"), ["b-2", "b-3"], "MONKEYCI_KEEP_BUILDS=0 (set for every test) keeps all");
+
     let out = MonkeyciCommand::new(["cache", "prune", "--keep-builds", "many"])
         .env("MONKEYCI_CACHE_DIR", cache.path())
         .output();

@@ -47,6 +47,10 @@ pub(crate) struct PruneArgs {
     /// Archives to keep of each cache of each repository, newest first.
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub(crate) keep_cache_archives: usize,
+    /// Also remove the cargo target directory the pipelines share: it only grows, and every
+    /// pipeline compiles from scratch the next time.
+    #[arg(long)]
+    pub(crate) target: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,6 +19,10 @@ pub(super) fn prune(args: PruneArgs) -> anyhow::Result<Outcome> {
     let cache_dir = crate::paths::cache_dir()?;
     let pruned = prune_cache(&cache_dir, &policy)?;
     println!("{}: {pruned}", cache_dir.display());
+    if args.target {
+        let freed = prune::remove_target_dir(&cache_dir.join("target"))?;
+        println!("removed the shared target directory: {:.1} MiB", freed as f64 / (1024.0 * 1024.0));
+    }
     Ok(Outcome::Success)
 }
 
