@@ -46,7 +46,7 @@ pub(crate) struct JobReport {
 pub(crate) struct BuildReport {
     pub(crate) status: BuildStatus,
     pub(crate) jobs: Vec<JobReport>,
-    /// The script suspended while this many container jobs run; the build goes on when it is
+    /// The script suspended while this many jobs wait for containers; the build goes on when it is
     /// resumed.
     pub(crate) suspended: Option<usize>,
 }

@@ -338,3 +338,26 @@ fn retries_and_timeout_are_reported_per_attempt() {
     assert!(!out.log("hangs").contains(&"got the lock"), "{out:?}");
     out.assert_stdout_contains("[hangs] timeout after");
 }
+
+/// The suspension example, on the shell engine: the script suspends while the containers run
+/// and resumes; each container runs once, `test`'s log is not repeated, and `publish` (not
+/// idempotent, the script never suspends under it) reads `test`'s output.
+#[test]
+fn suspend_and_resume_runs_each_container_once_and_publishes() {
+    let out = MonkeyciCommand::run(example("suspend-and-resume"))
+        .args(["--engine", "shell", "--suspend", "always", "--tag", "v1.0.0"])
+        .output();
+    out.assert_code(0);
+    assert!(!out.events_of("script/suspended").is_empty(), "{out:?}");
+    assert_eq!(out.events_of("script/suspended").len(), out.events_of("script/resumed").len(), "{out:?}");
+    let started: Vec<&str> = out.events_of("container/start").iter().filter_map(|e| e.kind.job_id()).collect();
+    assert_eq!(started.len(), 3, "each container once: {started:?}");
+    for job in ["compile", "test.run1", "test.run2"] {
+        assert!(started.contains(&job), "{job} did not run: {started:?}");
+    }
+    assert_eq!(out.log("test"), ["running both suites", "both suites passed"], "{out:?}");
+    let published = out.log("publish");
+    assert_eq!(published.len(), 1, "{out:?}");
+    assert!(published[0].starts_with("publishing v1.0.0 (both suites passed) as release "), "{out:?}");
+    out.assert_stdout_contains("script suspended while");
+}

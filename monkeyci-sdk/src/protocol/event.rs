@@ -167,10 +167,10 @@ pub enum EventKind {
         /// The entry.
         entry: super::JournalEntry,
     },
-    /// Only container jobs run: the script exits until one of them ends.
+    /// Every running job only waits for containers: the script exits until one of them ends.
     #[serde(rename = "script/suspended")]
     ScriptSuspended {
-        /// The container jobs it waits for.
+        /// The jobs waiting (container jobs, and action jobs waiting in `ctx.run`).
         waiting: usize,
     },
     /// The script was relaunched and replayed its journal.

@@ -69,7 +69,8 @@ pub(super) fn describe(event: &Event) -> Option<String> {
         },
         EventKind::CommandEnd { .. } | EventKind::JournalRecord { .. } => return None,
         EventKind::ScriptSuspended { waiting } => {
-            format!("script suspended while {waiting} container job{} run", if *waiting == 1 { "" } else { "s" })
+            let (jobs, wait) = if *waiting == 1 { ("job", "waits") } else { ("jobs", "wait") };
+            format!("script suspended while {waiting} {jobs} {wait} for containers")
         }
         EventKind::ScriptResumed { replayed } => format!("script resumed (replayed {replayed} journal entries)"),
         EventKind::ScriptPlan { .. } | EventKind::JobPending { .. } | EventKind::JobQueued { .. } => return None,
