@@ -245,7 +245,7 @@ impl Ctx {
                 return Err(JobError::msg("ctx.run can only be used inside a job"));
             };
             let spec = spec.into_spec();
-            let digest = format!("{} {:?} {:?}", spec.image, spec.script, spec.command);
+            let digest = spec.digest();
             let result = match recorded {
                 Some(Step::Run { digest: recorded_digest, result }) if recorded_digest == digest => result,
                 Some(other) => return Err(step_diverged(&job, n, &other, &format!("ctx.run of `{digest}`"))),

@@ -121,6 +121,19 @@ pub struct ContainerSpec {
 }
 
 impl ContainerSpec {
+    /// What the container runs (image, script, command) in one line: how the journal and the
+    /// runtime tell whether a resumed script asks for the same container as before.
+    ///
+    /// ```
+    /// use monkeyci_sdk::protocol::ContainerSpec;
+    ///
+    /// let spec = ContainerSpec { image: "alpine".into(), script: vec!["make".into()], ..Default::default() };
+    /// assert_eq!(spec.digest(), r#"alpine ["make"] []"#);
+    /// ```
+    pub fn digest(&self) -> String {
+        format!("{} {:?} {:?}", self.image, self.script, self.command)
+    }
+
     /// What keeps this spec from running, if anything: an empty image, nothing to run, or a
     /// `work_dir` that is not a relative path inside the checkout. Planning reports it, so
     /// `monkeyci build plan` and `verify` catch it; the runtime refuses such a spec too.

@@ -228,12 +228,11 @@ impl ContainerJobs {
         let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((spec, _)) = runs.get(&id) {
             if *spec != request.spec {
-                let describe = |spec: &ContainerSpec| format!("`{} {:?} {:?}`", spec.image, spec.script, spec.command);
                 return Err(RequestError::Diverged {
                     job: job.clone(),
                     attempt: request.attempt,
-                    before: describe(spec),
-                    now: describe(&request.spec),
+                    before: format!("`{}`", spec.digest()),
+                    now: format!("`{}`", request.spec.digest()),
                 });
             }
             return Ok(id);
