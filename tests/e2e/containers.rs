@@ -15,7 +15,7 @@ use std::time::Duration;
 use monkeyci_sdk::protocol::{BuildStatus, EventKind, JobStatus, OutputStream};
 
 use crate::util::{
-    BUSYBOX, CmdlineWatch, MonkeyciCommand, Output, TestRepo, engines, file_in_new_build, podman_container_names,
+    BUSYBOX, CmdlineWatch, MonkeyciCommand, Output, TestRepo, assert_no_container_left, engines, file_in_new_build,
     processes_running, test_images_available,
 };
 
@@ -77,17 +77,6 @@ fn position_of(out: &Output, pred: impl Fn(&EventKind) -> bool) -> Option<usize>
 /// The directory of `job`'s first attempt in this run's build record.
 fn job_dir(out: &Output, job: &str) -> PathBuf {
     out.build_dir().join("jobs").join(format!("{job}-1"))
-}
-
-/// Fails (after removing them) if podman still has containers of this run's build.
-#[track_caller]
-fn assert_no_container_left(out: &Output) {
-    let build_id = out.build_id();
-    let left: Vec<String> = podman_container_names().into_iter().filter(|name| name.contains(&build_id)).collect();
-    for name in &left {
-        let _ = std::process::Command::new("podman").args(["rm", "-f", name]).output();
-    }
-    assert!(left.is_empty(), "containers of build {build_id} were left behind: {left:?}; {out:?}");
 }
 
 /// Fails (after killing them) if processes running exactly `argv` are still there a moment
@@ -325,7 +314,7 @@ fn timeout_stops_the_container() {
         let script_ms = out.time_of("script/end").unwrap_or_default() - out.time_of("script/start").unwrap_or_default();
         assert!(script_ms < 15_000, "{engine}: the build took {script_ms} ms; {out:?}");
         if engine == "podman" {
-            assert_no_container_left(&out);
+            assert_no_container_left("podman", &out);
         }
         assert_no_process_left(&["sleep", &seconds], &out);
     }
@@ -355,7 +344,7 @@ fn image_without_shell_fails_with_a_hint() {
     let message = out.message(job).unwrap_or_default();
     assert!(message.contains("no /bin/sh") && message.contains(".command("), "{message:?}; {out:?}");
     assert!(command_starts(&out, job).is_empty(), "{out:?}");
-    assert_no_container_left(&out);
+    assert_no_container_left("podman", &out);
 }
 
 const OWN_COMMAND_PIPELINE: &str = r#"
@@ -383,7 +372,7 @@ fn image_without_shell_runs_its_own_command() {
     assert_eq!(container_starts(&out, job), [("localhost/monkeyci-test/noshell", "podman")], "{out:?}");
     assert_eq!(container_end(&out, job), Some((JobStatus::Success, Some(0), None)), "{out:?}");
     assert!(command_starts(&out, job).is_empty(), "a command has no script lines; {out:?}");
-    assert_no_container_left(&out);
+    assert_no_container_left("podman", &out);
 }
 
 const SECRET_PIPELINE: &str = r#"
@@ -496,7 +485,7 @@ fn missing_image_fails_with_podmans_message() {
     );
     assert!(container_starts(&out, job).is_empty(), "{out:?}");
     assert!(command_starts(&out, job).is_empty(), "{out:?}");
-    assert_no_container_left(&out);
+    assert_no_container_left("podman", &out);
 }
 
 const PARALLEL_PIPELINE: &str = r#"
@@ -627,7 +616,7 @@ fn dispatch_is_idempotent() {
         let ends = out.events_of("container/end").len();
         assert_eq!(ends, 1, "{engine}: {out:?}");
         if engine == "podman" {
-            assert_no_container_left(&out);
+            assert_no_container_left("podman", &out);
         }
     }
 }
@@ -662,7 +651,7 @@ fn ctrl_c_cancels_a_running_container_job() {
         let took = job_millis(&out, job);
         assert!(took < 10_000, "{engine}: canceling took {took} ms; {out:?}");
         if engine == "podman" {
-            assert_no_container_left(&out);
+            assert_no_container_left("podman", &out);
         }
         assert_no_process_left(&["sleep", &seconds], &out);
     }

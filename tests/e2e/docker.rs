@@ -9,23 +9,12 @@
 use monkeyci_sdk::protocol::{EventKind, JobStatus};
 
 use crate::util::{
-    BUSYBOX, MonkeyciCommand, Output, TestRepo, docker_available, docker_container_names, lines_of, noting_prelude,
+    BUSYBOX, MonkeyciCommand, TestRepo, assert_no_container_left, docker_available, lines_of, noting_prelude,
 };
 
 /// `monkeyci build run --engine docker` of the repository.
 fn run_on_docker(repo: &TestRepo) -> MonkeyciCommand {
     MonkeyciCommand::run(repo.path()).args(["--engine", "docker"])
-}
-
-/// Fails (after removing them) if docker still has containers of this run's build.
-#[track_caller]
-fn assert_no_container_left(out: &Output) {
-    let build_id = out.build_id();
-    let left: Vec<String> = docker_container_names().into_iter().filter(|name| name.contains(&build_id)).collect();
-    for name in &left {
-        let _ = std::process::Command::new("docker").args(["rm", "-f", name]).output();
-    }
-    assert!(left.is_empty(), "containers of build {build_id} were left behind: {left:?}; {out:?}");
 }
 
 const SECRET: &str = "d0cker-s3cret-value";
@@ -88,7 +77,7 @@ fn docker_runs_script_lines_with_env_and_masked_secrets() {
     assert!(!log.contains(&"never"), "the script stops at the failing line: {log:?}");
     let message = out.message("docker-fails").unwrap_or_default();
     assert!(message.contains("exit 3") || message.contains("code 3"), "{message}");
-    assert_no_container_left(&out);
+    assert_no_container_left("docker", &out);
 }
 
 const TIMEOUT_PIPELINE: &str = r#"
@@ -118,7 +107,7 @@ fn docker_stops_a_job_at_its_time_limit() {
     assert!(took < std::time::Duration::from_secs(30), "stopped after {took:?}; {out:?}");
     let ms = out.end_time("docker-slow").unwrap_or(0) - out.start_time("docker-slow").unwrap_or(0);
     assert!((2_000..10_000).contains(&ms), "the job took {ms} ms; {out:?}");
-    assert_no_container_left(&out);
+    assert_no_container_left("docker", &out);
 }
 
 /// An action job, a docker container job, an action job after it.
@@ -160,5 +149,5 @@ fn docker_containers_survive_a_suspension() {
     assert_eq!(out.events_of("script/suspended").len(), 1, "{out:?}");
     assert_eq!(out.events_of("script/resumed").len(), 1, "{out:?}");
     assert_eq!(lines_of(&log), ["before", "after 7"], "{out:?}");
-    assert_no_container_left(&out);
+    assert_no_container_left("docker", &out);
 }

@@ -3,7 +3,7 @@
 //! stdout, stderr and the parsed `--events` file; [`TestRepo`] is a temporary git repository,
 //! optionally with a `.monkeyci` pipeline crate written from a given `main.rs`. For container
 //! jobs: [`Output::build_dir`] finds a run's build record, [`test_images_available`] the local
-//! test images, and [`podman_container_names`], [`processes_running`] and [`CmdlineWatch`] show
+//! test images, and [`assert_no_container_left`], [`processes_running`] and [`CmdlineWatch`] show
 //! what a build left behind or exposed.
 //!
 //! Nothing here knows about particular pipelines; the test modules do.
@@ -576,11 +576,23 @@ pub fn file_in_new_build(rel: &str) -> impl FnMut() -> bool + 'static {
     move || names().iter().any(|name| !before.contains(name) && builds_dir().join(name).join(&rel).exists())
 }
 
-/// The names of all podman containers, running or not (`podman ps -a`).
-pub fn podman_container_names() -> Vec<String> {
-    let out = Command::new("podman").args(["ps", "-a", "--format", "{{.Names}}"]).output().expect("podman runs");
-    assert!(out.status.success(), "podman ps failed: {}", String::from_utf8_lossy(&out.stderr));
+/// The names of all containers of `engine` (`podman` or `docker`), running or not (`ps -a`).
+pub fn container_names(engine: &str) -> Vec<String> {
+    let out = Command::new(engine).args(["ps", "-a", "--format", "{{.Names}}"]).output().expect("the engine runs");
+    assert!(out.status.success(), "{engine} ps failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+/// Fails (after removing them) if `engine` (`podman` or `docker`) still has containers of
+/// this run's build.
+#[track_caller]
+pub fn assert_no_container_left(engine: &str, out: &Output) {
+    let build_id = out.build_id();
+    let left: Vec<String> = container_names(engine).into_iter().filter(|name| name.contains(&build_id)).collect();
+    for name in &left {
+        let _ = Command::new(engine).args(["rm", "-f", name]).output();
+    }
+    assert!(left.is_empty(), "{engine} containers of build {build_id} were left behind: {left:?}; {out:?}");
 }
 
 /// The processes of this machine (pid and arguments) whose command line is exactly `argv`
@@ -706,13 +718,6 @@ pub fn docker_available() -> bool {
     assert!(std::env::var_os("CI").is_none(), "{reason}");
     eprintln!("skipped: {reason}");
     false
-}
-
-/// The names of docker's containers, running or not.
-pub fn docker_container_names() -> Vec<String> {
-    let out = Command::new("docker").args(["ps", "-a", "--format", "{{.Names}}"]).output().expect("docker runs");
-    assert!(out.status.success(), "docker ps failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
 }
 
 /// Whether podman can run containers here. Outside CI a missing podman skips the test with a
