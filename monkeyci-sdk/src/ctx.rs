@@ -161,9 +161,9 @@ impl Ctx {
     /// How long this context's job's attempt has run, counting from its start before a
     /// suspension (zero outside a job).
     pub(crate) fn attempt_elapsed(&self) -> std::time::Duration {
-        let started = self.job.as_ref().map_or(0, |job| job.started_at_ms.load(Ordering::SeqCst));
-        let elapsed = crate::protocol::now_ms().saturating_sub(started);
-        std::time::Duration::from_millis(if started == 0 { 0 } else { elapsed })
+        let Some(job) = &self.job else { return std::time::Duration::ZERO };
+        let started = job.started_at_ms.load(Ordering::SeqCst);
+        std::time::Duration::from_millis(crate::protocol::now_ms().saturating_sub(started))
     }
 
     /// Journals `record` for this context's job.

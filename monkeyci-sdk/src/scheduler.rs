@@ -220,7 +220,7 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
                 if options.suspend_after.is_some() && stopped.is_none() =>
             {
                 let waiting = in_flight;
-                for job_ctx in task_job.values().filter_map(|i| action_ctx.get(i)) {
+                for job_ctx in action_ctx.values() {
                     job_ctx.journal_suspended();
                 }
                 ctx.emit(EventKind::ScriptSuspended { waiting });
