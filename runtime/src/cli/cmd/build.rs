@@ -111,6 +111,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     } else {
         (None, None)
     };
+    let cache_dir = crate::paths::cache_dir()?;
     let max_parallel = match args.max_parallel {
         Some(n) => n as usize,
         None => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -123,9 +124,9 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         max_parallel,
         fail_fast: args.fail_fast,
         approvals: crate::api::Approvals { approved: args.approve.into_iter().collect::<BTreeSet<_>>(), asker },
-        build_dir: Some(crate::paths::cache_dir()?.join("builds").join(&build_id)),
+        build_dir: Some(cache_dir.join("builds").join(&build_id)),
         engine: args.engine,
-        store_root: crate::paths::cache_dir()?,
+        store_root: cache_dir.clone(),
         suspend: args.suspend,
         suspend_after: args.suspend_after,
     };
@@ -165,7 +166,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     }
     let mut console = console.lock().unwrap_or_else(|e| e.into_inner());
     console.finish();
-    prune_after_build();
+    prune_after_build(&cache_dir);
     Ok(judge(&outcome, console.view().jobs.is_empty()))
 }
 
@@ -201,10 +202,10 @@ fn ask_on_stdin(job: &str) -> bool {
 
 /// Keeps the cache bounded after a build (`MONKEYCI_KEEP_BUILDS` records); a failure only
 /// warns: the build's outcome stands.
-fn prune_after_build() {
+fn prune_after_build(cache_dir: &Path) {
     let pruned = crate::prune::Policy::from_env()
         .map_err(anyhow::Error::msg)
-        .and_then(|policy| super::cache::prune_cache(&crate::paths::cache_dir()?, &policy));
+        .and_then(|policy| super::cache::prune_cache(cache_dir, &policy));
     match pruned {
         Ok(pruned) => tracing::info!("cache: {pruned}"),
         Err(err) => eprintln!("warning: the cache was not pruned: {err:#}"),
@@ -323,10 +324,10 @@ pub(super) fn logs(args: LogsArgs) -> anyhow::Result<Outcome> {
                 Some((status, None)) => _ = writeln!(out, "build {status}"),
                 None => _ = writeln!(out, "the build did not end (it runs, or its process was killed)"),
             }
-            if record.suspensions > 0 {
-                let times = if record.suspensions == 1 { "once" } else { "times" };
-                let count = if record.suspensions == 1 { String::new() } else { format!("{} ", record.suspensions) };
-                let _ = writeln!(out, "the script suspended {count}{times} while containers ran");
+            match record.suspensions {
+                0 => {}
+                1 => _ = writeln!(out, "the script suspended once while containers ran"),
+                n => _ = writeln!(out, "the script suspended {n} times while containers ran"),
             }
             let _ = writeln!(out, "show a job's output with `monkeyci build logs {} JOB`", record.id);
         }
