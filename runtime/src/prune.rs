@@ -126,7 +126,7 @@ fn prune_builds(cache_dir: &Path, store: &dyn BlobStore, policy: &Policy, pruned
         pruned.bytes += size_of_tree(&dir);
         std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
         pruned.builds += 1;
-        for prefix in [format!("artifacts/{id}"), format!("journal/{id}")] {
+        for prefix in [crate::engine::files::artifacts_prefix(id), crate::api::stored_records_prefix(id)] {
             remove_blobs(store, store.list_info(&prefix)?, pruned)?;
         }
     }
@@ -156,7 +156,7 @@ fn prune_binaries(cache_dir: &Path, policy: &Policy, pruned: &mut Pruned) -> Res
 /// (`caches/<repo>/<cache id>/<key hash>.tar.zst`).
 fn prune_cache_archives(store: &dyn BlobStore, policy: &Policy, pruned: &mut Pruned) -> Result<(), Error> {
     let mut by_cache: std::collections::BTreeMap<String, Vec<BlobInfo>> = Default::default();
-    for info in store.list_info("caches")? {
+    for info in store.list_info(crate::engine::files::CACHES_PREFIX)? {
         let cache = info.key.as_str().rsplit_once('/').map_or("", |(dir, _)| dir).to_owned();
         by_cache.entry(cache).or_default().push(info);
     }

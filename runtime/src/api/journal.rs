@@ -73,6 +73,11 @@ impl JournalStore {
     }
 }
 
+/// Where the large journal records of build `build_id` are kept in the blob store.
+pub(crate) fn stored_records_prefix(build_id: &str) -> String {
+    format!("journal/{build_id}")
+}
+
 /// `entry`, with its record moved to the blob store if it is large.
 async fn store_if_large(
     store: Arc<dyn BlobStore>,
@@ -88,7 +93,7 @@ async fn store_if_large(
         use sha2::{Digest, Sha256};
         Sha256::digest(&json).iter().take(16).map(|b| format!("{b:02x}")).collect()
     };
-    let key = BlobKey::new(format!("journal/{build_id}/{digest}.json"))
+    let key = BlobKey::new(format!("{}/{digest}.json", stored_records_prefix(build_id)))
         .map_err(|err| ApiError::Internal(format!("cannot name a stored journal record: {err}")))?;
     let bytes = json.len() as u64;
     let stored_key = key.as_str().to_owned();

@@ -38,7 +38,7 @@ use crate::engine::files::ActionArtifacts;
 pub(crate) use approval::Asker;
 pub(crate) use auth::BuildToken;
 pub(crate) use error::ApiError;
-pub(crate) use journal::JournalStore;
+pub(crate) use journal::{JournalStore, stored_records_prefix};
 
 /// What the API of one build serves from.
 #[derive(Clone)]

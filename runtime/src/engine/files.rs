@@ -38,6 +38,14 @@ pub(crate) enum Error {
     Store(#[from] crate::storage::Error),
 }
 
+/// Where the artifacts of build `build_id` are kept in the blob store (one archive each).
+pub(crate) fn artifacts_prefix(build_id: &str) -> String {
+    format!("artifacts/{build_id}")
+}
+
+/// Where caches are kept in the blob store: `caches/<repo>/<cache id>/<key hash>.tar.zst`.
+pub(crate) const CACHES_PREFIX: &str = "caches";
+
 /// Where a build's artifacts and a repository's caches live.
 #[derive(Clone)]
 pub(crate) struct JobFiles {
@@ -57,7 +65,7 @@ impl JobFiles {
 
     fn artifact_key(&self, id: &str) -> Result<BlobKey, Error> {
         check_id("artifact", id)?;
-        Ok(BlobKey::new(format!("artifacts/{}/{id}.tar.zst", self.build_id))?)
+        Ok(BlobKey::new(format!("{}/{id}.tar.zst", artifacts_prefix(&self.build_id)))?)
     }
 
     /// Restores an artifact into `work`; `Ok(false)` for a missing optional one.
@@ -92,7 +100,7 @@ impl JobFiles {
         let key = if self.store.exists(&exact)? {
             Some(exact)
         } else {
-            self.store.newest(&format!("caches/{}/{}", self.repo, spec.id))?
+            self.store.newest(&format!("{CACHES_PREFIX}/{}/{}", self.repo, spec.id))?
         };
         let Some(key) = key else { return Ok(None) };
         match self.store.get(&key)? {
@@ -128,7 +136,7 @@ impl JobFiles {
             }
         }
         let hash: String = hasher.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect();
-        Ok(BlobKey::new(format!("caches/{}/{}/{hash}.tar.zst", self.repo, spec.id))?)
+        Ok(BlobKey::new(format!("{CACHES_PREFIX}/{}/{}/{hash}.tar.zst", self.repo, spec.id))?)
     }
 
     /// Packs `path` of `work` into a scratch file, then stores it: a failed pack never leaves
