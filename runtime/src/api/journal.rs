@@ -51,9 +51,7 @@ impl JournalStore {
     /// The whole journal, with stored records read back.
     pub(crate) async fn journal(&self) -> Result<Journal, ApiError> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let stored: Vec<usize> =
-            (0..entries.len()).filter(|&i| matches!(entries[i].record, JournalRecord::Stored { .. })).collect();
-        if stored.is_empty() {
+        if !entries.iter().any(|entry| matches!(entry.record, JournalRecord::Stored { .. })) {
             return Ok(Journal { entries });
         }
         let Some((store, _)) = &self.blobs else {
@@ -61,9 +59,10 @@ impl JournalStore {
         };
         let store = Arc::clone(store);
         let entries = tokio::task::spawn_blocking(move || {
-            for i in stored {
-                let JournalRecord::Stored { key, .. } = &entries[i].record else { continue };
-                entries[i].record = read_stored(store.as_ref(), key)?;
+            for entry in &mut entries {
+                if let JournalRecord::Stored { key, .. } = &entry.record {
+                    entry.record = read_stored(store.as_ref(), key)?;
+                }
             }
             Ok::<_, ApiError>(entries)
         })
