@@ -3,7 +3,7 @@
 
 use monkeyci_sdk::protocol::{EventKind, JobStatus};
 
-use crate::util::{MonkeyciCommand, TestRepo, engines};
+use crate::util::{TestRepo, engines, run_on};
 
 const HANDOFF_PIPELINE: &str = r#"
 use monkeyci_sdk::prelude::*;
@@ -39,7 +39,7 @@ monkeyci_sdk::main!();
 fn parallel_container_jobs_hand_an_artifact_to_a_dependent() {
     for engine in engines() {
         let repo = TestRepo::with_pipeline(&format!("handoff_{engine}"), HANDOFF_PIPELINE);
-        let out = MonkeyciCommand::run(repo.path()).args(["--engine", engine]).output();
+        let out = run_on(&repo, engine).output();
         out.assert_code(0);
         // produce and other overlap in time.
         let (produce_start, other_start) = (out.start_time("produce").unwrap(), out.start_time("other").unwrap());
@@ -72,7 +72,7 @@ fn tolerates(_ctx: &Ctx) -> ContainerJob {
 monkeyci_sdk::main!();
 "#,
     );
-    let out = MonkeyciCommand::run(repo.path()).args(["--engine", "shell"]).output();
+    let out = run_on(&repo, "shell").output();
     out.assert_code(1);
     assert_eq!(out.status("needs"), Some(JobStatus::Failure), "{out:?}");
     let message = out.message("needs").unwrap();
@@ -102,7 +102,7 @@ monkeyci_sdk::main!();
         );
         let mut counts = Vec::new();
         for _ in 0..3 {
-            let out = MonkeyciCommand::run(repo.path()).args(["--engine", engine]).output();
+            let out = run_on(&repo, engine).output();
             out.assert_code(0);
             let log = out.log("count");
             counts.push(log.iter().rev().find_map(|l| l.trim().parse::<u32>().ok()).expect("a count"));
@@ -151,7 +151,7 @@ async fn save_missing(ctx: &Ctx) -> Result<()> {
 monkeyci_sdk::main!();
 "#,
     );
-    let out = MonkeyciCommand::run(repo.path()).args(["--engine", "shell"]).output();
+    let out = run_on(&repo, "shell").output();
     out.assert_code(1);
     assert!(out.log("read-report").contains(&"from action"), "{out:?}");
     assert_eq!(out.log("read-back"), ["from-container"], "{out:?}");
@@ -183,7 +183,7 @@ fn stops(_ctx: &Ctx) -> ContainerJob {
 monkeyci_sdk::main!();
 "#,
         );
-        let out = MonkeyciCommand::run(repo.path()).args(["--engine", engine]).output();
+        let out = run_on(&repo, engine).output();
         out.assert_code(1);
         assert!(out.log("stops").contains(&"saved artifact `report` (1 files)"), "{engine}: {out:?}");
         // The archive holds `f` as the job left it.

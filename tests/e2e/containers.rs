@@ -16,13 +16,8 @@ use monkeyci_sdk::protocol::{BuildStatus, EventKind, JobStatus, OutputStream};
 
 use crate::util::{
     BUSYBOX, CmdlineWatch, MonkeyciCommand, Output, TestRepo, assert_no_container_left, engines, file_in_new_build,
-    processes_running, test_images_available,
+    processes_running, run_on, test_images_available,
 };
-
-/// `monkeyci build run` of the repository with `engine`.
-fn run_on(repo: &TestRepo, engine: &str) -> MonkeyciCommand {
-    MonkeyciCommand::run(repo.path()).args(["--engine", engine])
-}
 
 /// The image and engine of `job`'s `container/start` events.
 fn container_starts<'a>(out: &'a Output, job: &str) -> Vec<(&'a str, &'a str)> {

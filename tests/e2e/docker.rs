@@ -8,14 +8,7 @@
 
 use monkeyci_sdk::protocol::{EventKind, JobStatus};
 
-use crate::util::{
-    BUSYBOX, MonkeyciCommand, TestRepo, assert_no_container_left, docker_available, lines_of, noting_prelude,
-};
-
-/// `monkeyci build run --engine docker` of the repository.
-fn run_on_docker(repo: &TestRepo) -> MonkeyciCommand {
-    MonkeyciCommand::run(repo.path()).args(["--engine", "docker"])
-}
+use crate::util::{BUSYBOX, TestRepo, assert_no_container_left, docker_available, lines_of, noting_prelude, run_on};
 
 const SECRET: &str = "d0cker-s3cret-value";
 
@@ -52,7 +45,7 @@ fn docker_runs_script_lines_with_env_and_masked_secrets() {
         return;
     }
     let repo = TestRepo::with_pipeline("docker_jobs", &JOBS_PIPELINE.replace("IMAGE", BUSYBOX));
-    let out = run_on_docker(&repo).args(["--param", "TOKEN"]).env("TOKEN", SECRET).output();
+    let out = run_on(&repo, "docker").args(["--param", "TOKEN"]).env("TOKEN", SECRET).output();
     out.assert_code(1);
     let engines: Vec<&str> = out
         .events
@@ -100,7 +93,7 @@ fn docker_stops_a_job_at_its_time_limit() {
     }
     let repo = TestRepo::with_pipeline("docker_timeout", &TIMEOUT_PIPELINE.replace("IMAGE", BUSYBOX));
     let started = std::time::Instant::now();
-    let out = run_on_docker(&repo).output();
+    let out = run_on(&repo, "docker").output();
     out.assert_code(1);
     assert_eq!(out.status("docker-slow"), Some(JobStatus::Timeout), "{out:?}");
     let took = started.elapsed();
@@ -144,7 +137,7 @@ fn docker_containers_survive_a_suspension() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("runs.log");
     let repo = TestRepo::with_pipeline("docker_suspend", &suspend_pipeline(&log));
-    let out = run_on_docker(&repo).args(["--suspend", "always"]).output();
+    let out = run_on(&repo, "docker").args(["--suspend", "always"]).output();
     out.assert_code(0);
     assert_eq!(out.events_of("script/suspended").len(), 1, "{out:?}");
     assert_eq!(out.events_of("script/resumed").len(), 1, "{out:?}");

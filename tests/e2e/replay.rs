@@ -17,11 +17,13 @@ use std::time::Instant;
 
 use monkeyci_sdk::protocol::{BuildStatus, Event, EventKind, JobStatus};
 
-use crate::util::{BUSYBOX, MonkeyciCommand, Output, TestRepo, engines, lines_of, noting_prelude, replayed_counts};
+use crate::util::{
+    BUSYBOX, MonkeyciCommand, Output, TestRepo, engines, lines_of, noting_prelude, replayed_counts, run_on,
+};
 
 /// `monkeyci build run --suspend always` of the repository with `engine`.
 fn run_suspending(repo: &TestRepo, engine: &str) -> MonkeyciCommand {
-    MonkeyciCommand::run(repo.path()).args(["--engine", engine, "--suspend", "always"])
+    run_on(repo, engine).args(["--suspend", "always"])
 }
 
 /// The jobs of the `script/start` event (the first launch's plan).

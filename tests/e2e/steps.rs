@@ -3,7 +3,7 @@
 
 use monkeyci_sdk::protocol::{EventKind, JobStatus};
 
-use crate::util::{BUSYBOX, MonkeyciCommand, TestRepo, count, engines, lines_of, noting_prelude};
+use crate::util::{BUSYBOX, TestRepo, count, engines, lines_of, noting_prelude, run_on};
 
 /// An action job awaiting two containers at once; each launch of the job notes it, so the
 /// test can count how often its code ran.
@@ -39,7 +39,7 @@ fn two_containers_awaited_in_one_action_job_run_together_and_survive_a_suspensio
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("runs.log");
         let repo = TestRepo::with_pipeline(&format!("steps_join_{engine}"), &join_pipeline(&log));
-        let out = MonkeyciCommand::run(repo.path()).args(["--engine", engine, "--suspend", "always"]).output();
+        let out = run_on(&repo, engine).args(["--suspend", "always"]).output();
         out.assert_code(0);
         assert_eq!(out.status("both"), Some(JobStatus::Success), "{engine}: {out:?}");
         assert_eq!(out.log("after"), ["a exit Some(0), b exit Some(0)"], "{engine}: {out:?}");
@@ -101,7 +101,7 @@ fn shell_steps_and_log_lines_are_not_repeated_across_a_suspension() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("runs.log");
         let repo = TestRepo::with_pipeline(&format!("steps_shell_{engine}"), &shell_pipeline(&log));
-        let out = MonkeyciCommand::run(repo.path()).args(["--engine", engine, "--suspend", "always"]).output();
+        let out = run_on(&repo, engine).args(["--suspend", "always"]).output();
         out.assert_code(0);
         assert_eq!(out.events_of("script/suspended").len(), 1, "{engine}: {out:?}");
         let lines = lines_of(&log);

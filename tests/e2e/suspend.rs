@@ -21,13 +21,9 @@ use std::time::{Duration, Instant};
 use monkeyci_sdk::protocol::{BuildStatus, Event, EventKind, JobStatus, JournalRecord};
 
 use crate::util::{
-    BUSYBOX, MonkeyciCommand, Output, TestRepo, builds_dir, count, engines, file_in_new_build, lines_of, noting_prelude,
+    BUSYBOX, MonkeyciCommand, Output, TestRepo, builds_dir, count, engines, file_in_new_build, lines_of,
+    noting_prelude, run_on,
 };
-
-/// `monkeyci build run` of the repository with `engine`.
-fn run_on(repo: &TestRepo, engine: &str) -> MonkeyciCommand {
-    MonkeyciCommand::run(repo.path()).args(["--engine", engine])
-}
 
 /// The processes running the pipeline binary of `package` (`.../bin/<hash>/<package>`, as the
 /// controller starts it), with the binary's path.

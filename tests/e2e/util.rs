@@ -736,6 +736,11 @@ pub fn podman_available() -> bool {
     works
 }
 
+/// `monkeyci build run` of `repo` with container engine `engine` (`podman`, `docker`, `shell`).
+pub fn run_on(repo: &TestRepo, engine: &str) -> MonkeyciCommand {
+    MonkeyciCommand::run(repo.path()).args(["--engine", engine])
+}
+
 /// The suite's test image with a busybox `/bin/sh` (the shell engine ignores images).
 pub const BUSYBOX: &str = "localhost/monkeyci-test/busybox";
 
