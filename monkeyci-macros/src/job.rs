@@ -231,47 +231,19 @@ fn skip_value(input: syn::parse::ParseStream) -> syn::Result<()> {
     Ok(())
 }
 
-/// Job ids appear in file names, URLs and container names: keep them to a safe alphabet.
+/// A job id, checked by the one rule all sides share.
 pub(crate) fn check_id(id: &str) -> Result<(), String> {
-    if id.is_empty() {
-        return Err("a job id cannot be empty".into());
-    }
-    if let Some(bad) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
-        return Err(format!("invalid character {bad:?} in job id {id:?}; use letters, digits, `-`, `_` and `.`"));
-    }
-    Ok(())
+    monkeyci_protocol::id::check(id).map_err(|err| err.to_string())
 }
 
-/// Parses durations such as `90s`, `10m`, `1h30m` or `500ms` into milliseconds.
+/// A `timeout`: a duration in the one syntax all sides share, in milliseconds, and not zero.
 fn parse_duration_ms(text: &str) -> Result<u64, String> {
-    let bad = || format!("invalid duration {text:?}; write a number and a unit: `500ms`, `30s`, `10m`, `2h`, `1h30m`");
-    let mut total: u64 = 0;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(bad());
+    let ms = monkeyci_protocol::duration::parse(text).map_err(|err| err.to_string())?.as_millis();
+    match u64::try_from(ms) {
+        Ok(0) => Err(format!("timeout {text:?} is zero; leave `timeout` out for no limit")),
+        Ok(ms) => Ok(ms),
+        Err(_) => Err(format!("timeout {text:?} is too long")),
     }
-    while !rest.is_empty() {
-        let digits = rest.chars().take_while(char::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(bad());
-        }
-        let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest.chars().take_while(char::is_ascii_alphabetic).count();
-        let factor = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        total = number.checked_mul(factor).and_then(|ms| total.checked_add(ms)).ok_or_else(bad)?;
-    }
-    if total == 0 {
-        return Err(format!("timeout {text:?} is zero; leave `timeout` out for no limit"));
-    }
-    Ok(total)
 }
 
 fn check_signature(cx: &Ctxt, func: &syn::ItemFn) {

@@ -247,7 +247,7 @@ async fn send_with_retries(client: &ApiClient, batch: &[Event]) {
         match client.post_events(batch).await {
             Ok(()) => return,
             Err(err) if attempt == 5 => {
-                eprintln!("monkeyci: lost {} build events: {}", batch.len(), error_chain(&err));
+                eprintln!("monkeyci: lost {} build events: {}", batch.len(), crate::protocol::error_chain(&err));
             }
             Err(_) => {
                 tokio::time::sleep(delay).await;
@@ -255,16 +255,4 @@ async fn send_with_retries(client: &ApiClient, batch: &[Event]) {
             }
         }
     }
-}
-
-/// `error: cause: cause`, for messages printed by the script itself.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -115,20 +115,23 @@ mod glob;
 mod journal;
 mod plan;
 pub mod prelude;
-pub mod protocol;
+// The wire types, shared with the runtime; tests of pipelines find the ones they read in
+// `testing`.
+use monkeyci_protocol as protocol;
 mod runner;
 mod scheduler;
 mod script;
 pub mod testing;
-mod util;
 
 #[doc(hidden)]
 pub mod __private;
 
-pub use ctx::{Ctx, Masker, Secret, ShellOutput};
+pub use ctx::{Ctx, Secret, ShellOutput};
 pub use dsl::{
     Artifact, Cache, ContainerJob, Job, JobError, JobId, JobMarker, JobOutput, ResultExt, artifact, cache, container,
 };
+/// What a build is about and what a container job runs, as [`Ctx`] and [`ContainerJob`] show them.
+pub use monkeyci_protocol::{Changes, ContainerSpec, Source};
 pub use plan::Error as PlanError;
 
 /// Declares a job.

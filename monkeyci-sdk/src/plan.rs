@@ -209,7 +209,7 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 pub(crate) fn order(jobs: Vec<Job>, mut skipped: Vec<SkippedJob>, filter: &[String]) -> Result<Resolved, Error> {
     let mut index: HashMap<String, usize> = HashMap::with_capacity(jobs.len());
     for (i, job) in jobs.iter().enumerate() {
-        if !valid_id(&job.id) {
+        if monkeyci_protocol::id::check(&job.id).is_err() {
             return Err(Error::InvalidId { id: job.id.clone() });
         }
         if let Some(problem) = job.container_spec().and_then(|spec| spec.spec().problem()) {
@@ -344,12 +344,6 @@ fn location(job: &Job) -> String {
         Some(at) => format!("the job at {at}"),
         None => "a job".to_owned(),
     }
-}
-
-/// Job ids appear in file names, URLs and container names (the `#[job]` macro checks the same
-/// rule at compile time).
-fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 #[cfg(test)]

@@ -525,7 +525,7 @@ async fn run_action(
         Some(limit) => match tokio::time::timeout(limit.saturating_sub(ctx.attempt_elapsed()), attempt).await {
             Ok(result) => result,
             Err(_) => {
-                let message = format!("timed out after {}", crate::util::human_duration(limit));
+                let message = format!("timed out after {}", monkeyci_protocol::duration::short(limit));
                 return (JobStatus::Timeout, Some(message), None);
             }
         },

@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::{ApiClient, ApiEventSink, error_chain};
+use crate::client::{ApiClient, ApiEventSink};
 use crate::ctx::{BuildState, Ctx, Seams};
+use crate::protocol::error_chain;
 use crate::protocol::{
     BuildStatus, EventKind, SCRIPT_CONFIG_ENV, SCRIPT_EXIT_SUSPENDED, ScriptConfig, ScriptMode, SuspendMode,
 };

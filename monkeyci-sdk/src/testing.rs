@@ -45,11 +45,14 @@ use crate::ctx::{BuildState, Ctx, Seams};
 use crate::dsl::{Job, JobError, JobMarker};
 use crate::plan::{self, Resolved};
 use crate::protocol::{
-    ArtifactSpec, BuildInfo, BuildStatus, ContainerRequest, ContainerResult, ContainerSpec, Event, EventKind, GitInfo,
-    JobStatus, ParamMap, Plan, Source,
+    ArtifactSpec, BuildInfo, ContainerRequest, ContainerResult, ContainerSpec, GitInfo, ParamMap, Source,
 };
 use crate::runner::{Approver, ArtifactStore, BoxFuture, ContainerRunner, MemorySink};
 use crate::scheduler;
+
+/// The event and plan types a test of a pipeline reads (from [`TestRun::events`] and
+/// [`TestCtx::plan`]), as the runtime receives them.
+pub use monkeyci_protocol::{BuildStatus, Event, EventKind, JobKind, JobStatus, OutputStream, Plan, PlannedJob};
 
 /// A build context for tests, built up with setters.
 #[derive(Debug, Clone)]

@@ -51,7 +51,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use monkeyci_sdk::protocol::{Event, EventKind};
+use monkeyci_protocol::{Event, EventKind};
 
 const IMAGE: &str = "localhost/monkeyci-test/busybox";
 /// The pipeline crate's package, which is also the file name of its cached binary.

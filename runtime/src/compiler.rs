@@ -213,7 +213,7 @@ impl Compiler {
             hash_tree(&mut hasher, &dir.join("src"))?;
             crates.extend(path_dependencies(&dir, &read_manifest(&manifest)?)?);
         }
-        Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+        Ok(hex::encode(hasher.finalize()))
     }
 }
 

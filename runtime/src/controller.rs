@@ -9,8 +9,8 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use monkeyci_sdk::Masker;
-use monkeyci_sdk::protocol::{
+use monkeyci_protocol::Masker;
+use monkeyci_protocol::{
     ApiEndpoint, BuildInfo, BuildStatus, Event, EventKind, OutputStream, ParamMap, Plan, SCRIPT_CONFIG_ENV,
     SCRIPT_EXIT_SUSPENDED, ScriptConfig, ScriptMode, SuspendMode,
 };
@@ -345,7 +345,7 @@ fn file_digest(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Sends SIGINT to the script process.

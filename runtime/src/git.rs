@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use monkeyci_sdk::protocol::{Changes, GitInfo};
+use monkeyci_protocol::{Changes, GitInfo};
 
 /// What the command line says about git, overriding what the repository says.
 #[derive(Debug, Clone, Default)]

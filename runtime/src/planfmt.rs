@@ -2,14 +2,14 @@
 
 use std::fmt::Write;
 
-use monkeyci_sdk::protocol::{JobKind, Plan};
+use monkeyci_protocol::{JobKind, Plan};
 
 /// Output formats of `monkeyci build plan`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum PlanFormat {
     /// Readable list in dependency order.
     Text,
-    /// The plan as JSON (`monkeyci_sdk::protocol::Plan`).
+    /// The plan as JSON (`monkeyci_protocol::Plan`).
     Json,
     /// A Mermaid flowchart.
     Mermaid,
@@ -33,7 +33,7 @@ pub(crate) fn format(plan: &Plan, format: PlanFormat) -> String {
 fn text(plan: &Plan) -> String {
     let mut out = String::new();
     let width = plan.jobs.iter().map(|j| j.id.len()).max().unwrap_or(0);
-    let what = |job: &monkeyci_sdk::protocol::PlannedJob| match (job.kind, &job.container) {
+    let what = |job: &monkeyci_protocol::PlannedJob| match (job.kind, &job.container) {
         (JobKind::Container, Some(spec)) => format!("container {}", spec.image),
         _ => "action".to_owned(),
     };
@@ -48,7 +48,10 @@ fn text(plan: &Plan) -> String {
             line.push_str("  [needs approval]");
         }
         if let Some(ms) = job.timeout_ms {
-            line.push_str(&format!("  [timeout {}]", crate::render::format_ms(ms)));
+            line.push_str(&format!(
+                "  [timeout {}]",
+                monkeyci_protocol::duration::short(std::time::Duration::from_millis(ms))
+            ));
         }
         if job.retries > 0 {
             line.push_str(&format!("  [retries {}]", job.retries));
@@ -108,7 +111,7 @@ fn dot(plan: &Plan) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use monkeyci_sdk::protocol::PlannedJob;
+    use monkeyci_protocol::PlannedJob;
 
     fn plan() -> Plan {
         let job = |id: &str, deps: &[&str]| PlannedJob {

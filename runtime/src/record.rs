@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use monkeyci_sdk::protocol::{BuildStatus, Event, EventKind, JobStatus, OutputStream};
+use monkeyci_protocol::{BuildStatus, Event, EventKind, JobStatus, OutputStream};
 
 /// Writes a build's record as its events arrive. It holds the record's lock while it lives,
 /// so the build is known to run ([`is_running`]).

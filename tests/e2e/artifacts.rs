@@ -1,7 +1,7 @@
 //! Artifacts and caches: files handed from job to job within a build, and kept between
 //! builds of a repository, on the podman engine and on the host shell engine.
 
-use monkeyci_sdk::protocol::{EventKind, JobStatus};
+use monkeyci_protocol::{EventKind, JobStatus};
 
 use crate::util::{TestRepo, engines, run_on};
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use monkeyci_sdk::protocol::JobStatus;
+use monkeyci_protocol::JobStatus;
 
 use crate::util::{MonkeyciCommand, TestRepo, example};
 

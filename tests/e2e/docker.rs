@@ -6,7 +6,7 @@
 //! same engine code drives docker's CLI the same way. Skipped (with the reason) where no
 //! dockerd answers, outside CI.
 
-use monkeyci_sdk::protocol::{EventKind, JobStatus};
+use monkeyci_protocol::{EventKind, JobStatus};
 
 use crate::util::{BUSYBOX, TestRepo, assert_no_container_left, docker_available, lines_of, noting_prelude, run_on};
 

@@ -4,7 +4,7 @@
 //! Examples are pipeline crates themselves, so the tests pass the crate directory. Their git
 //! context would be this checkout's, so every test that depends on it sets it explicitly.
 
-use monkeyci_sdk::protocol::{BuildStatus, EventKind, JobKind, JobStatus};
+use monkeyci_protocol::{BuildStatus, EventKind, JobKind, JobStatus};
 
 use crate::util::{MonkeyciCommand, example};
 

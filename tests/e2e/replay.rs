@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Instant;
 
-use monkeyci_sdk::protocol::{BuildStatus, Event, EventKind, JobStatus};
+use monkeyci_protocol::{BuildStatus, Event, EventKind, JobStatus};
 
 use crate::util::{
     BUSYBOX, MonkeyciCommand, Output, TestRepo, engines, lines_of, noting_prelude, replayed_counts, run_on,

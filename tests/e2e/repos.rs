@@ -2,7 +2,7 @@
 //! changes, pipelines that do not compile, the pipeline's own unit tests, `monkeyci init`, and
 //! the compiled-binary cache (warm starts).
 
-use monkeyci_sdk::protocol::JobStatus;
+use monkeyci_protocol::JobStatus;
 
 use crate::util::{MonkeyciCommand, TestRepo};
 
@@ -311,6 +311,6 @@ monkeyci_sdk::main!();
     assert!(out.elapsed < std::time::Duration::from_secs(60), "the build was not stopped: {out:?}");
     assert_eq!(out.status("slow"), Some(JobStatus::Canceled), "{out:?}");
     assert_eq!(out.status("after"), Some(JobStatus::Skipped), "{out:?}");
-    assert_eq!(out.build_end().map(|(status, _)| status), Some(monkeyci_sdk::protocol::BuildStatus::Canceled));
+    assert_eq!(out.build_end().map(|(status, _)| status), Some(monkeyci_protocol::BuildStatus::Canceled));
     out.assert_stdout_contains("build canceled");
 }

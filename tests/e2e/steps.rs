@@ -1,7 +1,7 @@
 //! `ctx.run` and `ctx.shell`: containers and commands run from inside an action job, as
 //! journaled steps that survive a suspension and are replayed in call order.
 
-use monkeyci_sdk::protocol::{EventKind, JobStatus};
+use monkeyci_protocol::{EventKind, JobStatus};
 
 use crate::util::{BUSYBOX, TestRepo, count, engines, lines_of, noting_prelude, run_on};
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use monkeyci_sdk::protocol::{BuildStatus, Event, EventKind, JobStatus, JournalRecord};
+use monkeyci_protocol::{BuildStatus, Event, EventKind, JobStatus, JournalRecord};
 
 use crate::util::{
     BUSYBOX, MonkeyciCommand, Output, TestRepo, builds_dir, count, engines, file_in_new_build, lines_of,

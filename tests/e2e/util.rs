@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use monkeyci_sdk::protocol::{BuildStatus, Event, EventKind, JobStatus, Plan};
+use monkeyci_protocol::{BuildStatus, Event, EventKind, JobStatus, Plan};
 use tempfile::TempDir;
 
 /// The one cache (shared cargo target dir and binary cache) of every test in the suite, so the

@@ -50,8 +50,8 @@ monkeyci_sdk::main!();
 #[cfg(test)]
 mod tests {
     use super::*;
-    use monkeyci_sdk::protocol::{JobStatus, Plan};
     use monkeyci_sdk::testing::TestCtx;
+    use monkeyci_sdk::testing::{JobStatus, Plan};
 
     fn skipped(plan: &Plan) -> Vec<(&str, &str)> {
         plan.skipped.iter().map(|s| (s.id.as_str(), s.reason.as_str())).collect()

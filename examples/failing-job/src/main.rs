@@ -39,8 +39,8 @@ monkeyci_sdk::main!();
 #[cfg(test)]
 mod tests {
     use super::*;
-    use monkeyci_sdk::protocol::{BuildStatus, JobStatus};
     use monkeyci_sdk::testing::TestCtx;
+    use monkeyci_sdk::testing::{BuildStatus, JobStatus};
 
     #[test]
     fn plans_all_four_jobs() {

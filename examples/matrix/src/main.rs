@@ -55,8 +55,8 @@ monkeyci_sdk::main!();
 #[cfg(test)]
 mod tests {
     use super::*;
-    use monkeyci_sdk::protocol::{EventKind, JobKind};
     use monkeyci_sdk::testing::TestCtx;
+    use monkeyci_sdk::testing::{EventKind, JobKind};
 
     const TESTS: [&str; 4] = ["test-bookworm-1.95", "test-bookworm-1.96", "test-alpine-1.95", "test-alpine-1.96"];
 

@@ -37,8 +37,8 @@ monkeyci_sdk::main!();
 #[cfg(test)]
 mod tests {
     use super::*;
-    use monkeyci_sdk::protocol::{BuildStatus, JobStatus};
     use monkeyci_sdk::testing::TestCtx;
+    use monkeyci_sdk::testing::{BuildStatus, JobStatus};
 
     #[test]
     fn a_panic_fails_the_job_not_the_script() {

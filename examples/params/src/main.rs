@@ -24,8 +24,8 @@ monkeyci_sdk::main!();
 #[cfg(test)]
 mod tests {
     use super::*;
-    use monkeyci_sdk::protocol::{EventKind, JobStatus};
     use monkeyci_sdk::testing::TestCtx;
+    use monkeyci_sdk::testing::{EventKind, JobStatus};
 
     const TOKEN: &str = "s3cr3t-t0ken-value";
 

@@ -39,8 +39,8 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use monkeyci_sdk::protocol::{BuildStatus, EventKind, JobStatus};
     use monkeyci_sdk::testing::TestCtx;
+    use monkeyci_sdk::testing::{BuildStatus, EventKind, JobStatus};
 
     #[test]
     fn plans_the_limits() {

@@ -36,8 +36,8 @@ monkeyci_sdk::main!();
 #[cfg(test)]
 mod tests {
     use super::*;
-    use monkeyci_sdk::protocol::{EventKind, JobStatus};
     use monkeyci_sdk::testing::TestCtx;
+    use monkeyci_sdk::testing::{EventKind, JobStatus};
 
     #[test]
     fn plans_a_chain_in_order() {

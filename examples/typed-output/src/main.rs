@@ -52,7 +52,7 @@ monkeyci_sdk::main!();
 #[cfg(test)]
 mod tests {
     use super::*;
-    use monkeyci_sdk::protocol::JobStatus;
+    use monkeyci_sdk::testing::JobStatus;
     use monkeyci_sdk::testing::TestCtx;
 
     #[test]

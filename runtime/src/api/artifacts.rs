@@ -25,7 +25,7 @@ fn error(err: FilesError) -> ApiError {
         FilesError::BadPath { .. } | FilesError::BadId { .. } | FilesError::NothingToSave { .. } => {
             ApiError::BadRequest(err.to_string())
         }
-        other => ApiError::Internal(crate::engine::files::chain(&other)),
+        other => ApiError::Internal(monkeyci_protocol::error_chain(&other)),
     }
 }
 

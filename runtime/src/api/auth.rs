@@ -16,7 +16,7 @@ impl BuildToken {
         use std::io::Read;
         let mut bytes = [0u8; 32];
         std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-        Ok(BuildToken(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+        Ok(BuildToken(hex::encode(bytes)))
     }
 
     pub(crate) fn as_str(&self) -> &str {

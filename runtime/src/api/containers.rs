@@ -7,7 +7,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use monkeyci_sdk::protocol::{ContainerRequest, ContainerStarted, ContainerState};
+use monkeyci_protocol::{ContainerRequest, ContainerStarted, ContainerState};
 use serde::Deserialize;
 
 use super::auth::Authorized;

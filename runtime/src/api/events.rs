@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use monkeyci_sdk::protocol::{Event, EventKind};
+use monkeyci_protocol::{Event, EventKind};
 
 use super::auth::Authorized;
 use super::{ApiError, BuildApiState};

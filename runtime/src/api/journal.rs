@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::extract::State;
-use monkeyci_sdk::protocol::{Journal, JournalEntry, JournalRecord};
+use monkeyci_protocol::{Journal, JournalEntry, JournalRecord};
 
 use super::auth::Authorized;
 use super::{ApiError, BuildApiState};
@@ -90,7 +90,7 @@ async fn store_if_large(
     }
     let digest: String = {
         use sha2::{Digest, Sha256};
-        Sha256::digest(&json).iter().take(16).map(|b| format!("{b:02x}")).collect()
+        hex::encode(&Sha256::digest(&json)[..16])
     };
     let key = BlobKey::new(format!("{}/{digest}.json", stored_records_prefix(build_id)))
         .map_err(|err| ApiError::Internal(format!("cannot name a stored journal record: {err}")))?;

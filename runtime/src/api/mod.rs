@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
-use monkeyci_sdk::protocol::{Event, ParamMap};
+use monkeyci_protocol::{Event, ParamMap};
 use tokio::sync::mpsc;
 
 use crate::engine::ContainerJobs;

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use monkeyci_sdk::protocol::ParamMap;
+use monkeyci_protocol::ParamMap;
 
 use super::BuildApiState;
 use super::auth::Authorized;

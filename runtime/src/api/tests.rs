@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use monkeyci_sdk::protocol::{Event, EventKind, ParamMap};
+use monkeyci_protocol::{Event, EventKind, ParamMap};
 use tokio::sync::mpsc;
 use tower::ServiceExt;
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use monkeyci_sdk::protocol::{Source, SuspendMode};
+use monkeyci_protocol::{Source, SuspendMode};
 
 use crate::engine::EngineChoice;
 use crate::planfmt::PlanFormat;
@@ -158,7 +158,7 @@ pub(crate) struct RunArgs {
     pub(crate) suspend: SuspendMode,
     /// How long only container jobs must run before `--suspend auto` suspends (`500ms`,
     /// `2s`, `1m`).
-    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = monkeyci_protocol::duration::parse)]
     pub(crate) suspend_after: std::time::Duration,
 }
 
@@ -208,17 +208,4 @@ pub(crate) struct LogsArgs {
     /// A job of that build.
     #[arg(value_name = "JOB")]
     pub(crate) second: Option<String>,
-}
-
-/// `500ms`, `2s`, `1m`: a number and a unit.
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let digits = text.chars().take_while(char::is_ascii_digit).count();
-    let number: u64 =
-        text[..digits].parse().map_err(|_| format!("{text:?} is not a duration such as 500ms, 2s or 1m"))?;
-    match &text[digits..] {
-        "ms" => Ok(std::time::Duration::from_millis(number)),
-        "s" => Ok(std::time::Duration::from_secs(number)),
-        "m" => Ok(std::time::Duration::from_secs(number * 60)),
-        _ => Err(format!("{text:?} is not a duration such as 500ms, 2s or 1m")),
-    }
 }

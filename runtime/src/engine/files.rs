@@ -11,7 +11,7 @@ use std::fs::File;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use monkeyci_sdk::protocol::{ArtifactSpec, CacheSpec, RestoreSpec};
+use monkeyci_protocol::{ArtifactSpec, CacheSpec, RestoreSpec};
 use sha2::{Digest, Sha256};
 
 use crate::archive;
@@ -59,7 +59,7 @@ impl JobFiles {
     pub(crate) fn new(store: Arc<dyn BlobStore>, build_id: &str, checkout: &Path) -> JobFiles {
         // A local repository is known by where it is; the digest keeps the key short and safe.
         let digest = Sha256::digest(checkout.to_string_lossy().as_bytes());
-        let repo: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let repo: String = hex::encode(&digest[..8]);
         JobFiles { store, build_id: build_id.to_owned(), repo }
     }
 
@@ -135,7 +135,7 @@ impl JobFiles {
                 hasher.update(&bytes);
             }
         }
-        let hash: String = hasher.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect();
+        let hash: String = hex::encode(&hasher.finalize()[..12]);
         Ok(BlobKey::new(format!("{CACHES_PREFIX}/{}/{}/{hash}.tar.zst", self.repo, spec.id))?)
     }
 
@@ -182,11 +182,7 @@ impl ActionArtifacts {
 }
 
 fn check_id(what: &'static str, id: &str) -> Result<(), Error> {
-    let ok = !id.is_empty()
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && id != "."
-        && id != "..";
-    if ok { Ok(()) } else { Err(Error::BadId { what, id: id.to_owned() }) }
+    monkeyci_protocol::id::check(id).map_err(|_| Error::BadId { what, id: id.to_owned() })
 }
 
 fn checked_path(what: &'static str, id: &str, path: &str) -> Result<PathBuf, Error> {
@@ -195,16 +191,4 @@ fn checked_path(what: &'static str, id: &str, path: &str) -> Result<PathBuf, Err
         return Err(Error::BadPath { what, id: id.to_owned(), path: path.to_owned() });
     }
     Ok(p.to_owned())
-}
-
-/// `error: cause: cause`, for messages that travel as text.
-pub(crate) fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

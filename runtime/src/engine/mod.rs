@@ -23,15 +23,15 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use monkeyci_sdk::Masker;
-use monkeyci_sdk::protocol::{
+use monkeyci_protocol::Masker;
+use monkeyci_protocol::{
     ContainerRequest, ContainerResult, ContainerSpec, Event, EventKind, JobStatus, OutputStream, ParamMap,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{mpsc, watch};
 
-use files::chain;
 use jobscript::{ContainerEvent, EventTail, JobLayout};
+use monkeyci_protocol::error_chain as chain;
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -221,7 +221,7 @@ impl ContainerJobs {
     /// Starts the job (once per job and attempt) and returns the id to wait on.
     pub(crate) fn start(&self, request: ContainerRequest) -> Result<String, RequestError> {
         let job = &request.job_id;
-        if job.is_empty() || !job.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        if monkeyci_protocol::id::check(job).is_err() {
             return Err(RequestError::JobId(job.clone()));
         }
         let id = format!("{job}-{}", request.attempt);
@@ -574,10 +574,7 @@ async fn save_files(
 
 /// Container names: `monkeyci-<build>-<job>-<attempt>`, in the alphabet engines accept.
 fn container_name(build_id: &str, id: &str) -> String {
-    format!("monkeyci-{build_id}-{id}")
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
-        .collect()
+    monkeyci_protocol::id::sanitize(&format!("monkeyci-{build_id}-{id}"))
 }
 
 /// Runs the prepared job with the engine, following its events and output, within its time
@@ -656,7 +653,7 @@ async fn execute(
             return ContainerResult {
                 status: JobStatus::Timeout,
                 exit: exit.code,
-                message: Some(format!("timed out after {}", crate::render::format_ms(limit.as_millis() as u64))),
+                message: Some(format!("timed out after {}", monkeyci_protocol::duration::short(limit))),
             };
         }
         Some(status) => {
@@ -873,7 +870,7 @@ impl LogFollow {
 mod tests {
     use std::collections::BTreeMap;
 
-    use monkeyci_sdk::protocol::{ContainerRequest, ContainerSpec, EventKind, JobStatus};
+    use monkeyci_protocol::{ContainerRequest, ContainerSpec, EventKind, JobStatus};
     use tokio::sync::mpsc;
 
     use super::*;

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use monkeyci_sdk::protocol::{EventKind, JobStatus};
+use monkeyci_protocol::{EventKind, JobStatus};
 
 use super::BuildView;
 use super::plain::describe;

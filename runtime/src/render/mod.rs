@@ -10,7 +10,7 @@ mod view;
 
 use std::io::{IsTerminal, Write};
 
-pub(crate) use view::{BuildView, format_ms};
+pub(crate) use view::BuildView;
 
 use crate::controller::Update;
 

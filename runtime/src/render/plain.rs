@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use monkeyci_sdk::protocol::{Event, EventKind, OutputStream};
+use monkeyci_protocol::{Event, EventKind, OutputStream};
 
 use super::BuildView;
 use super::view::format_ms;
@@ -13,7 +13,7 @@ pub(super) fn line(out: &mut Vec<u8>, _view: &BuildView, update: &Update) {
     match update {
         Update::ScriptLine(stream, line) => {
             let line = strip_ansi(line);
-            let _ = writeln!(out, "{} [script] {}{line}", clock(monkeyci_sdk::protocol::now_ms()), marker(*stream));
+            let _ = writeln!(out, "{} [script] {}{line}", clock(monkeyci_protocol::now_ms()), marker(*stream));
         }
         Update::Event(event) => {
             if let Some(text) = describe(event) {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::time::Instant;
 
-use monkeyci_sdk::protocol::{BuildStatus, EventKind, JobStatus};
+use monkeyci_protocol::{BuildStatus, EventKind, JobStatus};
 
 use crate::controller::Update;
 
@@ -137,16 +137,7 @@ impl BuildView {
     }
 }
 
-/// `0.25s`, `12.3s`, `2m05s`.
-pub(crate) fn format_ms(ms: u64) -> String {
-    if ms < 10_000 {
-        format!("{:.2}s", ms as f64 / 1000.0)
-    } else if ms < 60_000 {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else {
-        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
-    }
-}
+pub(crate) use monkeyci_protocol::duration::clock as format_ms;
 
 /// Colors a status for a terminal.
 pub(crate) fn paint(color: bool, status: JobStatus, text: &str) -> String {
@@ -166,7 +157,7 @@ pub(crate) fn paint(color: bool, status: JobStatus, text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use monkeyci_sdk::protocol::{BuildStatus, Event, EventKind, JobStatus};
+    use monkeyci_protocol::{BuildStatus, Event, EventKind, JobStatus};
 
     use super::BuildView;
     use crate::controller::Update;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use monkeyci_sdk::protocol::{BuildInfo, BuildStatus, OutputStream, ParamMap, Plan, ScriptMode};
+use monkeyci_protocol::{BuildInfo, BuildStatus, OutputStream, ParamMap, Plan, ScriptMode};
 
 use crate::cli::Outcome;
 use crate::cli::args::{AskMode, ContextArgs, LogsArgs, PipelineArgs, PlanArgs, RunArgs, TestArgs, VerifyArgs};
@@ -54,11 +54,11 @@ fn build_info(checkout_dir: &Path, args: &ContextArgs) -> anyhow::Result<(BuildI
     let git = git::git_info(checkout_dir, &overrides).context("cannot read the git context")?;
     let build = BuildInfo {
         // The process id keeps builds started in the same millisecond apart.
-        build_id: format!("local-{}-{}", monkeyci_sdk::protocol::now_ms(), std::process::id()),
+        build_id: format!("local-{}-{}", monkeyci_protocol::now_ms(), std::process::id()),
         checkout_dir: checkout_dir.to_owned(),
         git,
         source: args.source,
-        started_at_ms: monkeyci_sdk::protocol::now_ms(),
+        started_at_ms: monkeyci_protocol::now_ms(),
     };
     Ok((build, parse_params(&args.params)?))
 }
@@ -247,7 +247,7 @@ fn plan_of(pipeline: &Pipeline, context: &ContextArgs, jobs: Vec<String>) -> any
         build_dir: None,
         engine: crate::engine::EngineChoice::Auto,
         store_root: crate::paths::cache_dir()?,
-        suspend: monkeyci_sdk::protocol::SuspendMode::Never,
+        suspend: monkeyci_protocol::SuspendMode::Never,
         suspend_after: std::time::Duration::ZERO,
     };
     let outcome = runtime()?.block_on(controller::run_script(&pipeline.binary, request, |update| {

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// Build parameters by name. Values are secrets: scripts see them only as
-/// [`Secret`](crate::Secret).
+/// Build parameters by name. Values are secrets: scripts see them only as the sdk's `Secret`.
 pub type ParamMap = BTreeMap<String, String>;
 
 /// Who started a build.
@@ -91,10 +90,8 @@ pub struct BuildInfo {
     /// Who triggered the build.
     #[serde(default)]
     pub source: Source,
-    /// When the build started, in milliseconds since the Unix epoch: [`Ctx::now`] for the
-    /// whole build, the same on every launch of the script.
-    ///
-    /// [`Ctx::now`]: crate::Ctx::now
+    /// When the build started, in milliseconds since the Unix epoch: the sdk's `Ctx::now` for
+    /// the whole build, the same on every launch of the script.
     #[serde(default)]
     pub started_at_ms: u64,
 }
@@ -124,7 +121,7 @@ pub enum ScriptMode {
     Plan,
 }
 
-/// The configuration a script process starts from, passed in [`SCRIPT_CONFIG_ENV`](super::SCRIPT_CONFIG_ENV).
+/// The configuration a script process starts from, passed in [`SCRIPT_CONFIG_ENV`](crate::SCRIPT_CONFIG_ENV).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScriptConfig {
     /// The build.

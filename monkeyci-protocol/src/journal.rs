@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::JobStatus;
+use crate::JobStatus;
 
 /// One journaled step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ pub enum JournalRecord {
         /// What the step ran (image, script, command), to detect a diverging replay.
         digest: String,
         /// How its container ended.
-        result: super::ContainerResult,
+        result: crate::ContainerResult,
     },
     /// A `ctx.shell` step of an action job ended (`seq` is 1 + the step number). Its output
     /// is kept with secrets masked.

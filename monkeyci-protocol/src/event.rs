@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::{Plan, PlannedJob, SkippedJob};
+use crate::plan::{Plan, PlannedJob, SkippedJob};
 
 /// One event, time-stamped in milliseconds since the Unix epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,7 +18,7 @@ pub struct Event {
 impl Event {
     /// An event stamped with the current time.
     pub fn now(kind: EventKind) -> Self {
-        Event { time: super::now_ms(), kind }
+        Event { time: crate::now_ms(), kind }
     }
 }
 
@@ -165,7 +165,7 @@ pub enum EventKind {
     #[serde(rename = "journal/record")]
     JournalRecord {
         /// The entry.
-        entry: super::JournalEntry,
+        entry: crate::JournalEntry,
     },
     /// Every running job only waits for containers: the script exits until one of them ends.
     #[serde(rename = "script/suspended")]

@@ -125,7 +125,7 @@ impl ContainerSpec {
     /// runtime tell whether a resumed script asks for the same container as before.
     ///
     /// ```
-    /// use monkeyci_sdk::protocol::ContainerSpec;
+    /// use monkeyci_protocol::ContainerSpec;
     ///
     /// let spec = ContainerSpec { image: "alpine".into(), script: vec!["make".into()], ..Default::default() };
     /// assert_eq!(spec.digest(), r#"alpine ["make"] []"#);
@@ -139,7 +139,7 @@ impl ContainerSpec {
     /// `monkeyci build plan` and `verify` catch it; the runtime refuses such a spec too.
     ///
     /// ```
-    /// use monkeyci_sdk::protocol::ContainerSpec;
+    /// use monkeyci_protocol::ContainerSpec;
     ///
     /// let spec = ContainerSpec { image: "alpine".into(), script: vec!["make".into()], ..Default::default() };
     /// assert_eq!(spec.problem(), None);
@@ -232,7 +232,7 @@ pub struct ContainerState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerResult {
     /// success, failure, timeout or canceled.
-    pub status: super::JobStatus,
+    pub status: crate::JobStatus,
     /// The exit code of the script or command, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<i32>,
