@@ -1,6 +1,6 @@
 //! The pipeline of this repository, dogfooding MonkeyCI: formatting, lints and the sdk's
 //! tests, run in parallel where they can be, with the test summary passed on as a typed
-//! output. Run it with `cargo run -p monkeyci-runtime -- build run .` from the repository
+//! output. Run it with `cargo run -p monkeyci -- build run .` from the repository
 //! root.
 
 use monkeyci_sdk::prelude::*;

@@ -3,7 +3,7 @@
 //! written with `--events` and what the user reads.
 //!
 //! All tests share one pipeline cache (`MONKEYCI_CACHE_DIR`, see [`util::CACHE_DIR`]), so the
-//! sdk compiles once per run. Run with `cargo test -p monkeyci-runtime --test e2e`.
+//! sdk compiles once per run. Run with `cargo test -p monkeyci --test e2e`.
 
 /// `MonkeyciCommand` (runs the binary, parses its events) and `TestRepo` (temp git repository
 /// with a `.monkeyci` pipeline crate).

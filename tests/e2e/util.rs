@@ -32,7 +32,7 @@ const TIMEOUT: Duration = Duration::from_secs(900);
 
 /// The workspace root (`/work/main` in the development checkout).
 pub fn workspace_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("the workspace root exists")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the workspace root exists")
 }
 
 /// The sdk checkout that test pipelines depend on by path.

@@ -1,0 +1,353 @@
+//! The script compiler: finds a pipeline crate, compiles it with cargo into a target directory
+//! shared by all pipelines of the machine, and caches the binary by a hash of everything that
+//! goes into it, so an unchanged pipeline starts without invoking cargo.
+//!
+//! It does not run the binary; the controller does.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use sha2::{Digest, Sha256};
+
+/// Why a pipeline could not be found or compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "no pipeline in {}: expected {}/.monkeyci/Cargo.toml or a Cargo.toml in it (create one with `monkeyci init`)",
+        .0.display(), .0.display()
+    )]
+    NotFound(PathBuf),
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid Cargo.toml", path.display())]
+    Manifest {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{} has no `[package]` with a name: a pipeline is a binary crate", .0.display())]
+    NoPackage(PathBuf),
+    #[error("cannot run `cargo` (is Rust installed?)")]
+    Cargo(#[source] std::io::Error),
+    #[error("the pipeline crate does not compile (cargo's diagnostics are above)")]
+    CompileFailed,
+    #[error("cargo built no binary for `{0}`: a pipeline needs a src/main.rs ending in `monkeyci_sdk::main!();`")]
+    NoBinary(String),
+    #[error("cannot store the compiled pipeline in {}", path.display())]
+    Cache {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A pipeline crate on disk.
+#[derive(Debug, Clone)]
+pub struct PipelineCrate {
+    /// The crate's directory.
+    pub dir: PathBuf,
+    /// Its `Cargo.toml`.
+    pub manifest: PathBuf,
+    /// Its package name.
+    pub package: String,
+    /// Whether it names `monkeyci-sdk` by path (no `[patch]` needed then).
+    sdk_by_path: bool,
+}
+
+impl PipelineCrate {
+    /// The pipeline of repository `dir`: `dir/.monkeyci`, or `dir` itself if it is a crate.
+    pub fn locate(dir: &Path) -> Result<PipelineCrate, Error> {
+        let dir = dir.canonicalize().map_err(|source| Error::Read { path: dir.to_owned(), source })?;
+        let candidates = [dir.join(".monkeyci"), dir.clone()];
+        let crate_dir = candidates
+            .into_iter()
+            .find(|d| d.join("Cargo.toml").is_file())
+            .ok_or_else(|| Error::NotFound(dir.clone()))?;
+        let manifest = crate_dir.join("Cargo.toml");
+        let doc = read_manifest(&manifest)?;
+        let package = doc
+            .get("package")
+            .and_then(|p| p.get("name"))
+            .and_then(|n| n.as_str())
+            .ok_or_else(|| Error::NoPackage(manifest.clone()))?
+            .to_owned();
+        let sdk_by_path = dependency_tables(&doc)
+            .filter_map(|table| table.get("monkeyci-sdk"))
+            .any(|dep| dep.get("path").is_some() || dep.get("workspace").is_some());
+        Ok(PipelineCrate { dir: crate_dir, manifest, package, sdk_by_path })
+    }
+}
+
+fn read_manifest(path: &Path) -> Result<toml::Table, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+    text.parse::<toml::Table>().map_err(|source| Error::Manifest { path: path.to_owned(), source })
+}
+
+fn dependency_tables(doc: &toml::Table) -> impl Iterator<Item = &toml::Table> {
+    ["dependencies", "build-dependencies"].into_iter().filter_map(|key| doc.get(key)?.as_table())
+}
+
+/// A compiled pipeline.
+#[derive(Debug, Clone)]
+pub struct CompiledScript {
+    /// The binary to run.
+    pub binary: PathBuf,
+}
+
+/// Compiles pipeline crates with cargo.
+#[derive(Debug, Clone)]
+pub struct Compiler {
+    cache_dir: PathBuf,
+    sdk_path: Option<PathBuf>,
+}
+
+impl Compiler {
+    /// `cache_dir` holds the shared target directory and the binary cache; `sdk_path`, if
+    /// set, is the local sdk checkout that crates depending on `monkeyci-sdk` by version use.
+    pub fn new(cache_dir: PathBuf, sdk_path: Option<PathBuf>) -> Compiler {
+        Compiler { cache_dir, sdk_path }
+    }
+
+    fn target_dir(&self) -> PathBuf {
+        self.cache_dir.join("target")
+    }
+
+    /// A `cargo <subcommand>` for `krate`, with the shared target dir and the sdk patch.
+    pub fn cargo(&self, krate: &PipelineCrate, subcommand: &str) -> Command {
+        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cmd.arg(subcommand)
+            .arg("--manifest-path")
+            .arg(&krate.manifest)
+            .arg("--target-dir")
+            .arg(self.target_dir())
+            .current_dir(&krate.dir)
+            // One-shot builds gain nothing from incremental compilation and pay its disk cost.
+            .env("CARGO_INCREMENTAL", "0");
+        if let (false, Some(sdk)) = (krate.sdk_by_path, &self.sdk_path) {
+            cmd.arg("--config").arg(format!("patch.crates-io.monkeyci-sdk.path={}", toml_string(sdk)));
+        }
+        cmd
+    }
+
+    /// The compiled binary of `krate`: from the cache when nothing that goes into it changed,
+    /// else built with cargo (diagnostics go to stderr as cargo prints them).
+    pub fn compile(&self, krate: &PipelineCrate) -> Result<CompiledScript, Error> {
+        let hash = self.source_hash(krate)?;
+        let cached = self.cache_dir.join("bin").join(&hash).join(&krate.package);
+        if cached.is_file() {
+            mark_used(cached.parent().unwrap_or(&cached));
+            return Ok(CompiledScript { binary: cached });
+        }
+        eprintln!("compiling pipeline `{}` ({})", krate.package, krate.dir.display());
+        let mut child = self
+            .cargo(krate, "build")
+            .arg("--message-format=json-render-diagnostics")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(Error::Cargo)?;
+        let mut executable = None;
+        if let Some(stdout) = child.stdout.take() {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+                if msg["reason"] == "compiler-artifact"
+                    && msg["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin"))
+                    && let Some(exe) = msg["executable"].as_str()
+                {
+                    executable = Some(PathBuf::from(exe));
+                }
+            }
+        }
+        let status = child.wait().map_err(Error::Cargo)?;
+        if !status.success() {
+            return Err(Error::CompileFailed);
+        }
+        let executable = executable.ok_or_else(|| Error::NoBinary(krate.package.clone()))?;
+        // Cargo may have just written the lock file (a new pipeline has none): key the binary
+        // by the sources as they are now, so the next run finds it.
+        let cached = self.cache_dir.join("bin").join(self.source_hash(krate)?).join(&krate.package);
+        store(&executable, &cached)?;
+        Ok(CompiledScript { binary: cached })
+    }
+
+    /// A hash of the crate's sources, its path dependencies' sources, the lock file, the
+    /// toolchain and the flags: whatever changes the binary.
+    fn source_hash(&self, krate: &PipelineCrate) -> Result<String, Error> {
+        let mut hasher = Sha256::new();
+        hasher.update(concat!("monkeyci-runtime ", env!("CARGO_PKG_VERSION"), "\n"));
+        hasher.update(toolchain_id(&krate.dir).as_bytes());
+        for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "RUSTUP_TOOLCHAIN"] {
+            if let Some(value) = std::env::var_os(var) {
+                hasher.update(format!("{var}={}\n", value.to_string_lossy()));
+            }
+        }
+        if let Some(lock) = find_up(&krate.dir, "Cargo.lock") {
+            hash_file(&mut hasher, &lock)?;
+        }
+        let mut crates = vec![krate.dir.clone()];
+        if !krate.sdk_by_path
+            && let Some(sdk) = &self.sdk_path
+        {
+            crates.push(sdk.clone());
+        }
+        let mut seen = BTreeSet::new();
+        while let Some(dir) = crates.pop() {
+            let dir = dir.canonicalize().unwrap_or(dir);
+            if !seen.insert(dir.clone()) {
+                continue;
+            }
+            hasher.update(format!("crate {}\n", dir.display()));
+            let manifest = dir.join("Cargo.toml");
+            hash_file(&mut hasher, &manifest)?;
+            for file in ["build.rs", "rust-toolchain.toml", "rust-toolchain"] {
+                if dir.join(file).is_file() {
+                    hash_file(&mut hasher, &dir.join(file))?;
+                }
+            }
+            hash_tree(&mut hasher, &dir.join("src"))?;
+            crates.extend(path_dependencies(&dir, &read_manifest(&manifest)?)?);
+        }
+        Ok(hex::encode(hasher.finalize()))
+    }
+}
+
+/// The directories of a crate's path dependencies, including `workspace = true` ones whose
+/// path is in the workspace's manifest.
+fn path_dependencies(dir: &Path, doc: &toml::Table) -> Result<Vec<PathBuf>, Error> {
+    let mut dirs = Vec::new();
+    let mut workspace: Option<(PathBuf, toml::Table)> = None;
+    for table in dependency_tables(doc) {
+        for (name, dep) in table {
+            if let Some(path) = dep.get("path").and_then(|p| p.as_str()) {
+                dirs.push(dir.join(path));
+            } else if dep.get("workspace").and_then(|w| w.as_bool()) == Some(true) {
+                if workspace.is_none() {
+                    workspace = find_workspace_root(dir)?;
+                }
+                if let Some((root, ws)) = &workspace
+                    && let Some(path) = ws
+                        .get("workspace")
+                        .and_then(|w| w.get("dependencies"))
+                        .and_then(|d| d.get(name))
+                        .and_then(|d| d.get("path"))
+                        .and_then(|p| p.as_str())
+                {
+                    dirs.push(root.join(path));
+                }
+            }
+        }
+    }
+    Ok(dirs)
+}
+
+fn find_workspace_root(dir: &Path) -> Result<Option<(PathBuf, toml::Table)>, Error> {
+    for ancestor in dir.ancestors() {
+        let manifest = ancestor.join("Cargo.toml");
+        if manifest.is_file() {
+            let doc = read_manifest(&manifest)?;
+            if doc.contains_key("workspace") {
+                return Ok(Some((ancestor.to_owned(), doc)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn find_up(dir: &Path, name: &str) -> Option<PathBuf> {
+    dir.ancestors().map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+fn hash_file(hasher: &mut Sha256, path: &Path) -> Result<(), Error> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+    hasher.update(format!("file {} {}\n", path.display(), bytes.len()));
+    hasher.update(&bytes);
+    Ok(())
+}
+
+fn hash_tree(hasher: &mut Sha256, dir: &Path) -> Result<(), Error> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(Error::Read { path: dir.to_owned(), source }),
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            hash_tree(hasher, &path)?;
+        } else {
+            hash_file(hasher, &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Identifies the toolchain that would build a crate in `dir` without running rustc (which
+/// costs tens of milliseconds through rustup): the `rustc` found first, and what selects it.
+fn toolchain_id(dir: &Path) -> String {
+    let mut id = String::from("toolchain");
+    for file in ["rust-toolchain.toml", "rust-toolchain"] {
+        if let Some(path) = find_up(dir, file)
+            && let Ok(text) = std::fs::read_to_string(&path)
+        {
+            id.push_str(&format!(" {}={text}", path.display()));
+        }
+    }
+    let rustc = std::env::var_os("RUSTC").map(PathBuf::from).or_else(|| which::which("rustc").ok());
+    if let Some(rustc) = rustc {
+        let modified = std::fs::metadata(&rustc).and_then(|m| m.modified()).ok();
+        id.push_str(&format!(" rustc={} {modified:?}", rustc.display()));
+    }
+    // rustup's default toolchain decides when no file does.
+    let rustup_home =
+        std::env::var_os("RUSTUP_HOME").map(PathBuf::from).or_else(|| std::env::home_dir().map(|h| h.join(".rustup")));
+    if let Some(home) = rustup_home
+        && let Ok(settings) = std::fs::read_to_string(home.join("settings.toml"))
+    {
+        id.push_str(&settings);
+    }
+    id.push('\n');
+    id
+}
+
+/// Copies the binary into the cache under a temporary name, then renames it into place, so a
+/// concurrent build never sees half a binary.
+fn store(executable: &Path, cached: &Path) -> Result<(), Error> {
+    let cache_err = |source| Error::Cache { path: cached.to_owned(), source };
+    let dir = cached.parent().expect("cached binaries live in a directory");
+    std::fs::create_dir_all(dir).map_err(cache_err)?;
+    let partial = dir.join(format!(".partial-{}", std::process::id()));
+    std::fs::copy(executable, &partial).map_err(cache_err)?;
+    std::fs::rename(&partial, cached).map_err(cache_err)
+}
+
+/// `path` as a TOML basic string.
+fn toml_string(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Notes that the cached binary in `dir` was used now: the cache keeps binaries used lately
+/// (see `prune`). Best-effort: a binary whose time cannot be set is kept until it ages out.
+fn mark_used(dir: &Path) {
+    let now = std::time::SystemTime::now();
+    if let Err(err) = std::fs::File::open(dir).and_then(|dir| dir.set_modified(now)) {
+        tracing::debug!(dir = %dir.display(), %err, "cannot mark a cached binary as used");
+    }
+}

@@ -1,0 +1,22 @@
+//! A MonkeyCI build, from a pipeline crate on disk to a finished event stream.
+//!
+//! This crate owns what one build needs besides its container jobs:
+//! - [`compiler`]: finds the pipeline crate and compiles it with cargo into a shared target
+//!   directory, caching the binary by a hash of its sources;
+//! - [`git`]: the build's context (ref, commit, changed files) from the repository;
+//! - [`api`]: the build API, the HTTP interface the pipeline script talks to;
+//! - [`controller`]: wiring — serves the build API, launches (and relaunches, on resume) the
+//!   script process, and turns what happens into one ordered stream of [`controller::Update`]s;
+//! - [`record`]: what a build leaves on disk, and reading it back;
+//! - [`prune`]: keeping the cache bounded.
+//!
+//! Container jobs are the `monkeyci-jobs` crate's; blobs, artifacts and caches the
+//! `monkeyci-store` crate's. This crate never renders anything for people and never parses a
+//! command line: that is the `monkeyci` binary's.
+
+pub mod api;
+pub mod compiler;
+pub mod controller;
+pub mod git;
+pub mod prune;
+pub mod record;

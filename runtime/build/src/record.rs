@@ -1,0 +1,269 @@
+//! What a build leaves on disk, and how it is read back (`monkeyci build logs`).
+//!
+//! A build's directory (`<cache>/builds/<build id>/`) holds `events.jsonl` (every event, in
+//! order), `logs/<job>.log` (each job's output lines, as shown live) and `jobs/<job>-<attempt>/`
+//! (container jobs' own directories, with `logs/<i>.out|.err` per command). Writing is
+//! best-effort: a full disk warns once and never fails the build.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use monkeyci_protocol::{BuildStatus, Event, EventKind, JobStatus, OutputStream};
+
+/// Writes a build's record as its events arrive. It holds the record's lock while it lives,
+/// so the build is known to run ([`is_running`]).
+pub struct Recorder {
+    _lock: File,
+    dir: PathBuf,
+    events: Option<BufWriter<File>>,
+    logs: HashMap<String, BufWriter<File>>,
+    warned: bool,
+}
+
+impl Recorder {
+    /// Starts the record of a build in `dir`.
+    pub fn create(dir: &Path) -> std::io::Result<Recorder> {
+        // Only the owner reads build records: raw command logs hold secret values until a job
+        // ends and they are masked.
+        if let Some(builds) = dir.parent()
+            && !builds.exists()
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(builds)?;
+        }
+        std::fs::create_dir_all(dir.join("logs"))?;
+        let lock = lock(dir)?;
+        let events = BufWriter::new(File::create(dir.join("events.jsonl"))?);
+        Ok(Recorder { _lock: lock, dir: dir.to_owned(), events: Some(events), logs: HashMap::new(), warned: false })
+    }
+
+    pub fn record(&mut self, event: &Event) {
+        let mut result = self.append_event(event);
+        if let EventKind::JobOutput { job_id, stream, line } = &event.kind {
+            result = result.and_then(|()| self.append_log(job_id, *stream, line));
+        }
+        if let Err(err) = result
+            && !std::mem::replace(&mut self.warned, true)
+        {
+            eprintln!("warning: cannot write the build record in {}: {err}", self.dir.display());
+        }
+    }
+
+    fn append_event(&mut self, event: &Event) -> std::io::Result<()> {
+        if let Some(events) = &mut self.events {
+            serde_json::to_writer(&mut *events, event)?;
+            events.write_all(b"\n")?;
+            // The record is followed while the build runs (`monkeyci build logs`, tests).
+            events.flush()?;
+        }
+        Ok(())
+    }
+
+    fn append_log(&mut self, job_id: &str, stream: OutputStream, line: &str) -> std::io::Result<()> {
+        // Job ids are checked when planned ([A-Za-z0-9._-]), so they are safe file names.
+        let log = match self.logs.get_mut(job_id) {
+            Some(log) => log,
+            None => {
+                let file = File::create(self.dir.join("logs").join(format!("{job_id}.log")))?;
+                self.logs.entry(job_id.to_owned()).or_insert(BufWriter::new(file))
+            }
+        };
+        let marker = if stream == OutputStream::Stderr { "! " } else { "" };
+        writeln!(log, "{marker}{line}")
+    }
+
+    /// Writes out everything buffered.
+    pub fn finish(&mut self) {
+        let results = self.events.iter_mut().map(|w| w.flush()).chain(self.logs.values_mut().map(|w| w.flush()));
+        for result in results.collect::<Vec<_>>() {
+            if let Err(err) = result
+                && !std::mem::replace(&mut self.warned, true)
+            {
+                eprintln!("warning: cannot write the build record in {}: {err}", self.dir.display());
+            }
+        }
+    }
+}
+
+/// Why a record cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no builds recorded in {}", .0.display())]
+    NoBuilds(PathBuf),
+    #[error("no build {id:?} in {}; recent builds: {}", dir.display(), recent.join(", "))]
+    UnknownBuild { id: String, dir: PathBuf, recent: Vec<String> },
+    #[error("build {build} has no job {job:?}; its jobs are: {}", jobs.join(", "))]
+    UnknownJob { build: String, job: String, jobs: Vec<String> },
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Takes the lock of the build record in `dir` (`dir/lock`, an exclusive `flock`), released
+/// when the file is dropped or the process ends, however it ends.
+pub fn lock(dir: &Path) -> std::io::Result<File> {
+    let file = File::options().create(true).truncate(false).write(true).open(dir.join("lock"))?;
+    file.try_lock()
+        .map_err(|err| std::io::Error::other(format!("the build record {} is in use: {err}", dir.display())))?;
+    Ok(file)
+}
+
+/// Whether the build recorded in `dir` is running: its lock is held.
+pub fn is_running(dir: &Path) -> bool {
+    let Ok(file) = File::options().write(true).open(dir.join("lock")) else { return false };
+    file.try_lock().is_err()
+}
+
+/// The recorded builds in `builds_dir`, oldest first.
+pub fn builds(builds_dir: &Path) -> Vec<String> {
+    let mut ids: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(builds_dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("events.jsonl").is_file())
+        .map(|e| {
+            let modified = e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+            (modified, e.file_name().to_string_lossy().into_owned())
+        })
+        .collect();
+    ids.sort();
+    ids.into_iter().map(|(_, id)| id).collect()
+}
+
+/// One recorded build, read back.
+pub struct BuildRecord {
+    pub id: String,
+    pub dir: PathBuf,
+    /// Each job's last status and message, in the order jobs appeared.
+    pub jobs: Vec<(String, JobStatus, Option<String>)>,
+    /// Container jobs' script lines and exit codes, by job: (command index, line, exit).
+    commands: BTreeMap<String, Vec<(usize, String, Option<i32>)>>,
+    /// How the build ended, if it did.
+    pub end: Option<(BuildStatus, Option<String>)>,
+    /// How often the script suspended while containers ran.
+    pub suspensions: usize,
+}
+
+impl BuildRecord {
+    /// The build `id` in `builds_dir`, or the newest one.
+    pub fn open(builds_dir: &Path, id: Option<&str>) -> Result<BuildRecord, Error> {
+        let all = builds(builds_dir);
+        let id = match id {
+            Some(id) if all.iter().any(|b| b == id) => id.to_owned(),
+            Some(id) => {
+                let recent = all.iter().rev().take(5).cloned().collect();
+                return Err(Error::UnknownBuild { id: id.to_owned(), dir: builds_dir.to_owned(), recent });
+            }
+            None => all.last().cloned().ok_or_else(|| Error::NoBuilds(builds_dir.to_owned()))?,
+        };
+        let dir = builds_dir.join(&id);
+        let path = dir.join("events.jsonl");
+        let file = File::open(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
+        let mut jobs: Vec<(String, JobStatus, Option<String>)> = Vec::new();
+        let mut commands: BTreeMap<String, Vec<(usize, String, Option<i32>)>> = BTreeMap::new();
+        let (mut end, mut suspensions) = (None, 0);
+        let mut set = |id: &str, status: JobStatus, message: Option<String>| match jobs.iter_mut().find(|j| j.0 == id) {
+            Some(job) => {
+                job.1 = status;
+                job.2 = message;
+            }
+            None => jobs.push((id.to_owned(), status, message)),
+        };
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(|source| Error::Read { path: path.clone(), source })?;
+            // A record cut short by a crash still shows what it has.
+            let Ok(event) = serde_json::from_str::<Event>(&line) else { continue };
+            match event.kind {
+                EventKind::JobPending { job_id } => set(&job_id, JobStatus::Pending, None),
+                EventKind::JobStart { job_id, .. } => set(&job_id, JobStatus::Running, None),
+                EventKind::JobEnd { job_id, status, message, .. } => set(&job_id, status, message),
+                EventKind::JobSkipped { job_id, reason } => set(&job_id, JobStatus::Skipped, Some(reason)),
+                EventKind::CommandStart { job_id, command, line } => {
+                    commands.entry(job_id).or_default().push((command, line, None));
+                }
+                EventKind::CommandEnd { job_id, command, exit } => {
+                    if let Some(entry) = commands.entry(job_id).or_default().iter_mut().rev().find(|c| c.0 == command) {
+                        entry.2 = Some(exit);
+                    }
+                }
+                EventKind::ScriptEnd { status, message } => end = Some((status, message)),
+                EventKind::ScriptSuspended { .. } => suspensions += 1,
+                _ => {}
+            }
+        }
+        Ok(BuildRecord { id, dir, jobs, commands, end, suspensions })
+    }
+
+    /// Writes the output of `job`: its log, and for a container job each command's own
+    /// stdout and stderr files.
+    pub fn write_job_log(&self, job: &str, out: &mut impl Write) -> Result<(), Error> {
+        if !self.jobs.iter().any(|j| j.0 == job) {
+            let jobs = self.jobs.iter().map(|j| j.0.clone()).collect();
+            return Err(Error::UnknownJob { build: self.id.clone(), job: job.to_owned(), jobs });
+        }
+        let log = self.dir.join("logs").join(format!("{job}.log"));
+        match std::fs::read_to_string(&log) {
+            Ok(text) => {
+                let _ = write!(out, "{text}");
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let _ = writeln!(out, "(job {job} printed nothing)");
+            }
+            Err(source) => return Err(Error::Read { path: log, source }),
+        }
+        if let Some(commands) = self.commands.get(job) {
+            let _ = writeln!(out, "\ncommand logs of the last attempt:");
+            for (index, line, exit) in commands {
+                let exit = exit.map_or_else(|| "did not end".to_owned(), |code| format!("exit {code}"));
+                let _ = writeln!(out, "  command {index} ({exit}): {line}");
+                for (suffix, name) in [("out", "stdout"), ("err", "stderr")] {
+                    if let Some(path) = self.command_log(job, *index, suffix) {
+                        let _ = writeln!(out, "    {name}: {}", path.display());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The file of command `index`'s output of the job's last attempt, if there is one.
+    pub fn command_log(&self, job: &str, index: usize, suffix: &str) -> Option<PathBuf> {
+        let jobs = std::fs::read_dir(self.dir.join("jobs")).ok()?;
+        let mut attempts: Vec<(u32, PathBuf)> = jobs
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let attempt = name.strip_prefix(job)?.strip_prefix('-')?.parse().ok()?;
+                Some((attempt, e.path()))
+            })
+            .collect();
+        attempts.sort();
+        let path = attempts.last()?.1.join("logs").join(format!("{index}.{suffix}"));
+        path.is_file().then_some(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_new_record_is_private_and_locked_while_it_is_written() {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = cache.path().join("builds").join("b-1");
+        let recorder = Recorder::create(&dir).unwrap();
+        let mode = std::fs::metadata(cache.path().join("builds")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "only the owner may read build records");
+        assert!(is_running(&dir));
+        assert!(Recorder::create(&dir).is_err(), "one build writes a record");
+        drop(recorder);
+        assert!(!is_running(&dir));
+    }
+}

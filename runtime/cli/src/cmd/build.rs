@@ -1,0 +1,336 @@
+//! `monkeyci build run|plan|verify|test`.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use monkeyci_protocol::{BuildInfo, BuildStatus, OutputStream, ParamMap, Plan, ScriptMode};
+
+use crate::Outcome;
+use crate::args::{AskMode, ContextArgs, LogsArgs, PipelineArgs, PlanArgs, RunArgs, TestArgs, VerifyArgs};
+use monkeyci_build::compiler::{Compiler, PipelineCrate};
+use monkeyci_build::controller::{self, ScriptOutcome, ScriptRequest, Update};
+use monkeyci_build::git::{self, GitOverrides};
+use crate::planfmt::{self, PlanFormat};
+use crate::render::{Console, Style};
+
+/// A located and compiled pipeline, ready to run.
+struct Pipeline {
+    binary: PathBuf,
+    checkout_dir: PathBuf,
+}
+
+/// Finds and compiles the pipeline; `Err(Outcome::Unusable)` once the problem was shown.
+fn prepare(args: &PipelineArgs) -> anyhow::Result<Result<Pipeline, Outcome>> {
+    let krate = PipelineCrate::locate(&args.dir)?;
+    let compiler = Compiler::new(crate::paths::cache_dir()?, crate::paths::sdk_path(args.sdk_path.as_deref()));
+    match compiler.compile(&krate) {
+        Ok(compiled) => {
+            let checkout_dir =
+                args.dir.canonicalize().with_context(|| format!("cannot read {}", args.dir.display()))?;
+            Ok(Ok(Pipeline { binary: compiled.binary, checkout_dir }))
+        }
+        Err(err @ monkeyci_build::compiler::Error::CompileFailed) => {
+            eprintln!("error: {err}");
+            Ok(Err(Outcome::Unusable))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The build's context from git and the command line.
+fn build_info(checkout_dir: &Path, args: &ContextArgs) -> anyhow::Result<(BuildInfo, ParamMap)> {
+    let overrides = GitOverrides {
+        branch: args.branch.clone(),
+        tag: args.tag.clone(),
+        commit: args.commit.clone(),
+        main_branch: args.main_branch.clone(),
+        changed: args.changed.clone(),
+        base: args.base.clone(),
+    };
+    let git = git::git_info(checkout_dir, &overrides).context("cannot read the git context")?;
+    let build = BuildInfo {
+        // The process id keeps builds started in the same millisecond apart.
+        build_id: format!("local-{}-{}", monkeyci_protocol::now_ms(), std::process::id()),
+        checkout_dir: checkout_dir.to_owned(),
+        git,
+        source: args.source,
+        started_at_ms: monkeyci_protocol::now_ms(),
+    };
+    Ok((build, parse_params(&args.params)?))
+}
+
+fn parse_params(raw: &[String]) -> anyhow::Result<ParamMap> {
+    let mut params = ParamMap::new();
+    for item in raw {
+        let (name, value) = match item.split_once('=') {
+            Some((name, value)) => (name.to_owned(), value.to_owned()),
+            None => {
+                let value = std::env::var(item).ok().with_context(|| {
+                    format!("--param {item}: no value given and no environment variable {item} is set")
+                })?;
+                (item.clone(), value)
+            }
+        };
+        if name.is_empty() {
+            bail!("--param {item:?}: the name is empty; write NAME=VALUE");
+        }
+        params.insert(name, value);
+    }
+    Ok(params)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
+    let pipeline = match prepare(&args.pipeline)? {
+        Ok(pipeline) => pipeline,
+        Err(outcome) => return Ok(outcome),
+    };
+    let (build, params) = build_info(&pipeline.checkout_dir, &args.context)?;
+    let build_id = build.build_id.clone();
+    let mut events_file = match &args.events {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create the events file {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let ask = match args.ask {
+        AskMode::Always => true,
+        AskMode::Never => false,
+        AskMode::Auto => std::io::IsTerminal::is_terminal(&std::io::stdin()),
+    };
+    let (asker, questions) = if ask {
+        let (asker, questions) = tokio::sync::mpsc::unbounded_channel();
+        (Some(asker), Some(questions))
+    } else {
+        (None, None)
+    };
+    let cache_dir = crate::paths::cache_dir()?;
+    let max_parallel = match args.max_parallel {
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+    };
+    let request = ScriptRequest {
+        build,
+        params,
+        mode: ScriptMode::Run,
+        jobs: args.jobs,
+        max_parallel,
+        fail_fast: args.fail_fast,
+        approvals: monkeyci_build::api::Approvals { approved: args.approve.into_iter().collect::<BTreeSet<_>>(), asker },
+        build_dir: Some(cache_dir.join("builds").join(&build_id)),
+        engine: args.engine,
+        store_root: cache_dir.clone(),
+        suspend: args.suspend,
+        suspend_after: args.suspend_after,
+    };
+    let style = if args.plain { Style::Plain } else { Style::detect() };
+    let console = Arc::new(Mutex::new(Console::new(style)));
+    let outcome = runtime()?.block_on(async {
+        if let Some(questions) = questions {
+            tokio::spawn(answer_questions(questions, Arc::clone(&console)));
+        }
+        let ticker = (style == Style::Live).then(|| {
+            let console = Arc::clone(&console);
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_millis(200));
+                loop {
+                    every.tick().await;
+                    console.lock().unwrap_or_else(|e| e.into_inner()).tick();
+                }
+            })
+        });
+        let outcome = controller::run_script(&pipeline.binary, request, |update| {
+            if let (Some(file), Update::Event(event)) = (&mut events_file, &update) {
+                // Flushed per event, so whoever follows the file sees the build as it goes.
+                let _ = serde_json::to_writer(&mut *file, event);
+                let _ = file.write_all(b"\n");
+                let _ = file.flush();
+            }
+            console.lock().unwrap_or_else(|e| e.into_inner()).update(&update);
+        })
+        .await;
+        if let Some(ticker) = ticker {
+            ticker.abort();
+        }
+        outcome
+    })?;
+    if let Some(mut file) = events_file {
+        file.flush().context("cannot write the events file")?;
+    }
+    let mut console = console.lock().unwrap_or_else(|e| e.into_inner());
+    console.finish();
+    prune_after_build(&cache_dir);
+    Ok(judge(&outcome, console.view().jobs.is_empty()))
+}
+
+/// Puts each blocked job to the person at stdin, with the live view paused meanwhile.
+async fn answer_questions(
+    mut questions: tokio::sync::mpsc::UnboundedReceiver<(String, tokio::sync::oneshot::Sender<bool>)>,
+    console: Arc<Mutex<Console>>,
+) {
+    while let Some((job, answer)) = questions.recv().await {
+        console.lock().unwrap_or_else(|e| e.into_inner()).pause();
+        // A thread of its own, not the runtime's blocking pool: an unanswered read must not
+        // keep the process from exiting once the build is over (Ctrl-C, say).
+        let (read, got) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || read.send(ask_on_stdin(&job)));
+        let approved = got.await.unwrap_or(false);
+        console.lock().unwrap_or_else(|e| e.into_inner()).resume();
+        let _ = answer.send(approved);
+    }
+}
+
+/// Asks whether blocked `job` may run; anything but `y`/`yes` (or the end of stdin) is no.
+fn ask_on_stdin(job: &str) -> bool {
+    eprint!("job `{job}` is blocked: run it? [y/N] ");
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(0) | Err(_) => {
+            eprintln!("(no answer: not approved)");
+            false
+        }
+        Ok(_) => matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"),
+    }
+}
+
+/// Keeps the cache bounded after a build (`MONKEYCI_KEEP_BUILDS` records); a failure only
+/// warns: the build's outcome stands.
+fn prune_after_build(cache_dir: &Path) {
+    let pruned = monkeyci_build::prune::Policy::from_env()
+        .map_err(anyhow::Error::msg)
+        .and_then(|policy| super::cache::prune_cache(cache_dir, &policy));
+    match pruned {
+        Ok(pruned) => tracing::info!("cache: {pruned}"),
+        Err(err) => eprintln!("warning: the cache was not pruned: {err:#}"),
+    }
+}
+
+/// The command's outcome from how the script ended.
+fn judge(outcome: &ScriptOutcome, nothing_ran: bool) -> Outcome {
+    match &outcome.end {
+        Some((BuildStatus::Success, _)) if outcome.exit.success() => Outcome::Success,
+        Some((BuildStatus::Failure | BuildStatus::Canceled, _)) => Outcome::Failed,
+        Some((BuildStatus::Error, message)) => {
+            eprintln!("error: {}", message.as_deref().unwrap_or("the pipeline cannot be planned (no reason given)"));
+            Outcome::Unusable
+        }
+        Some((BuildStatus::Success, _)) | None => {
+            let how = match outcome.exit.code() {
+                Some(code) => format!("exit code {code}"),
+                None => "a signal".to_owned(),
+            };
+            let stage = if nothing_ran { "before planning" } else { "before the build ended" };
+            eprintln!("error: the pipeline script stopped with {how} {stage} (its output is above)");
+            Outcome::Unusable
+        }
+    }
+}
+
+/// Runs the script in plan mode; `Err` once a planning problem was shown.
+fn plan_of(pipeline: &Pipeline, context: &ContextArgs, jobs: Vec<String>) -> anyhow::Result<Result<Plan, Outcome>> {
+    let (build, params) = build_info(&pipeline.checkout_dir, context)?;
+    let request = ScriptRequest {
+        build,
+        params,
+        mode: ScriptMode::Plan,
+        jobs,
+        max_parallel: 1,
+        fail_fast: false,
+        approvals: monkeyci_build::api::Approvals::default(),
+        build_dir: None,
+        engine: monkeyci_jobs::EngineChoice::Auto,
+        store_root: crate::paths::cache_dir()?,
+        suspend: monkeyci_protocol::SuspendMode::Never,
+        suspend_after: std::time::Duration::ZERO,
+    };
+    let outcome = runtime()?.block_on(controller::run_script(&pipeline.binary, request, |update| {
+        // Whatever the script prints while planning (a panic, say) goes to stderr.
+        if let Update::ScriptLine(stream, line) = update {
+            let marker = if stream == OutputStream::Stderr { "!" } else { "|" };
+            eprintln!("[script] {marker} {line}");
+        }
+    }))?;
+    match (outcome.plan, outcome.exit.success()) {
+        (Some(plan), true) => Ok(Ok(plan)),
+        _ => Ok(Err(judge(&ScriptOutcome { plan: None, ..outcome }, true))),
+    }
+}
+
+pub(super) fn plan(args: PlanArgs) -> anyhow::Result<Outcome> {
+    let pipeline = match prepare(&args.pipeline)? {
+        Ok(pipeline) => pipeline,
+        Err(outcome) => return Ok(outcome),
+    };
+    match plan_of(&pipeline, &args.context, args.jobs)? {
+        Ok(plan) => {
+            print!("{}", planfmt::format(&plan, args.format));
+            Ok(Outcome::Success)
+        }
+        Err(outcome) => Ok(outcome),
+    }
+}
+
+pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
+    let pipeline = match prepare(&args.pipeline)? {
+        Ok(pipeline) => pipeline,
+        Err(outcome) => return Ok(outcome),
+    };
+    match plan_of(&pipeline, &args.context, Vec::new())? {
+        Ok(plan) => {
+            print!("pipeline OK: it compiles and plans; ");
+            print!("{}", planfmt::format(&plan, PlanFormat::Text));
+            Ok(Outcome::Success)
+        }
+        Err(outcome) => Ok(outcome),
+    }
+}
+
+pub(super) fn test(args: TestArgs) -> anyhow::Result<Outcome> {
+    let krate = PipelineCrate::locate(&args.pipeline.dir)?;
+    let compiler = Compiler::new(crate::paths::cache_dir()?, crate::paths::sdk_path(args.pipeline.sdk_path.as_deref()));
+    let status = compiler.cargo(&krate, "test").args(&args.cargo_args).status().context("cannot run `cargo test`")?;
+    Ok(if status.success() { Outcome::Success } else { Outcome::Failed })
+}
+
+pub(super) fn logs(args: LogsArgs) -> anyhow::Result<Outcome> {
+    let builds_dir = crate::paths::cache_dir()?.join("builds");
+    // One argument is a build if such a build exists, else a job of the newest build.
+    let (build, job) = match (args.first, args.second) {
+        (Some(first), Some(second)) => (Some(first), Some(second)),
+        (Some(first), None) if monkeyci_build::record::builds(&builds_dir).contains(&first) => (Some(first), None),
+        (first, None) => (None, first),
+        (None, Some(_)) => unreachable!("clap fills positional arguments in order"),
+    };
+    let record = monkeyci_build::record::BuildRecord::open(&builds_dir, build.as_deref())?;
+    let mut out = std::io::stdout().lock();
+    match job {
+        Some(job) => record.write_job_log(&job, &mut out)?,
+        None => {
+            let _ = writeln!(out, "build {} ({})", record.id, record.dir.display());
+            let width = record.jobs.iter().map(|j| j.0.len()).max().unwrap_or(3).max(3);
+            for (id, status, message) in &record.jobs {
+                let line = format!("  {id:<width$}  {:<8}  {}", status.as_str(), message.as_deref().unwrap_or(""));
+                let _ = writeln!(out, "{}", line.trim_end());
+            }
+            match &record.end {
+                Some((status, Some(message))) => _ = writeln!(out, "build {status}: {message}"),
+                Some((status, None)) => _ = writeln!(out, "build {status}"),
+                None => _ = writeln!(out, "the build did not end (it runs, or its process was killed)"),
+            }
+            match record.suspensions {
+                0 => {}
+                1 => _ = writeln!(out, "the script suspended once while containers ran"),
+                n => _ = writeln!(out, "the script suspended {n} times while containers ran"),
+            }
+            let _ = writeln!(out, "show a job's output with `monkeyci build logs {} JOB`", record.id);
+        }
+    }
+    Ok(Outcome::Success)
+}

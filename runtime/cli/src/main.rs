@@ -1,0 +1,63 @@
+//! `monkeyci`: runs pipeline crates locally with live progress, and reads back recorded builds.
+//!
+//! The binary is thin: it parses the command line ([`args`]), runs one command ([`cmd`], one
+//! module per subcommand), shows progress and summaries ([`render`], [`planfmt`]) and reports
+//! an error once. The work is the libraries': `monkeyci-build` (compiling, the build API, the
+//! script process, records), `monkeyci-jobs` (container jobs and engines), `monkeyci-store`
+//! (blobs, artifacts, caches) and `monkeyci-archive`.
+//!
+//! Exit codes: 0 success; 1 a job failed (or the pipeline's tests failed); 2 the pipeline
+//! could not be compiled, planned or run, or the command line was wrong.
+
+mod args;
+mod cmd;
+mod paths;
+mod planfmt;
+mod render;
+
+use std::process::ExitCode;
+
+
+use clap::Parser;
+
+use args::Cli;
+
+/// How a command ended, when it did not fail with an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Success,
+    /// A job (or test) failed; the details were shown.
+    Failed,
+    /// The pipeline could not be built or planned; the details were shown.
+    Unusable,
+}
+
+fn main() -> ExitCode {
+    init_diagnostics();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cmd::run(cli) {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Ok(Outcome::Unusable) => ExitCode::from(2),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Diagnostics (`tracing`) go to stderr at the level in `MONKEYCI_LOG` (error, warn, info,
+/// debug, trace; default warn). What users read is the renderer's, not these.
+fn init_diagnostics() {
+    let level = std::env::var("MONKEYCI_LOG")
+        .ok()
+        .and_then(|level| level.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::WARN);
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).without_time().init();
+}

@@ -1,0 +1,31 @@
+//! Where the runtime keeps things on this machine.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+
+
+/// The cache of compiled pipelines and their shared target directory: `MONKEYCI_CACHE_DIR`,
+/// else `$XDG_CACHE_HOME/monkeyci`, else `~/.cache/monkeyci`.
+pub(crate) fn cache_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("MONKEYCI_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("monkeyci"));
+    }
+    match std::env::home_dir().filter(|home| !home.as_os_str().is_empty()) {
+        Some(home) => Ok(home.join(".cache").join("monkeyci")),
+        None => bail!("cannot tell where to cache compiled pipelines: set MONKEYCI_CACHE_DIR or HOME"),
+    }
+}
+
+/// The local sdk for pipelines that depend on `monkeyci-sdk` by version: the one given, else
+/// the sdk this runtime was built from, if that checkout still exists.
+pub(crate) fn sdk_path(given: Option<&Path>) -> Option<PathBuf> {
+    if let Some(path) = given {
+        return Some(path.canonicalize().unwrap_or_else(|_| path.to_owned()));
+    }
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../monkeyci-sdk");
+    built_from.join("Cargo.toml").is_file().then(|| built_from.canonicalize().unwrap_or(built_from))
+}

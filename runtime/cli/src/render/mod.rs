@@ -1,0 +1,125 @@
+//! What the user sees of a build: live progress while it runs and a summary at the end.
+//!
+//! On a terminal one line per job updates in place, with job output scrolling above it;
+//! otherwise every update is a plain time-stamped line. Both read the same [`BuildView`],
+//! built from the event stream. Rendering never decides anything about the build.
+
+mod live;
+mod plain;
+mod view;
+
+use std::io::{IsTerminal, Write};
+
+pub(crate) use view::BuildView;
+
+use monkeyci_build::controller::Update;
+
+/// How to show progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    /// Redraw job lines in place (terminals).
+    Live,
+    /// One time-stamped line per update (logs, pipes, CI).
+    Plain,
+}
+
+impl Style {
+    /// Live on a terminal, plain otherwise.
+    pub(crate) fn detect() -> Style {
+        if std::io::stdout().is_terminal() && std::env::var_os("TERM").is_some_and(|t| t != "dumb") {
+            Style::Live
+        } else {
+            Style::Plain
+        }
+    }
+}
+
+/// Shows a build's progress on stdout.
+pub(crate) struct Console {
+    view: BuildView,
+    live: Option<live::LiveBlock>,
+    color: bool,
+    /// While a question is asked: the updates that arrived, shown once it is answered.
+    paused: Option<Vec<Update>>,
+}
+
+impl Console {
+    pub(crate) fn new(style: Style) -> Console {
+        let color = style == Style::Live && std::env::var_os("NO_COLOR").is_none();
+        let live = (style == Style::Live).then(live::LiveBlock::default);
+        Console { view: BuildView::default(), live, color, paused: None }
+    }
+
+    /// Takes one update into account and shows it (once resumed, if paused).
+    pub(crate) fn update(&mut self, update: &Update) {
+        if let Some(held) = &mut self.paused {
+            held.push(update.clone());
+            return;
+        }
+        self.view.apply(update);
+        let mut out = Vec::new();
+        match &mut self.live {
+            Some(block) => block.update(&mut out, &self.view, update, self.color),
+            None => plain::line(&mut out, &self.view, update),
+        }
+        emit(&out);
+    }
+
+    /// Stops showing anything (the live block is erased) while someone is asked a question.
+    pub(crate) fn pause(&mut self) {
+        if self.paused.is_some() {
+            return;
+        }
+        let mut out = Vec::new();
+        if let Some(block) = &mut self.live {
+            block.clear(&mut out);
+        }
+        emit(&out);
+        self.paused = Some(Vec::new());
+    }
+
+    /// Shows what arrived while paused, and goes on as before.
+    pub(crate) fn resume(&mut self) {
+        for update in self.paused.take().unwrap_or_default() {
+            self.update(&update);
+        }
+        self.tick();
+    }
+
+    /// Refreshes elapsed times (live style only).
+    pub(crate) fn tick(&mut self) {
+        if self.paused.is_some() {
+            return;
+        }
+        if let Some(block) = &mut self.live {
+            let mut out = Vec::new();
+            block.redraw(&mut out, &self.view, self.color);
+            emit(&out);
+        }
+    }
+
+    /// Ends live output and prints the summary table.
+    pub(crate) fn finish(&mut self) {
+        self.resume();
+        let mut out = Vec::new();
+        if let Some(block) = &mut self.live {
+            block.clear(&mut out);
+        }
+        self.view.summary(&mut out, self.color);
+        emit(&out);
+    }
+
+    pub(crate) fn view(&self) -> &BuildView {
+        &self.view
+    }
+}
+
+/// Writes to stdout; a closed pipe or full disk must not abort the build.
+fn emit(bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(bytes);
+    let _ = stdout.flush();
+}

@@ -1,0 +1,1001 @@
+//! The job script protocol: how a container job's shell lines run, in a container or on the host.
+//!
+//! Images are not under our control, so a job's lines are run by a generated POSIX `sh` wrapper
+//! (`job.sh`, see [`wrapper_script`]) from one shared directory, the job root, laid out by
+//! [`JobLayout`]:
+//!
+//! ```text
+//! <root>/script/job.sh      the wrapper
+//! <root>/script/0, 1, …     one file per script line (never interpolated, so no escaping)
+//! <root>/logs/<i>.out|.err  each line's stdout and stderr
+//! <root>/events.jsonl       the event log: one JSON object per line, appended by the wrapper
+//! <root>/start              start lock: the wrapper waits until it exists
+//! <root>/abort              give-up file: the wrapper stops waiting, or stops between lines
+//! <root>/work/              the job's workspace copy; the lines run in it or in a subdirectory
+//! ```
+//!
+//! The wrapper learns where the root is from the environment, so the same files work wherever
+//! the root is mounted (`/monkeyci` in a container, the host path with the shell engine):
+//! - `MONKEYCI_ROOT` (required, absolute): the job root as the wrapper sees it;
+//! - `MONKEYCI_WORK_DIR` (optional): where the lines run; absolute, or relative to
+//!   `$MONKEYCI_ROOT/work`; default `$MONKEYCI_ROOT/work`;
+//! - `MONKEYCI_SHELL` (optional): the shell that runs each line file; default `/bin/sh`.
+//!
+//! The events ([`ContainerEvent`]) on the wire, in order:
+//!
+//! ```text
+//! {"type":"container/start"}
+//! {"type":"command/start","command":0,"stdout":"logs/0.out","stderr":"logs/0.err"}
+//! {"type":"command/end","command":0,"exit":0}
+//! …
+//! {"type":"container/script-end","status":"success","exit":0}
+//! ```
+//!
+//! The wrapper exits with the first non-zero exit of a line (status `failure`), with
+//! [`EXIT_ABORTED`] when it gave up on the abort file (status `aborted`; no `container/start` if it
+//! was still waiting), or with [`EXIT_SETUP`] when the job cannot start (no usable
+//! `MONKEYCI_ROOT`: a message on stderr and no events; no work dir: status `failure` with
+//! `"reason":"no-work-dir"`, and a message on stderr). [`EventTail`] follows the event log live.
+//!
+//! This module owns the files and their meaning only: it starts no process or container and
+//! speaks no HTTP; engines and the sidecar do that.
+
+// Nothing uses this module yet: the engines will. (The lead removes this allow with them.)
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Where the job root is mounted in a job container.
+pub const DEFAULT_MOUNT: &str = "/monkeyci";
+/// Env var: the job root as the wrapper sees it (absolute).
+pub const ENV_ROOT: &str = "MONKEYCI_ROOT";
+/// Env var: the directory the lines run in (absolute, or relative to `$MONKEYCI_ROOT/work`).
+pub const ENV_WORK_DIR: &str = "MONKEYCI_WORK_DIR";
+/// Env var: the shell that runs each line (default `/bin/sh`).
+pub const ENV_SHELL: &str = "MONKEYCI_SHELL";
+/// The wrapper's exit code when it gave up because the abort file appeared.
+pub const EXIT_ABORTED: i32 = 125;
+/// The wrapper's exit code when the job could not start (no usable root or work dir).
+pub const EXIT_SETUP: i32 = 122;
+/// The longest event line [`EventTail`] accepts; the wrapper's lines are under 100 bytes.
+pub const MAX_EVENT_LINE: usize = 64 * 1024;
+
+/// What went wrong with a job's files or its event log.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("malformed event {line:?}")]
+    MalformedEvent {
+        line: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("malformed event line {line_no} in {}: {line:?}", file.display())]
+    MalformedLine {
+        file: PathBuf,
+        line_no: usize,
+        line: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("event line {line_no} in {} is longer than {max} bytes", file.display())]
+    LineTooLong { file: PathBuf, line_no: usize, max: usize },
+    #[error("path {path:?} in an event is not a log file of this job")]
+    BadEventPath { path: String },
+    #[error("work dir {dir:?} must be a relative path inside the job's work/ directory")]
+    BadWorkDir { dir: PathBuf },
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |source| Error::Io { action, path: path.to_owned(), source }
+}
+
+/// The files of one job run under a root directory (see the module docs for the tree).
+///
+/// The same layout describes the host side (`JobLayout::new(host_dir)`) and the container side
+/// ([`JobLayout::mounted_at`]); event paths are relative to the root, so they mean the same on both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobLayout {
+    root: PathBuf,
+}
+
+impl JobLayout {
+    /// The layout rooted at `root` (created by [`JobLayout::write_script`]).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        JobLayout { root: root.into() }
+    }
+
+    /// The same layout as seen where the root is mounted, e.g. [`DEFAULT_MOUNT`] in a container.
+    pub fn mounted_at(&self, mount: impl Into<PathBuf>) -> JobLayout {
+        JobLayout::new(mount)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn script_dir(&self) -> PathBuf {
+        self.root.join("script")
+    }
+
+    /// The wrapper; run it as `/bin/sh <wrapper>` with the [`JobLayout::env`] variables.
+    pub fn wrapper(&self) -> PathBuf {
+        self.script_dir().join("job.sh")
+    }
+
+    /// The file holding script line `i` (0-based).
+    pub fn line_file(&self, i: usize) -> PathBuf {
+        self.script_dir().join(i.to_string())
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    pub fn stdout_log(&self, i: usize) -> PathBuf {
+        self.logs_dir().join(format!("{i}.out"))
+    }
+
+    pub fn stderr_log(&self, i: usize) -> PathBuf {
+        self.logs_dir().join(format!("{i}.err"))
+    }
+
+    pub fn events(&self) -> PathBuf {
+        self.root.join("events.jsonl")
+    }
+
+    pub fn start_file(&self) -> PathBuf {
+        self.root.join("start")
+    }
+
+    pub fn abort_file(&self) -> PathBuf {
+        self.root.join("abort")
+    }
+
+    /// `work/`: the workspace copy.
+    pub fn work_root(&self) -> PathBuf {
+        self.root.join("work")
+    }
+
+    /// The directory the lines run in: `work/`, or `work/<sub>` for a job with a work dir.
+    /// `sub` must be relative and stay inside `work/` (no `..`, no root).
+    pub fn work_dir(&self, sub: Option<&Path>) -> Result<PathBuf, Error> {
+        let Some(sub) = sub else { return Ok(self.work_root()) };
+        if !sub.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)) {
+            return Err(Error::BadWorkDir { dir: sub.to_owned() });
+        }
+        Ok(self.work_root().join(sub))
+    }
+
+    /// The environment the wrapper needs, for this root: [`ENV_ROOT`] and [`ENV_WORK_DIR`]
+    /// (absolute). Call it on the [`JobLayout::mounted_at`] layout for a container.
+    pub fn env(&self, work_sub: Option<&Path>) -> Result<[(&'static str, PathBuf); 2], Error> {
+        Ok([(ENV_ROOT, self.root.clone()), (ENV_WORK_DIR, self.work_dir(work_sub)?)])
+    }
+
+    /// The file an event path (`"logs/0.out"`) names under this root. Event logs are written
+    /// inside the job, so anything but a plain file name in `logs/` is refused.
+    pub fn resolve(&self, event_path: &str) -> Result<PathBuf, Error> {
+        let bad = || Error::BadEventPath { path: event_path.to_owned() };
+        let name = event_path.strip_prefix("logs/").ok_or_else(bad)?;
+        let mut parts = Path::new(name).components();
+        match (parts.next(), parts.next()) {
+            (Some(Component::Normal(_)), None) if !name.contains('/') => Ok(self.logs_dir().join(name)),
+            _ => Err(bad()),
+        }
+    }
+
+    /// Creates `script/`, `logs/` and `work/` and writes one file per line plus the wrapper
+    /// (last, so an existing wrapper means the lines are in place). Leaves `events.jsonl`,
+    /// `start` and `abort` alone: the root is expected to be fresh for each run.
+    pub fn write_script<S: AsRef<str>>(&self, lines: &[S]) -> Result<(), Error> {
+        for dir in [self.script_dir(), self.logs_dir(), self.work_root()] {
+            fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+        }
+        for (i, line) in lines.iter().enumerate() {
+            let line = line.as_ref();
+            let mut text = String::with_capacity(line.len() + 1);
+            text.push_str(line);
+            if !line.ends_with('\n') {
+                text.push('\n');
+            }
+            let path = self.line_file(i);
+            fs::write(&path, text).map_err(io_err("write script line", &path))?;
+        }
+        let wrapper = self.wrapper();
+        fs::write(&wrapper, wrapper_script(lines.len())).map_err(io_err("write", &wrapper))
+    }
+
+    /// Creates the start file: the workspace (and artifacts, caches) are in place.
+    pub fn signal_start(&self) -> Result<(), Error> {
+        let path = self.start_file();
+        fs::write(&path, b"").map_err(io_err("create start file", &path))
+    }
+
+    /// Creates the abort file: the wrapper gives up waiting, or stops before its next line.
+    pub fn signal_abort(&self) -> Result<(), Error> {
+        let path = self.abort_file();
+        fs::write(&path, b"").map_err(io_err("create abort file", &path))
+    }
+}
+
+/// The wrapper `job.sh` for a script of `lines` lines. Plain POSIX `sh` (dash, busybox ash):
+/// the line count is the only value in it; everything else comes from the environment.
+///
+/// Each event is one `printf` appending one short line (a single `write`). A line runs as
+/// `$MONKEYCI_SHELL script/<i>` in the work dir with stdin from `/dev/null`, in its own process
+/// (a `cd` or `export` in one line does not carry over to the next). The abort file is checked
+/// while waiting and between lines; it does not interrupt a running line.
+pub fn wrapper_script(lines: usize) -> String {
+    format!(
+        r#"# Generated by monkeyci: runs a job's script lines, one file each. Do not edit.
+# Env: MONKEYCI_ROOT (required, absolute), MONKEYCI_WORK_DIR (optional: absolute, or relative
+# to $MONKEYCI_ROOT/work), MONKEYCI_SHELL (optional, default /bin/sh).
+lines={lines}
+root=${{MONKEYCI_ROOT:-}}
+case $root in
+  /*) ;;
+  *) echo "monkeyci: MONKEYCI_ROOT must be an absolute directory, got '$root'" >&2; exit {setup} ;;
+esac
+if [ ! -d "$root" ]; then
+  echo "monkeyci: job root $root is not a directory" >&2
+  exit {setup}
+fi
+events=$root/events.jsonl
+shell=${{MONKEYCI_SHELL:-/bin/sh}}
+
+emit() {{
+  printf '%s\n' "$1" >>"$events" || {{ echo "monkeyci: cannot append to $events" >&2; exit {setup}; }}
+}}
+# end STATUS EXIT [EXTRA-JSON-FIELDS]
+end() {{
+  emit '{{"type":"container/script-end","status":"'"$1"'","exit":'"$2$3"'}}'
+  exit "$2"
+}}
+
+tick=0.1
+while [ ! -e "$root/start" ]; do
+  if [ -e "$root/abort" ]; then end aborted {aborted}; fi
+  sleep "$tick" 2>/dev/null || {{ tick=1; sleep 1; }}
+done
+emit '{{"type":"container/start"}}'
+
+wd=${{MONKEYCI_WORK_DIR:-$root/work}}
+case $wd in
+  /*) ;;
+  *) wd=$root/work/$wd ;;
+esac
+if [ ! -d "$wd" ] || ! cd "$wd"; then
+  echo "monkeyci: work dir $wd does not exist or is not a directory" >&2
+  end failure {setup} ',"reason":"no-work-dir"'
+fi
+
+i=0
+while [ "$i" -lt "$lines" ]; do
+  if [ -e "$root/abort" ]; then end aborted {aborted}; fi
+  emit '{{"type":"command/start","command":'"$i"',"stdout":"logs/'"$i"'.out","stderr":"logs/'"$i"'.err"}}'
+  "$shell" "$root/script/$i" </dev/null >"$root/logs/$i.out" 2>"$root/logs/$i.err"
+  rc=$?
+  emit '{{"type":"command/end","command":'"$i"',"exit":'"$rc"'}}'
+  if [ "$rc" -ne 0 ]; then end failure "$rc"; fi
+  i=$((i + 1))
+done
+end success 0
+"#,
+        setup = EXIT_SETUP,
+        aborted = EXIT_ABORTED,
+    )
+}
+
+/// One event of the event log, as the wrapper writes it (`"type"` names the variant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ContainerEvent {
+    /// The start file appeared; the lines are about to run.
+    #[serde(rename = "container/start")]
+    Start,
+    /// Line `command` (0-based) starts; its output goes to these root-relative files
+    /// (see [`JobLayout::resolve`]).
+    #[serde(rename = "command/start")]
+    CommandStart { command: usize, stdout: String, stderr: String },
+    /// Line `command` exited with `exit`.
+    #[serde(rename = "command/end")]
+    CommandEnd { command: usize, exit: i32 },
+    /// The wrapper is done and exits with `exit`; always the last event.
+    #[serde(rename = "container/script-end")]
+    ScriptEnd {
+        status: ScriptStatus,
+        exit: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<EndReason>,
+    },
+}
+
+/// How the script ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScriptStatus {
+    /// Every line exited 0.
+    Success,
+    /// A line exited non-zero (its exit is the script's), or the job could not start (`reason`).
+    Failure,
+    /// The abort file appeared; exit [`EXIT_ABORTED`].
+    Aborted,
+}
+
+/// Why a script failed before running any line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EndReason {
+    /// The work dir does not exist or is not a directory; exit [`EXIT_SETUP`].
+    NoWorkDir,
+}
+
+/// Parses one line of the event log.
+pub fn parse_event(line: &str) -> Result<ContainerEvent, Error> {
+    serde_json::from_str(line).map_err(|source| Error::MalformedEvent { line: quote_line(line.as_bytes()), source })
+}
+
+/// The bad line for an error message, cut to a readable length.
+fn quote_line(line: &[u8]) -> String {
+    const MAX: usize = 200;
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_end_matches(['\n', '\r']);
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// Follows a growing `events.jsonl`, returning each event once, in order.
+///
+/// Poll-based: when no complete line is buffered it reads the new bytes (the file may not exist
+/// yet) and sleeps for the interval (50 ms) when there are none. A partial last line waits for
+/// its newline. Reads are small synchronous reads of a local file; the only `await` is the
+/// sleep, so [`EventTail::next`] is cancel-safe (fine in `tokio::select!` against the process
+/// exit, then drain with [`EventTail::try_next`]).
+#[derive(Debug)]
+pub struct EventTail {
+    path: PathBuf,
+    file: Option<fs::File>,
+    /// The partial last line read so far.
+    buf: Vec<u8>,
+    /// Complete lines (and too long ones) read but not yet returned, in file order.
+    lines: VecDeque<Entry>,
+    /// Number of the last line read to its end (1-based).
+    line_no: usize,
+    /// Skipping the rest of a line that was too long.
+    skipping: bool,
+    done: bool,
+    interval: Duration,
+}
+
+/// A line of the event log waiting in [`EventTail`], with its number.
+#[derive(Debug)]
+enum Entry {
+    Line(usize, Vec<u8>),
+    TooLong(usize),
+}
+
+impl EventTail {
+    /// Follows `path` from its beginning; the file need not exist yet.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        EventTail {
+            path: path.into(),
+            file: None,
+            buf: Vec::new(),
+            lines: VecDeque::new(),
+            line_no: 0,
+            skipping: false,
+            done: false,
+            interval: Duration::from_millis(50),
+        }
+    }
+
+    /// Polls every `interval` instead of 50 ms.
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the `container/script-end` event has been returned (nothing follows it).
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The next event, waiting for it; `Ok(None)` after `container/script-end` was returned.
+    /// A malformed or too long line is an error that consumes that line: calling again continues
+    /// after it. It waits forever if the wrapper dies: race it with the process.
+    pub async fn next(&mut self) -> Result<Option<ContainerEvent>, Error> {
+        loop {
+            if let Some(event) = self.try_next()? {
+                return Ok(Some(event));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            tokio::time::sleep(self.interval).await;
+        }
+    }
+
+    /// The next event if a complete line is already in the file, without waiting; `Ok(None)` when
+    /// there is none yet (or the script ended: see [`EventTail::is_done`]).
+    pub fn try_next(&mut self) -> Result<Option<ContainerEvent>, Error> {
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            if let Some(entry) = self.lines.pop_front() {
+                let (line_no, line) = match entry {
+                    Entry::Line(line_no, line) => (line_no, line),
+                    Entry::TooLong(line_no) => {
+                        return Err(Error::LineTooLong { file: self.path.clone(), line_no, max: MAX_EVENT_LINE });
+                    }
+                };
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let event = serde_json::from_slice::<ContainerEvent>(&line).map_err(|source| Error::MalformedLine {
+                    file: self.path.clone(),
+                    line_no,
+                    line: quote_line(&line),
+                    source,
+                })?;
+                self.done = matches!(event, ContainerEvent::ScriptEnd { .. });
+                return Ok(Some(event));
+            }
+            if !self.read_more()? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads what the file has now and splits off complete lines; false when there was nothing
+    /// new (or no file yet).
+    fn read_more(&mut self) -> Result<bool, Error> {
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => match fs::File::open(&self.path) {
+                Ok(file) => self.file.insert(file),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(io_err("open event log", &self.path)(e)),
+            },
+        };
+        let mut chunk = [0u8; 16 * 1024];
+        let n = loop {
+            match file.read(&mut chunk) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err("read event log", &self.path)(e)),
+            }
+        };
+        if n == 0 {
+            return Ok(false);
+        }
+        let mut rest = &chunk[..n];
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+            let (head, tail) = (&rest[..pos], &rest[pos + 1..]);
+            self.line_no += 1;
+            if self.skipping {
+                self.skipping = false;
+            } else {
+                self.buf.extend_from_slice(head);
+                self.lines.push_back(Entry::Line(self.line_no, std::mem::take(&mut self.buf)));
+            }
+            rest = tail;
+        }
+        if !self.skipping {
+            self.buf.extend_from_slice(rest);
+            if self.buf.len() > MAX_EVENT_LINE {
+                // Reported in its turn; the rest of the line is dropped as it arrives.
+                self.buf = Vec::new();
+                self.skipping = true;
+                self.lines.push_back(Entry::TooLong(self.line_no + 1));
+            }
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::ffi::OsString;
+    use std::process::{Child, Command, ExitStatus, Stdio};
+    use std::time::Instant;
+
+    /// A shell to run the wrapper with: `argv` runs a script file, `line_shell` is the same shell
+    /// as one path (for `MONKEYCI_SHELL`).
+    struct Shell {
+        name: &'static str,
+        argv: Vec<OsString>,
+        line_shell: PathBuf,
+        _dir: Option<tempfile::TempDir>,
+    }
+
+    fn find_on_path(name: &str) -> Option<PathBuf> {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
+    }
+
+    /// busybox `sh` and `dash`. A missing one is skipped with a visible reason, except under CI
+    /// (env `CI` set), where it fails the test.
+    fn shells() -> Vec<Shell> {
+        let mut shells = Vec::new();
+        let mut missing = Vec::new();
+        match find_on_path("busybox") {
+            Some(busybox) => {
+                // busybox picks the applet from argv[0], so `<dir>/sh -> busybox` is busybox sh.
+                let dir = tempfile::tempdir().unwrap();
+                let sh = dir.path().join("sh");
+                std::os::unix::fs::symlink(&busybox, &sh).unwrap();
+                shells.push(Shell {
+                    name: "busybox sh",
+                    argv: vec![busybox.into(), "sh".into()],
+                    line_shell: sh,
+                    _dir: Some(dir),
+                });
+            }
+            None => missing.push("busybox"),
+        }
+        match find_on_path("dash") {
+            Some(dash) => {
+                shells.push(Shell { name: "dash", argv: vec![dash.clone().into()], line_shell: dash, _dir: None })
+            }
+            None => missing.push("dash"),
+        }
+        for name in missing {
+            if std::env::var_os("CI").is_some() {
+                panic!("`{name}` is not installed; CI must install it (apt: busybox-static, dash)");
+            }
+            eprintln!("SKIPPED: `{name}` is not installed, so the wrapper is not tested with it");
+        }
+        shells
+    }
+
+    /// A command running the wrapper of `layout` with `shell`, its env set for a host run.
+    fn wrapper_cmd(shell: &Shell, layout: &JobLayout, work_sub: Option<&Path>, line_shell: bool) -> Command {
+        let mut cmd = Command::new(&shell.argv[0]);
+        cmd.args(&shell.argv[1..]).arg(layout.wrapper());
+        cmd.env_remove(ENV_ROOT).env_remove(ENV_WORK_DIR).env_remove(ENV_SHELL);
+        cmd.envs(layout.env(work_sub).unwrap());
+        if line_shell {
+            cmd.env(ENV_SHELL, &shell.line_shell);
+        }
+        // Started elsewhere than the work dir, so a line run in the wrong place shows.
+        cmd.current_dir(layout.root());
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd
+    }
+
+    fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("the wrapper did not finish within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs the wrapper to the end (start file created first); returns exit code and stderr.
+    fn run(shell: &Shell, layout: &JobLayout, work_sub: Option<&Path>, line_shell: bool) -> (i32, String) {
+        let mut child = wrapper_cmd(shell, layout, work_sub, line_shell).spawn().unwrap();
+        let status = wait_timeout(&mut child, Duration::from_secs(30));
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        (status.code().expect("the wrapper was killed by a signal"), stderr)
+    }
+
+    fn events_text(layout: &JobLayout) -> String {
+        fs::read_to_string(layout.events()).unwrap_or_default()
+    }
+
+    fn events(layout: &JobLayout) -> Vec<ContainerEvent> {
+        events_text(layout).lines().map(|l| parse_event(l).unwrap()).collect()
+    }
+
+    fn cmd_start(i: usize) -> ContainerEvent {
+        ContainerEvent::CommandStart { command: i, stdout: format!("logs/{i}.out"), stderr: format!("logs/{i}.err") }
+    }
+
+    fn cmd_end(i: usize, exit: i32) -> ContainerEvent {
+        ContainerEvent::CommandEnd { command: i, exit }
+    }
+
+    fn end(status: ScriptStatus, exit: i32) -> ContainerEvent {
+        ContainerEvent::ScriptEnd { status, exit, reason: None }
+    }
+
+    /// A fresh job root with `lines` written (and started when `start`).
+    fn job(lines: &[&str], start: bool) -> (tempfile::TempDir, JobLayout) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = JobLayout::new(dir.path().join("job root"));
+        layout.write_script(lines).unwrap();
+        if start {
+            layout.signal_start().unwrap();
+        }
+        (dir, layout)
+    }
+
+    #[test]
+    fn jobscript_stops_at_first_failure_with_exact_events() {
+        for shell in shells() {
+            let (_dir, layout) = job(&["echo a > f", "false", "echo never"], true);
+            // Lines run with the default /bin/sh here.
+            let (code, stderr) = run(&shell, &layout, None, false);
+            assert_eq!(code, 1, "{}: {stderr}", shell.name);
+            assert_eq!(
+                events_text(&layout),
+                concat!(
+                    "{\"type\":\"container/start\"}\n",
+                    "{\"type\":\"command/start\",\"command\":0,\"stdout\":\"logs/0.out\",\"stderr\":\"logs/0.err\"}\n",
+                    "{\"type\":\"command/end\",\"command\":0,\"exit\":0}\n",
+                    "{\"type\":\"command/start\",\"command\":1,\"stdout\":\"logs/1.out\",\"stderr\":\"logs/1.err\"}\n",
+                    "{\"type\":\"command/end\",\"command\":1,\"exit\":1}\n",
+                    "{\"type\":\"container/script-end\",\"status\":\"failure\",\"exit\":1}\n",
+                ),
+                "{}",
+                shell.name
+            );
+            assert_eq!(
+                events(&layout),
+                [
+                    ContainerEvent::Start,
+                    cmd_start(0),
+                    cmd_end(0, 0),
+                    cmd_start(1),
+                    cmd_end(1, 1),
+                    end(ScriptStatus::Failure, 1)
+                ]
+            );
+            assert_eq!(fs::read_to_string(layout.work_root().join("f")).unwrap(), "a\n", "{}", shell.name);
+            assert!(!layout.stdout_log(2).exists(), "{}: line 2 must not run", shell.name);
+        }
+    }
+
+    #[test]
+    fn jobscript_serializes_events_as_the_wrapper_writes_them() {
+        let wire = [
+            (ContainerEvent::Start, r#"{"type":"container/start"}"#),
+            (cmd_start(3), r#"{"type":"command/start","command":3,"stdout":"logs/3.out","stderr":"logs/3.err"}"#),
+            (cmd_end(3, 2), r#"{"type":"command/end","command":3,"exit":2}"#),
+            (end(ScriptStatus::Success, 0), r#"{"type":"container/script-end","status":"success","exit":0}"#),
+            (end(ScriptStatus::Aborted, 125), r#"{"type":"container/script-end","status":"aborted","exit":125}"#),
+            (
+                ContainerEvent::ScriptEnd {
+                    status: ScriptStatus::Failure,
+                    exit: 122,
+                    reason: Some(EndReason::NoWorkDir),
+                },
+                r#"{"type":"container/script-end","status":"failure","exit":122,"reason":"no-work-dir"}"#,
+            ),
+        ];
+        for (event, line) in wire {
+            assert_eq!(serde_json::to_string(&event).unwrap(), line);
+            assert_eq!(parse_event(line).unwrap(), event);
+        }
+        let err = parse_event(r#"{"type":"command/end","command":"x"}"#).unwrap_err();
+        assert!(err.to_string().starts_with(r#"malformed event "{\"type\":\"command/end\""#), "{err}");
+        assert!(std::error::Error::source(&err).is_some());
+    }
+
+    #[test]
+    fn jobscript_logs_each_lines_stdout_and_stderr_to_own_files() {
+        for shell in shells() {
+            let (_dir, layout) = job(&["echo out; echo err >&2", "echo two"], true);
+            let (code, stderr) = run(&shell, &layout, None, true);
+            assert_eq!(code, 0, "{}: {stderr}", shell.name);
+            assert_eq!(fs::read_to_string(layout.stdout_log(0)).unwrap(), "out\n");
+            assert_eq!(fs::read_to_string(layout.stderr_log(0)).unwrap(), "err\n");
+            assert_eq!(fs::read_to_string(layout.stdout_log(1)).unwrap(), "two\n");
+            assert_eq!(fs::read_to_string(layout.stderr_log(1)).unwrap(), "");
+            let evs = events(&layout);
+            let ContainerEvent::CommandStart { stdout, stderr, .. } = &evs[1] else { panic!("{evs:?}") };
+            assert_eq!(layout.resolve(stdout).unwrap(), layout.stdout_log(0));
+            assert_eq!(layout.resolve(stderr).unwrap(), layout.stderr_log(0));
+            assert_eq!(evs.last(), Some(&end(ScriptStatus::Success, 0)));
+        }
+    }
+
+    #[test]
+    fn jobscript_runs_tricky_lines_verbatim() {
+        let lines = [
+            r#"echo "double \"quoted\" and 'single'" > q"#,
+            r#"printf '%s\n' "$HOME" '$HOME' > home"#,
+            r#"printf '%s\n' 'back\slash \\ \n' "a\\b" > bs"#,
+            "cat > doc <<'EOF'\nline one $HOME\n  `not run` \\ end\nEOF",
+            "cat > doc2 <<EOF\nhome=$HOME sub=$(echo sub)\nEOF",
+            r#"x='50%'; echo "$x; && || | > <" > misc"#,
+        ];
+        for shell in shells() {
+            let (_dir, layout) = job(&lines, true);
+            let mut cmd = wrapper_cmd(&shell, &layout, None, true);
+            cmd.env("HOME", "/home/monkey tester");
+            let mut child = cmd.spawn().unwrap();
+            let status = wait_timeout(&mut child, Duration::from_secs(30));
+            let read = |name: &str| fs::read_to_string(layout.work_root().join(name)).unwrap();
+            assert_eq!(status.code(), Some(0), "{}: {}", shell.name, events_text(&layout));
+            assert_eq!(read("q"), "double \"quoted\" and 'single'\n", "{}", shell.name);
+            assert_eq!(read("home"), "/home/monkey tester\n$HOME\n", "{}", shell.name);
+            assert_eq!(read("bs"), "back\\slash \\\\ \\n\na\\b\n", "{}", shell.name);
+            assert_eq!(read("doc"), "line one $HOME\n  `not run` \\ end\n", "{}", shell.name);
+            assert_eq!(read("doc2"), "home=/home/monkey tester sub=sub\n", "{}", shell.name);
+            assert_eq!(read("misc"), "50%; && || | > <\n", "{}", shell.name);
+            assert_eq!(events(&layout).len(), 2 + 2 * lines.len(), "{}", shell.name);
+        }
+    }
+
+    #[test]
+    fn jobscript_waits_for_start_file() {
+        for shell in shells() {
+            let (_dir, layout) = job(&["echo ran > ran"], false);
+            let mut child = wrapper_cmd(&shell, &layout, None, true).spawn().unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(child.try_wait().unwrap().is_none(), "{}: the wrapper must wait", shell.name);
+            assert_eq!(events_text(&layout), "", "{}: no events before start", shell.name);
+            assert!(!layout.work_root().join("ran").exists());
+            layout.signal_start().unwrap();
+            let status = wait_timeout(&mut child, Duration::from_secs(30));
+            assert_eq!(status.code(), Some(0), "{}", shell.name);
+            assert_eq!(
+                events(&layout),
+                [ContainerEvent::Start, cmd_start(0), cmd_end(0, 0), end(ScriptStatus::Success, 0)]
+            );
+            assert_eq!(fs::read_to_string(layout.work_root().join("ran")).unwrap(), "ran\n");
+        }
+    }
+
+    #[test]
+    fn jobscript_gives_up_on_abort_while_waiting() {
+        for shell in shells() {
+            let (_dir, layout) = job(&["echo ran > ran"], false);
+            let mut child = wrapper_cmd(&shell, &layout, None, true).spawn().unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            assert!(child.try_wait().unwrap().is_none(), "{}: the wrapper must wait", shell.name);
+            layout.signal_abort().unwrap();
+            let status = wait_timeout(&mut child, Duration::from_secs(30));
+            assert_eq!(status.code(), Some(EXIT_ABORTED), "{}", shell.name);
+            assert_eq!(events(&layout), [end(ScriptStatus::Aborted, EXIT_ABORTED)], "{}", shell.name);
+            assert!(!layout.work_root().join("ran").exists());
+        }
+    }
+
+    #[test]
+    fn jobscript_checks_abort_between_lines() {
+        for shell in shells() {
+            // The first line creates the abort file itself, so the second must not run.
+            let (_dir, layout) = job(&[r#": > "$MONKEYCI_ROOT/abort""#, "echo ran > ran"], true);
+            let (code, stderr) = run(&shell, &layout, None, true);
+            assert_eq!(code, EXIT_ABORTED, "{}: {stderr}", shell.name);
+            assert_eq!(
+                events(&layout),
+                [ContainerEvent::Start, cmd_start(0), cmd_end(0, 0), end(ScriptStatus::Aborted, EXIT_ABORTED)]
+            );
+            assert!(!layout.work_root().join("ran").exists());
+        }
+    }
+
+    #[test]
+    fn jobscript_runs_in_work_subdir() {
+        for shell in shells() {
+            let (_dir, layout) = job(&["pwd > here"], true);
+            fs::create_dir_all(layout.work_root().join("sub/dir")).unwrap();
+            let (code, stderr) = run(&shell, &layout, Some(Path::new("sub/dir")), true);
+            assert_eq!(code, 0, "{}: {stderr}", shell.name);
+            let here = fs::read_to_string(layout.work_root().join("sub/dir/here")).unwrap();
+            assert_eq!(Path::new(here.trim_end()), layout.work_root().join("sub/dir"));
+        }
+    }
+
+    #[test]
+    fn jobscript_fails_clearly_without_work_dir() {
+        for shell in shells() {
+            let (_dir, layout) = job(&["echo ran > ran"], true);
+            let (code, stderr) = run(&shell, &layout, Some(Path::new("missing/sub")), true);
+            assert_eq!(code, EXIT_SETUP, "{}: {stderr}", shell.name);
+            let wd = layout.work_root().join("missing/sub");
+            assert!(
+                stderr.contains(&format!("monkeyci: work dir {} does not exist", wd.display())),
+                "{}: {stderr}",
+                shell.name
+            );
+            assert_eq!(
+                events(&layout),
+                [
+                    ContainerEvent::Start,
+                    ContainerEvent::ScriptEnd {
+                        status: ScriptStatus::Failure,
+                        exit: EXIT_SETUP,
+                        reason: Some(EndReason::NoWorkDir)
+                    }
+                ],
+                "{}",
+                shell.name
+            );
+            assert!(!layout.stdout_log(0).exists());
+            assert!(!layout.root().join("ran").exists());
+
+            // No usable root: a message and no events at all.
+            let mut cmd = wrapper_cmd(&shell, &layout, None, true);
+            cmd.env(ENV_ROOT, "relative/root");
+            let out = cmd.output().unwrap();
+            assert_eq!(out.status.code(), Some(EXIT_SETUP), "{}", shell.name);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains("MONKEYCI_ROOT must be an absolute directory"), "{}: {stderr}", shell.name);
+        }
+    }
+
+    #[test]
+    fn jobscript_layout_paths_and_validation() {
+        let host = JobLayout::new("/var/jobs/42");
+        let ctr = host.mounted_at(DEFAULT_MOUNT);
+        assert_eq!(ctr.wrapper(), Path::new("/monkeyci/script/job.sh"));
+        assert_eq!(ctr.line_file(2), Path::new("/monkeyci/script/2"));
+        assert_eq!(ctr.stdout_log(1), Path::new("/monkeyci/logs/1.out"));
+        assert_eq!(host.stderr_log(1), Path::new("/var/jobs/42/logs/1.err"));
+        assert_eq!(host.events(), Path::new("/var/jobs/42/events.jsonl"));
+        assert_eq!(host.start_file(), Path::new("/var/jobs/42/start"));
+        assert_eq!(host.abort_file(), Path::new("/var/jobs/42/abort"));
+        assert_eq!(
+            ctr.env(Some(Path::new("a/b"))).unwrap(),
+            [(ENV_ROOT, PathBuf::from("/monkeyci")), (ENV_WORK_DIR, PathBuf::from("/monkeyci/work/a/b"))]
+        );
+        for bad in ["../x", "a/../../x", "/etc"] {
+            let err = host.work_dir(Some(Path::new(bad))).unwrap_err();
+            assert!(matches!(err, Error::BadWorkDir { .. }), "{bad}: {err}");
+        }
+        assert_eq!(host.resolve("logs/0.out").unwrap(), Path::new("/var/jobs/42/logs/0.out"));
+        for bad in ["../x", "logs/../../etc/passwd", "/etc/passwd", "logs/..", "logs/a/b", "logs/", "work/f"] {
+            let err = host.resolve(bad).unwrap_err();
+            assert_eq!(err.to_string(), format!("path {bad:?} in an event is not a log file of this job"));
+        }
+    }
+
+    /// Appends `chunks` to `path` (created by the first), pausing between them.
+    async fn write_chunks(path: PathBuf, chunks: Vec<Vec<u8>>) {
+        use std::io::Write;
+        for chunk in chunks {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let mut f = fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
+            f.write_all(&chunk).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn jobscript_event_tail_follows_chunks_with_partial_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let expected = vec![
+            ContainerEvent::Start,
+            cmd_start(0),
+            cmd_end(0, 0),
+            cmd_start(1),
+            cmd_end(1, 7),
+            end(ScriptStatus::Failure, 7),
+        ];
+        let mut text = String::new();
+        for event in &expected {
+            text.push_str(&serde_json::to_string(event).unwrap());
+            text.push('\n');
+        }
+        text.push_str("\n{\"type\":\"after the end, never read\"}\n");
+        // Chunks that cut lines anywhere, including one byte at a time and right at newlines.
+        let bytes = text.into_bytes();
+        let mut chunks = Vec::new();
+        let mut at = 0;
+        for size in [1, 5, 20, 26, 1, 1, 80, 3, 60, 120, 9].into_iter().cycle() {
+            if at >= bytes.len() {
+                break;
+            }
+            let to = (at + size).min(bytes.len());
+            chunks.push(bytes[at..to].to_vec());
+            at = to;
+        }
+        let writer = tokio::spawn(write_chunks(path.clone(), chunks));
+        let mut tail = EventTail::new(&path).with_interval(Duration::from_millis(5));
+        let mut got = Vec::new();
+        let read_all = async {
+            while let Some(event) = tail.next().await.unwrap() {
+                got.push(event);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), read_all).await.expect("the tail did not end");
+        assert_eq!(got, expected);
+        assert!(tail.is_done());
+        assert_eq!(tail.next().await.unwrap(), None);
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn jobscript_event_tail_reports_malformed_line_and_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        fs::write(&path, "{\"type\":\"container/start\"}\n\n{\"type\":\"command/end\",\"command\":0}\n").unwrap();
+        let mut tail = EventTail::new(&path);
+        assert_eq!(tail.next().await.unwrap(), Some(ContainerEvent::Start));
+        let err = tail.next().await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "malformed event line 3 in {}: \"{{\\\"type\\\":\\\"command/end\\\",\\\"command\\\":0}}\"",
+                path.display()
+            )
+        );
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert!(cause.contains("missing field `exit`"), "{cause}");
+        // Nothing is lost: the line after the bad one arrives later and is returned.
+        assert_eq!(tail.try_next().unwrap(), None);
+        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut f, b"{\"type\":\"command/end\",\"command\":0,\"exit\":0}\n").unwrap();
+        assert_eq!(tail.next().await.unwrap(), Some(cmd_end(0, 0)));
+
+        // A line that never ends is refused instead of growing without bound.
+        std::io::Write::write_all(&mut f, &vec![b'x'; MAX_EVENT_LINE + 10]).unwrap();
+        let err = tail.next().await.unwrap_err();
+        assert!(matches!(err, Error::LineTooLong { line_no: 5, .. }), "{err}");
+        std::io::Write::write_all(&mut f, b"xxx\n{\"type\":\"container/start\"}\n").unwrap();
+        assert_eq!(tail.next().await.unwrap(), Some(ContainerEvent::Start));
+    }
+
+    #[tokio::test]
+    async fn jobscript_event_tail_follows_a_live_wrapper() {
+        for shell in shells() {
+            let (_dir, layout) = job(&["echo one", "sleep 0.2", "exit 3"], false);
+            let mut cmd = tokio::process::Command::from(wrapper_cmd(&shell, &layout, None, true));
+            cmd.kill_on_drop(true);
+            let mut child = cmd.spawn().unwrap();
+            let mut tail = EventTail::new(layout.events()).with_interval(Duration::from_millis(10));
+            let starter = layout.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                starter.signal_start().unwrap();
+            });
+            let mut got = Vec::new();
+            let follow = async {
+                while let Some(event) = tail.next().await.unwrap() {
+                    got.push(event);
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(30), follow).await.expect("no script-end event");
+            let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
+            assert_eq!(status.code(), Some(3), "{}", shell.name);
+            assert_eq!(
+                got,
+                [
+                    ContainerEvent::Start,
+                    cmd_start(0),
+                    cmd_end(0, 0),
+                    cmd_start(1),
+                    cmd_end(1, 0),
+                    cmd_start(2),
+                    cmd_end(2, 3),
+                    end(ScriptStatus::Failure, 3)
+                ],
+                "{}",
+                shell.name
+            );
+        }
+    }
+}

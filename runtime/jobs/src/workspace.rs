@@ -1,0 +1,166 @@
+//! The workspace of a container job: its own copy of the checkout, so parallel jobs cannot
+//! trample each other. In a git checkout it holds the tracked and untracked files that are
+//! not ignored (`.git` only when asked); elsewhere, everything but `.git`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Why the workspace could not be copied.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot list the files of {}", dir.display())]
+    List {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot copy {} to {}", from.display(), to.display())]
+    Copy {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Copies the checkout at `src` into `dest` (which must not exist yet).
+pub fn copy_checkout(src: &Path, dest: &Path, with_git: bool) -> Result<usize, Error> {
+    let files = match git_files(src) {
+        Some(files) => files,
+        None => walk(src).map_err(|source| Error::List { dir: src.to_owned(), source })?,
+    };
+    std::fs::create_dir_all(dest).map_err(|source| Error::Copy {
+        from: src.to_owned(),
+        to: dest.to_owned(),
+        source,
+    })?;
+    let mut copied = 0;
+    for rel in &files {
+        if !with_git && rel.components().next().is_some_and(|c| c.as_os_str() == ".git") {
+            continue;
+        }
+        copied += copy_entry(&src.join(rel), &dest.join(rel))?;
+    }
+    if with_git && src.join(".git").exists() {
+        for rel in walk(&src.join(".git")).map_err(|source| Error::List { dir: src.to_owned(), source })? {
+            copied += copy_entry(&src.join(".git").join(&rel), &dest.join(".git").join(&rel))?;
+        }
+    }
+    Ok(copied)
+}
+
+/// Tracked and untracked, not ignored files of the git work tree at `dir`, relative to it;
+/// `None` when `dir` is not the top of a work tree.
+fn git_files(dir: &Path) -> Option<Vec<PathBuf>> {
+    let top = Command::new("git").arg("-C").arg(dir).args(["rev-parse", "--show-toplevel"]).output().ok()?;
+    if !top.status.success() {
+        return None;
+    }
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["ls-files", "--cached", "--others", "--exclude-standard", "-z"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Paths are relative to `dir` (git lists the subtree of the current directory); deleted
+    // files still listed as tracked are skipped when copying.
+    Some(text.split('\0').filter(|p| !p.is_empty()).map(PathBuf::from).collect())
+}
+
+/// Every file and symlink under `dir`, relative to it.
+fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for entry in std::fs::read_dir(dir.join(&rel))? {
+            let entry = entry?;
+            let path = rel.join(entry.file_name());
+            if entry.file_type()?.is_dir() {
+                if path.as_os_str() != ".git" {
+                    stack.push(path);
+                }
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn copy_entry(from: &Path, to: &Path) -> Result<usize, Error> {
+    let err = |source| Error::Copy { from: from.to_owned(), to: to.to_owned(), source };
+    let meta = match std::fs::symlink_metadata(from) {
+        Ok(meta) => meta,
+        // Listed by git but deleted in the work tree.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(err(e)),
+    };
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(from).map_err(err)?;
+        std::os::unix::fs::symlink(target, to).map_err(err)?;
+    } else if meta.is_file() {
+        std::fs::copy(from, to).map_err(err)?;
+    } else {
+        return Ok(0);
+    }
+    Ok(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let status = Command::new("git").arg("-C").arg(dir).args(args).status().unwrap();
+        assert!(status.success(), "git {args:?}");
+    }
+
+    #[test]
+    fn copies_tracked_and_untracked_but_not_ignored_files() {
+        let src = tempfile::tempdir().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let s = src.path();
+        git(s, &["init", "-q", "-b", "main"]);
+        std::fs::write(s.join(".gitignore"), "target/\n*.log\n").unwrap();
+        std::fs::create_dir_all(s.join("src")).unwrap();
+        std::fs::write(s.join("src/main.rs"), "fn main() {}").unwrap();
+        git(s, &["add", "."]);
+        std::fs::write(s.join("notes.txt"), "untracked").unwrap();
+        std::fs::write(s.join("debug.log"), "ignored").unwrap();
+        std::fs::create_dir_all(s.join("target")).unwrap();
+        std::fs::write(s.join("target/big"), "ignored").unwrap();
+        std::os::unix::fs::symlink("src/main.rs", s.join("link")).unwrap();
+
+        let out = dest.path().join("work");
+        copy_checkout(s, &out, false).unwrap();
+        assert_eq!(std::fs::read_to_string(out.join("src/main.rs")).unwrap(), "fn main() {}");
+        assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "untracked");
+        assert_eq!(std::fs::read_link(out.join("link")).unwrap(), Path::new("src/main.rs"));
+        assert!(!out.join("debug.log").exists());
+        assert!(!out.join("target").exists());
+        assert!(!out.join(".git").exists());
+
+        let with_git = dest.path().join("with-git");
+        copy_checkout(s, &with_git, true).unwrap();
+        assert!(with_git.join(".git/HEAD").is_file());
+    }
+
+    #[test]
+    fn copies_everything_but_git_outside_a_repository() {
+        let src = tempfile::tempdir().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(src.path().join("a/b")).unwrap();
+        std::fs::write(src.path().join("a/b/c.txt"), "c").unwrap();
+        let out = dest.path().join("work");
+        assert_eq!(copy_checkout(src.path(), &out, false).unwrap(), 1);
+        assert_eq!(std::fs::read_to_string(out.join("a/b/c.txt")).unwrap(), "c");
+    }
+}

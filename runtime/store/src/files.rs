@@ -1,0 +1,186 @@
+//! Artifacts and caches of container jobs: archives of parts of a job's work dir, kept in the
+//! blob store.
+//!
+//! Keys are [`crate::keys`]': artifacts are scoped to the build, caches shared by the builds of a
+//! repository (a cache's key hashes its key files, and a cache without an exact match falls
+//! back to the newest of the same id). Paths are relative to the job's work dir and restored at the same place.
+//! Every function blocks: call them from `spawn_blocking`.
+
+use std::fs::File;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use monkeyci_protocol::{ArtifactSpec, CacheSpec, RestoreSpec};
+use sha2::{Digest, Sha256};
+
+use monkeyci_archive as archive;
+
+use crate::{BlobKey, BlobStore, keys};
+
+/// Why an artifact or cache could not be saved or restored.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "artifact `{0}` does not exist: no earlier job of this build saved it (does this job depend on the one that does?)"
+    )]
+    MissingArtifact(String),
+    #[error("`{path}` of {what} `{id}` must be a relative path inside the work dir, without `..`")]
+    BadPath { what: &'static str, id: String, path: String },
+    #[error("`{path}` of {what} `{id}` does not exist in the work dir")]
+    NothingToSave { what: &'static str, id: String, path: String },
+    #[error("invalid {what} id `{id}`")]
+    BadId { what: &'static str, id: String },
+    #[error("cannot use a temporary file in {}", .0.display())]
+    Temp(PathBuf, #[source] std::io::Error),
+    #[error(transparent)]
+    Archive(#[from] archive::Error),
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+}
+
+/// Where a build's artifacts and a repository's caches live.
+#[derive(Clone)]
+pub struct JobFiles {
+    store: Arc<dyn BlobStore>,
+    build_id: String,
+    repo: String,
+}
+
+impl JobFiles {
+    /// Files of build `build_id` of the repository checked out at `checkout`.
+    pub fn new(store: Arc<dyn BlobStore>, build_id: &str, checkout: &Path) -> JobFiles {
+        // A local repository is known by where it is; the digest keeps the key short and safe.
+        let digest = Sha256::digest(checkout.to_string_lossy().as_bytes());
+        let repo: String = hex::encode(&digest[..8]);
+        JobFiles { store, build_id: build_id.to_owned(), repo }
+    }
+
+    fn artifact_key(&self, id: &str) -> Result<BlobKey, Error> {
+        check_id("artifact", id)?;
+        Ok(keys::artifact(&self.build_id, id)?)
+    }
+
+    /// Restores an artifact into `work`; `Ok(false)` for a missing optional one.
+    pub fn restore_artifact(&self, spec: &RestoreSpec, work: &Path) -> Result<bool, Error> {
+        let key = self.artifact_key(&spec.id)?;
+        match self.store.get(&key)? {
+            Some(reader) => {
+                archive::unpack(reader, work)?;
+                Ok(true)
+            }
+            None if spec.optional => Ok(false),
+            None => Err(Error::MissingArtifact(spec.id.clone())),
+        }
+    }
+
+    /// Saves an artifact from `work`; returns the number of files.
+    pub fn save_artifact(&self, spec: &ArtifactSpec, work: &Path, scratch: &Path) -> Result<u64, Error> {
+        let key = self.artifact_key(&spec.id)?;
+        let path = checked_path("artifact", &spec.id, &spec.path)?;
+        if std::fs::symlink_metadata(work.join(&path)).is_err() {
+            return Err(Error::NothingToSave { what: "artifact", id: spec.id.clone(), path: spec.path.clone() });
+        }
+        self.put_archive(&key, work, &path, scratch)
+    }
+
+    /// Restores a cache into `work`: the one for the current key files, else the newest of the
+    /// same id. Returns which key was restored, if any.
+    pub fn restore_cache(&self, spec: &CacheSpec, work: &Path) -> Result<Option<String>, Error> {
+        check_id("cache", &spec.id)?;
+        checked_path("cache", &spec.id, &spec.path)?;
+        let exact = self.cache_key(spec, work)?;
+        let key = if self.store.exists(&exact)? {
+            Some(exact)
+        } else {
+            self.store.newest(&keys::cache_prefix(&self.repo, &spec.id))?
+        };
+        let Some(key) = key else { return Ok(None) };
+        match self.store.get(&key)? {
+            Some(reader) => {
+                archive::unpack(reader, work)?;
+                Ok(Some(key.as_str().rsplit('/').next().unwrap_or_default().trim_end_matches(".tar.zst").to_owned()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Saves a cache from `work` under the current key; returns the number of files.
+    pub fn save_cache(&self, spec: &CacheSpec, work: &Path, scratch: &Path) -> Result<u64, Error> {
+        let path = checked_path("cache", &spec.id, &spec.path)?;
+        if std::fs::symlink_metadata(work.join(&path)).is_err() {
+            return Err(Error::NothingToSave { what: "cache", id: spec.id.clone(), path: spec.path.clone() });
+        }
+        let key = self.cache_key(spec, work)?;
+        self.put_archive(&key, work, &path, scratch)
+    }
+
+    /// The key of the cache for the current key files.
+    fn cache_key(&self, spec: &CacheSpec, work: &Path) -> Result<BlobKey, Error> {
+        check_id("cache", &spec.id)?;
+        let mut hasher = Sha256::new();
+        for file in &spec.key_files {
+            hasher.update(file.as_bytes());
+            hasher.update([0]);
+            // A missing key file is part of the key too: it hashes as absent.
+            if let Ok(bytes) = std::fs::read(work.join(file)) {
+                hasher.update((bytes.len() as u64).to_le_bytes());
+                hasher.update(&bytes);
+            }
+        }
+        let hash: String = hex::encode(&hasher.finalize()[..12]);
+        Ok(keys::cache(&self.repo, &spec.id, &hash)?)
+    }
+
+    /// Packs `path` of `work` into a scratch file, then stores it: a failed pack never leaves
+    /// a partial blob.
+    fn put_archive(&self, key: &BlobKey, work: &Path, path: &Path, scratch: &Path) -> Result<u64, Error> {
+        std::fs::create_dir_all(scratch).map_err(|e| Error::Temp(scratch.to_owned(), e))?;
+        let temp = scratch.join(format!("{}.partial", key.as_str().replace('/', "_")));
+        let file = File::create(&temp).map_err(|e| Error::Temp(temp.clone(), e))?;
+        let stats = archive::pack(work, &[path], file);
+        let result = stats.map_err(Error::from).and_then(|stats| {
+            let mut file = File::open(&temp).map_err(|e| Error::Temp(temp.clone(), e))?;
+            self.store.put(key, &mut file)?;
+            Ok(stats.files)
+        });
+        let _ = std::fs::remove_file(&temp);
+        result
+    }
+}
+
+/// Artifacts of action jobs, which work in the checkout itself.
+pub struct ActionArtifacts {
+    files: JobFiles,
+    checkout: PathBuf,
+    scratch: PathBuf,
+}
+
+impl ActionArtifacts {
+    pub fn new(files: JobFiles, checkout: PathBuf, scratch: PathBuf) -> ActionArtifacts {
+        ActionArtifacts { files, checkout, scratch }
+    }
+
+    /// Saves `path` of the checkout as artifact `id`.
+    pub fn save(&self, id: &str, path: &str) -> Result<u64, Error> {
+        let spec = ArtifactSpec { id: id.to_owned(), path: path.to_owned() };
+        self.files.save_artifact(&spec, &self.checkout, &self.scratch)
+    }
+
+    /// Restores artifact `id` into the checkout; `Ok(false)` when there is none.
+    pub fn restore(&self, id: &str) -> Result<bool, Error> {
+        let spec = RestoreSpec { id: id.to_owned(), optional: true };
+        self.files.restore_artifact(&spec, &self.checkout)
+    }
+}
+
+fn check_id(what: &'static str, id: &str) -> Result<(), Error> {
+    monkeyci_protocol::id::check(id).map_err(|_| Error::BadId { what, id: id.to_owned() })
+}
+
+fn checked_path(what: &'static str, id: &str, path: &str) -> Result<PathBuf, Error> {
+    let p = Path::new(path);
+    if path.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)) {
+        return Err(Error::BadPath { what, id: id.to_owned(), path: path.to_owned() });
+    }
+    Ok(p.to_owned())
+}
