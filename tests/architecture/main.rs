@@ -622,14 +622,26 @@ struct Graph {
 }
 
 enum Resolved {
-    /// The file (index in the unit) whose module the path goes into, and the name taken from it.
+    /// The file (index in the unit) whose module the path goes into, and the name taken from it
+    /// (the module's own name when the path names the module itself).
     Internal(usize, String),
     /// A path into another crate.
     External,
 }
 
+/// The names a unit's files resolve paths with.
+struct Names<'a> {
+    /// File module -> index of its file in the unit.
+    modules: &'a BTreeMap<Vec<String>, usize>,
+    /// Names standing for the crate itself (`extern crate self as name`).
+    aliases: &'a [String],
+    /// Modules the file brought into scope by `use` (`use crate::{plan, scheduler}`), by local name.
+    imported: &'a BTreeMap<String, Vec<String>>,
+}
+
 /// Resolves `path` against the unit's file modules: to the longest module prefix that is a file.
-fn resolve(path: &PathRef, modules: &BTreeMap<Vec<String>, usize>, aliases: &[String]) -> Option<Resolved> {
+fn resolve(path: &PathRef, names: &Names<'_>) -> Option<Resolved> {
+    let Names { modules, aliases, imported } = names;
     let segments = &path.segments;
     let first = segments.first()?.as_str();
     let (mut full, rest) = if first == "crate" || first == "$crate" || aliases.iter().any(|alias| alias == first) {
@@ -646,10 +658,13 @@ fn resolve(path: &PathRef, modules: &BTreeMap<Vec<String>, usize>, aliases: &[St
     } else {
         let mut child = path.scope.clone();
         child.push(first.to_owned());
-        if !modules.contains_key(&child) {
+        if modules.contains_key(&child) {
+            (path.scope.clone(), &segments[..])
+        } else if let Some(module) = imported.get(first) {
+            (module.clone(), &segments[1..])
+        } else {
             return Some(Resolved::External);
         }
-        (path.scope.clone(), &segments[..])
     };
     full.extend(rest.iter().filter(|segment| *segment != "self").cloned());
     (0..=full.len()).rev().find_map(|len| {
@@ -664,7 +679,7 @@ fn scan_workspace(root: &Path) -> Graph {
     let mut graph = Graph { crates: crates.len(), ..Graph::default() };
     for crate_dir in &crates {
         for unit in units_of_crate(root, crate_dir) {
-            graph.add_unit(unit);
+            graph.add_unit(&unit);
         }
     }
     graph
@@ -672,7 +687,7 @@ fn scan_workspace(root: &Path) -> Graph {
 
 impl Graph {
     /// Adds one unit's files and the arrows between them.
-    fn add_unit(&mut self, unit: Unit) {
+    fn add_unit(&mut self, unit: &[SourceFile]) {
         let facts: Vec<Facts> = unit.iter().map(|file| parse(&file.source, &file.module)).collect();
         let test_modules: Vec<&Vec<String>> = facts.iter().flat_map(|facts| &facts.test_modules).collect();
         let aliases: Vec<String> = facts.iter().flat_map(|facts| facts.crate_aliases.iter().cloned()).collect();
@@ -680,25 +695,41 @@ impl Graph {
         let kept: Vec<usize> = (0..unit.len()).filter(|&k| !is_test(&unit[k].module)).collect();
         let modules: BTreeMap<Vec<String>, usize> = kept.iter().map(|&k| (unit[k].module.clone(), k)).collect();
 
-        // Names a file binds by `use` of another crate's path: naming them through this file is no arrow.
+        // What each file binds by `use`: names of another crate's (naming them through this file is no
+        // arrow), and modules of this one (`plan::planned(..)` after `use crate::plan`).
+        let no_imports = BTreeMap::new();
         let mut external: Vec<BTreeSet<String>> = vec![BTreeSet::new(); unit.len()];
+        let mut imported: Vec<BTreeMap<String, Vec<String>>> = vec![BTreeMap::new(); unit.len()];
         for &k in &kept {
+            let names = Names { modules: &modules, aliases: &aliases, imported: &no_imports };
             for path in &facts[k].paths {
-                if let (Some(name), Some(Resolved::External)) = (&path.binds, resolve(path, &modules, &aliases)) {
-                    external[k].insert(name.clone());
+                let Some(bound) = &path.binds else { continue };
+                match resolve(path, &names) {
+                    Some(Resolved::External) => {
+                        external[k].insert(bound.clone());
+                    }
+                    Some(Resolved::Internal(file, name)) if unit[file].module.last() == Some(&name) => {
+                        imported[k].insert(bound.clone(), unit[file].module.clone());
+                    }
+                    _ => {}
                 }
             }
         }
 
-        let base = self.files.len();
-        self.files.extend(unit.iter().map(|file| file.path.clone()));
+        // Graph indices of the kept files (test files are not rooms).
+        let mut index: BTreeMap<usize, usize> = BTreeMap::new();
+        for &k in &kept {
+            index.insert(k, self.files.len());
+            self.files.push(unit[k].path.clone());
+        }
         for &from in &kept {
+            let names = Names { modules: &modules, aliases: &aliases, imported: &imported[from] };
             for path in &facts[from].paths {
-                if let Some(Resolved::Internal(to, name)) = resolve(path, &modules, &aliases)
+                if let Some(Resolved::Internal(to, name)) = resolve(path, &names)
                     && to != from
                     && !external[to].contains(&name)
                 {
-                    self.edges.entry((base + from, base + to)).or_default().insert(name);
+                    self.edges.entry((index[&from], index[&to])).or_default().insert(name);
                 }
             }
         }
@@ -787,8 +818,8 @@ impl Graph {
                     circle.reverse();
                     return circle;
                 }
-                if !came_from.contains_key(&w) {
-                    came_from.insert(w, v);
+                if let std::collections::btree_map::Entry::Vacant(entry) = came_from.entry(w) {
+                    entry.insert(v);
                     queue.push_back(w);
                 }
             }
@@ -843,7 +874,7 @@ mod tests {
 
     /// The graph of one crate given as `(path under src/, source)` pairs.
     fn graph_of(files: &[(&str, &str)]) -> Graph {
-        let unit = files
+        let unit: Unit = files
             .iter()
             .map(|(rel, source)| SourceFile {
                 path: format!("src/{rel}"),
@@ -852,7 +883,7 @@ mod tests {
             })
             .collect();
         let mut graph = Graph { crates: 1, ..Graph::default() };
-        graph.add_unit(unit);
+        graph.add_unit(&unit);
         graph
     }
 
@@ -966,7 +997,8 @@ mod tests {
             ("b.rs", "pub struct Y;\npub struct Z;\npub struct W;"),
         ]);
         assert_eq!(tie(&graph, "a.rs", "b.rs"), names(&["W"]), "only the path after the test code counts");
-        assert_eq!(tie(&graph, "a/more_tests.rs", "b.rs"), None, "a `#[cfg(test)] mod x;` file is test code");
+        assert!(!graph.files.contains(&"src/a/more_tests.rs".to_owned()), "a `#[cfg(test)] mod x;` file is test code");
+        assert_eq!(graph.edges.len(), 1, "{:?}", graph.edges);
     }
 
     #[test]
@@ -988,6 +1020,18 @@ mod tests {
             ),
         ]);
         assert_eq!(tie(&graph, "a.rs", "b.rs"), names(&["Z"]));
+    }
+
+    #[test]
+    fn a_module_brought_in_by_use_resolves_its_inline_paths() {
+        let graph = graph_of(&[
+            ("lib.rs", "mod plan;\nmod script;\nmod scheduler;"),
+            ("plan.rs", "pub(crate) fn planned() {}"),
+            ("scheduler.rs", "pub(crate) fn run() {}"),
+            ("script.rs", "use crate::{plan, scheduler as sched};\nfn f() { plan::planned(); sched::run(); }"),
+        ]);
+        assert_eq!(tie(&graph, "script.rs", "plan.rs"), names(&["plan", "planned"]));
+        assert_eq!(tie(&graph, "script.rs", "scheduler.rs"), names(&["run", "scheduler"]));
     }
 
     #[test]

@@ -11,7 +11,6 @@
 //!
 //! Run with `cargo bench -p monkeyci-archive --bench archive`.
 
-
 use monkeyci_archive as archive;
 
 use std::fs::{self, File};

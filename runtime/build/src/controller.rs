@@ -18,9 +18,10 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
 use crate::api::{self, BuildApiState, BuildToken, JournalStore};
+use crate::record::Recorder;
+use crate::state::{BuildState, Verdict};
 use monkeyci_jobs::{ContainerJobs, EngineChoice};
 use monkeyci_store::files::{ActionArtifacts, JobFiles};
-use crate::record::Recorder;
 use monkeyci_store::{BlobStore, LocalBlobStore};
 
 /// Something that happened in the build, in the order it reached the controller.
@@ -61,10 +62,20 @@ pub struct ScriptRequest {
 pub struct ScriptOutcome {
     /// The script process's exit status.
     pub exit: ExitStatus,
-    /// The `script/end` event's status and message, if it sent one.
-    pub end: Option<(BuildStatus, Option<String>)>,
-    /// The plan, in plan mode.
-    pub plan: Option<Plan>,
+    /// The build, folded from its events: how it ended, and the plan in plan mode.
+    pub state: BuildState,
+}
+
+impl ScriptOutcome {
+    /// What the build means for whoever started it.
+    pub fn verdict(&self) -> Verdict {
+        self.state.verdict(Some(self.exit))
+    }
+
+    /// The plan, in plan mode, if the script planned and exited cleanly.
+    pub fn plan(&self) -> Option<&Plan> {
+        self.state.plan().filter(|_| self.exit.success())
+    }
 }
 
 /// Runs the script `binary` for `request` and hands every update to `on_update` as it comes.
@@ -123,20 +134,13 @@ pub async fn run_script(
     });
 
     let masker = Masker::new(request.params.values().map(String::as_str));
-    let mut end = None;
-    let mut plan = None;
-    let mut suspended: Option<usize>;
-    let mut handle = |update: Update, end: &mut Option<_>, plan: &mut Option<_>, suspended: &mut Option<usize>| {
-        if let (Some(recorder), Update::Event(event)) = (&mut recorder, &update) {
-            recorder.record(event);
-        }
+    let mut state = BuildState::default();
+    let mut handle = |update: Update, state: &mut BuildState| {
         if let Update::Event(event) = &update {
-            match &event.kind {
-                EventKind::ScriptEnd { status, message } => *end = Some((*status, message.clone())),
-                EventKind::ScriptPlan { plan: p } => *plan = Some(p.clone()),
-                EventKind::ScriptSuspended { waiting } => *suspended = Some(*waiting),
-                _ => {}
+            if let Some(recorder) = &mut recorder {
+                recorder.record(event);
             }
+            state.apply(event);
         }
         on_update(update);
     };
@@ -178,7 +182,7 @@ pub async fn run_script(
             tokio::spawn(forward_lines(err, OutputStream::Stderr, line_tx.clone()));
         }
         drop(line_tx);
-        suspended = None;
+        let suspensions_before = state.suspensions();
         let mut lines_open = true;
         let status = loop {
             tokio::select! {
@@ -191,10 +195,10 @@ pub async fn run_script(
                         _ => { let _ = child.start_kill(); }
                     }
                 },
-                Some(event) = event_rx.recv() => handle(Update::Event(event), &mut end, &mut plan, &mut suspended),
+                Some(event) = event_rx.recv() => handle(Update::Event(event), &mut state),
                 line = line_rx.recv(), if lines_open => match line {
                     Some((stream, line)) => {
-                        handle(Update::ScriptLine(stream, masker.mask(&line)), &mut end, &mut plan, &mut suspended)
+                        handle(Update::ScriptLine(stream, masker.mask(&line)), &mut state)
                     }
                     None => lines_open = false,
                 },
@@ -203,16 +207,17 @@ pub async fn run_script(
         };
         // The script flushes its events before it exits; whatever it printed last follows.
         while let Ok(event) = event_rx.try_recv() {
-            handle(Update::Event(event), &mut end, &mut plan, &mut suspended);
+            handle(Update::Event(event), &mut state);
         }
         while let Some((stream, line)) = line_rx.recv().await {
-            handle(Update::ScriptLine(stream, masker.mask(&line)), &mut end, &mut plan, &mut suspended);
+            handle(Update::ScriptLine(stream, masker.mask(&line)), &mut state);
         }
-        if end.is_some() || interrupts > 0 {
+        if state.end().is_some() || interrupts > 0 {
             break status;
         }
         let Some(containers) = &containers else { break status };
-        let is_suspended = status.code() == Some(i32::from(SCRIPT_EXIT_SUSPENDED)) && suspended.is_some();
+        let is_suspended =
+            status.code() == Some(i32::from(SCRIPT_EXIT_SUSPENDED)) && state.suspensions() > suspensions_before;
         // A script killed by a signal (OOM, kill -9) resumes from its journal too, a few times.
         let crashed = status.code().is_none() && journal.has_entries();
         if !(is_suspended || (crashed && crash_resumes < MAX_CRASH_RESUMES)) {
@@ -221,10 +226,10 @@ pub async fn run_script(
         if crashed && !is_suspended {
             crash_resumes += 1;
             let line = format!("monkeyci: the pipeline script stopped ({status}); resuming it from its journal");
-            handle(Update::ScriptLine(OutputStream::Stderr, line), &mut end, &mut plan, &mut suspended);
+            handle(Update::ScriptLine(OutputStream::Stderr, line), &mut state);
         }
         if is_suspended {
-            let waiting = suspended.unwrap_or(1);
+            let waiting = state.waiting().max(1);
             tokio::select! {
                 _ = containers.wait_until_fewer_running(waiting) => {
                     // Containers ending together cause one resume, not one each; when none
@@ -236,7 +241,7 @@ pub async fn run_script(
                         status: BuildStatus::Canceled,
                         message: Some("the build was canceled while the script was suspended".to_owned()),
                     });
-                    handle(Update::Event(event), &mut end, &mut plan, &mut suspended);
+                    handle(Update::Event(event), &mut state);
                     break status;
                 }
             }
@@ -248,7 +253,7 @@ pub async fn run_script(
                 binary.display()
             );
             let event = Event::now(EventKind::ScriptEnd { status: BuildStatus::Error, message: Some(message) });
-            handle(Update::Event(event), &mut end, &mut plan, &mut suspended);
+            handle(Update::Event(event), &mut state);
             break status;
         }
         resume = true;
@@ -258,14 +263,14 @@ pub async fn run_script(
         containers.shutdown().await;
     }
     while let Ok(event) = event_rx.try_recv() {
-        handle(Update::Event(event), &mut end, &mut plan, &mut suspended);
+        handle(Update::Event(event), &mut state);
     }
     let _ = stop_tx.send(());
     let _ = server.await;
     if let Some(recorder) = &mut recorder {
         recorder.finish();
     }
-    Ok(ScriptOutcome { exit, end, plan })
+    Ok(ScriptOutcome { exit, state })
 }
 
 async fn forward_lines(

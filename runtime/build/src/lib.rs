@@ -7,6 +7,7 @@
 //! - [`api`]: the build API, the HTTP interface the pipeline script talks to;
 //! - [`controller`]: wiring — serves the build API, launches (and relaunches, on resume) the
 //!   script process, and turns what happens into one ordered stream of [`controller::Update`]s;
+//! - [`state`]: the one fold of a build's event stream, which everything above reads;
 //! - [`record`]: what a build leaves on disk, and reading it back;
 //! - [`prune`]: keeping the cache bounded.
 //!
@@ -20,3 +21,4 @@ pub mod controller;
 pub mod git;
 pub mod prune;
 pub mod record;
+pub mod state;

@@ -5,12 +5,14 @@
 //! (container jobs' own directories, with `logs/<i>.out|.err` per command). Writing is
 //! best-effort: a full disk warns once and never fails the build.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use monkeyci_protocol::{BuildStatus, Event, EventKind, JobStatus, OutputStream};
+use monkeyci_protocol::{Event, EventKind, OutputStream};
+
+use crate::state::BuildState;
 
 /// Writes a build's record as its events arrive. It holds the record's lock while it lives,
 /// so the build is known to run ([`is_running`]).
@@ -137,16 +139,12 @@ pub fn builds(builds_dir: &Path) -> Vec<String> {
 
 /// One recorded build, read back.
 pub struct BuildRecord {
+    /// The build's id.
     pub id: String,
+    /// Its record's directory.
     pub dir: PathBuf,
-    /// Each job's last status and message, in the order jobs appeared.
-    pub jobs: Vec<(String, JobStatus, Option<String>)>,
-    /// Container jobs' script lines and exit codes, by job: (command index, line, exit).
-    commands: BTreeMap<String, Vec<(usize, String, Option<i32>)>>,
-    /// How the build ended, if it did.
-    pub end: Option<(BuildStatus, Option<String>)>,
-    /// How often the script suspended while containers ran.
-    pub suspensions: usize,
+    /// The build, folded from its recorded events.
+    pub state: BuildState,
 }
 
 impl BuildRecord {
@@ -164,48 +162,23 @@ impl BuildRecord {
         let dir = builds_dir.join(&id);
         let path = dir.join("events.jsonl");
         let file = File::open(&path).map_err(|source| Error::Read { path: path.clone(), source })?;
-        let mut jobs: Vec<(String, JobStatus, Option<String>)> = Vec::new();
-        let mut commands: BTreeMap<String, Vec<(usize, String, Option<i32>)>> = BTreeMap::new();
-        let (mut end, mut suspensions) = (None, 0);
-        let mut set = |id: &str, status: JobStatus, message: Option<String>| match jobs.iter_mut().find(|j| j.0 == id) {
-            Some(job) => {
-                job.1 = status;
-                job.2 = message;
-            }
-            None => jobs.push((id.to_owned(), status, message)),
-        };
+        let mut state = BuildState::default();
         for line in BufReader::new(file).lines() {
             let line = line.map_err(|source| Error::Read { path: path.clone(), source })?;
             // A record cut short by a crash still shows what it has.
             let Ok(event) = serde_json::from_str::<Event>(&line) else { continue };
-            match event.kind {
-                EventKind::JobPending { job_id } => set(&job_id, JobStatus::Pending, None),
-                EventKind::JobStart { job_id, .. } => set(&job_id, JobStatus::Running, None),
-                EventKind::JobEnd { job_id, status, message, .. } => set(&job_id, status, message),
-                EventKind::JobSkipped { job_id, reason } => set(&job_id, JobStatus::Skipped, Some(reason)),
-                EventKind::CommandStart { job_id, command, line } => {
-                    commands.entry(job_id).or_default().push((command, line, None));
-                }
-                EventKind::CommandEnd { job_id, command, exit } => {
-                    if let Some(entry) = commands.entry(job_id).or_default().iter_mut().rev().find(|c| c.0 == command) {
-                        entry.2 = Some(exit);
-                    }
-                }
-                EventKind::ScriptEnd { status, message } => end = Some((status, message)),
-                EventKind::ScriptSuspended { .. } => suspensions += 1,
-                _ => {}
-            }
+            state.apply(&event);
         }
-        Ok(BuildRecord { id, dir, jobs, commands, end, suspensions })
+        Ok(BuildRecord { id, dir, state })
     }
 
     /// Writes the output of `job`: its log, and for a container job each command's own
     /// stdout and stderr files.
     pub fn write_job_log(&self, job: &str, out: &mut impl Write) -> Result<(), Error> {
-        if !self.jobs.iter().any(|j| j.0 == job) {
-            let jobs = self.jobs.iter().map(|j| j.0.clone()).collect();
+        let Some(state) = self.state.job(job) else {
+            let jobs = self.state.jobs().iter().map(|j| j.id.clone()).collect();
             return Err(Error::UnknownJob { build: self.id.clone(), job: job.to_owned(), jobs });
-        }
+        };
         let log = self.dir.join("logs").join(format!("{job}.log"));
         match std::fs::read_to_string(&log) {
             Ok(text) => {
@@ -216,13 +189,13 @@ impl BuildRecord {
             }
             Err(source) => return Err(Error::Read { path: log, source }),
         }
-        if let Some(commands) = self.commands.get(job) {
+        if !state.commands.is_empty() {
             let _ = writeln!(out, "\ncommand logs of the last attempt:");
-            for (index, line, exit) in commands {
-                let exit = exit.map_or_else(|| "did not end".to_owned(), |code| format!("exit {code}"));
-                let _ = writeln!(out, "  command {index} ({exit}): {line}");
+            for command in &state.commands {
+                let exit = command.exit.map_or_else(|| "did not end".to_owned(), |code| format!("exit {code}"));
+                let _ = writeln!(out, "  command {} ({exit}): {}", command.index, command.line);
                 for (suffix, name) in [("out", "stdout"), ("err", "stderr")] {
-                    if let Some(path) = self.command_log(job, *index, suffix) {
+                    if let Some(path) = self.command_log(job, command.index, suffix) {
                         let _ = writeln!(out, "    {name}: {}", path.display());
                     }
                 }

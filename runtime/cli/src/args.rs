@@ -7,8 +7,8 @@ use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 use monkeyci_protocol::{Source, SuspendMode};
 
-use monkeyci_jobs::EngineChoice;
 use crate::planfmt::PlanFormat;
+use monkeyci_jobs::EngineChoice;
 
 /// MonkeyCI: CI pipelines written in Rust.
 #[derive(Debug, Parser)]

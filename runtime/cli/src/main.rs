@@ -17,7 +17,6 @@ mod render;
 
 use std::process::ExitCode;
 
-
 use clap::Parser;
 
 use args::Cli;

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
-
 /// The cache of compiled pipelines and their shared target directory: `MONKEYCI_CACHE_DIR`,
 /// else `$XDG_CACHE_HOME/monkeyci`, else `~/.cache/monkeyci`.
 pub(crate) fn cache_dir() -> anyhow::Result<PathBuf> {

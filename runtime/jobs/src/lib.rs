@@ -31,8 +31,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{mpsc, watch};
 
 use jobscript::{ContainerEvent, EventTail, JobLayout};
-use monkeyci_store::files;
 use monkeyci_protocol::error_chain as chain;
+use monkeyci_store::files;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -7,15 +7,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use monkeyci_protocol::{BuildInfo, BuildStatus, OutputStream, ParamMap, Plan, ScriptMode};
+use monkeyci_protocol::{BuildInfo, OutputStream, ParamMap, Plan, ScriptMode};
 
 use crate::Outcome;
 use crate::args::{AskMode, ContextArgs, LogsArgs, PipelineArgs, PlanArgs, RunArgs, TestArgs, VerifyArgs};
-use monkeyci_build::compiler::{Compiler, PipelineCrate};
-use monkeyci_build::controller::{self, ScriptOutcome, ScriptRequest, Update};
-use monkeyci_build::git::{self, GitOverrides};
 use crate::planfmt::{self, PlanFormat};
 use crate::render::{Console, Style};
+use monkeyci_build::compiler::{Compiler, PipelineCrate};
+use monkeyci_build::controller::{self, ScriptRequest, Update};
+use monkeyci_build::git::{self, GitOverrides};
+use monkeyci_build::state::Verdict;
 
 /// A located and compiled pipeline, ready to run.
 struct Pipeline {
@@ -123,7 +124,10 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         jobs: args.jobs,
         max_parallel,
         fail_fast: args.fail_fast,
-        approvals: monkeyci_build::api::Approvals { approved: args.approve.into_iter().collect::<BTreeSet<_>>(), asker },
+        approvals: monkeyci_build::api::Approvals {
+            approved: args.approve.into_iter().collect::<BTreeSet<_>>(),
+            asker,
+        },
         build_dir: Some(cache_dir.join("builds").join(&build_id)),
         engine: args.engine,
         store_root: cache_dir.clone(),
@@ -167,7 +171,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let mut console = console.lock().unwrap_or_else(|e| e.into_inner());
     console.finish();
     prune_after_build(&cache_dir);
-    Ok(judge(&outcome, console.view().jobs.is_empty()))
+    Ok(judge(outcome.verdict()))
 }
 
 /// Puts each blocked job to the person at stdin, with the live view paused meanwhile.
@@ -212,22 +216,13 @@ fn prune_after_build(cache_dir: &Path) {
     }
 }
 
-/// The command's outcome from how the script ended.
-fn judge(outcome: &ScriptOutcome, nothing_ran: bool) -> Outcome {
-    match &outcome.end {
-        Some((BuildStatus::Success, _)) if outcome.exit.success() => Outcome::Success,
-        Some((BuildStatus::Failure | BuildStatus::Canceled, _)) => Outcome::Failed,
-        Some((BuildStatus::Error, message)) => {
-            eprintln!("error: {}", message.as_deref().unwrap_or("the pipeline cannot be planned (no reason given)"));
-            Outcome::Unusable
-        }
-        Some((BuildStatus::Success, _)) | None => {
-            let how = match outcome.exit.code() {
-                Some(code) => format!("exit code {code}"),
-                None => "a signal".to_owned(),
-            };
-            let stage = if nothing_ran { "before planning" } else { "before the build ended" };
-            eprintln!("error: the pipeline script stopped with {how} {stage} (its output is above)");
+/// The command's outcome from how the build ended; why it could not run is shown here.
+fn judge(verdict: Verdict) -> Outcome {
+    match verdict {
+        Verdict::Success => Outcome::Success,
+        Verdict::Failed => Outcome::Failed,
+        Verdict::Unusable(why) => {
+            eprintln!("error: {why}");
             Outcome::Unusable
         }
     }
@@ -257,9 +252,13 @@ fn plan_of(pipeline: &Pipeline, context: &ContextArgs, jobs: Vec<String>) -> any
             eprintln!("[script] {marker} {line}");
         }
     }))?;
-    match (outcome.plan, outcome.exit.success()) {
-        (Some(plan), true) => Ok(Ok(plan)),
-        _ => Ok(Err(judge(&ScriptOutcome { plan: None, ..outcome }, true))),
+    match outcome.plan() {
+        Some(plan) => Ok(Ok(plan.clone())),
+        None => Ok(Err(judge(match outcome.verdict() {
+            // A script that ended well without a plan still could not plan.
+            Verdict::Success => Verdict::Unusable("the pipeline script planned nothing".to_owned()),
+            verdict => verdict,
+        }))),
     }
 }
 
@@ -313,18 +312,14 @@ pub(super) fn logs(args: LogsArgs) -> anyhow::Result<Outcome> {
     match job {
         Some(job) => record.write_job_log(&job, &mut out)?,
         None => {
-            let _ = writeln!(out, "build {} ({})", record.id, record.dir.display());
-            let width = record.jobs.iter().map(|j| j.0.len()).max().unwrap_or(3).max(3);
-            for (id, status, message) in &record.jobs {
-                let line = format!("  {id:<width$}  {:<8}  {}", status.as_str(), message.as_deref().unwrap_or(""));
-                let _ = writeln!(out, "{}", line.trim_end());
+            let _ = write!(out, "build {} ({})", record.id, record.dir.display());
+            let mut table = Vec::new();
+            crate::render::summary(&record.state, &mut table, false);
+            let _ = out.write_all(&table);
+            if record.state.end().is_none() {
+                let _ = writeln!(out, "\nthe build did not end (it runs, or its process was killed)");
             }
-            match &record.end {
-                Some((status, Some(message))) => _ = writeln!(out, "build {status}: {message}"),
-                Some((status, None)) => _ = writeln!(out, "build {status}"),
-                None => _ = writeln!(out, "the build did not end (it runs, or its process was killed)"),
-            }
-            match record.suspensions {
+            match record.state.suspensions() {
                 0 => {}
                 1 => _ = writeln!(out, "the script suspended once while containers ran"),
                 n => _ = writeln!(out, "the script suspended {n} times while containers ran"),

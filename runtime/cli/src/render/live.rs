@@ -5,10 +5,11 @@ use std::io::Write;
 
 use monkeyci_protocol::{EventKind, JobStatus};
 
-use super::BuildView;
+use monkeyci_build::controller::Update;
+use monkeyci_build::state::BuildState;
+
 use super::plain::describe;
 use super::view::{format_ms, paint};
-use monkeyci_build::controller::Update;
 
 /// Jobs shown one per line; beyond this, only running jobs are listed.
 const MAX_LINES: usize = 15;
@@ -20,7 +21,7 @@ pub(super) struct LiveBlock {
 }
 
 impl LiveBlock {
-    pub(super) fn update(&mut self, out: &mut Vec<u8>, view: &BuildView, update: &Update, color: bool) {
+    pub(super) fn update(&mut self, out: &mut Vec<u8>, view: &BuildState, update: &Update, color: bool) {
         let scroll = match update {
             Update::ScriptLine(_, line) => Some(format!("[script] {line}")),
             Update::Event(event) => match &event.kind {
@@ -43,7 +44,7 @@ impl LiveBlock {
         self.draw(out, view, color);
     }
 
-    pub(super) fn redraw(&mut self, out: &mut Vec<u8>, view: &BuildView, color: bool) {
+    pub(super) fn redraw(&mut self, out: &mut Vec<u8>, view: &BuildState, color: bool) {
         self.clear(out);
         self.draw(out, view, color);
     }
@@ -56,17 +57,19 @@ impl LiveBlock {
         }
     }
 
-    fn draw(&mut self, out: &mut Vec<u8>, view: &BuildView, color: bool) {
+    fn draw(&mut self, out: &mut Vec<u8>, view: &BuildState, color: bool) {
         let columns = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100usize);
-        let width = view.jobs.iter().map(|j| j.id.len()).max().unwrap_or(0).min(40);
-        let shown: Vec<_> = if view.jobs.len() <= MAX_LINES {
-            view.jobs.iter().collect()
+        let width = view.jobs().iter().map(|j| j.id.len()).max().unwrap_or(0).min(40);
+        let shown: Vec<_> = if view.jobs().len() <= MAX_LINES {
+            view.jobs().iter().collect()
         } else {
-            view.jobs.iter().filter(|j| j.status == JobStatus::Running).take(MAX_LINES).collect()
+            view.jobs().iter().filter(|j| j.status == JobStatus::Running).take(MAX_LINES).collect()
         };
         for job in &shown {
-            let elapsed = match (job.status, job.started, job.duration_ms) {
-                (JobStatus::Running, Some(started), _) => format_ms(started.elapsed().as_millis() as u64),
+            let elapsed = match (job.status, job.started_ms, job.duration_ms) {
+                (JobStatus::Running, Some(started), _) => {
+                    format_ms(monkeyci_protocol::now_ms().saturating_sub(started))
+                }
                 (_, _, Some(ms)) => format_ms(ms),
                 _ => String::new(),
             };
@@ -87,9 +90,9 @@ impl LiveBlock {
             let _ = writeln!(out, "{}", paint(color, job.status, &text));
         }
         self.drawn = shown.len();
-        if view.jobs.len() > MAX_LINES {
-            let done = view.jobs.iter().filter(|j| j.status.is_final()).count();
-            let _ = writeln!(out, "{done}/{} jobs done", view.jobs.len());
+        if view.jobs().len() > MAX_LINES {
+            let done = view.jobs().iter().filter(|j| j.status.is_final()).count();
+            let _ = writeln!(out, "{done}/{} jobs done", view.jobs().len());
             self.drawn += 1;
         }
     }

@@ -1,8 +1,9 @@
 //! What the user sees of a build: live progress while it runs and a summary at the end.
 //!
 //! On a terminal one line per job updates in place, with job output scrolling above it;
-//! otherwise every update is a plain time-stamped line. Both read the same [`BuildView`],
-//! built from the event stream. Rendering never decides anything about the build.
+//! otherwise every update is a plain time-stamped line. Both read the build's one fold of the
+//! event stream, `monkeyci_build::state::BuildState`. Rendering never decides anything about
+//! the build.
 
 mod live;
 mod plain;
@@ -10,9 +11,10 @@ mod view;
 
 use std::io::{IsTerminal, Write};
 
-pub(crate) use view::BuildView;
-
 use monkeyci_build::controller::Update;
+use monkeyci_build::state::BuildState;
+
+pub(crate) use view::summary;
 
 /// How to show progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +38,7 @@ impl Style {
 
 /// Shows a build's progress on stdout.
 pub(crate) struct Console {
-    view: BuildView,
+    state: BuildState,
     live: Option<live::LiveBlock>,
     color: bool,
     /// While a question is asked: the updates that arrived, shown once it is answered.
@@ -47,7 +49,7 @@ impl Console {
     pub(crate) fn new(style: Style) -> Console {
         let color = style == Style::Live && std::env::var_os("NO_COLOR").is_none();
         let live = (style == Style::Live).then(live::LiveBlock::default);
-        Console { view: BuildView::default(), live, color, paused: None }
+        Console { state: BuildState::default(), live, color, paused: None }
     }
 
     /// Takes one update into account and shows it (once resumed, if paused).
@@ -56,11 +58,13 @@ impl Console {
             held.push(update.clone());
             return;
         }
-        self.view.apply(update);
+        if let Update::Event(event) = update {
+            self.state.apply(event);
+        }
         let mut out = Vec::new();
         match &mut self.live {
-            Some(block) => block.update(&mut out, &self.view, update, self.color),
-            None => plain::line(&mut out, &self.view, update),
+            Some(block) => block.update(&mut out, &self.state, update, self.color),
+            None => plain::line(&mut out, update),
         }
         emit(&out);
     }
@@ -93,7 +97,7 @@ impl Console {
         }
         if let Some(block) = &mut self.live {
             let mut out = Vec::new();
-            block.redraw(&mut out, &self.view, self.color);
+            block.redraw(&mut out, &self.state, self.color);
             emit(&out);
         }
     }
@@ -105,12 +109,8 @@ impl Console {
         if let Some(block) = &mut self.live {
             block.clear(&mut out);
         }
-        self.view.summary(&mut out, self.color);
+        view::summary(&self.state, &mut out, self.color);
         emit(&out);
-    }
-
-    pub(crate) fn view(&self) -> &BuildView {
-        &self.view
     }
 }
 

@@ -4,12 +4,11 @@ use std::io::Write;
 
 use monkeyci_protocol::{Event, EventKind, OutputStream};
 
-use super::BuildView;
 use super::view::format_ms;
 use monkeyci_build::controller::Update;
 
 /// Writes the line for `update`, if it deserves one.
-pub(super) fn line(out: &mut Vec<u8>, _view: &BuildView, update: &Update) {
+pub(super) fn line(out: &mut Vec<u8>, update: &Update) {
     match update {
         Update::ScriptLine(stream, line) => {
             let line = strip_ansi(line);
