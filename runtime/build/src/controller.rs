@@ -17,7 +17,8 @@ use monkeyci_protocol::{
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
-use crate::api::{self, BuildApiState, BuildToken, JournalStore};
+use crate::api::{self, BuildApiState, BuildToken};
+use crate::journal::JournalStore;
 use crate::record::Recorder;
 use crate::state::{BuildState, Verdict};
 use monkeyci_jobs::{ContainerJobs, EngineChoice};

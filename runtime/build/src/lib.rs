@@ -5,6 +5,8 @@
 //!   directory, caching the binary by a hash of its sources;
 //! - [`git`]: the build's context (ref, commit, changed files) from the repository;
 //! - [`api`]: the build API, the HTTP interface the pipeline script talks to;
+//! - [`journal`]: the journal of a build, kept for a resumed script (large records in the
+//!   blob store);
 //! - [`controller`]: wiring — serves the build API, launches (and relaunches, on resume) the
 //!   script process, and turns what happens into one ordered stream of [`controller::Update`]s;
 //! - [`state`]: the one fold of a build's event stream, which everything above reads;
@@ -19,6 +21,7 @@ pub mod api;
 pub mod compiler;
 pub mod controller;
 pub mod git;
+pub mod journal;
 pub mod prune;
 pub mod record;
 pub mod state;

@@ -11,6 +11,7 @@
 
 mod args;
 mod cmd;
+mod outcome;
 mod paths;
 mod planfmt;
 mod render;
@@ -20,16 +21,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use args::Cli;
-
-/// How a command ended, when it did not fail with an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Success,
-    /// A job (or test) failed; the details were shown.
-    Failed,
-    /// The pipeline could not be built or planned; the details were shown.
-    Unusable,
-}
+use outcome::Outcome;
 
 fn main() -> ExitCode {
     init_diagnostics();

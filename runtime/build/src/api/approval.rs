@@ -1,19 +1,16 @@
 //! `POST /jobs/{job_id}/approval`: may a blocked job run?
 //!
 //! A local build approves the jobs named with `--approve`. Any other blocked job is put to the
-//! [`Asker`] when there is one (someone at the terminal, `--ask`), and declined at once when
+//! [`Asker`](super::Asker) when there is one (someone at the terminal, `--ask`), and declined at once when
 //! there is none, so a build never hangs waiting for a person who is not asked.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
-use super::BuildApiState;
 use super::auth::Authorized;
-
-/// Puts blocked jobs to a person: each question is a job id and where the answer goes.
-pub type Asker = mpsc::UnboundedSender<(String, oneshot::Sender<bool>)>;
+use super::state::BuildApiState;
 
 #[derive(Serialize)]
 pub(super) struct Approval {

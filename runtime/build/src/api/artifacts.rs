@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::auth::Authorized;
-use super::{ApiError, BuildApiState};
+use super::error::ApiError;
+use super::state::BuildApiState;
 use monkeyci_store::files::{ActionArtifacts, Error as FilesError};
 
 #[derive(Deserialize)]

@@ -11,7 +11,8 @@ use monkeyci_protocol::{ContainerRequest, ContainerStarted, ContainerState};
 use serde::Deserialize;
 
 use super::auth::Authorized;
-use super::{ApiError, BuildApiState};
+use super::error::ApiError;
+use super::state::BuildApiState;
 
 /// Starts the container job, or finds the one already started for this job and attempt.
 pub(super) async fn containers_post(

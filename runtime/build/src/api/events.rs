@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use monkeyci_protocol::{Event, EventKind};
 
 use super::auth::Authorized;
-use super::{ApiError, BuildApiState};
+use super::error::ApiError;
+use super::state::BuildApiState;
 
 pub(super) async fn events_post(
     _auth: Authorized,
@@ -18,7 +19,12 @@ pub(super) async fn events_post(
     for mut event in events {
         // The build's record keeps the entry as the journal does: a large one by reference.
         if let EventKind::JournalRecord { entry } = &mut event.kind {
-            *entry = state.inner.journal.record(entry.clone()).await?;
+            *entry = state
+                .inner
+                .journal
+                .record(entry.clone())
+                .await
+                .map_err(|err| ApiError::Internal(monkeyci_protocol::error_chain(&err)))?;
         }
         state.inner.events.send(event).map_err(|_| ApiError::Unavailable("the build is over"))?;
     }

@@ -23,65 +23,15 @@ mod error;
 mod events;
 mod journal;
 mod params;
-
-use std::collections::BTreeSet;
-use std::sync::Arc;
+mod state;
+mod token;
 
 use axum::Router;
 use axum::routing::{get, post};
-use monkeyci_protocol::{Event, ParamMap};
-use tokio::sync::mpsc;
 
-use monkeyci_jobs::ContainerJobs;
-use monkeyci_store::files::ActionArtifacts;
-
-pub use approval::Asker;
-pub use auth::BuildToken;
 pub use error::ApiError;
-pub use journal::JournalStore;
-
-/// What the API of one build serves from.
-#[derive(Clone)]
-pub struct BuildApiState {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    token: BuildToken,
-    params: ParamMap,
-    approved: BTreeSet<String>,
-    asker: Option<Asker>,
-    events: mpsc::UnboundedSender<Event>,
-    containers: Option<Arc<ContainerJobs>>,
-    artifacts: Option<Arc<ActionArtifacts>>,
-    journal: JournalStore,
-}
-
-/// How blocked jobs are decided: the ids approved up front, and who to ask about the others
-/// (none: they are declined).
-#[derive(Debug, Clone, Default)]
-pub struct Approvals {
-    pub approved: BTreeSet<String>,
-    pub asker: Option<Asker>,
-}
-
-impl BuildApiState {
-    /// State for one build; events posted by the script arrive on `events`; container jobs
-    /// are run by `containers` (none: they are refused).
-    pub fn new(
-        token: BuildToken,
-        params: ParamMap,
-        approvals: Approvals,
-        events: mpsc::UnboundedSender<Event>,
-        containers: Option<Arc<ContainerJobs>>,
-        artifacts: Option<Arc<ActionArtifacts>>,
-        journal: JournalStore,
-    ) -> BuildApiState {
-        let Approvals { approved, asker } = approvals;
-        let inner = Inner { token, params, approved, asker, events, containers, artifacts, journal };
-        BuildApiState { inner: Arc::new(inner) }
-    }
-}
+pub use state::{Approvals, Asker, BuildApiState};
+pub use token::BuildToken;
 
 /// The build API's routes.
 pub fn router(state: BuildApiState) -> Router {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use monkeyci_protocol::{BuildInfo, OutputStream, ParamMap, Plan, ScriptMode};
 
-use crate::Outcome;
 use crate::args::{AskMode, ContextArgs, LogsArgs, PipelineArgs, PlanArgs, RunArgs, TestArgs, VerifyArgs};
+use crate::outcome::Outcome;
 use crate::planfmt::{self, PlanFormat};
 use crate::render::{Console, Style};
 use monkeyci_build::compiler::{Compiler, PipelineCrate};

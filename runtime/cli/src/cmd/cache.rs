@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::Outcome;
 use crate::args::PruneArgs;
+use crate::outcome::Outcome;
 use monkeyci_build::prune::{self, Policy};
 use monkeyci_store::LocalBlobStore;
 

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
-use crate::Outcome;
 use crate::args::InitArgs;
+use crate::outcome::Outcome;
 
 const CARGO_TOML: &str = r#"[package]
 name = "pipeline"

@@ -4,8 +4,8 @@ mod build;
 mod cache;
 mod init;
 
-use super::Outcome;
 use super::args::{BuildCommand, CacheCommand, Cli, Command};
+use crate::outcome::Outcome;
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {

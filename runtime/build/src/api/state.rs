@@ -1,0 +1,58 @@
+//! [`BuildApiState`]: what the handlers of one build's API serve from.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use monkeyci_jobs::ContainerJobs;
+use monkeyci_protocol::{Event, ParamMap};
+use monkeyci_store::files::ActionArtifacts;
+use tokio::sync::{mpsc, oneshot};
+
+use super::token::BuildToken;
+use crate::journal::JournalStore;
+
+/// Puts blocked jobs to a person: each question is a job id and where the answer goes.
+pub type Asker = mpsc::UnboundedSender<(String, oneshot::Sender<bool>)>;
+
+/// What the API of one build serves from.
+#[derive(Clone)]
+pub struct BuildApiState {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub(super) token: BuildToken,
+    pub(super) params: ParamMap,
+    pub(super) approved: BTreeSet<String>,
+    pub(super) asker: Option<Asker>,
+    pub(super) events: mpsc::UnboundedSender<Event>,
+    pub(super) containers: Option<Arc<ContainerJobs>>,
+    pub(super) artifacts: Option<Arc<ActionArtifacts>>,
+    pub(super) journal: JournalStore,
+}
+
+/// How blocked jobs are decided: the ids approved up front, and who to ask about the others
+/// (none: they are declined).
+#[derive(Debug, Clone, Default)]
+pub struct Approvals {
+    pub approved: BTreeSet<String>,
+    pub asker: Option<Asker>,
+}
+
+impl BuildApiState {
+    /// State for one build; events posted by the script arrive on `events`; container jobs
+    /// are run by `containers` (none: they are refused).
+    pub fn new(
+        token: BuildToken,
+        params: ParamMap,
+        approvals: Approvals,
+        events: mpsc::UnboundedSender<Event>,
+        containers: Option<Arc<ContainerJobs>>,
+        artifacts: Option<Arc<ActionArtifacts>>,
+        journal: JournalStore,
+    ) -> BuildApiState {
+        let Approvals { approved, asker } = approvals;
+        let inner = Inner { token, params, approved, asker, events, containers, artifacts, journal };
+        BuildApiState { inner: Arc::new(inner) }
+    }
+}
