@@ -539,7 +539,7 @@ const REQUEST: &str = r#"{"job_id":"dispatch-twice","attempt":1,"spec":{"image":
 
 /// The build API's host:port and token, from the configuration the runtime gave the script.
 fn api() -> (String, String) {
-    let config = std::env::var(monkeyci_protocol::SCRIPT_CONFIG_ENV).expect("the script's configuration");
+    let config = std::env::var("MONKEYCI_SCRIPT").expect("the script's configuration");
     let api = &config[config.find("\"api\":").expect("an api field")..];
     let field = |name: &str| {
         let key = format!("\"{name}\":\"");

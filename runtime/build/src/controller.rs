@@ -1,14 +1,15 @@
-//! The controller of a local build: serves the build API, starts the compiled pipeline
-//! script with its configuration, and turns what the script reports (events over the API,
-//! lines it prints) into one ordered stream of [`Update`]s for the renderer.
+//! The controller of a build: wiring only. It starts what serves the build (the blob store,
+//! the container jobs, the journal, the build API), launches the compiled pipeline script with
+//! its configuration, relaunches it when it suspended or crashed ([`next_step`]), and turns
+//! what the script reports (events over the API, lines it prints) into one ordered stream of
+//! [`Update`]s, folded into the build's [`BuildState`] and handed to whoever watches.
 //!
-//! It does not compile (see `compiler`) and does not render (see `render`).
+//! It does not compile (see [`crate::compiler`]) and does not render (that is the binary's).
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use monkeyci_protocol::Masker;
 use monkeyci_protocol::{
     ApiEndpoint, BuildInfo, BuildStatus, Event, EventKind, OutputStream, ParamMap, Plan, SCRIPT_CONFIG_ENV,
@@ -79,102 +80,217 @@ impl ScriptOutcome {
     }
 }
 
+/// Why a build could not be run at all (a build that runs and fails is not an error: see
+/// [`ScriptOutcome::verdict`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No token could be made for the build API.
+    #[error("cannot create a build token")]
+    Token(#[source] std::io::Error),
+    /// The build's record could not be started.
+    #[error("cannot create the build record in {}", dir.display())]
+    Record {
+        /// The record's directory.
+        dir: PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The blob store for artifacts, caches and large journal records cannot be used.
+    #[error("cannot use {} for artifacts and caches", root.display())]
+    Store {
+        /// The store's root directory.
+        root: PathBuf,
+        /// What failed.
+        #[source]
+        source: monkeyci_store::Error,
+    },
+    /// The build API could not listen on 127.0.0.1.
+    #[error("cannot open the build API port")]
+    Listen(#[source] std::io::Error),
+    /// Ctrl-C cannot be watched for.
+    #[error("cannot watch for Ctrl-C")]
+    Signals(#[source] std::io::Error),
+    /// The script's configuration could not be encoded.
+    #[error("cannot encode the script's configuration")]
+    Config(#[source] serde_json::Error),
+    /// The script process could not be started.
+    #[error("cannot start the pipeline script {}", binary.display())]
+    Spawn {
+        /// The script binary.
+        binary: PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The script process was lost.
+    #[error("waiting for the pipeline script")]
+    Wait(#[source] std::io::Error),
+}
+
 /// Runs the script `binary` for `request` and hands every update to `on_update` as it comes.
+///
+/// The script is launched, followed to its exit, and relaunched (resumed from its journal)
+/// while it suspends or, a few times, after it crashed; see [`next_step`].
 pub async fn run_script(
     binary: &Path,
     request: ScriptRequest,
-    mut on_update: impl FnMut(Update),
-) -> anyhow::Result<ScriptOutcome> {
-    let token = BuildToken::generate().context("cannot create a build token")?;
-    let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
-    let mut recorder = match &request.build_dir {
-        Some(dir) => Some(
-            Recorder::create(dir).with_context(|| format!("cannot create the build record in {}", dir.display()))?,
-        ),
+    on_update: impl FnMut(Update),
+) -> Result<ScriptOutcome, Error> {
+    let (services, events) = BuildServices::start(&request).await?;
+    let recorder = match &request.build_dir {
+        Some(dir) => Some(Recorder::create(dir).map_err(|source| Error::Record { dir: dir.clone(), source })?),
         None => None,
     };
-    let store: Arc<dyn BlobStore> = Arc::new(
-        LocalBlobStore::new(&request.store_root)
-            .with_context(|| format!("cannot use {} for artifacts and caches", request.store_root.display()))?,
-    );
-    let files = JobFiles::new(Arc::clone(&store), &request.build.build_id, &request.build.checkout_dir);
-    let action_artifacts = request
-        .build_dir
-        .as_ref()
-        .map(|dir| Arc::new(ActionArtifacts::new(files.clone(), request.build.checkout_dir.clone(), dir.join("tmp"))));
-    let containers = request.build_dir.as_ref().map(|dir| dir.join("jobs")).map(|jobs_dir| {
-        Arc::new(ContainerJobs::new(
-            request.engine,
-            request.build.build_id.clone(),
-            request.build.checkout_dir.clone(),
-            jobs_dir,
-            files,
-            request.params.clone(),
-            event_tx.clone(),
-        ))
-    });
-    let journal = JournalStore::new(Arc::clone(&store), &request.build.build_id);
-    let state = BuildApiState::new(
-        token.clone(),
-        request.params.clone(),
-        request.approvals.clone(),
-        event_tx,
-        containers.clone(),
-        action_artifacts,
-        journal.clone(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("cannot open the build API port")?;
-    let addr = listener.local_addr().context("cannot read the build API address")?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, api::router(state))
-            .with_graceful_shutdown(async {
-                let _ = stop_rx.await;
-            })
-            .await
-    });
-
-    let masker = Masker::new(request.params.values().map(String::as_str));
-    let mut state = BuildState::default();
-    let mut handle = |update: Update, state: &mut BuildState| {
-        if let Update::Event(event) = &update {
-            if let Some(recorder) = &mut recorder {
-                recorder.record(event);
-            }
-            state.apply(event);
-        }
-        on_update(update);
+    let mut build = Followed {
+        state: BuildState::default(),
+        recorder,
+        masker: Masker::new(request.params.values().map(String::as_str)),
+        on_update,
+        events,
+        // One listener for the whole build: a Ctrl-C arriving between two looks at it (while
+        // an event is handled, or between launches) is kept, not lost.
+        ctrl_c: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(Error::Signals)?,
+        interrupts: 0,
     };
-    let mut interrupts = 0;
-    // One listener for the whole build: a Ctrl-C arriving between two looks at it (while an
-    // event is handled, or between launches) is kept, not lost.
-    let mut ctrl_c =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
-    let mut resume = false;
-    let mut crash_resumes = 0;
     // The journal belongs to this binary: note what it is now, so a changed one is refused.
     let mut identity = BinaryIdentity::of(binary);
+    let mut crash_resumes = 0;
+    let mut resume = false;
     let exit = loop {
         let config = ScriptConfig {
             build: request.build.clone(),
-            api: ApiEndpoint { url: format!("http://{addr}"), token: token.as_str().to_owned() },
+            api: ApiEndpoint { url: format!("http://{}", services.addr), token: services.token.as_str().to_owned() },
             mode: request.mode,
             jobs: request.jobs.clone(),
             max_parallel: request.max_parallel,
             fail_fast: request.fail_fast,
             suspend: request.suspend,
-            suspend_after_ms: request.suspend_after.as_millis() as u64,
+            suspend_after_ms: u64::try_from(request.suspend_after.as_millis()).unwrap_or(u64::MAX),
             resume,
         };
+        let suspensions_before = build.state.suspensions();
+        let status = build.launch(binary, &request.build.checkout_dir, &config).await?;
+        let launch = Launch { status, suspended: build.state.suspensions() > suspensions_before };
+        match next_step(&mut build, &services, &launch, &mut crash_resumes, &mut identity, binary).await {
+            Step::Resume => resume = true,
+            Step::Done => break status,
+        }
+    };
+    services.shutdown(&mut build).await;
+    if let Some(recorder) = &mut build.recorder {
+        recorder.finish();
+    }
+    Ok(ScriptOutcome { exit, state: build.state })
+}
+
+/// What serves one build while its script runs: the blob store, the container jobs, the
+/// journal and the build API on 127.0.0.1.
+struct BuildServices {
+    token: BuildToken,
+    addr: std::net::SocketAddr,
+    containers: Option<Arc<ContainerJobs>>,
+    journal: JournalStore,
+    stop_api: tokio::sync::oneshot::Sender<()>,
+    api: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl BuildServices {
+    /// Starts them; the receiver gets every event of the build (the script's and the
+    /// container jobs').
+    async fn start(request: &ScriptRequest) -> Result<(BuildServices, mpsc::UnboundedReceiver<Event>), Error> {
+        let token = BuildToken::generate().map_err(Error::Token)?;
+        let (event_tx, events_rx) = mpsc::unbounded_channel::<Event>();
+        let store: Arc<dyn BlobStore> = Arc::new(
+            LocalBlobStore::new(&request.store_root)
+                .map_err(|source| Error::Store { root: request.store_root.clone(), source })?,
+        );
+        let files = JobFiles::new(Arc::clone(&store), &request.build.build_id, &request.build.checkout_dir);
+        let action_artifacts = request.build_dir.as_ref().map(|dir| {
+            Arc::new(ActionArtifacts::new(files.clone(), request.build.checkout_dir.clone(), dir.join("tmp")))
+        });
+        let containers = request.build_dir.as_ref().map(|dir| {
+            Arc::new(ContainerJobs::new(
+                request.engine,
+                request.build.build_id.clone(),
+                request.build.checkout_dir.clone(),
+                dir.join("jobs"),
+                files,
+                request.params.clone(),
+                event_tx.clone(),
+            ))
+        });
+        let journal = JournalStore::new(Arc::clone(&store), &request.build.build_id);
+        let state = BuildApiState::new(
+            token.clone(),
+            request.params.clone(),
+            request.approvals.clone(),
+            event_tx,
+            containers.clone(),
+            action_artifacts,
+            journal.clone(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(Error::Listen)?;
+        let addr = listener.local_addr().map_err(Error::Listen)?;
+        let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
+        let api = tokio::spawn(async move {
+            axum::serve(listener, api::router(state))
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok((BuildServices { token, addr, containers, journal, stop_api, api }, events_rx))
+    }
+
+    /// Stops what is left: containers still running belong to a script that is gone (killed,
+    /// canceled); their last events are still followed. Then the API stops.
+    async fn shutdown<F: FnMut(Update)>(self, build: &mut Followed<F>) {
+        if let Some(containers) = &self.containers {
+            containers.shutdown().await;
+        }
+        while let Ok(event) = build.events.try_recv() {
+            build.handle(Update::Event(event));
+        }
+        let _ = self.stop_api.send(());
+        let _ = self.api.await;
+    }
+}
+
+/// The build as the controller follows it: the fold of its events, its record, and whoever
+/// watches it.
+struct Followed<F> {
+    state: BuildState,
+    recorder: Option<Recorder>,
+    masker: Masker,
+    on_update: F,
+    events: mpsc::UnboundedReceiver<Event>,
+    ctrl_c: tokio::signal::unix::Signal,
+    interrupts: u32,
+}
+
+impl<F: FnMut(Update)> Followed<F> {
+    fn handle(&mut self, update: Update) {
+        if let Update::Event(event) = &update {
+            if let Some(recorder) = &mut self.recorder {
+                recorder.record(event);
+            }
+            self.state.apply(event);
+        }
+        (self.on_update)(update);
+    }
+
+    /// Starts the script once and follows its events and lines until it exits.
+    async fn launch(&mut self, binary: &Path, checkout: &Path, config: &ScriptConfig) -> Result<ExitStatus, Error> {
         let mut child = tokio::process::Command::new(binary)
-            .env(SCRIPT_CONFIG_ENV, serde_json::to_string(&config)?)
-            .current_dir(&request.build.checkout_dir)
+            .env(SCRIPT_CONFIG_ENV, serde_json::to_string(config).map_err(Error::Config)?)
+            .current_dir(checkout)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("cannot start the pipeline script {}", binary.display()))?;
+            .map_err(|source| Error::Spawn { binary: binary.to_owned(), source })?;
         let (line_tx, mut line_rx) = mpsc::unbounded_channel::<(OutputStream, String)>();
         if let Some(out) = child.stdout.take() {
             tokio::spawn(forward_lines(out, OutputStream::Stdout, line_tx.clone()));
@@ -183,95 +299,112 @@ pub async fn run_script(
             tokio::spawn(forward_lines(err, OutputStream::Stderr, line_tx.clone()));
         }
         drop(line_tx);
-        let suspensions_before = state.suspensions();
         let mut lines_open = true;
         let status = loop {
             tokio::select! {
                 // The first Ctrl-C asks the script to cancel the build (it reports what it
                 // stopped); the second kills it.
-                Some(()) = ctrl_c.recv() => {
-                    interrupts += 1;
-                    match (interrupts, child.id()) {
+                Some(()) = self.ctrl_c.recv() => {
+                    self.interrupts += 1;
+                    match (self.interrupts, child.id()) {
                         (1, Some(pid)) => interrupt(pid),
                         _ => { let _ = child.start_kill(); }
                     }
                 },
-                Some(event) = event_rx.recv() => handle(Update::Event(event), &mut state),
+                Some(event) = self.events.recv() => self.handle(Update::Event(event)),
                 line = line_rx.recv(), if lines_open => match line {
                     Some((stream, line)) => {
-                        handle(Update::ScriptLine(stream, masker.mask(&line)), &mut state)
+                        let line = self.masker.mask(&line);
+                        self.handle(Update::ScriptLine(stream, line));
                     }
                     None => lines_open = false,
                 },
-                status = child.wait() => break status.context("waiting for the pipeline script")?,
+                status = child.wait() => break status.map_err(Error::Wait)?,
             }
         };
         // The script flushes its events before it exits; whatever it printed last follows.
-        while let Ok(event) = event_rx.try_recv() {
-            handle(Update::Event(event), &mut state);
+        while let Ok(event) = self.events.try_recv() {
+            self.handle(Update::Event(event));
         }
         while let Some((stream, line)) = line_rx.recv().await {
-            handle(Update::ScriptLine(stream, masker.mask(&line)), &mut state);
+            let line = self.masker.mask(&line);
+            self.handle(Update::ScriptLine(stream, line));
         }
-        if state.end().is_some() || interrupts > 0 {
-            break status;
-        }
-        let Some(containers) = &containers else { break status };
-        let is_suspended =
-            status.code() == Some(i32::from(SCRIPT_EXIT_SUSPENDED)) && state.suspensions() > suspensions_before;
-        // A script killed by a signal (OOM, kill -9) resumes from its journal too, a few times.
-        let crashed = status.code().is_none() && journal.has_entries();
-        if !(is_suspended || (crashed && crash_resumes < MAX_CRASH_RESUMES)) {
-            break status;
-        }
-        if crashed && !is_suspended {
-            crash_resumes += 1;
-            let line = format!("monkeyci: the pipeline script stopped ({status}); resuming it from its journal");
-            handle(Update::ScriptLine(OutputStream::Stderr, line), &mut state);
-        }
-        if is_suspended {
-            let waiting = state.waiting().max(1);
-            tokio::select! {
-                _ = containers.wait_until_fewer_running(waiting) => {
-                    // Containers ending together cause one resume, not one each; when none
-                    // is left running there is nothing to wait for.
-                    let _ = tokio::time::timeout(RESUME_COALESCE, containers.wait_until_fewer_running(1)).await;
-                }
-                Some(()) = ctrl_c.recv() => {
-                    let event = Event::now(EventKind::ScriptEnd {
-                        status: BuildStatus::Canceled,
-                        message: Some("the build was canceled while the script was suspended".to_owned()),
-                    });
-                    handle(Update::Event(event), &mut state);
-                    break status;
-                }
+        Ok(status)
+    }
+
+    /// Ends the build from the controller's side, saying why.
+    fn end(&mut self, status: BuildStatus, message: String) {
+        self.handle(Update::Event(Event::now(EventKind::ScriptEnd { status, message: Some(message) })));
+    }
+}
+
+/// How one launch of the script ended.
+struct Launch {
+    status: ExitStatus,
+    /// It reported a suspension.
+    suspended: bool,
+}
+
+/// What follows a launch.
+enum Step {
+    /// Relaunch the script, resuming from its journal.
+    Resume,
+    /// The build is over.
+    Done,
+}
+
+/// Decides what follows a launch: a suspended script is resumed once a container it waits
+/// for ended; a crashed one (killed by a signal, with a journal) is resumed a few times; any
+/// other exit, an end, Ctrl-C or a changed binary ends the build.
+async fn next_step<F: FnMut(Update)>(
+    build: &mut Followed<F>,
+    services: &BuildServices,
+    launch: &Launch,
+    crash_resumes: &mut u32,
+    identity: &mut BinaryIdentity,
+    binary: &Path,
+) -> Step {
+    if build.state.end().is_some() || build.interrupts > 0 {
+        return Step::Done;
+    }
+    let Some(containers) = &services.containers else { return Step::Done };
+    let status = launch.status;
+    let is_suspended = status.code() == Some(i32::from(SCRIPT_EXIT_SUSPENDED)) && launch.suspended;
+    // A script killed by a signal (OOM, kill -9) resumes from its journal too, a few times.
+    let crashed = status.code().is_none() && services.journal.has_entries();
+    if !(is_suspended || (crashed && *crash_resumes < MAX_CRASH_RESUMES)) {
+        return Step::Done;
+    }
+    if crashed && !is_suspended {
+        *crash_resumes += 1;
+        let line = format!("monkeyci: the pipeline script stopped ({status}); resuming it from its journal");
+        build.handle(Update::ScriptLine(OutputStream::Stderr, line));
+    }
+    if is_suspended {
+        let waiting = build.state.waiting().max(1);
+        tokio::select! {
+            _ = containers.wait_until_fewer_running(waiting) => {
+                // Containers ending together cause one resume, not one each; when none is
+                // left running there is nothing to wait for.
+                let _ = tokio::time::timeout(RESUME_COALESCE, containers.wait_until_fewer_running(1)).await;
+            }
+            Some(()) = build.ctrl_c.recv() => {
+                build.end(BuildStatus::Canceled, "the build was canceled while the script was suspended".to_owned());
+                return Step::Done;
             }
         }
-        if !identity.still_matches(binary).await {
-            let message = format!(
-                "the pipeline binary {} changed while the build was suspended; a resume under another binary \
-                 could replay its journal wrongly, so nothing was re-run",
-                binary.display()
-            );
-            let event = Event::now(EventKind::ScriptEnd { status: BuildStatus::Error, message: Some(message) });
-            handle(Update::Event(event), &mut state);
-            break status;
-        }
-        resume = true;
-    };
-    // Containers still running belong to a script that is gone (killed, canceled): stop them.
-    if let Some(containers) = &containers {
-        containers.shutdown().await;
     }
-    while let Ok(event) = event_rx.try_recv() {
-        handle(Update::Event(event), &mut state);
+    if !identity.still_matches(binary).await {
+        let message = format!(
+            "the pipeline binary {} changed while the build was suspended; a resume under another binary could \
+             replay its journal wrongly, so nothing was re-run",
+            binary.display()
+        );
+        build.end(BuildStatus::Error, message);
+        return Step::Done;
     }
-    let _ = stop_tx.send(());
-    let _ = server.await;
-    if let Some(recorder) = &mut recorder {
-        recorder.finish();
-    }
-    Ok(ScriptOutcome { exit, state })
+    Step::Resume
 }
 
 async fn forward_lines(
