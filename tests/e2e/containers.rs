@@ -629,14 +629,27 @@ monkeyci_sdk::main!();
 
 #[test]
 fn ctrl_c_cancels_a_running_container_job() {
-    let seconds = unique_sleep_seconds();
+    cancels_a_running_container_job(libc::SIGINT);
+}
+
+/// A service manager, `kill` or a CI runner stopping MonkeyCI sends SIGTERM: it is handled as
+/// Ctrl-C is, so no container is orphaned and no raw secret stays on disk.
+#[test]
+fn sigterm_cancels_a_running_container_job() {
+    cancels_a_running_container_job(libc::SIGTERM);
+}
+
+fn cancels_a_running_container_job(signal: libc::c_int) {
+    // Distinct per signal: the two tests run at once, and each looks for its own `sleep`.
+    let seconds =
+        (unique_sleep_seconds().parse::<u32>().expect("a number") + 1_000 * signal.unsigned_abs()).to_string();
     let repo = TestRepo::with_pipeline("ct_interrupt", &INTERRUPT_PIPELINE.replace("SLEEP_SECONDS", &seconds));
     let job = "interrupted";
     for engine in engines() {
         // The job runs in its own copy of the checkout (and, with podman, sees only its own
         // directory), so its marker is in its work dir under a build whose id is not known yet.
         let started = file_in_new_build(&format!("jobs/{job}-1/work/started"));
-        let out = run_on(&repo, engine).interrupt_when(started).output();
+        let out = run_on(&repo, engine).interrupt_when(started).interrupt_with(signal).output();
         out.assert_code(1);
         assert_eq!(out.build_end().map(|(status, _)| status), Some(BuildStatus::Canceled), "{engine}: {out:?}");
         assert_eq!(out.status(job), Some(JobStatus::Canceled), "{engine}: {out:?}");

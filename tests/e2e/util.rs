@@ -54,8 +54,9 @@ pub struct MonkeyciCommand {
     current_dir: Option<PathBuf>,
     /// Holds the `--events` file when the command writes one.
     events_dir: Option<TempDir>,
-    /// Send SIGINT (as Ctrl-C would) once this turns true (polled every 10 ms).
+    /// Send `signal` (default SIGINT, as Ctrl-C would) once this turns true (polled every 10 ms).
     interrupt_when: Option<Box<dyn FnMut() -> bool>>,
+    signal: libc::c_int,
     /// What the command reads on stdin (default: nothing, as from /dev/null).
     stdin: Option<Vec<u8>>,
 }
@@ -73,6 +74,7 @@ impl MonkeyciCommand {
             current_dir: None,
             events_dir: None,
             interrupt_when: None,
+            signal: libc::SIGINT,
             stdin: None,
         }
     }
@@ -154,6 +156,13 @@ impl MonkeyciCommand {
         self
     }
 
+    /// Interrupts with `signal` (such as SIGTERM, as a service manager or `kill` would)
+    /// instead of SIGINT.
+    pub fn interrupt_with(mut self, signal: libc::c_int) -> MonkeyciCommand {
+        self.signal = signal;
+        self
+    }
+
     /// Runs the command to its end and collects what it did.
     pub fn output(mut self) -> Output {
         let mut cmd = Command::new(MONKEYCI);
@@ -199,7 +208,7 @@ impl MonkeyciCommand {
                 let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
                 // SAFETY: kill(2) only sends a signal to the child we started.
                 unsafe {
-                    libc::kill(pid, libc::SIGINT);
+                    libc::kill(pid, self.signal);
                 }
             }
             if started.elapsed() > TIMEOUT {

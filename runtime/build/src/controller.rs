@@ -109,7 +109,7 @@ pub enum Error {
     #[error("cannot open the build API port")]
     Listen(#[source] std::io::Error),
     /// Ctrl-C cannot be watched for.
-    #[error("cannot watch for Ctrl-C")]
+    #[error("cannot watch for Ctrl-C and SIGTERM")]
     Signals(#[source] std::io::Error),
     /// The script's configuration could not be encoded.
     #[error("cannot encode the script's configuration")]
@@ -148,9 +148,7 @@ pub async fn run_script(
         masker: Masker::new(request.params.values().map(String::as_str)),
         on_update,
         events,
-        // One listener for the whole build: a Ctrl-C arriving between two looks at it (while
-        // an event is handled, or between launches) is kept, not lost.
-        ctrl_c: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(Error::Signals)?,
+        stop: Interrupts::watch()?,
         interrupts: 0,
     };
     // The journal belongs to this binary: note what it is now, so a changed one is refused.
@@ -265,7 +263,7 @@ struct Followed<F> {
     masker: Masker,
     on_update: F,
     events: mpsc::UnboundedReceiver<Event>,
-    ctrl_c: tokio::signal::unix::Signal,
+    stop: Interrupts,
     interrupts: u32,
 }
 
@@ -302,9 +300,9 @@ impl<F: FnMut(Update)> Followed<F> {
         let mut lines_open = true;
         let status = loop {
             tokio::select! {
-                // The first Ctrl-C asks the script to cancel the build (it reports what it
-                // stopped); the second kills it.
-                Some(()) = self.ctrl_c.recv() => {
+                // The first Ctrl-C (or SIGTERM) asks the script to cancel the build (it reports
+                // what it stopped); the second kills it.
+                () = self.stop.recv() => {
                     self.interrupts += 1;
                     match (self.interrupts, child.id()) {
                         (1, Some(pid)) => interrupt(pid),
@@ -336,6 +334,34 @@ impl<F: FnMut(Update)> Followed<F> {
     /// Ends the build from the controller's side, saying why.
     fn end(&mut self, status: BuildStatus, message: String) {
         self.handle(Update::Event(Event::now(EventKind::ScriptEnd { status, message: Some(message) })));
+    }
+}
+
+/// Ctrl-C and SIGTERM, watched by one listener each for the whole build: one arriving between
+/// two looks (while an event is handled, or between launches) is kept, not lost. SIGTERM (a
+/// service manager, `kill`, a CI runner stopping a job) is handled as Ctrl-C is, so running
+/// containers are stopped and secrets masked before MonkeyCI exits.
+struct Interrupts {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn watch() -> Result<Interrupts, Error> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Interrupts {
+            int: signal(SignalKind::interrupt()).map_err(Error::Signals)?,
+            term: signal(SignalKind::terminate()).map_err(Error::Signals)?,
+        })
+    }
+
+    /// The next Ctrl-C or SIGTERM.
+    async fn recv(&mut self) {
+        tokio::select! {
+            Some(()) = self.int.recv() => {}
+            Some(()) = self.term.recv() => {}
+            else => std::future::pending().await,
+        }
     }
 }
 
@@ -389,7 +415,7 @@ async fn next_step<F: FnMut(Update)>(
                 // left running there is nothing to wait for.
                 let _ = tokio::time::timeout(RESUME_COALESCE, containers.wait_until_fewer_running(1)).await;
             }
-            Some(()) = build.ctrl_c.recv() => {
+            () = build.stop.recv() => {
                 build.end(BuildStatus::Canceled, "the build was canceled while the script was suspended".to_owned());
                 return Step::Done;
             }
