@@ -11,6 +11,8 @@
 //!
 //! Run with `cargo bench -p monkeyci-archive --bench archive`.
 
+// A bench is no test for clippy, but like one it may panic on a broken setup.
+#![allow(clippy::unwrap_used)]
 
 use monkeyci_archive as archive;
 

@@ -69,20 +69,39 @@ const MAX_SYMLINK_HOPS: usize = 40;
 pub enum Error {
     /// A path given to [`pack`] or [`resolve_paths`] is not a clean relative path.
     #[error("invalid archive path `{}`: {reason}", .path.display())]
-    InvalidPath { path: PathBuf, reason: String },
+    InvalidPath {
+        /// The path as given by the caller.
+        path: PathBuf,
+        /// What is wrong with it, and what to use instead.
+        reason: String,
+    },
     /// [`pack`] found a symlink that [`unpack`] would refuse (it points outside the archive).
     #[error("cannot archive symlink `{}` -> `{}`: {reason}", .path.display(), .target.display())]
-    UnsafeSymlink { path: PathBuf, target: PathBuf, reason: &'static str },
+    UnsafeSymlink {
+        /// The symlink, relative to the directory being packed.
+        path: PathBuf,
+        /// Where the symlink points, as stored in it.
+        target: PathBuf,
+        /// Why [`unpack`] would refuse it.
+        reason: &'static str,
+    },
     /// Reading a file or directory to pack failed.
     #[error("cannot read `{}`", .path.display())]
     Read {
+        /// The file or directory that could not be read.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
     /// A file changed size while it was being packed.
     #[error("`{}` changed while it was being archived ({expected} bytes expected)", .path.display())]
-    Changed { path: PathBuf, expected: u64 },
+    Changed {
+        /// The file that shrank.
+        path: PathBuf,
+        /// Its size when it was listed.
+        expected: u64,
+    },
     /// Writing the compressed stream failed.
     #[error("cannot write the archive stream")]
     WriteArchive(#[source] io::Error),
@@ -92,42 +111,82 @@ pub enum Error {
     ReadArchive(#[source] io::Error),
     /// An archive entry was refused; nothing of the archive is left behind.
     #[error("archive entry `{entry}` refused: {reason}")]
-    Rejected { entry: String, reason: Rejection },
+    Rejected {
+        /// The entry path as written in the archive (lossily decoded).
+        entry: String,
+        /// Why it was refused.
+        reason: Rejection,
+    },
     /// Writing an extracted entry failed.
     #[error("cannot extract `{}`", .path.display())]
     Write {
+        /// The path in the destination that could not be written.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
 }
 
-/// Why [`unpack`] refused an entry.
+/// Why [`unpack`] refused an entry. Paths and targets are shown as written in the archive or
+/// relative to the destination, decoded lossily.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Rejection {
+    /// The entry path starts with `/`.
     #[error("absolute path")]
     AbsolutePath,
+    /// The entry path contains a `..` component.
     #[error("path contains a `..` component")]
     ParentDir,
+    /// The entry (or a link target) has no name at all.
     #[error("empty path")]
     EmptyPath,
+    /// The entry is of a type that is never extracted (device, fifo, sparse file, …).
     #[error("{kind} entries are not allowed")]
-    EntryType { kind: &'static str },
+    EntryType {
+        /// The entry type, e.g. "character device".
+        kind: &'static str,
+    },
+    /// A symlink or hard link would point outside the destination.
     #[error("link target `{target}` resolves outside the destination")]
-    LinkOutside { target: String },
+    LinkOutside {
+        /// The link target as written in the archive.
+        target: String,
+    },
+    /// A symlink target climbs (`..`) after descending into a name, e.g. `a/../../x`.
     #[error("symlink target `{target}` has `..` after a normal component")]
-    LinkParentAfterName { target: String },
+    LinkParentAfterName {
+        /// The symlink target as written in the archive.
+        target: String,
+    },
+    /// A hard link does not name a regular file already extracted in the destination.
     #[error("link target `{target}` is not a regular file in the destination")]
-    HardLinkTarget { target: String },
+    HardLinkTarget {
+        /// The hard link target as written in the archive.
+        target: String,
+    },
+    /// The entry's parent directories go through a symlink that leads out of the destination.
     #[error("path goes through symlink `{link}`, which leads outside the destination")]
-    ThroughSymlink { link: String },
+    ThroughSymlink {
+        /// The symlink, relative to the destination.
+        link: String,
+    },
+    /// Resolving the entry's path followed more than 40 symlinks.
     #[error("too many levels of symbolic links")]
     SymlinkLoop,
+    /// A parent of the entry, or the directory entry itself, is an existing non-directory.
     #[error("`{path}` is not a directory")]
-    NotADirectory { path: String },
+    NotADirectory {
+        /// The non-directory, relative to the destination.
+        path: String,
+    },
+    /// A file or symlink entry would replace an existing directory.
     #[error("would replace the directory `{path}`")]
-    ReplacesDirectory { path: String },
+    ReplacesDirectory {
+        /// The directory, relative to the destination.
+        path: String,
+    },
 }
 
 /// How [`pack_with`] compresses.
