@@ -20,20 +20,47 @@ use crate::{BlobKey, BlobStore, keys};
 /// Why an artifact or cache could not be saved or restored.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A required artifact was never saved in this build; holds the artifact id.
     #[error(
         "artifact `{0}` does not exist: no earlier job of this build saved it (does this job depend on the one that does?)"
     )]
     MissingArtifact(String),
+    /// The path of an artifact or cache is not a relative path inside the work dir.
     #[error("`{path}` of {what} `{id}` must be a relative path inside the work dir, without `..`")]
-    BadPath { what: &'static str, id: String, path: String },
+    BadPath {
+        /// "artifact" or "cache".
+        what: &'static str,
+        /// The artifact or cache id.
+        id: String,
+        /// The path as given in the job spec.
+        path: String,
+    },
+    /// The path to save does not exist in the work dir.
     #[error("`{path}` of {what} `{id}` does not exist in the work dir")]
-    NothingToSave { what: &'static str, id: String, path: String },
+    NothingToSave {
+        /// "artifact" or "cache".
+        what: &'static str,
+        /// The artifact or cache id.
+        id: String,
+        /// The path as given in the job spec.
+        path: String,
+    },
+    /// The artifact or cache id breaks the id rule (`monkeyci_protocol::id`).
     #[error("invalid {what} id `{id}`")]
-    BadId { what: &'static str, id: String },
+    BadId {
+        /// "artifact" or "cache".
+        what: &'static str,
+        /// The id as given.
+        id: String,
+    },
+    /// The scratch directory or the temporary archive in it could not be created or read; holds
+    /// that path.
     #[error("cannot use a temporary file in {}", .0.display())]
     Temp(PathBuf, #[source] std::io::Error),
+    /// Packing or unpacking the archive failed.
     #[error(transparent)]
     Archive(#[from] archive::Error),
+    /// The blob store failed.
     #[error(transparent)]
     Store(#[from] crate::Error),
 }
@@ -156,6 +183,8 @@ pub struct ActionArtifacts {
 }
 
 impl ActionArtifacts {
+    /// Artifacts of `files`, saved from and restored into `checkout`, packed through `scratch`
+    /// (a directory for temporary archives, created when needed).
     pub fn new(files: JobFiles, checkout: PathBuf, scratch: PathBuf) -> ActionArtifacts {
         ActionArtifacts { files, checkout, scratch }
     }

@@ -90,6 +90,7 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
 /// A listed blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobInfo {
+    /// The blob's key.
     pub key: BlobKey,
     /// Size in bytes.
     pub size: u64,
@@ -113,6 +114,7 @@ impl BlobKey {
         }
     }
 
+    /// The key as a string, e.g. `caches/<repo>/<id>/<hash>.tar.zst`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -153,7 +155,7 @@ impl std::str::FromStr for BlobKey {
 
 /// Validates a list prefix: `""`, or a key with an optional trailing `/`. Returns it without the
 /// trailing `/`.
-pub fn validate_prefix(prefix: &str) -> Result<&str, Error> {
+pub(crate) fn validate_prefix(prefix: &str) -> Result<&str, Error> {
     let trimmed = prefix.strip_suffix('/').unwrap_or(prefix);
     if prefix.is_empty() {
         return Ok("");
@@ -196,22 +198,35 @@ fn key_problem(key: &str) -> Option<&'static str> {
 pub enum Error {
     /// The key (or list prefix) is not a valid [`BlobKey`].
     #[error("invalid blob key `{key}`: {reason}")]
-    InvalidKey { key: String, reason: &'static str },
+    InvalidKey {
+        /// The key or prefix as given.
+        key: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
     /// The key is also the directory of other keys, or one of its parents is a key.
     #[error("blob key `{key}` conflicts with existing keys (a key cannot also be a directory of keys)")]
-    Conflict { key: BlobKey },
+    Conflict {
+        /// The key that could not be stored.
+        key: BlobKey,
+    },
     /// The reader given to `put` failed; nothing was stored.
     #[error("cannot read the data to store under `{key}`")]
     Source {
+        /// The key being stored.
         key: BlobKey,
+        /// The reader's error.
         #[source]
         source: io::Error,
     },
     /// The store's own I/O failed.
     #[error("blob store: cannot {action} `{}`", .path.display())]
     Io {
+        /// What the store was doing, as a verb: "create", "write", "list", …
         action: &'static str,
+        /// The file or directory of the store it was working on.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
