@@ -11,6 +11,33 @@
 //!   [`resolve_paths`] turns a job's glob-less path list into what exists.
 //! - [`unpack`] extracts such a stream into a directory, entry by entry, without trusting it.
 //!
+//! Both block (they read and write files): from async code, call them in
+//! `tokio::task::spawn_blocking`.
+//!
+//! ```
+//! use std::fs;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let tmp = tempfile::tempdir()?;
+//! let (src, dest) = (tmp.path().join("src"), tmp.path().join("dest"));
+//! fs::create_dir_all(src.join("target/release"))?;
+//! fs::write(src.join("target/release/app"), "binary")?;
+//! fs::write(src.join("README.md"), "not archived")?;
+//!
+//! // Pack only `target` (paths are relative to `src`), into memory or any other `Write`.
+//! let mut archive = Vec::new();
+//! let packed = monkeyci_archive::pack(&src, &["target"], &mut archive)?;
+//! assert_eq!((packed.files, packed.dirs), (1, 2));
+//!
+//! // Unpack it elsewhere (`dest` is created), from any `Read`.
+//! let unpacked = monkeyci_archive::unpack(archive.as_slice(), &dest)?;
+//! assert_eq!(unpacked.files, 1);
+//! assert_eq!(fs::read_to_string(dest.join("target/release/app"))?, "binary");
+//! assert!(!dest.join("README.md").exists());
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Safety rules of [`unpack`]
 //!
 //! Each entry is checked before anything is written; a refused entry fails the whole unpack with
@@ -43,6 +70,8 @@
 //! Memory grows with the number of entries (one path each, kept for the rollback). Not covered: a
 //! crash of the process mid-unpack (the backup directory then remains), and other processes
 //! changing the destination while it is being unpacked.
+
+#![doc(test(attr(deny(warnings))))]
 
 use std::collections::{HashSet, VecDeque};
 use std::ffi::{OsStr, OsString};
@@ -333,7 +362,7 @@ pub fn pack_with<W: Write, P: AsRef<Path>>(
 
 /// Extracts a tar+zstd stream into `dest_dir` (created if missing), refusing anything unsafe.
 ///
-/// See the module documentation for the rules and for what a failed unpack leaves behind. The
+/// See the [crate documentation](crate) for the rules and for what a failed unpack leaves behind. The
 /// whole stream is read, so a truncated or corrupt one is an error even after the last entry.
 pub fn unpack<R: Read>(reader: R, dest_dir: &Path) -> Result<UnpackStats, Error> {
     let created_root = match fs::symlink_metadata(dest_dir) {

@@ -1,10 +1,11 @@
 //! Artifacts and caches of container jobs: archives of parts of a job's work dir, kept in the
 //! blob store.
 //!
-//! Keys are [`crate::keys`]': artifacts are scoped to the build, caches shared by the builds of a
-//! repository (a cache's key hashes its key files, and a cache without an exact match falls
-//! back to the newest of the same id). Paths are relative to the job's work dir and restored at the same place.
-//! Every function blocks: call them from `spawn_blocking`.
+//! Keys come from [`crate::keys`]: artifacts are scoped to the build, caches shared by the
+//! builds of a repository (a cache's key hashes its key files, and a cache without an exact
+//! match falls back to the newest of the same id). Paths are relative to the job's work dir and
+//! restored at the same place. Archives are made by [`monkeyci_archive`]; this module only picks
+//! the paths and keys. Every function blocks: call them from `spawn_blocking`.
 
 use std::fs::File;
 use std::path::{Component, Path, PathBuf};

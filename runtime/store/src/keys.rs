@@ -5,7 +5,7 @@
 //! - `journal/<build>/<digest>.json`: journal records too large to keep inline.
 //!
 //! Pruning removes blobs by these prefixes, so every writer and remover names keys through
-//! here. Ids are checked by the caller (`monkeyci_protocol::id`); [`BlobKey`] checks the rest.
+//! here. Ids are checked by the caller ([`monkeyci_protocol::id`]); [`BlobKey`] checks the rest.
 
 use crate::{BlobKey, Error};
 

@@ -8,6 +8,27 @@
 //! knows nothing of archives or builds: callers pick the keys and the bytes. It never runs a
 //! container or a process.
 //!
+//! ```
+//! use std::io::Read;
+//! use std::sync::Arc;
+//!
+//! use monkeyci_store::{BlobKey, BlobStore, LocalBlobStore};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let root = tempfile::tempdir()?;
+//! let store: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::new(root.path())?);
+//!
+//! let key = BlobKey::new("artifacts/build-1/dist.tar.zst")?;
+//! assert_eq!(store.put(&key, &mut &b"archive bytes"[..])?, 13);
+//!
+//! let mut blob = Vec::new();
+//! store.get(&key)?.expect("just stored").read_to_end(&mut blob)?;
+//! assert_eq!(blob, b"archive bytes");
+//! assert_eq!(store.list("artifacts/build-1")?, [key]);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Why a blocking API
 //!
 //! Every caller sits next to blocking work: `monkeyci-archive` packs and unpacks through
@@ -36,6 +57,8 @@
 //!   directory tree refuse it with [`Error::Conflict`]; callers design their key schemes so it
 //!   never happens.
 
+#![doc(test(attr(deny(warnings))))]
+
 pub mod files;
 pub mod keys;
 pub mod local;
@@ -55,7 +78,8 @@ pub type BlobReader = Box<dyn Read + Send>;
 
 /// A store of immutable-once-written blobs under string keys. Used as `Arc<dyn BlobStore>`.
 ///
-/// Every method blocks: call it from `tokio::task::spawn_blocking` (see the module docs).
+/// Every method blocks: call it from `tokio::task::spawn_blocking` (see the
+/// [crate documentation](crate#why-a-blocking-api)).
 pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Stores everything `data` yields under `key`, replacing any blob there, atomically. Returns
     /// the number of bytes stored.
