@@ -111,7 +111,7 @@ pub enum Error {
         path: PathBuf,
         /// Where the symlink points, as stored in it.
         target: PathBuf,
-        /// Why [`unpack`] would refuse it.
+        /// Why [`unpack`] would refuse it, and what to do instead.
         reason: &'static str,
     },
     /// Reading a file or directory to pack failed.
@@ -390,6 +390,11 @@ pub fn unpack<R: Read>(reader: R, dest_dir: &Path) -> Result<UnpackStats, Error>
     }
 }
 
+/// Why [`clean_relative`] refuses a path with `..`.
+const CONTAINS_PARENT: &str = "contains `..`; name a path inside the archived directory";
+/// Why [`clean_relative`] refuses an absolute path.
+const IS_ABSOLUTE: &str = "is absolute; give it relative to the archived directory";
+
 /// Turns `path` into a clean relative path: `.` and empty components dropped, `..` and roots
 /// refused.
 fn clean_relative(path: &Path) -> Result<PathBuf, Error> {
@@ -399,8 +404,8 @@ fn clean_relative(path: &Path) -> Result<PathBuf, Error> {
         match component {
             Component::Normal(name) => clean.push(name),
             Component::CurDir => {}
-            Component::ParentDir => return Err(invalid("contains `..`")),
-            Component::RootDir | Component::Prefix(_) => return Err(invalid("is absolute")),
+            Component::ParentDir => return Err(invalid(CONTAINS_PARENT)),
+            Component::RootDir | Component::Prefix(_) => return Err(invalid(IS_ABSOLUTE)),
         }
     }
     Ok(clean)
@@ -420,7 +425,9 @@ fn check_real_parents(src_dir: &Path, path: &Path) -> Result<(), Error> {
                 let link = current.strip_prefix(src_dir).unwrap_or(&current).display().to_string();
                 return Err(Error::InvalidPath {
                     path: path.to_owned(),
-                    reason: format!("goes through symlink `{link}`"),
+                    reason: format!(
+                        "goes through symlink `{link}`, which archives never follow; name the path it points to instead"
+                    ),
                 });
             }
             Ok(_) => {}
@@ -542,17 +549,24 @@ impl<W: Write> Packer<'_, W> {
     }
 }
 
+/// Why [`check_packed_symlink`] refuses an absolute target.
+const ABSOLUTE_TARGET: &str = "absolute targets are not archived; make the link relative";
+/// Why [`check_packed_symlink`] refuses `a/../..`-like targets.
+const PARENT_AFTER_NAME: &str = "its target has `..` after a normal component; put every `..` first, as in `../x`";
+/// Why [`check_packed_symlink`] refuses a target above the archived directory.
+const POINTS_OUTSIDE: &str = "points outside the archived directory; archive a directory that also holds its target";
+
 /// Refuses, at pack time, a symlink that [`unpack`] would refuse whatever the destination holds.
 fn check_packed_symlink(rel: &Path, target: &Path) -> Result<(), Error> {
     let unsafe_link = |reason| Error::UnsafeSymlink { path: rel.to_owned(), target: target.to_owned(), reason };
     if target.has_root() {
-        return Err(unsafe_link("absolute targets are not archived"));
+        return Err(unsafe_link(ABSOLUTE_TARGET));
     }
-    let parts = link_parts(target.as_os_str()).map_err(|_| unsafe_link("`..` after a normal component"))?;
+    let parts = link_parts(target.as_os_str()).map_err(|_| unsafe_link(PARENT_AFTER_NAME))?;
     let ups = parts.iter().take_while(|part| matches!(part, Part::Up)).count();
     let depth = rel.components().count() - 1;
     if ups > depth {
-        return Err(unsafe_link("points outside the archived directory"));
+        return Err(unsafe_link(POINTS_OUTSIDE));
     }
     Ok(())
 }
@@ -1211,29 +1225,33 @@ mod tests {
         let src = tmp.path().join("src");
         sample_tree(&src);
         let err = pack(&src, &["../etc"], Vec::new()).unwrap_err();
-        assert!(matches!(&err, Error::InvalidPath { reason, .. } if reason == "contains `..`"), "{err}");
+        assert!(matches!(&err, Error::InvalidPath { reason, .. } if reason == CONTAINS_PARENT), "{err}");
         let err = pack(&src, &["/etc"], Vec::new()).unwrap_err();
-        assert!(matches!(&err, Error::InvalidPath { reason, .. } if reason == "is absolute"), "{err}");
+        assert!(matches!(&err, Error::InvalidPath { reason, .. } if reason == IS_ABSOLUTE), "{err}");
         // A listed path is never read through a symlink.
         let err = pack(&src, &["src/shortcut/still/main.rs"], Vec::new()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid archive path `src/shortcut/still/main.rs`: goes through symlink `src/shortcut`"
+            "invalid archive path `src/shortcut/still/main.rs`: goes through symlink `src/shortcut`, which archives \
+             never follow; name the path it points to instead"
         );
         let err = pack(&src, &["missing"], Vec::new()).unwrap_err();
         assert!(matches!(&err, Error::Read { source, .. } if source.kind() == io::ErrorKind::NotFound), "{err}");
 
         symlink("/etc", src.join("bin/etc")).unwrap();
         let err = pack(&src, &["bin"], Vec::new()).unwrap_err();
-        assert_eq!(err.to_string(), "cannot archive symlink `bin/etc` -> `/etc`: absolute targets are not archived");
+        assert_eq!(
+            err.to_string(),
+            "cannot archive symlink `bin/etc` -> `/etc`: absolute targets are not archived; make the link relative"
+        );
         fs::remove_file(src.join("bin/etc")).unwrap();
         symlink("../../outside", src.join("bin/up")).unwrap();
         let err = pack(&src, &["bin"], Vec::new()).unwrap_err();
-        assert!(matches!(err, Error::UnsafeSymlink { reason: "points outside the archived directory", .. }), "{err}");
+        assert!(matches!(err, Error::UnsafeSymlink { reason: POINTS_OUTSIDE, .. }), "{err}");
         fs::remove_file(src.join("bin/up")).unwrap();
         symlink("x/../../y", src.join("bin/sneaky")).unwrap();
         let err = pack(&src, &["bin"], Vec::new()).unwrap_err();
-        assert!(matches!(err, Error::UnsafeSymlink { reason: "`..` after a normal component", .. }), "{err}");
+        assert!(matches!(err, Error::UnsafeSymlink { reason: PARENT_AFTER_NAME, .. }), "{err}");
     }
 
     #[test]
