@@ -11,6 +11,9 @@
 //!
 //! Run with `cargo bench -p monkeyci-archive --bench archive`.
 
+// A bench is no test for clippy, but like one it may panic on a broken setup.
+#![allow(clippy::unwrap_used)]
+
 use monkeyci_archive as archive;
 
 use std::fs::{self, File};

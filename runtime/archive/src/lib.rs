@@ -11,6 +11,33 @@
 //!   [`resolve_paths`] turns a job's glob-less path list into what exists.
 //! - [`unpack`] extracts such a stream into a directory, entry by entry, without trusting it.
 //!
+//! Both block (they read and write files): from async code, call them in
+//! `tokio::task::spawn_blocking`.
+//!
+//! ```
+//! use std::fs;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let tmp = tempfile::tempdir()?;
+//! let (src, dest) = (tmp.path().join("src"), tmp.path().join("dest"));
+//! fs::create_dir_all(src.join("target/release"))?;
+//! fs::write(src.join("target/release/app"), "binary")?;
+//! fs::write(src.join("README.md"), "not archived")?;
+//!
+//! // Pack only `target` (paths are relative to `src`), into memory or any other `Write`.
+//! let mut archive = Vec::new();
+//! let packed = monkeyci_archive::pack(&src, &["target"], &mut archive)?;
+//! assert_eq!((packed.files, packed.dirs), (1, 2));
+//!
+//! // Unpack it elsewhere (`dest` is created), from any `Read`.
+//! let unpacked = monkeyci_archive::unpack(archive.as_slice(), &dest)?;
+//! assert_eq!(unpacked.files, 1);
+//! assert_eq!(fs::read_to_string(dest.join("target/release/app"))?, "binary");
+//! assert!(!dest.join("README.md").exists());
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Safety rules of [`unpack`]
 //!
 //! Each entry is checked before anything is written; a refused entry fails the whole unpack with
@@ -44,6 +71,8 @@
 //! crash of the process mid-unpack (the backup directory then remains), and other processes
 //! changing the destination while it is being unpacked.
 
+#![doc(test(attr(deny(warnings))))]
+
 use std::collections::{HashSet, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, FileTimes, Metadata, OpenOptions};
@@ -69,20 +98,39 @@ const MAX_SYMLINK_HOPS: usize = 40;
 pub enum Error {
     /// A path given to [`pack`] or [`resolve_paths`] is not a clean relative path.
     #[error("invalid archive path `{}`: {reason}", .path.display())]
-    InvalidPath { path: PathBuf, reason: String },
+    InvalidPath {
+        /// The path as given by the caller.
+        path: PathBuf,
+        /// What is wrong with it, and what to use instead.
+        reason: String,
+    },
     /// [`pack`] found a symlink that [`unpack`] would refuse (it points outside the archive).
     #[error("cannot archive symlink `{}` -> `{}`: {reason}", .path.display(), .target.display())]
-    UnsafeSymlink { path: PathBuf, target: PathBuf, reason: &'static str },
+    UnsafeSymlink {
+        /// The symlink, relative to the directory being packed.
+        path: PathBuf,
+        /// Where the symlink points, as stored in it.
+        target: PathBuf,
+        /// Why [`unpack`] would refuse it, and what to do instead.
+        reason: &'static str,
+    },
     /// Reading a file or directory to pack failed.
     #[error("cannot read `{}`", .path.display())]
     Read {
+        /// The file or directory that could not be read.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
     /// A file changed size while it was being packed.
     #[error("`{}` changed while it was being archived ({expected} bytes expected)", .path.display())]
-    Changed { path: PathBuf, expected: u64 },
+    Changed {
+        /// The file that shrank.
+        path: PathBuf,
+        /// Its size when it was listed.
+        expected: u64,
+    },
     /// Writing the compressed stream failed.
     #[error("cannot write the archive stream")]
     WriteArchive(#[source] io::Error),
@@ -92,42 +140,82 @@ pub enum Error {
     ReadArchive(#[source] io::Error),
     /// An archive entry was refused; nothing of the archive is left behind.
     #[error("archive entry `{entry}` refused: {reason}")]
-    Rejected { entry: String, reason: Rejection },
+    Rejected {
+        /// The entry path as written in the archive (lossily decoded).
+        entry: String,
+        /// Why it was refused.
+        reason: Rejection,
+    },
     /// Writing an extracted entry failed.
     #[error("cannot extract `{}`", .path.display())]
     Write {
+        /// The path in the destination that could not be written.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
 }
 
-/// Why [`unpack`] refused an entry.
+/// Why [`unpack`] refused an entry. Paths and targets are shown as written in the archive or
+/// relative to the destination, decoded lossily.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Rejection {
+    /// The entry path starts with `/`.
     #[error("absolute path")]
     AbsolutePath,
+    /// The entry path contains a `..` component.
     #[error("path contains a `..` component")]
     ParentDir,
+    /// The entry (or a link target) has no name at all.
     #[error("empty path")]
     EmptyPath,
+    /// The entry is of a type that is never extracted (device, fifo, sparse file, …).
     #[error("{kind} entries are not allowed")]
-    EntryType { kind: &'static str },
+    EntryType {
+        /// The entry type, e.g. "character device".
+        kind: &'static str,
+    },
+    /// A symlink or hard link would point outside the destination.
     #[error("link target `{target}` resolves outside the destination")]
-    LinkOutside { target: String },
+    LinkOutside {
+        /// The link target as written in the archive.
+        target: String,
+    },
+    /// A symlink target climbs (`..`) after descending into a name, e.g. `a/../../x`.
     #[error("symlink target `{target}` has `..` after a normal component")]
-    LinkParentAfterName { target: String },
+    LinkParentAfterName {
+        /// The symlink target as written in the archive.
+        target: String,
+    },
+    /// A hard link does not name a regular file already extracted in the destination.
     #[error("link target `{target}` is not a regular file in the destination")]
-    HardLinkTarget { target: String },
+    HardLinkTarget {
+        /// The hard link target as written in the archive.
+        target: String,
+    },
+    /// The entry's parent directories go through a symlink that leads out of the destination.
     #[error("path goes through symlink `{link}`, which leads outside the destination")]
-    ThroughSymlink { link: String },
+    ThroughSymlink {
+        /// The symlink, relative to the destination.
+        link: String,
+    },
+    /// Resolving the entry's path followed more than 40 symlinks.
     #[error("too many levels of symbolic links")]
     SymlinkLoop,
+    /// A parent of the entry, or the directory entry itself, is an existing non-directory.
     #[error("`{path}` is not a directory")]
-    NotADirectory { path: String },
+    NotADirectory {
+        /// The non-directory, relative to the destination.
+        path: String,
+    },
+    /// A file or symlink entry would replace an existing directory.
     #[error("would replace the directory `{path}`")]
-    ReplacesDirectory { path: String },
+    ReplacesDirectory {
+        /// The directory, relative to the destination.
+        path: String,
+    },
 }
 
 /// How [`pack_with`] compresses.
@@ -274,7 +362,7 @@ pub fn pack_with<W: Write, P: AsRef<Path>>(
 
 /// Extracts a tar+zstd stream into `dest_dir` (created if missing), refusing anything unsafe.
 ///
-/// See the module documentation for the rules and for what a failed unpack leaves behind. The
+/// See the [crate documentation](crate) for the rules and for what a failed unpack leaves behind. The
 /// whole stream is read, so a truncated or corrupt one is an error even after the last entry.
 pub fn unpack<R: Read>(reader: R, dest_dir: &Path) -> Result<UnpackStats, Error> {
     let created_root = match fs::symlink_metadata(dest_dir) {
@@ -302,6 +390,11 @@ pub fn unpack<R: Read>(reader: R, dest_dir: &Path) -> Result<UnpackStats, Error>
     }
 }
 
+/// Why [`clean_relative`] refuses a path with `..`.
+const CONTAINS_PARENT: &str = "contains `..`; name a path inside the archived directory";
+/// Why [`clean_relative`] refuses an absolute path.
+const IS_ABSOLUTE: &str = "is absolute; give it relative to the archived directory";
+
 /// Turns `path` into a clean relative path: `.` and empty components dropped, `..` and roots
 /// refused.
 fn clean_relative(path: &Path) -> Result<PathBuf, Error> {
@@ -311,8 +404,8 @@ fn clean_relative(path: &Path) -> Result<PathBuf, Error> {
         match component {
             Component::Normal(name) => clean.push(name),
             Component::CurDir => {}
-            Component::ParentDir => return Err(invalid("contains `..`")),
-            Component::RootDir | Component::Prefix(_) => return Err(invalid("is absolute")),
+            Component::ParentDir => return Err(invalid(CONTAINS_PARENT)),
+            Component::RootDir | Component::Prefix(_) => return Err(invalid(IS_ABSOLUTE)),
         }
     }
     Ok(clean)
@@ -332,7 +425,9 @@ fn check_real_parents(src_dir: &Path, path: &Path) -> Result<(), Error> {
                 let link = current.strip_prefix(src_dir).unwrap_or(&current).display().to_string();
                 return Err(Error::InvalidPath {
                     path: path.to_owned(),
-                    reason: format!("goes through symlink `{link}`"),
+                    reason: format!(
+                        "goes through symlink `{link}`, which archives never follow; name the path it points to instead"
+                    ),
                 });
             }
             Ok(_) => {}
@@ -454,17 +549,24 @@ impl<W: Write> Packer<'_, W> {
     }
 }
 
+/// Why [`check_packed_symlink`] refuses an absolute target.
+const ABSOLUTE_TARGET: &str = "absolute targets are not archived; make the link relative";
+/// Why [`check_packed_symlink`] refuses `a/../..`-like targets.
+const PARENT_AFTER_NAME: &str = "its target has `..` after a normal component; put every `..` first, as in `../x`";
+/// Why [`check_packed_symlink`] refuses a target above the archived directory.
+const POINTS_OUTSIDE: &str = "points outside the archived directory; archive a directory that also holds its target";
+
 /// Refuses, at pack time, a symlink that [`unpack`] would refuse whatever the destination holds.
 fn check_packed_symlink(rel: &Path, target: &Path) -> Result<(), Error> {
     let unsafe_link = |reason| Error::UnsafeSymlink { path: rel.to_owned(), target: target.to_owned(), reason };
     if target.has_root() {
-        return Err(unsafe_link("absolute targets are not archived"));
+        return Err(unsafe_link(ABSOLUTE_TARGET));
     }
-    let parts = link_parts(target.as_os_str()).map_err(|_| unsafe_link("`..` after a normal component"))?;
+    let parts = link_parts(target.as_os_str()).map_err(|_| unsafe_link(PARENT_AFTER_NAME))?;
     let ups = parts.iter().take_while(|part| matches!(part, Part::Up)).count();
     let depth = rel.components().count() - 1;
     if ups > depth {
-        return Err(unsafe_link("points outside the archived directory"));
+        return Err(unsafe_link(POINTS_OUTSIDE));
     }
     Ok(())
 }
@@ -1123,29 +1225,33 @@ mod tests {
         let src = tmp.path().join("src");
         sample_tree(&src);
         let err = pack(&src, &["../etc"], Vec::new()).unwrap_err();
-        assert!(matches!(&err, Error::InvalidPath { reason, .. } if reason == "contains `..`"), "{err}");
+        assert!(matches!(&err, Error::InvalidPath { reason, .. } if reason == CONTAINS_PARENT), "{err}");
         let err = pack(&src, &["/etc"], Vec::new()).unwrap_err();
-        assert!(matches!(&err, Error::InvalidPath { reason, .. } if reason == "is absolute"), "{err}");
+        assert!(matches!(&err, Error::InvalidPath { reason, .. } if reason == IS_ABSOLUTE), "{err}");
         // A listed path is never read through a symlink.
         let err = pack(&src, &["src/shortcut/still/main.rs"], Vec::new()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "invalid archive path `src/shortcut/still/main.rs`: goes through symlink `src/shortcut`"
+            "invalid archive path `src/shortcut/still/main.rs`: goes through symlink `src/shortcut`, which archives \
+             never follow; name the path it points to instead"
         );
         let err = pack(&src, &["missing"], Vec::new()).unwrap_err();
         assert!(matches!(&err, Error::Read { source, .. } if source.kind() == io::ErrorKind::NotFound), "{err}");
 
         symlink("/etc", src.join("bin/etc")).unwrap();
         let err = pack(&src, &["bin"], Vec::new()).unwrap_err();
-        assert_eq!(err.to_string(), "cannot archive symlink `bin/etc` -> `/etc`: absolute targets are not archived");
+        assert_eq!(
+            err.to_string(),
+            "cannot archive symlink `bin/etc` -> `/etc`: absolute targets are not archived; make the link relative"
+        );
         fs::remove_file(src.join("bin/etc")).unwrap();
         symlink("../../outside", src.join("bin/up")).unwrap();
         let err = pack(&src, &["bin"], Vec::new()).unwrap_err();
-        assert!(matches!(err, Error::UnsafeSymlink { reason: "points outside the archived directory", .. }), "{err}");
+        assert!(matches!(err, Error::UnsafeSymlink { reason: POINTS_OUTSIDE, .. }), "{err}");
         fs::remove_file(src.join("bin/up")).unwrap();
         symlink("x/../../y", src.join("bin/sneaky")).unwrap();
         let err = pack(&src, &["bin"], Vec::new()).unwrap_err();
-        assert!(matches!(err, Error::UnsafeSymlink { reason: "`..` after a normal component", .. }), "{err}");
+        assert!(matches!(err, Error::UnsafeSymlink { reason: PARENT_AFTER_NAME, .. }), "{err}");
     }
 
     #[test]

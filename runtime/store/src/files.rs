@@ -1,15 +1,17 @@
 //! Artifacts and caches of container jobs: archives of parts of a job's work dir, kept in the
 //! blob store.
 //!
-//! Keys are [`crate::keys`]': artifacts are scoped to the build, caches shared by the builds of a
-//! repository (a cache's key hashes its key files, and a cache without an exact match falls
-//! back to the newest of the same id). Paths are relative to the job's work dir and restored at the same place.
-//! Every function blocks: call them from `spawn_blocking`.
+//! Keys come from [`crate::keys`]: artifacts are scoped to the build, caches shared by the
+//! builds of a repository (a cache's key hashes its key files, and a cache without an exact
+//! match falls back to the newest of the same id). Paths are relative to the job's work dir and
+//! restored at the same place. Archives are made by [`monkeyci_archive`]; this module only picks
+//! the paths and keys. Every function blocks: call them from `spawn_blocking`.
 
 use std::fs::File;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
+use monkeyci_protocol::id::InvalidId;
 use monkeyci_protocol::{ArtifactSpec, CacheSpec, RestoreSpec};
 use sha2::{Digest, Sha256};
 
@@ -19,21 +21,53 @@ use crate::{BlobKey, BlobStore, keys};
 
 /// Why an artifact or cache could not be saved or restored.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
+    /// A required artifact was never saved in this build; holds the artifact id.
     #[error(
         "artifact `{0}` does not exist: no earlier job of this build saved it (does this job depend on the one that does?)"
     )]
     MissingArtifact(String),
-    #[error("`{path}` of {what} `{id}` must be a relative path inside the work dir, without `..`")]
-    BadPath { what: &'static str, id: String, path: String },
-    #[error("`{path}` of {what} `{id}` does not exist in the work dir")]
-    NothingToSave { what: &'static str, id: String, path: String },
-    #[error("invalid {what} id `{id}`")]
-    BadId { what: &'static str, id: String },
-    #[error("cannot use a temporary file in {}", .0.display())]
+    /// The path of an artifact or cache is not a relative path inside the work dir.
+    #[error("path `{path}` of {what} `{id}` {reason}")]
+    BadPath {
+        /// "artifact" or "cache".
+        what: &'static str,
+        /// The artifact or cache id.
+        id: String,
+        /// The path as given in the job spec.
+        path: String,
+        /// What is wrong with it, and what to write instead.
+        reason: &'static str,
+    },
+    /// The path to save does not exist in the work dir.
+    #[error("path `{path}` of {what} `{id}` does not exist in the work dir: nothing to save")]
+    NothingToSave {
+        /// "artifact" or "cache".
+        what: &'static str,
+        /// The artifact or cache id.
+        id: String,
+        /// The path as given in the job spec.
+        path: String,
+    },
+    /// The artifact or cache id breaks the id rule ([`monkeyci_protocol::id`]).
+    #[error("invalid {what} id `{id}`: {reason}")]
+    BadId {
+        /// "artifact" or "cache".
+        what: &'static str,
+        /// The id as given.
+        id: String,
+        /// Which rule it breaks, and what to use instead.
+        reason: String,
+    },
+    /// The scratch directory or the temporary archive in it could not be created or read; holds
+    /// that path.
+    #[error("cannot use `{}` for a temporary archive", .0.display())]
     Temp(PathBuf, #[source] std::io::Error),
+    /// Packing or unpacking the archive failed.
     #[error(transparent)]
     Archive(#[from] archive::Error),
+    /// The blob store failed.
     #[error(transparent)]
     Store(#[from] crate::Error),
 }
@@ -156,6 +190,8 @@ pub struct ActionArtifacts {
 }
 
 impl ActionArtifacts {
+    /// Artifacts of `files`, saved from and restored into `checkout`, packed through `scratch`
+    /// (a directory for temporary archives, created when needed).
     pub fn new(files: JobFiles, checkout: PathBuf, scratch: PathBuf) -> ActionArtifacts {
         ActionArtifacts { files, checkout, scratch }
     }
@@ -174,13 +210,80 @@ impl ActionArtifacts {
 }
 
 fn check_id(what: &'static str, id: &str) -> Result<(), Error> {
-    monkeyci_protocol::id::check(id).map_err(|_| Error::BadId { what, id: id.to_owned() })
+    // The id rule's own messages speak of job ids: say it for artifacts and caches.
+    let reason = match monkeyci_protocol::id::check(id) {
+        Ok(()) => return Ok(()),
+        Err(InvalidId::Empty) => "it is empty".to_owned(),
+        Err(InvalidId::Character { bad, .. }) => {
+            format!("{bad:?} is not allowed; use letters, digits, `-`, `_` and `.`")
+        }
+        Err(InvalidId::Reserved(_)) => "`.` and `..` are reserved; use letters or digits too".to_owned(),
+    };
+    Err(Error::BadId { what, id: id.to_owned(), reason })
 }
 
+/// `path` of artifact or cache `id`, if it stays inside the work dir.
 fn checked_path(what: &'static str, id: &str, path: &str) -> Result<PathBuf, Error> {
-    let p = Path::new(path);
-    if path.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)) {
-        return Err(Error::BadPath { what, id: id.to_owned(), path: path.to_owned() });
+    let bad = |reason| Err(Error::BadPath { what, id: id.to_owned(), path: path.to_owned(), reason });
+    if path.is_empty() {
+        return bad("is empty; use `.` for the whole work dir");
     }
-    Ok(p.to_owned())
+    for component in Path::new(path).components() {
+        match component {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => return bad("contains `..`; name a path inside the work dir"),
+            Component::RootDir | Component::Prefix(_) => return bad("is absolute; give it relative to the work dir"),
+        }
+    }
+    Ok(PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_paths_and_ids_name_the_value_and_the_fix() {
+        let message = |result: Result<PathBuf, Error>| result.unwrap_err().to_string();
+        assert_eq!(
+            message(checked_path("artifact", "dist", "")),
+            "path `` of artifact `dist` is empty; use `.` for the whole work dir"
+        );
+        assert_eq!(
+            message(checked_path("cache", "cargo", "../target")),
+            "path `../target` of cache `cargo` contains `..`; name a path inside the work dir"
+        );
+        assert_eq!(
+            message(checked_path("artifact", "dist", "/etc")),
+            "path `/etc` of artifact `dist` is absolute; give it relative to the work dir"
+        );
+        assert_eq!(checked_path("artifact", "dist", "./target/release").unwrap(), Path::new("./target/release"));
+        assert_eq!(checked_path("artifact", "dist", ".").unwrap(), Path::new("."));
+
+        let message = |id: &str| check_id("artifact", id).unwrap_err().to_string();
+        assert_eq!(message(""), "invalid artifact id ``: it is empty");
+        assert_eq!(
+            message("a/b"),
+            "invalid artifact id `a/b`: '/' is not allowed; use letters, digits, `-`, `_` and `.`"
+        );
+        assert_eq!(message(".."), "invalid artifact id `..`: `.` and `..` are reserved; use letters or digits too");
+        assert!(check_id("cache", "cargo-target_1.x").is_ok());
+    }
+
+    #[test]
+    fn a_missing_artifact_says_which_and_why() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store: Arc<dyn BlobStore> = Arc::new(crate::LocalBlobStore::new(tmp.path().join("store")).unwrap());
+        let files = JobFiles::new(store, "b1", tmp.path());
+        let work = tmp.path().join("work");
+        let missing = RestoreSpec { id: "dist".to_owned(), optional: false };
+        let err = files.restore_artifact(&missing, &work).unwrap_err();
+        assert!(err.to_string().starts_with("artifact `dist` does not exist: "), "{err}");
+        let optional = RestoreSpec { id: "dist".to_owned(), optional: true };
+        assert!(!files.restore_artifact(&optional, &work).unwrap());
+        let err = files
+            .save_artifact(&ArtifactSpec { id: "dist".into(), path: "out".into() }, &work, tmp.path())
+            .unwrap_err();
+        assert_eq!(err.to_string(), "path `out` of artifact `dist` does not exist in the work dir: nothing to save");
+    }
 }

@@ -5,7 +5,7 @@
 //! - `journal/<build>/<digest>.json`: journal records too large to keep inline.
 //!
 //! Pruning removes blobs by these prefixes, so every writer and remover names keys through
-//! here. Ids are checked by the caller (`monkeyci_protocol::id`); [`BlobKey`] checks the rest.
+//! here. Ids are checked by the caller ([`monkeyci_protocol::id`]); [`BlobKey`] checks the rest.
 
 use crate::{BlobKey, Error};
 
@@ -51,6 +51,5 @@ mod tests {
         assert_eq!(artifact("b1", "dist").unwrap().as_str(), "artifacts/b1/dist.tar.zst");
         assert_eq!(cache("r", "cargo", "abc").unwrap().as_str(), "caches/r/cargo/abc.tar.zst");
         assert_eq!(journal_record("b1", "ff").unwrap().as_str(), "journal/b1/ff.json");
-        assert!(artifact("b1", "").is_err() || artifact("b1", "").is_ok_and(|k| k.as_str().ends_with("/.tar.zst")));
     }
 }

@@ -8,6 +8,27 @@
 //! knows nothing of archives or builds: callers pick the keys and the bytes. It never runs a
 //! container or a process.
 //!
+//! ```
+//! use std::io::Read;
+//! use std::sync::Arc;
+//!
+//! use monkeyci_store::{BlobKey, BlobStore, LocalBlobStore};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let root = tempfile::tempdir()?;
+//! let store: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::new(root.path())?);
+//!
+//! let key = BlobKey::new("artifacts/build-1/dist.tar.zst")?;
+//! assert_eq!(store.put(&key, &mut &b"archive bytes"[..])?, 13);
+//!
+//! let mut blob = Vec::new();
+//! store.get(&key)?.expect("just stored").read_to_end(&mut blob)?;
+//! assert_eq!(blob, b"archive bytes");
+//! assert_eq!(store.list("artifacts/build-1")?, [key]);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Why a blocking API
 //!
 //! Every caller sits next to blocking work: `monkeyci-archive` packs and unpacks through
@@ -36,6 +57,8 @@
 //!   directory tree refuse it with [`Error::Conflict`]; callers design their key schemes so it
 //!   never happens.
 
+#![doc(test(attr(deny(warnings))))]
+
 pub mod files;
 pub mod keys;
 pub mod local;
@@ -55,7 +78,8 @@ pub type BlobReader = Box<dyn Read + Send>;
 
 /// A store of immutable-once-written blobs under string keys. Used as `Arc<dyn BlobStore>`.
 ///
-/// Every method blocks: call it from `tokio::task::spawn_blocking` (see the module docs).
+/// Every method blocks: call it from `tokio::task::spawn_blocking` (see the
+/// [crate documentation](crate#why-a-blocking-api)).
 pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Stores everything `data` yields under `key`, replacing any blob there, atomically. Returns
     /// the number of bytes stored.
@@ -90,6 +114,7 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
 /// A listed blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobInfo {
+    /// The blob's key.
     pub key: BlobKey,
     /// Size in bytes.
     pub size: u64,
@@ -113,6 +138,7 @@ impl BlobKey {
         }
     }
 
+    /// The key as a string, e.g. `caches/<repo>/<id>/<hash>.tar.zst`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -153,7 +179,7 @@ impl std::str::FromStr for BlobKey {
 
 /// Validates a list prefix: `""`, or a key with an optional trailing `/`. Returns it without the
 /// trailing `/`.
-pub fn validate_prefix(prefix: &str) -> Result<&str, Error> {
+pub(crate) fn validate_prefix(prefix: &str) -> Result<&str, Error> {
     let trimmed = prefix.strip_suffix('/').unwrap_or(prefix);
     if prefix.is_empty() {
         return Ok("");
@@ -196,22 +222,35 @@ fn key_problem(key: &str) -> Option<&'static str> {
 pub enum Error {
     /// The key (or list prefix) is not a valid [`BlobKey`].
     #[error("invalid blob key `{key}`: {reason}")]
-    InvalidKey { key: String, reason: &'static str },
+    InvalidKey {
+        /// The key or prefix as given.
+        key: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
     /// The key is also the directory of other keys, or one of its parents is a key.
     #[error("blob key `{key}` conflicts with existing keys (a key cannot also be a directory of keys)")]
-    Conflict { key: BlobKey },
+    Conflict {
+        /// The key that could not be stored.
+        key: BlobKey,
+    },
     /// The reader given to `put` failed; nothing was stored.
     #[error("cannot read the data to store under `{key}`")]
     Source {
+        /// The key being stored.
         key: BlobKey,
+        /// The reader's error.
         #[source]
         source: io::Error,
     },
     /// The store's own I/O failed.
     #[error("blob store: cannot {action} `{}`", .path.display())]
     Io {
+        /// What the store was doing, as a verb: "create", "write", "list", …
         action: &'static str,
+        /// The file or directory of the store it was working on.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
