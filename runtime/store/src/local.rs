@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{BlobInfo, BlobKey, BlobReader, BlobStore, Error, validate_prefix};
+use crate::blob::{BlobInfo, BlobKey, BlobReader, BlobStore, Error, validate_prefix};
 
 /// Temporary files older than this are from crashed writers.
 const STALE_TMP: Duration = Duration::from_secs(24 * 60 * 60);
