@@ -621,7 +621,7 @@ use monkeyci_sdk::prelude::*;
 
 #[job]
 fn interrupted(_ctx: &Ctx) -> ContainerJob {
-    container("localhost/monkeyci-test/busybox").script(["touch started", "sleep SLEEP_SECONDS"])
+    container("localhost/monkeyci-test/busybox").script(["touch MARKER", "sleep SLEEP_SECONDS"])
 }
 
 monkeyci_sdk::main!();
@@ -643,12 +643,16 @@ fn cancels_a_running_container_job(signal: libc::c_int) {
     // Distinct per signal: the two tests run at once, and each looks for its own `sleep`.
     let seconds =
         (unique_sleep_seconds().parse::<u32>().expect("a number") + 1_000 * signal.unsigned_abs()).to_string();
-    let repo = TestRepo::with_pipeline("ct_interrupt", &INTERRUPT_PIPELINE.replace("SLEEP_SECONDS", &seconds));
+    // And a marker of its own: a marker in any new build triggers the interrupt.
+    let marker = format!("started-{signal}");
+    let pipeline = INTERRUPT_PIPELINE.replace("SLEEP_SECONDS", &seconds).replace("MARKER", &marker);
+    // Pipelines of the same name compiled at once could share a binary (#9): a name each.
+    let repo = TestRepo::with_pipeline(&format!("ct_interrupt_{signal}"), &pipeline);
     let job = "interrupted";
     for engine in engines() {
         // The job runs in its own copy of the checkout (and, with podman, sees only its own
         // directory), so its marker is in its work dir under a build whose id is not known yet.
-        let started = file_in_new_build(&format!("jobs/{job}-1/work/started"));
+        let started = file_in_new_build(&format!("jobs/{job}-1/work/{marker}"));
         let out = run_on(&repo, engine).interrupt_when(started).interrupt_with(signal).output();
         out.assert_code(1);
         assert_eq!(out.build_end().map(|(status, _)| status), Some(BuildStatus::Canceled), "{engine}: {out:?}");
