@@ -282,6 +282,40 @@ fn warm_start_skips_cargo_until_the_pipeline_changes() {
     assert_eq!(warm.log("say"), ["version two"], "{warm:?}");
 }
 
+/// #9: pipelines share one cargo target dir, and cargo keys a package's build by its name and
+/// version, not its path: without care, a second repository whose pipeline has the same name
+/// ran the first one's binary (and MonkeyCI cached it under its own hash).
+#[test]
+fn pipelines_of_the_same_name_each_run_their_own_binary() {
+    let a = TestRepo::with_pipeline_package("same_name_a", "e2e-same-name", &logging_pipeline("a1"));
+    let b = TestRepo::with_pipeline_package("same_name_b", "e2e-same-name", &logging_pipeline("b1"));
+    for (repo, word) in [(&a, "a1"), (&b, "b1"), (&a, "a1")] {
+        let out = MonkeyciCommand::run(repo.path()).output();
+        out.assert_code(0);
+        assert_eq!(out.log("say"), [format!("version {word}")], "{out:?}");
+    }
+    // B edited, then A a second later: B's sources are older than A's last build.
+    b.write_main_rs(&logging_pipeline("b2"));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    a.write_main_rs(&logging_pipeline("a2"));
+    for (repo, word) in [(&a, "a2"), (&b, "b2")] {
+        let out = MonkeyciCommand::run(repo.path()).output();
+        out.assert_code(0);
+        assert_eq!(out.log("say"), [format!("version {word}")], "{out:?}");
+    }
+    // Both edited and built at once.
+    a.write_main_rs(&logging_pipeline("a3"));
+    b.write_main_rs(&logging_pipeline("b3"));
+    let (a_path, b_path) = (a.path().to_owned(), b.path().to_owned());
+    let a_run = std::thread::spawn(move || MonkeyciCommand::run(&a_path).output());
+    let b_out = MonkeyciCommand::run(&b_path).output();
+    let a_out = a_run.join().expect("the build of a");
+    for (out, word) in [(a_out, "a3"), (b_out, "b3")] {
+        out.assert_code(0);
+        assert_eq!(out.log("say"), [format!("version {word}")], "{out:?}");
+    }
+}
+
 /// Ctrl-C cancels the build: the running job is stopped and reported canceled, its dependent
 /// skipped, the summary shown, and the exit code says the build did not succeed.
 #[test]

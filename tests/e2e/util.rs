@@ -465,6 +465,16 @@ impl TestRepo {
         repo
     }
 
+    /// Like [`TestRepo::with_pipeline`], with the pipeline's package called `package` (as
+    /// `monkeyci init` calls every pipeline `pipeline`).
+    pub fn with_pipeline_package(name: &str, package: &str, main_rs: &str) -> TestRepo {
+        let mut repo = TestRepo::new(name);
+        repo.package = package.to_owned();
+        repo.write_pipeline_crate(main_rs);
+        repo.commit("add the pipeline");
+        repo
+    }
+
     /// A git repository whose pipeline's `src/main.rs` is `main_rs`, everything committed.
     pub fn with_pipeline(name: &str, main_rs: &str) -> TestRepo {
         let repo = TestRepo::new(name);

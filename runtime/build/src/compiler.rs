@@ -145,6 +145,17 @@ impl Compiler {
             return Ok(CompiledScript { binary: cached });
         }
         eprintln!("compiling pipeline `{}` ({})", krate.package, krate.dir.display());
+        // Cargo keys a package's artifacts in the shared target dir by its name and version,
+        // not its path: another pipeline of the same name (every `monkeyci init` pipeline is
+        // called `pipeline`) may have left a build that cargo takes as this one, up to date.
+        // So its artifacts go first, and the lock keeps another compile from putting them back
+        // before this one is done. Only the pipeline crate itself is rebuilt: about a second.
+        let _lock = self.compile_lock()?;
+        let cleaned =
+            self.cargo(krate, "clean").args(["-p", &krate.package, "--quiet"]).status().map_err(Error::Cargo)?;
+        if !cleaned.success() {
+            return Err(Error::CompileFailed);
+        }
         let mut child = self
             .cargo(krate, "build")
             .arg("--message-format=json-render-diagnostics")
@@ -174,6 +185,16 @@ impl Compiler {
         let cached = self.cache_dir.join("bin").join(self.source_hash(krate)?).join(&krate.package);
         store(&executable, &cached)?;
         Ok(CompiledScript { binary: cached })
+    }
+
+    /// Holds every compile of this cache's target dir off until it is dropped.
+    fn compile_lock(&self) -> Result<std::fs::File, Error> {
+        let path = self.cache_dir.join("compile.lock");
+        let cache_err = |source| Error::Cache { path: path.clone(), source };
+        std::fs::create_dir_all(&self.cache_dir).map_err(cache_err)?;
+        let file = std::fs::File::options().create(true).truncate(false).write(true).open(&path).map_err(cache_err)?;
+        file.lock().map_err(cache_err)?;
+        Ok(file)
     }
 
     /// A hash of the crate's sources, its path dependencies' sources, the lock file, the
