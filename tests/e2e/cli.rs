@@ -20,6 +20,17 @@ async fn hello(ctx: &Ctx) -> Result<()> {
 monkeyci_sdk::main!();
 "#;
 
+/// #9: `monkeyci build verify | head` panicked on the closed pipe. A reader that stops reading
+/// is not an error: the command ends quietly, with exit code 0.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    for args in [["build", "plan"], ["build", "verify"]] {
+        let out = MonkeyciCommand::new(args).arg(example("matrix")).close_stdout().output();
+        out.assert_code(0);
+        assert!(!out.stderr.contains("panicked"), "{out:?}");
+    }
+}
+
 #[test]
 fn job_filter_runs_the_job_and_its_dependencies_only() {
     let out = MonkeyciCommand::run(example("sequential-jobs")).args(["--job", "job-03"]).output();

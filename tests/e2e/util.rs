@@ -59,6 +59,8 @@ pub struct MonkeyciCommand {
     signal: libc::c_int,
     /// What the command reads on stdin (default: nothing, as from /dev/null).
     stdin: Option<Vec<u8>>,
+    /// Close the reading end of stdout at once, as `| head` does once it has enough.
+    close_stdout: bool,
 }
 
 impl MonkeyciCommand {
@@ -75,6 +77,7 @@ impl MonkeyciCommand {
             events_dir: None,
             interrupt_when: None,
             signal: libc::SIGINT,
+            close_stdout: false,
             stdin: None,
         }
     }
@@ -156,6 +159,13 @@ impl MonkeyciCommand {
         self
     }
 
+    /// Closes the reading end of the command's stdout at once (as `monkeyci ... | head` does
+    /// once it read enough): its writes then fail with a broken pipe.
+    pub fn close_stdout(mut self) -> MonkeyciCommand {
+        self.close_stdout = true;
+        self
+    }
+
     /// Interrupts with `signal` (such as SIGTERM, as a service manager or `kill` would)
     /// instead of SIGINT.
     pub fn interrupt_with(mut self, signal: libc::c_int) -> MonkeyciCommand {
@@ -196,7 +206,13 @@ impl MonkeyciCommand {
                 let _ = std::io::Write::write_all(&mut stdin, &text);
             });
         }
-        let stdout = read_in_background(child.stdout.take().expect("stdout is piped"));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stdout = if self.close_stdout {
+            drop(stdout);
+            std::thread::spawn(String::new)
+        } else {
+            read_in_background(stdout)
+        };
         let stderr = read_in_background(child.stderr.take().expect("stderr is piped"));
         let mut interrupt_when = self.interrupt_when.take();
         let status = loop {

@@ -36,11 +36,17 @@ fn main() -> ExitCode {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
         Ok(Outcome::Unusable) => ExitCode::from(2),
+        // A closed pipe (`monkeyci build plan | head`) is the reader's choice, not an error.
+        Err(err) if err.chain().any(is_broken_pipe) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
     }
+}
+
+fn is_broken_pipe(err: &(dyn std::error::Error + 'static)) -> bool {
+    err.downcast_ref::<std::io::Error>().is_some_and(|err| err.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// Diagnostics (`tracing`) go to stderr at the level in `MONKEYCI_LOG` (error, warn, info,

@@ -269,7 +269,7 @@ pub(super) fn plan(args: PlanArgs) -> anyhow::Result<Outcome> {
     };
     match plan_of(&pipeline, &args.context, args.jobs)? {
         Ok(plan) => {
-            print!("{}", planfmt::format(&plan, args.format));
+            std::io::stdout().lock().write_all(planfmt::format(&plan, args.format).as_bytes())?;
             Ok(Outcome::Success)
         }
         Err(outcome) => Ok(outcome),
@@ -283,8 +283,8 @@ pub(super) fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
     };
     match plan_of(&pipeline, &args.context, Vec::new())? {
         Ok(plan) => {
-            print!("pipeline OK: it compiles and plans; ");
-            print!("{}", planfmt::format(&plan, PlanFormat::Text));
+            let text = planfmt::format(&plan, PlanFormat::Text);
+            write!(std::io::stdout().lock(), "pipeline OK: it compiles and plans; {text}")?;
             Ok(Outcome::Success)
         }
         Err(outcome) => Ok(outcome),

@@ -1,5 +1,6 @@
 //! `monkeyci cache prune`: keeps the cache bounded (see `monkeyci_build::prune`).
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -18,10 +19,11 @@ pub(super) fn prune(args: PruneArgs) -> anyhow::Result<Outcome> {
     policy.keep_cache_archives = args.keep_cache_archives;
     let cache_dir = crate::paths::cache_dir()?;
     let pruned = prune_cache(&cache_dir, &policy)?;
-    println!("{}: {pruned}", cache_dir.display());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}: {pruned}", cache_dir.display())?;
     if args.target {
         let freed = prune::remove_target_dir(&cache_dir.join("target"))?;
-        println!("removed the shared target directory: {:.1} MiB", freed as f64 / (1024.0 * 1024.0));
+        writeln!(out, "removed the shared target directory: {:.1} MiB", freed as f64 / (1024.0 * 1024.0))?;
     }
     Ok(Outcome::Success)
 }

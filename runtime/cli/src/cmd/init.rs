@@ -1,5 +1,6 @@
 //! `monkeyci init`: creates a working pipeline crate with one job and one unit test.
 
+use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
@@ -56,12 +57,14 @@ pub(super) fn run(args: InitArgs) -> anyhow::Result<Outcome> {
     write(&dir.join("Cargo.toml"), CARGO_TOML)?;
     write(&dir.join("src/main.rs"), MAIN_RS)?;
     write(&dir.join(".gitignore"), "/target\n")?;
-    println!("created {}: one job (check-readme) and one unit test", dir.display());
-    println!(
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "created {}: one job (check-readme) and one unit test", dir.display())?;
+    writeln!(
+        out,
         "run it with `monkeyci build run {}`; test it with `monkeyci build test {}`",
         args.dir.display(),
         args.dir.display()
-    );
+    )?;
     Ok(Outcome::Success)
 }
 
