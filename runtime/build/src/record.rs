@@ -64,7 +64,9 @@ impl Recorder {
     }
 
     fn append_log(&mut self, job_id: &str, stream: OutputStream, line: &str) -> std::io::Result<()> {
-        // Job ids are checked when planned ([A-Za-z0-9._-]), so they are safe file names.
+        // The build API refuses events with invalid ids; this keeps the rule where the file
+        // name is made, too.
+        monkeyci_protocol::id::check(job_id).map_err(std::io::Error::other)?;
         let log = match self.logs.get_mut(job_id) {
             Some(log) => log,
             None => {

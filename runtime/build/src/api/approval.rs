@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use super::auth::Authorized;
+use super::error::ApiError;
 use super::state::BuildApiState;
 
 #[derive(Serialize)]
@@ -21,13 +22,14 @@ pub(super) async fn approval_post(
     _auth: Authorized,
     State(state): State<BuildApiState>,
     Path(job_id): Path<String>,
-) -> Json<Approval> {
+) -> Result<Json<Approval>, ApiError> {
+    monkeyci_protocol::id::check(&job_id).map_err(|err| ApiError::BadRequest(err.to_string()))?;
     if state.inner.approved.contains(&job_id) {
-        return Json(Approval { approved: true });
+        return Ok(Json(Approval { approved: true }));
     }
-    let Some(asker) = &state.inner.asker else { return Json(Approval { approved: false }) };
+    let Some(asker) = &state.inner.asker else { return Ok(Json(Approval { approved: false })) };
     let (answer, answered) = oneshot::channel();
     // Nobody left to ask (or no answer) declines.
     let approved = asker.send((job_id, answer)).is_ok() && answered.await.unwrap_or(false);
-    Json(Approval { approved })
+    Ok(Json(Approval { approved }))
 }

@@ -141,3 +141,29 @@ async fn openapi_document_lists_every_route() {
     assert!(routed.len() >= 8, "{routed:?}");
     assert_eq!(documented, routed);
 }
+
+/// #9: `POST /events` trusted the job id it was given, and `../../../x` wrote a log file
+/// outside the build record. Every id the API receives is checked on this side.
+#[tokio::test]
+async fn events_and_approvals_with_invalid_job_ids_are_refused() {
+    let mut api = api();
+    let token = api.token.as_str().to_owned();
+    for bad in ["../../../x", "", "a/b", "..", "x y"] {
+        let events = serde_json::json!([
+            {"time": 1, "type": "job/pending", "job_id": "fine"},
+            {"time": 2, "type": "job/output", "job_id": bad, "stream": "stdout", "line": "hello"},
+        ]);
+        let (status, body) = call(&api, "POST", "/events", Some(&token), &events.to_string()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("event 1 (job/output)"), "{body}");
+    }
+    let entry = serde_json::json!([{"time": 1, "type": "journal/record",
+        "entry": {"job_id": "../x", "seq": 0, "kind": "job/start", "attempt": 1}}]);
+    let (status, body) = call(&api, "POST", "/events", Some(&token), &entry.to_string()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("invalid character '/' in job id"), "{body}");
+    assert!(api.events.try_recv().is_err(), "nothing of a refused batch is taken");
+
+    let (status, _) = call(&api, "POST", "/jobs/..%2Fx/approval", Some(&token), "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
