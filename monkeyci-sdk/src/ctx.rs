@@ -19,7 +19,7 @@ use crate::glob;
 use crate::journal::{Step, Steps, step_diverged};
 use crate::protocol::{
     BuildInfo, Changes, ContainerResult, Event, EventKind, JobStatus, JournalEntry, JournalRecord, Masker,
-    OutputStream, ParamMap, Source,
+    OutputStream, ParamMap, Source, StepKey,
 };
 use crate::runner::{Approver, ArtifactStore, ContainerRunner, EventSink};
 
@@ -166,10 +166,10 @@ impl Ctx {
         std::time::Duration::from_millis(crate::protocol::now_ms().saturating_sub(started))
     }
 
-    /// Journals `record` for this context's job.
-    pub(crate) fn journal(&self, seq: u32, record: JournalRecord) {
+    /// Journals `record` at `key` for this context's job.
+    pub(crate) fn journal(&self, key: StepKey, record: JournalRecord) {
         if let Some(job) = &self.job {
-            self.emit(EventKind::JournalRecord { entry: JournalEntry { job_id: job.id.clone(), seq, record } });
+            self.emit(EventKind::JournalRecord { entry: JournalEntry::new(job.id.clone(), key, record) });
         }
     }
 
@@ -182,7 +182,7 @@ impl Ctx {
                 lines: job.lines.load(Ordering::SeqCst),
                 started_at_ms: job.started_at_ms.load(Ordering::SeqCst),
             };
-            self.journal(0, record);
+            self.journal(StepKey::Job, record);
         }
     }
 
@@ -252,7 +252,10 @@ impl Ctx {
                 None => {
                     let request = crate::protocol::ContainerRequest { job_id: format!("{job}.run{n}"), attempt, spec };
                     let result = self.build.containers.run(self, request).await?;
-                    self.journal(1 + n, JournalRecord::RunResult { attempt, digest, result: result.clone() });
+                    self.journal(
+                        StepKey::Step(n),
+                        JournalRecord::RunResult { attempt, digest, result: result.clone() },
+                    );
                     result
                 }
             };
@@ -599,7 +602,7 @@ impl Ctx {
                 stderr: masker.mask(&stderr),
                 lines: stdout_lines + stderr_lines,
             };
-            self.journal(1 + n, record);
+            self.journal(StepKey::Step(n), record);
         }
         shell_outcome(&masked, status.code(), stdout, stderr)
     }

@@ -20,7 +20,7 @@ use crate::ctx::Ctx;
 use crate::dsl::{Job, JobBodyKind};
 use crate::journal::{Ended, Replay, Resume};
 use crate::plan::{Resolved, panic_message};
-use crate::protocol::{BuildStatus, EventKind, JobStatus, JournalEntry, JournalRecord, now_ms};
+use crate::protocol::{BuildStatus, EventKind, JobStatus, JournalEntry, JournalRecord, StepKey, now_ms};
 
 /// How to run a build.
 #[derive(Debug, Clone, Default)]
@@ -118,7 +118,7 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
         let jobs = plan.jobs.iter().map(|job| job.id.clone()).collect();
         ctx.emit(EventKind::ScriptStart { jobs: plan.jobs, skipped: plan.skipped });
         ctx.emit(EventKind::JournalRecord {
-            entry: JournalEntry { job_id: String::new(), seq: 0, record: JournalRecord::Planned { jobs } },
+            entry: JournalEntry::new("", StepKey::Job, JournalRecord::Planned { jobs }),
         });
     }
 
@@ -376,16 +376,16 @@ fn finish(
         });
     }
     ctx.emit(EventKind::JournalRecord {
-        entry: JournalEntry {
-            job_id: id.clone(),
-            seq: 1,
-            record: JournalRecord::JobEnd {
+        entry: JournalEntry::new(
+            id.clone(),
+            StepKey::End,
+            JournalRecord::JobEnd {
                 status,
                 attempt: outcome.attempt,
                 output: outcome.output.clone(),
                 message: outcome.message.clone(),
             },
-        },
+        ),
     });
     outcomes[i] = Some(outcome);
     if status == JobStatus::Success {
@@ -456,7 +456,7 @@ async fn run_job(ctx: Ctx, job: Job, resume: Option<Resume>) -> Outcome {
             ctx.emit(EventKind::JobStart { job_id: id.clone(), attempt });
             if !job.idempotent && matches!(job.body, JobBodyKind::Action(_)) {
                 // Written ahead: a crash from here on must find it in the journal.
-                ctx.journal(0, JournalRecord::JobStart { attempt });
+                ctx.journal(StepKey::Job, JournalRecord::JobStart { attempt });
                 ctx.build.events.flush().await;
             }
         }
@@ -492,7 +492,7 @@ async fn run_attempt(
                 // Journaled before it is sent: on resume the same attempt is awaited, never started
                 // twice (dispatch is idempotent per job and attempt).
                 if !resumed {
-                    ctx.journal(0, JournalRecord::ContainerDispatched { attempt, at_ms: Some(now_ms()) });
+                    ctx.journal(StepKey::Job, JournalRecord::ContainerDispatched { attempt, at_ms: Some(now_ms()) });
                 }
                 ctx.build.containers.run(ctx, request).await
             };
@@ -567,7 +567,7 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
-    use crate::protocol::{BuildStatus, EventKind, JobStatus};
+    use crate::protocol::{BuildStatus, EventKind, JobStatus, StepKey};
     use crate::testing::TestCtx;
     use crate::{Job, JobError};
 
@@ -593,16 +593,16 @@ mod tests {
             Ok(before.map(|v| v.as_u64().unwrap_or(0) + 1))
         })
         .depends_on(["first"]);
-        let journal = vec![JournalEntry {
-            job_id: "first".into(),
-            seq: 1,
-            record: JournalRecord::JobEnd {
+        let journal = vec![JournalEntry::new(
+            "first",
+            StepKey::End,
+            JournalRecord::JobEnd {
                 status: JobStatus::Success,
                 attempt: 1,
                 output: Some(serde_json::json!(41)),
                 message: None,
             },
-        }];
+        )];
         let ctx = TestCtx::new();
         let run = tokio::runtime::Runtime::new()
             .unwrap()
@@ -628,26 +628,29 @@ mod tests {
         assert_eq!(run.job_status("both"), Some(JobStatus::Success));
         let started: Vec<&str> = run.containers().iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(started, ["both.run1", "both.run2"]);
-        let recorded: Vec<(u32, String)> = run
+        let recorded: Vec<(StepKey, String)> = run
             .events()
             .iter()
             .filter_map(|e| match &e.kind {
                 EventKind::JournalRecord { entry } => match &entry.record {
-                    JournalRecord::RunResult { digest, .. } => Some((entry.seq, digest.clone())),
+                    JournalRecord::RunResult { digest, .. } => Some((entry.key(), digest.clone())),
                     _ => None,
                 },
                 _ => None,
             })
             .collect();
         assert_eq!(recorded.len(), 2);
+        for key in [StepKey::Step(1), StepKey::Step(2)] {
+            assert!(recorded.iter().any(|(recorded, _)| *recorded == key), "{key:?} in {recorded:?}");
+        }
 
         // A resume with step 1 recorded awaits only step 2.
         let done = ContainerResult { status: JobStatus::Success, exit: Some(0), message: None };
-        let journal = vec![JournalEntry {
-            job_id: "both".into(),
-            seq: 2,
-            record: JournalRecord::RunResult { attempt: 1, digest: "img-a [\"a\"] []".into(), result: done.clone() },
-        }];
+        let journal = vec![JournalEntry::new(
+            "both",
+            StepKey::Step(1),
+            JournalRecord::RunResult { attempt: 1, digest: "img-a [\"a\"] []".into(), result: done.clone() },
+        )];
         let rt = tokio::runtime::Runtime::new().unwrap();
         let resumed =
             rt.block_on(TestCtx::new().run_jobs_replaying(vec![both()], crate::journal::Replay::new(journal))).unwrap();
@@ -655,11 +658,11 @@ mod tests {
         assert_eq!(started, ["both.run2"], "step 1 must be replayed, not run");
 
         // A resume whose step 1 asks for another container diverges, naming both.
-        let other = vec![JournalEntry {
-            job_id: "both".into(),
-            seq: 2,
-            record: JournalRecord::RunResult { attempt: 1, digest: "img-z [\"z\"] []".into(), result: done },
-        }];
+        let other = vec![JournalEntry::new(
+            "both",
+            StepKey::Step(1),
+            JournalRecord::RunResult { attempt: 1, digest: "img-z [\"z\"] []".into(), result: done },
+        )];
         let diverged =
             rt.block_on(TestCtx::new().run_jobs_replaying(vec![both()], crate::journal::Replay::new(other))).unwrap();
         let message = diverged.message("both").unwrap();
@@ -706,11 +709,11 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
 
         // Suspended after the first step and "after": four lines written.
-        let suspended = JournalEntry {
-            job_id: "sh".into(),
-            seq: 0,
-            record: JournalRecord::JobSuspended { attempt: 1, lines: 4, started_at_ms: 0 },
-        };
+        let suspended = JournalEntry::new(
+            "sh",
+            StepKey::Job,
+            JournalRecord::JobSuspended { attempt: 1, lines: 4, started_at_ms: 0 },
+        );
         let replay = crate::journal::Replay::new(vec![shells[0].clone(), suspended]);
         let rt = tokio::runtime::Runtime::new().unwrap();
         let resumed = rt.block_on(TestCtx::new().run_jobs_replaying(vec![job()], replay)).unwrap();
@@ -782,11 +785,11 @@ mod tests {
     #[test]
     fn a_resumed_container_job_counts_its_duration_from_its_dispatch() {
         use crate::protocol::{JournalEntry, JournalRecord, now_ms};
-        let dispatched = JournalEntry {
-            job_id: "wait".into(),
-            seq: 0,
-            record: JournalRecord::ContainerDispatched { attempt: 1, at_ms: Some(now_ms() - 5_000) },
-        };
+        let dispatched = JournalEntry::new(
+            "wait",
+            StepKey::Job,
+            JournalRecord::ContainerDispatched { attempt: 1, at_ms: Some(now_ms() - 5_000) },
+        );
         let job = Job::container("wait", crate::container("img").script(["sleep 5"]));
         let rt = tokio::runtime::Runtime::new().unwrap();
         let replay = crate::journal::Replay::new(vec![dispatched]);
@@ -813,11 +816,11 @@ mod tests {
             })
             .timeout(Duration::from_secs(2))
         };
-        let suspended = JournalEntry {
-            job_id: "slow".into(),
-            seq: 0,
-            record: JournalRecord::JobSuspended { attempt: 1, lines: 0, started_at_ms: now_ms() - 1_000 },
-        };
+        let suspended = JournalEntry::new(
+            "slow",
+            StepKey::Job,
+            JournalRecord::JobSuspended { attempt: 1, lines: 0, started_at_ms: now_ms() - 1_000 },
+        );
         let rt = tokio::runtime::Runtime::new().unwrap();
         let replay = crate::journal::Replay::new(vec![suspended]);
         let resumed = rt.block_on(TestCtx::new().run_jobs_replaying(vec![job()], replay)).unwrap();
