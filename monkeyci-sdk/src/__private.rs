@@ -3,9 +3,6 @@
 //! **Not public API**: names and shapes here change without notice. Generated code reaches
 //! this module through absolute paths (`::monkeyci_sdk::__private::...`) only.
 
-use std::future::Future;
-use std::pin::Pin;
-
 pub use inventory;
 pub use serde;
 
@@ -44,7 +41,7 @@ pub struct Condition {
 }
 
 /// The future an action job returns, type-erased.
-pub type ActionFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value, JobError>> + Send + 'static>>;
+pub type ActionFuture = crate::future::BoxFuture<'static, Result<serde_json::Value, JobError>>;
 
 /// What a registered job runs.
 pub enum JobBody {

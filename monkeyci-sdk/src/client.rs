@@ -15,11 +15,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::ctx::Ctx;
 use crate::dsl::JobError;
+use crate::future::BoxFuture;
 use crate::protocol::{
     ApiEndpoint, ArtifactSpec, ContainerRequest, ContainerResult, ContainerStarted, ContainerState, Event, Journal,
     ParamMap,
 };
-use crate::runner::{Approver, ArtifactStore, BoxFuture, ContainerRunner, EventSink};
+use crate::runner::{Approver, ArtifactStore, ContainerRunner, EventSink};
 
 /// Why a build API call failed.
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Semaphore;
@@ -194,7 +196,7 @@ impl Ctx {
             job => Some(job.as_ref().map_or("script", |job| job.id.as_str()).to_owned()),
         };
         if let Some(job) = &job {
-            *self.build.waiting_jobs.lock().unwrap_or_else(|e| e.into_inner()).entry(job.clone()).or_insert(0) += 1;
+            *self.build.waiting_jobs.lock().entry(job.clone()).or_insert(0) += 1;
             self.build.waiting_changed.notify_waiters();
         }
         WaitingGuard { build: &self.build, job }
@@ -401,7 +403,7 @@ impl Ctx {
                 scope.id
             )));
         }
-        let value = self.build.outputs.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
+        let value = self.build.outputs.lock().get(id).cloned();
         let Some(value) = value else {
             return Err(JobError::msg(format!("job `{id}` has no output (it did not succeed)")));
         };
@@ -667,7 +669,7 @@ pub(crate) struct WaitingGuard<'a> {
 impl Drop for WaitingGuard<'_> {
     fn drop(&mut self) {
         let Some(job) = &self.job else { return };
-        let mut waiting = self.build.waiting_jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut waiting = self.build.waiting_jobs.lock();
         if let Some(count) = waiting.get_mut(job) {
             *count -= 1;
             if *count == 0 {

@@ -111,6 +111,7 @@ extern crate self as monkeyci_sdk;
 mod client;
 mod ctx;
 mod dsl;
+mod future;
 mod glob;
 mod journal;
 mod plan;

@@ -2,15 +2,12 @@
 //! jobs and who approves blocked jobs. The script process plugs in the build API client;
 //! `testing` plugs in in-memory versions.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use crate::ctx::Ctx;
 use crate::dsl::JobError;
+use crate::future::BoxFuture;
 use crate::protocol::{ArtifactSpec, ContainerRequest, ContainerResult, Event};
-
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Receives every event of a build, in order. Must not block.
 pub(crate) trait EventSink: Send + Sync {
@@ -50,6 +47,6 @@ pub(crate) struct MemorySink {
 
 impl EventSink for MemorySink {
     fn emit(&self, event: Event) {
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+        self.events.lock().push(event);
     }
 }

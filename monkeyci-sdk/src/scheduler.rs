@@ -11,13 +11,16 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
 use std::task::{Context, Poll};
 
 use tokio::task::JoinSet;
 
 use crate::ctx::Ctx;
 use crate::dsl::{Job, JobBodyKind};
+use crate::future::BoxFuture;
 use crate::journal::{Ended, Replay, Resume};
 use crate::plan::{Resolved, panic_message};
 use crate::protocol::{BuildStatus, EventKind, JobStatus, JournalEntry, JournalRecord, StepKey, now_ms};
@@ -84,7 +87,7 @@ fn job_panics() -> &'static Mutex<HashMap<String, String>> {
                         message = format!("{message} (at {}:{})", at.file(), at.line());
                     }
                     if let Some(panics) = PANICS.get() {
-                        panics.lock().unwrap_or_else(|e| e.into_inner()).insert(job, message);
+                        panics.lock().insert(job, message);
                     }
                 }
                 Err(_) => previous(info),
@@ -282,7 +285,7 @@ fn succeeded(
     ready: &mut std::collections::VecDeque<usize>,
 ) {
     if let Some(output) = output {
-        let outputs = &mut ctx.build.outputs.lock().unwrap_or_else(|e| e.into_inner());
+        let outputs = &mut ctx.build.outputs.lock();
         outputs.insert(id.to_owned(), std::sync::Arc::new(output.clone()));
     }
     for &d in dependents {
@@ -296,7 +299,7 @@ fn succeeded(
 /// Resolves once every running job is a container job waiting for its container, and has
 /// been for `after`: nothing runs in this process, so it may exit.
 async fn only_containers_running(ctx: &Ctx, running: usize, after: std::time::Duration) {
-    let waiting = || ctx.build.waiting_jobs.lock().unwrap_or_else(|e| e.into_inner()).len();
+    let waiting = || ctx.build.waiting_jobs.lock().len();
     loop {
         let changed = ctx.build.waiting_changed.notified();
         tokio::pin!(changed);
@@ -516,7 +519,7 @@ async fn run_attempt(
 async fn run_action(
     ctx: &Ctx,
     job: &Job,
-    body: BoxFuture<Result<serde_json::Value, crate::JobError>>,
+    body: BoxFuture<'static, Result<serde_json::Value, crate::JobError>>,
 ) -> (JobStatus, Option<String>, Option<serde_json::Value>) {
     // The job's code runs inside this task: a timeout or a canceled build drops it.
     let attempt = CURRENT_JOB.scope(job.id.clone(), CatchUnwind(body));
@@ -535,14 +538,12 @@ async fn run_action(
         Ok(Ok(output)) => (JobStatus::Success, None, Some(output)),
         Ok(Err(err)) => (JobStatus::Failure, Some(err.to_string()), None),
         Err(payload) => {
-            let recorded = job_panics().lock().unwrap_or_else(|e| e.into_inner()).remove(&job.id);
+            let recorded = job_panics().lock().remove(&job.id);
             let message = recorded.unwrap_or_else(|| panic_message(&*payload));
             (JobStatus::Failure, Some(format!("panicked: {message}")), None)
         }
     }
 }
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// Polls a job's future, turning a panic into an `Err` with its payload, so a panicking job
 /// fails alone and the build goes on.
@@ -589,7 +590,7 @@ mod tests {
             async { Ok(1u32) }
         });
         let second = Job::action("second", |ctx| async move {
-            let before = ctx.build.outputs.lock().unwrap().get("first").cloned();
+            let before = ctx.build.outputs.lock().get("first").cloned();
             Ok(before.map(|v| v.as_u64().unwrap_or(0) + 1))
         })
         .depends_on(["first"]);
@@ -775,11 +776,11 @@ mod tests {
         let ctx = TestCtx::new().ctx();
         let not_idempotent = ctx.for_job("deploy", false);
         let guard = not_idempotent.waiting_for_container();
-        assert!(ctx.build.waiting_jobs.lock().unwrap().is_empty());
+        assert!(ctx.build.waiting_jobs.lock().is_empty());
         drop(guard);
         let ordinary = ctx.for_job("build", true);
         let _guard = ordinary.waiting_for_container();
-        assert_eq!(ctx.build.waiting_jobs.lock().unwrap().get("build"), Some(&1));
+        assert_eq!(ctx.build.waiting_jobs.lock().get("build"), Some(&1));
     }
 
     #[test]

@@ -39,15 +39,18 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 
 use crate::ctx::{BuildState, Ctx, Seams};
 use crate::dsl::{Job, JobError, JobMarker};
+use crate::future::BoxFuture;
 use crate::plan::{self, Resolved};
 use crate::protocol::{
     ArtifactSpec, BuildInfo, ContainerRequest, ContainerResult, ContainerSpec, GitInfo, ParamMap, Source,
 };
-use crate::runner::{Approver, ArtifactStore, BoxFuture, ContainerRunner, MemorySink};
+use crate::runner::{Approver, ArtifactStore, ContainerRunner, MemorySink};
 use crate::scheduler;
 
 /// The event and plan types a test of a pipeline reads (from [`TestRun::events`] and
@@ -259,9 +262,9 @@ impl TestCtx {
     ) -> TestRun {
         let options = scheduler::Options { fail_fast: self.fail_fast, replay, ..scheduler::Options::default() };
         let report = scheduler::run(&ctx, resolved, options).await;
-        let outputs = ctx.build.outputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let events = std::mem::take(&mut *events.events.lock().unwrap_or_else(|e| e.into_inner()));
-        let containers = std::mem::take(&mut *containers.started.lock().unwrap_or_else(|e| e.into_inner()));
+        let outputs = ctx.build.outputs.lock().clone();
+        let events = std::mem::take(&mut *events.events.lock());
+        let containers = std::mem::take(&mut *containers.started.lock());
         TestRun {
             status: report.status,
             jobs: report.jobs.into_iter().map(|r| (r.id, (r.status, r.message))).collect(),
@@ -359,7 +362,7 @@ struct FakeContainerEngine {
 
 impl ContainerRunner for FakeContainerEngine {
     fn run<'a>(&'a self, _ctx: &'a Ctx, request: ContainerRequest) -> BoxFuture<'a, Result<ContainerResult, JobError>> {
-        self.started.lock().unwrap_or_else(|e| e.into_inner()).push((request.job_id, request.spec));
+        self.started.lock().push((request.job_id, request.spec));
         Box::pin(async { Ok(ContainerResult { status: JobStatus::Success, exit: Some(0), message: None }) })
     }
 }

@@ -1,7 +1,6 @@
 //! [`Job`]: one node of the build's DAG, and the traits tying `#[job]` functions to it.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,9 +9,9 @@ use serde::de::DeserializeOwned;
 
 use super::{ContainerJob, JobError};
 use crate::ctx::Ctx;
+use crate::future::BoxFuture;
 
-pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-pub(crate) type ActionFn = Arc<dyn Fn(Ctx) -> BoxFuture<Result<serde_json::Value, JobError>> + Send + Sync>;
+pub(crate) type ActionFn = Arc<dyn Fn(Ctx) -> BoxFuture<'static, Result<serde_json::Value, JobError>> + Send + Sync>;
 
 /// What a job does.
 #[derive(Clone)]
