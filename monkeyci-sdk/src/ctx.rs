@@ -23,7 +23,7 @@ use crate::protocol::{
     BuildInfo, Changes, ContainerResult, Event, EventKind, JobStatus, JournalEntry, JournalRecord, Masker,
     OutputStream, ParamMap, Source, StepKey,
 };
-use crate::runner::{Approver, ArtifactStore, ContainerRunner, EventSink};
+use crate::runner::{Approver, ArtifactStore, ContainerRunner, EventSink, Started};
 
 /// The build context handed to every job, condition and `#[pipeline]` function.
 ///
@@ -202,6 +202,22 @@ impl Ctx {
         WaitingGuard { build: &self.build, job }
     }
 
+    /// Runs the container of `request` to its end; while it runs, this context's job counts as
+    /// waiting for it.
+    pub(crate) async fn run_container(
+        &self,
+        request: crate::protocol::ContainerRequest,
+    ) -> Result<ContainerResult, JobError> {
+        let containers = &self.build.containers;
+        match containers.start(&request).await? {
+            Started::Ended(result) => Ok(result),
+            Started::Running(id) => {
+                let _waiting = self.waiting_for_container();
+                containers.wait(&request, &id).await
+            }
+        }
+    }
+
     /// Takes the next journaled step of this context's job (none outside a job). Called when
     /// the step is called, so concurrent steps keep the order of their calls.
     fn next_step(&self) -> Option<StepTaken> {
@@ -253,7 +269,7 @@ impl Ctx {
                 Some(other) => return Err(step_diverged(&job, n, &other, &format!("ctx.run of `{digest}`"))),
                 None => {
                     let request = crate::protocol::ContainerRequest { job_id: format!("{job}.run{n}"), attempt, spec };
-                    let result = self.build.containers.run(self, request).await?;
+                    let result = self.run_container(request).await?;
                     self.journal(
                         StepKey::Step(n),
                         JournalRecord::RunResult { attempt, digest, result: result.clone() },
@@ -444,13 +460,13 @@ impl Ctx {
     /// # fn main() {}
     /// ```
     pub async fn save_artifact(&self, artifact: Artifact) -> Result<(), JobError> {
-        self.build.artifacts.save(self, artifact.into_spec()).await
+        self.build.artifacts.save(self.work_dir(), artifact.into_spec()).await
     }
 
     /// Restores an artifact saved by an earlier job of the build into the work dir, at the
     /// path it was saved from. A missing artifact is an error naming it.
     pub async fn restore_artifact(&self, id: &str) -> Result<(), JobError> {
-        if self.build.artifacts.restore(self, id).await? {
+        if self.build.artifacts.restore(self.work_dir(), id).await? {
             Ok(())
         } else {
             Err(JobError::msg(format!(
@@ -720,5 +736,74 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Secret({})", self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::future::BoxFuture;
+    use crate::protocol::{ArtifactSpec, ContainerRequest, GitInfo, Source};
+    use crate::runner::MemorySink;
+
+    /// A container that still runs when started.
+    struct StillRunning;
+
+    impl ContainerRunner for StillRunning {
+        fn start<'a>(&'a self, _request: &'a ContainerRequest) -> BoxFuture<'a, Result<Started, JobError>> {
+            Box::pin(async { Ok(Started::Running("c1".into())) })
+        }
+
+        fn wait<'a>(
+            &'a self,
+            _request: &'a ContainerRequest,
+            id: &'a str,
+        ) -> BoxFuture<'a, Result<ContainerResult, JobError>> {
+            Box::pin(async move { Err(JobError::msg(format!("waited for {id}"))) })
+        }
+    }
+
+    struct Nothing;
+
+    impl ArtifactStore for Nothing {
+        fn save<'a>(&'a self, _work_dir: &'a Path, _artifact: ArtifactSpec) -> BoxFuture<'a, Result<(), JobError>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn restore<'a>(&'a self, _work_dir: &'a Path, _id: &'a str) -> BoxFuture<'a, Result<bool, JobError>> {
+            Box::pin(async { Ok(false) })
+        }
+    }
+
+    impl Approver for Nothing {
+        fn approve<'a>(&'a self, _job_id: &'a str) -> BoxFuture<'a, Result<bool, JobError>> {
+            Box::pin(async { Ok(false) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_container_still_running_when_started_is_waited_for_and_the_wait_ends_with_it() {
+        let info = BuildInfo {
+            build_id: "b".into(),
+            checkout_dir: PathBuf::from("."),
+            git: GitInfo::default(),
+            source: Source::Cli,
+            started_at_ms: 0,
+        };
+        let seams = Seams {
+            events: Arc::new(MemorySink::default()),
+            containers: Arc::new(StillRunning),
+            approver: Arc::new(Nothing),
+            artifacts: Arc::new(Nothing),
+        };
+        let ctx = Ctx::new(BuildState::new(info, ParamMap::new(), seams, 1)).for_job("job", true);
+        let spec = crate::container("img").script(["true"]).into_spec();
+        let request = ContainerRequest { job_id: "job".into(), attempt: 1, spec };
+        let err = ctx.run_container(request).await.unwrap_err();
+        assert_eq!(err.to_string(), "waited for c1");
+        assert!(ctx.build.waiting_jobs.lock().is_empty(), "the guard ends with the wait");
     }
 }

@@ -497,7 +497,7 @@ async fn run_attempt(
                 if !resumed {
                     ctx.journal(StepKey::Job, JournalRecord::ContainerDispatched { attempt, at_ms: Some(now_ms()) });
                 }
-                ctx.build.containers.run(ctx, request).await
+                ctx.run_container(request).await
             };
             match CURRENT_JOB.scope(job.id.clone(), dispatch).await {
                 Ok(result) if result.status == JobStatus::Success => {

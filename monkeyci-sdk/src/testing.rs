@@ -50,7 +50,7 @@ use crate::plan::{self, Resolved};
 use crate::protocol::{
     ArtifactSpec, BuildInfo, ContainerRequest, ContainerResult, ContainerSpec, GitInfo, ParamMap, Source,
 };
-use crate::runner::{Approver, ArtifactStore, ContainerRunner, MemorySink};
+use crate::runner::{Approver, ArtifactStore, ContainerRunner, MemorySink, Started};
 use crate::scheduler;
 
 /// The event and plan types a test of a pipeline reads (from [`TestRun::events`] and
@@ -361,9 +361,21 @@ struct FakeContainerEngine {
 }
 
 impl ContainerRunner for FakeContainerEngine {
-    fn run<'a>(&'a self, _ctx: &'a Ctx, request: ContainerRequest) -> BoxFuture<'a, Result<ContainerResult, JobError>> {
-        self.started.lock().push((request.job_id, request.spec));
-        Box::pin(async { Ok(ContainerResult { status: JobStatus::Success, exit: Some(0), message: None }) })
+    fn start<'a>(&'a self, request: &'a ContainerRequest) -> BoxFuture<'a, Result<Started, JobError>> {
+        self.started.lock().push((request.job_id.clone(), request.spec.clone()));
+        Box::pin(async {
+            Ok(Started::Ended(ContainerResult { status: JobStatus::Success, exit: Some(0), message: None }))
+        })
+    }
+
+    fn wait<'a>(
+        &'a self,
+        _request: &'a ContainerRequest,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<ContainerResult, JobError>> {
+        Box::pin(
+            async move { Err(JobError::msg(format!("the fake engine ended container `{id}` when it started it"))) },
+        )
     }
 }
 
@@ -399,9 +411,9 @@ impl Drop for TempDirArtifacts {
 }
 
 impl ArtifactStore for TempDirArtifacts {
-    fn save<'a>(&'a self, ctx: &'a Ctx, artifact: ArtifactSpec) -> BoxFuture<'a, Result<(), JobError>> {
+    fn save<'a>(&'a self, work_dir: &'a Path, artifact: ArtifactSpec) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
-            let from = ctx.work_dir().join(&artifact.path);
+            let from = work_dir.join(&artifact.path);
             if !from.exists() {
                 return Err(JobError::msg(format!("`{}` of artifact `{}` does not exist", artifact.path, artifact.id)));
             }
@@ -411,13 +423,13 @@ impl ArtifactStore for TempDirArtifacts {
         })
     }
 
-    fn restore<'a>(&'a self, ctx: &'a Ctx, id: &'a str) -> BoxFuture<'a, Result<bool, JobError>> {
+    fn restore<'a>(&'a self, work_dir: &'a Path, id: &'a str) -> BoxFuture<'a, Result<bool, JobError>> {
         Box::pin(async move {
             let from = self.dir()?.join(id);
             if !from.exists() {
                 return Ok(false);
             }
-            copy_tree(&from, ctx.work_dir())
+            copy_tree(&from, work_dir)
                 .map(|()| true)
                 .map_err(|err| JobError::with_source(format!("cannot restore artifact `{id}`"), err))
         })
