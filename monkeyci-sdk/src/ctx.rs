@@ -17,8 +17,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Semaphore;
 
 use crate::dsl::{Artifact, JobError, JobMarker};
+use crate::durable::journal::{Step, Steps, step_diverged};
+use crate::durable::suspend::{Waiting, WaitingGuard};
 use crate::glob;
-use crate::journal::{Step, Steps, step_diverged};
 use crate::protocol::{
     BuildInfo, Changes, ContainerResult, Event, EventKind, JobStatus, JournalEntry, JournalRecord, Masker,
     OutputStream, ParamMap, Source, StepKey,
@@ -66,10 +67,9 @@ pub(crate) struct BuildState {
     pub(crate) graph: OnceLock<HashMap<String, Vec<String>>>,
     /// Set once the build is canceled; the scheduler stops everything.
     pub(crate) canceled: tokio::sync::watch::Sender<bool>,
-    /// Jobs waiting for containers (and how many each): when every running job is, nothing
-    /// runs in this process and the script may suspend.
-    pub(crate) waiting_jobs: Mutex<HashMap<String, usize>>,
-    pub(crate) waiting_changed: tokio::sync::Notify,
+    /// Jobs waiting for containers: when every running job is, nothing runs in this process
+    /// and the script may suspend.
+    pub(crate) waiting: Waiting,
     /// Steps of action jobs journaled by an earlier launch.
     pub(crate) replayed_steps: OnceLock<Steps>,
 }
@@ -116,8 +116,7 @@ impl BuildState {
             outputs: Mutex::new(HashMap::new()),
             graph: OnceLock::new(),
             canceled: tokio::sync::watch::Sender::new(false),
-            waiting_jobs: Mutex::new(HashMap::new()),
-            waiting_changed: tokio::sync::Notify::new(),
+            waiting: Waiting::default(),
             replayed_steps: OnceLock::new(),
         }
     }
@@ -195,11 +194,7 @@ impl Ctx {
             Some(job) if !job.suspendable => None,
             job => Some(job.as_ref().map_or("script", |job| job.id.as_str()).to_owned()),
         };
-        if let Some(job) = &job {
-            *self.build.waiting_jobs.lock().entry(job.clone()).or_insert(0) += 1;
-            self.build.waiting_changed.notify_waiters();
-        }
-        WaitingGuard { build: &self.build, job }
+        self.build.waiting.enter(job)
     }
 
     /// Runs the container of `request` to its end; while it runs, this context's job counts as
@@ -676,27 +671,6 @@ struct StepTaken {
     recorded: Option<Step>,
 }
 
-/// Counts a job as waiting for a container while it lives.
-pub(crate) struct WaitingGuard<'a> {
-    build: &'a BuildState,
-    job: Option<String>,
-}
-
-impl Drop for WaitingGuard<'_> {
-    fn drop(&mut self) {
-        let Some(job) = &self.job else { return };
-        let mut waiting = self.build.waiting_jobs.lock();
-        if let Some(count) = waiting.get_mut(job) {
-            *count -= 1;
-            if *count == 0 {
-                waiting.remove(job);
-            }
-        }
-        drop(waiting);
-        self.build.waiting_changed.notify_waiters();
-    }
-}
-
 /// What a command run with [`Ctx::shell`] printed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShellOutput {
@@ -804,6 +778,6 @@ mod tests {
         let request = ContainerRequest { job_id: "job".into(), attempt: 1, spec };
         let err = ctx.run_container(request).await.unwrap_err();
         assert_eq!(err.to_string(), "waited for c1");
-        assert!(ctx.build.waiting_jobs.lock().is_empty(), "the guard ends with the wait");
+        assert_eq!(ctx.build.waiting.jobs(), 0, "the guard ends with the wait");
     }
 }

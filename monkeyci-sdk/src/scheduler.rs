@@ -20,8 +20,8 @@ use tokio::task::JoinSet;
 
 use crate::ctx::Ctx;
 use crate::dsl::{Job, JobBodyKind};
+use crate::durable::journal::{Ended, Replay, Resume};
 use crate::future::BoxFuture;
-use crate::journal::{Ended, Replay, Resume};
 use crate::plan::{Resolved, panic_message};
 use crate::protocol::{BuildStatus, EventKind, JobStatus, JournalEntry, JournalRecord, StepKey, now_ms};
 
@@ -219,7 +219,7 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
                 running.abort_all();
                 continue;
             }
-            _ = only_containers_running(ctx, in_flight, options.suspend_after.unwrap_or_default()),
+            _ = ctx.build.waiting.only_waiting(in_flight, options.suspend_after.unwrap_or_default()),
                 if options.suspend_after.is_some() && stopped.is_none() =>
             {
                 let waiting = in_flight;
@@ -292,29 +292,6 @@ fn succeeded(
         remaining[d] -= 1;
         if remaining[d] == 0 && outcomes[d].is_none() {
             ready.push_back(d);
-        }
-    }
-}
-
-/// Resolves once every running job is a container job waiting for its container, and has
-/// been for `after`: nothing runs in this process, so it may exit.
-async fn only_containers_running(ctx: &Ctx, running: usize, after: std::time::Duration) {
-    let waiting = || ctx.build.waiting_jobs.lock().len();
-    loop {
-        let changed = ctx.build.waiting_changed.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        if running > 0 && waiting() == running {
-            tokio::select! {
-                _ = tokio::time::sleep(after) => {
-                    if waiting() == running {
-                        return;
-                    }
-                }
-                _ = &mut changed => {}
-            }
-        } else {
-            changed.await;
         }
     }
 }
@@ -607,7 +584,7 @@ mod tests {
         let ctx = TestCtx::new();
         let run = tokio::runtime::Runtime::new()
             .unwrap()
-            .block_on(ctx.run_jobs_replaying(vec![first, second], crate::journal::Replay::new(journal)))
+            .block_on(ctx.run_jobs_replaying(vec![first, second], crate::durable::journal::Replay::new(journal)))
             .unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 0, "a journaled job must not run again");
         assert_eq!(run.output_json("second"), Some(&serde_json::json!(42)));
@@ -653,8 +630,9 @@ mod tests {
             JournalRecord::RunResult { attempt: 1, digest: "img-a [\"a\"] []".into(), result: done.clone() },
         )];
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let resumed =
-            rt.block_on(TestCtx::new().run_jobs_replaying(vec![both()], crate::journal::Replay::new(journal))).unwrap();
+        let resumed = rt
+            .block_on(TestCtx::new().run_jobs_replaying(vec![both()], crate::durable::journal::Replay::new(journal)))
+            .unwrap();
         let started: Vec<&str> = resumed.containers().iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(started, ["both.run2"], "step 1 must be replayed, not run");
 
@@ -664,8 +642,9 @@ mod tests {
             StepKey::Step(1),
             JournalRecord::RunResult { attempt: 1, digest: "img-z [\"z\"] []".into(), result: done },
         )];
-        let diverged =
-            rt.block_on(TestCtx::new().run_jobs_replaying(vec![both()], crate::journal::Replay::new(other))).unwrap();
+        let diverged = rt
+            .block_on(TestCtx::new().run_jobs_replaying(vec![both()], crate::durable::journal::Replay::new(other)))
+            .unwrap();
         let message = diverged.message("both").unwrap();
         assert!(message.contains("diverged") && message.contains("img-z") && message.contains("img-a"), "{message}");
     }
@@ -715,7 +694,7 @@ mod tests {
             StepKey::Job,
             JournalRecord::JobSuspended { attempt: 1, lines: 4, started_at_ms: 0 },
         );
-        let replay = crate::journal::Replay::new(vec![shells[0].clone(), suspended]);
+        let replay = crate::durable::journal::Replay::new(vec![shells[0].clone(), suspended]);
         let rt = tokio::runtime::Runtime::new().unwrap();
         let resumed = rt.block_on(TestCtx::new().run_jobs_replaying(vec![job()], replay)).unwrap();
         assert_eq!(resumed.job_status("sh"), Some(JobStatus::Success));
@@ -732,7 +711,7 @@ mod tests {
 
         // A resumed job asking for another command at a recorded step diverges, naming both.
         let other = Job::action("sh", |ctx| async move { ctx.shell("echo something else").await.map(|_| ()) });
-        let replay = crate::journal::Replay::new(vec![shells[0].clone()]);
+        let replay = crate::durable::journal::Replay::new(vec![shells[0].clone()]);
         let diverged = rt.block_on(TestCtx::new().run_jobs_replaying(vec![other], replay)).unwrap();
         let message = diverged.message("sh").unwrap();
         assert!(
@@ -763,7 +742,7 @@ mod tests {
         assert_eq!(starts.len(), 1, "its start is journaled");
 
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let replay = crate::journal::Replay::new(starts);
+        let replay = crate::durable::journal::Replay::new(starts);
         let resumed = rt.block_on(TestCtx::new().run_jobs_replaying(vec![deploy()], replay)).unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 1, "it must not run again");
         assert_eq!(resumed.job_status("deploy"), Some(JobStatus::Failure));
@@ -776,11 +755,11 @@ mod tests {
         let ctx = TestCtx::new().ctx();
         let not_idempotent = ctx.for_job("deploy", false);
         let guard = not_idempotent.waiting_for_container();
-        assert!(ctx.build.waiting_jobs.lock().is_empty());
+        assert_eq!(ctx.build.waiting.jobs(), 0);
         drop(guard);
         let ordinary = ctx.for_job("build", true);
         let _guard = ordinary.waiting_for_container();
-        assert_eq!(ctx.build.waiting_jobs.lock().get("build"), Some(&1));
+        assert_eq!(ctx.build.waiting.containers_of("build"), 1);
     }
 
     #[test]
@@ -793,7 +772,7 @@ mod tests {
         );
         let job = Job::container("wait", crate::container("img").script(["sleep 5"]));
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let replay = crate::journal::Replay::new(vec![dispatched]);
+        let replay = crate::durable::journal::Replay::new(vec![dispatched]);
         let resumed = rt.block_on(TestCtx::new().run_jobs_replaying(vec![job], replay)).unwrap();
         let duration = resumed.events().iter().find_map(|e| match &e.kind {
             EventKind::JobEnd { duration_ms, .. } => Some(*duration_ms),
@@ -823,7 +802,7 @@ mod tests {
             JournalRecord::JobSuspended { attempt: 1, lines: 0, started_at_ms: now_ms() - 1_000 },
         );
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let replay = crate::journal::Replay::new(vec![suspended]);
+        let replay = crate::durable::journal::Replay::new(vec![suspended]);
         let resumed = rt.block_on(TestCtx::new().run_jobs_replaying(vec![job()], replay)).unwrap();
         assert_eq!(resumed.job_status("slow"), Some(JobStatus::Timeout), "1 s before the suspension + 1.5 s > 2 s");
         let fresh = TestCtx::new().run_jobs(vec![job()]).unwrap();

@@ -216,7 +216,7 @@ impl TestCtx {
         let containers = Arc::new(FakeContainerEngine::default());
         let ctx = self.build_ctx(events.clone(), containers.clone());
         let resolved = plan::resolve(&ctx, &self.jobs)?;
-        Ok(self.execute(ctx, resolved, events, containers, crate::journal::Replay::default()).await)
+        Ok(self.execute(ctx, resolved, events, containers, crate::durable::journal::Replay::default()).await)
     }
 
     /// Runs the given jobs only.
@@ -235,7 +235,7 @@ impl TestCtx {
         let containers = Arc::new(FakeContainerEngine::default());
         let ctx = self.build_ctx(events.clone(), containers.clone());
         let resolved = plan::order(jobs, Vec::new(), &self.jobs)?;
-        Ok(self.execute(ctx, resolved, events, containers, crate::journal::Replay::default()).await)
+        Ok(self.execute(ctx, resolved, events, containers, crate::durable::journal::Replay::default()).await)
     }
 
     /// Runs `jobs` as a resumed script would, replaying `replay` first.
@@ -243,7 +243,7 @@ impl TestCtx {
     pub(crate) async fn run_jobs_replaying(
         &self,
         jobs: Vec<Job>,
-        replay: crate::journal::Replay,
+        replay: crate::durable::journal::Replay,
     ) -> Result<TestRun, plan::Error> {
         let events = Arc::new(MemorySink::default());
         let containers = Arc::new(FakeContainerEngine::default());
@@ -258,7 +258,7 @@ impl TestCtx {
         resolved: Resolved,
         events: Arc<MemorySink>,
         containers: Arc<FakeContainerEngine>,
-        replay: crate::journal::Replay,
+        replay: crate::durable::journal::Replay,
     ) -> TestRun {
         let options = scheduler::Options { fail_fast: self.fail_fast, replay, ..scheduler::Options::default() };
         let report = scheduler::run(&ctx, resolved, options).await;
