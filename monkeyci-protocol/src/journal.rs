@@ -1,6 +1,9 @@
 //! The journal: what a script has done, so a relaunched script can replay it instead of doing
-//! it again. Entries are keyed by job and sequence within the job; the runtime keeps them with
-//! the build and hands them back on resume.
+//! it again. Entries are keyed by job and [`StepKey`] within the job (on the wire, a number:
+//! `seq`); the runtime keeps them with the build, opaquely, and hands them back on resume.
+//!
+//! [`StepKey`] is the one place where `seq` numbers get their meaning; nothing else reads or
+//! writes them by hand.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,11 +14,67 @@ use crate::JobStatus;
 pub struct JournalEntry {
     /// The job it belongs to.
     pub job_id: String,
-    /// Its position among the job's entries, from 0.
+    /// Its position among the job's entries, from 0: a [`StepKey`] as a number (see
+    /// [`JournalEntry::key`]).
     pub seq: u32,
     /// What happened.
     #[serde(flatten)]
     pub record: JournalRecord,
+}
+
+impl JournalEntry {
+    /// An entry of job `job_id` at `key`.
+    pub fn new(job_id: impl Into<String>, key: StepKey, record: JournalRecord) -> JournalEntry {
+        JournalEntry { job_id: job_id.into(), seq: key.into(), record }
+    }
+
+    /// Where the entry stands among its job's entries.
+    pub fn key(&self) -> StepKey {
+        StepKey::from(self.seq)
+    }
+}
+
+/// Where an entry stands among its job's entries: the wire's `seq`, named.
+///
+/// ```
+/// use monkeyci_protocol::StepKey;
+///
+/// assert_eq!(u32::from(StepKey::Job), 0);
+/// assert_eq!(u32::from(StepKey::End), 1);
+/// assert_eq!(u32::from(StepKey::Step(1)), 2);
+/// assert_eq!(StepKey::from(2), StepKey::Step(1));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepKey {
+    /// An entry about the job as a whole, before and between its steps: the plan (under job
+    /// id `""`), an attempt's start, its container's dispatch, its suspension. `seq` 0.
+    Job,
+    /// The job's end. `seq` 1.
+    End,
+    /// The result of step `n` (from 1) of an action job: a `ctx.run` or `ctx.shell`. `seq`
+    /// 1 + `n`.
+    Step(u32),
+}
+
+impl From<StepKey> for u32 {
+    fn from(key: StepKey) -> u32 {
+        match key {
+            StepKey::Job => 0,
+            StepKey::End => 1,
+            // Steps count from 1, so none lands on `End`.
+            StepKey::Step(n) => n.max(1).saturating_add(1),
+        }
+    }
+}
+
+impl From<u32> for StepKey {
+    fn from(seq: u32) -> StepKey {
+        match seq {
+            0 => StepKey::Job,
+            1 => StepKey::End,
+            n => StepKey::Step(n - 1),
+        }
+    }
 }
 
 /// What a journal entry records.
@@ -38,7 +97,7 @@ pub enum JournalRecord {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at_ms: Option<u64>,
     },
-    /// A `ctx.run` step of an action job ended (`seq` is 1 + the step number).
+    /// A `ctx.run` step of an action job ended (at [`StepKey::Step`]).
     #[serde(rename = "ctx/run")]
     RunResult {
         /// The job's attempt it belongs to.
@@ -49,7 +108,7 @@ pub enum JournalRecord {
         /// How its container ended.
         result: crate::ContainerResult,
     },
-    /// A `ctx.shell` step of an action job ended (`seq` is 1 + the step number). Its output
+    /// A `ctx.shell` step of an action job ended (at [`StepKey::Step`]). Its output
     /// is kept with secrets masked.
     #[serde(rename = "ctx/shell")]
     ShellResult {
@@ -118,4 +177,29 @@ pub struct Journal {
 
 fn first_attempt() -> u32 {
     1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_keys_are_the_seq_numbers_of_the_wire() {
+        for (key, seq) in [(StepKey::Job, 0), (StepKey::End, 1), (StepKey::Step(1), 2), (StepKey::Step(7), 8)] {
+            assert_eq!(u32::from(key), seq, "{key:?}");
+            assert_eq!(StepKey::from(seq), key, "{seq}");
+        }
+        assert_eq!(StepKey::from(u32::MAX), StepKey::Step(u32::MAX - 1));
+        assert_eq!(u32::from(StepKey::Step(u32::MAX)), u32::MAX, "saturates rather than wraps");
+    }
+
+    #[test]
+    fn an_entry_made_from_a_key_is_the_json_it_always_was() {
+        let entry = JournalEntry::new("build", StepKey::Step(1), JournalRecord::JobStart { attempt: 1 });
+        assert_eq!(entry.key(), StepKey::Step(1));
+        let json = serde_json::to_string(&entry).unwrap();
+        assert_eq!(json, r#"{"job_id":"build","seq":2,"kind":"job/start","attempt":1}"#);
+        let back: JournalEntry = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, entry);
+    }
 }

@@ -7,7 +7,7 @@
 //! - what a build is about ([`BuildInfo`], [`GitInfo`], [`ScriptConfig`]);
 //! - the event stream ([`Event`], [`EventKind`], [`JobStatus`], [`BuildStatus`]);
 //! - plans and container jobs ([`Plan`], [`ContainerSpec`], [`ContainerRequest`]);
-//! - the journal of a build ([`Journal`], [`JournalEntry`], [`JournalRecord`]);
+//! - the journal of a build ([`Journal`], [`JournalEntry`], [`StepKey`], [`JournalRecord`]);
 //! - the one job-id rule ([`id`]), the one way to write and read durations ([`duration`]),
 //!   secret masking ([`Masker`]) and how an error and its causes print ([`error_chain`]).
 //!
@@ -33,7 +33,7 @@ mod plan;
 
 pub use build::{ApiEndpoint, BuildInfo, Changes, GitInfo, ParamMap, ScriptConfig, ScriptMode, Source, SuspendMode};
 pub use event::{BuildStatus, Event, EventKind, JobStatus, OutputStream};
-pub use journal::{Journal, JournalEntry, JournalRecord};
+pub use journal::{Journal, JournalEntry, JournalRecord, StepKey};
 pub use mask::Masker;
 pub use plan::{
     ArtifactSpec, CacheSpec, ContainerRequest, ContainerResult, ContainerSpec, ContainerStarted, ContainerState,

@@ -3,69 +3,11 @@
 //! **Not public API**: names and shapes here change without notice. Generated code reaches
 //! this module through absolute paths (`::monkeyci_sdk::__private::...`) only.
 
-use std::future::Future;
-use std::pin::Pin;
-
 pub use inventory;
 pub use serde;
 
-use crate::ctx::Ctx;
-pub use crate::dsl::JobMarker;
-use crate::dsl::{ContainerJob, Job, JobError, JobOutput};
-
-/// A registered `#[job]`.
-pub struct JobDef {
-    /// The job id.
-    pub id: &'static str,
-    /// Ids of the jobs it depends on (a function, since they come from other jobs' markers).
-    pub depends_on: fn() -> Vec<&'static str>,
-    /// The `when` condition.
-    pub when: Option<Condition>,
-    /// Waits for approval.
-    pub blocked: bool,
-    /// Per-attempt time limit.
-    pub timeout_ms: Option<u64>,
-    /// Extra attempts on error.
-    pub retries: u32,
-    /// May run again after a crash or a suspension.
-    pub idempotent: bool,
-    /// What it runs.
-    pub body: JobBody,
-    /// `file:line` of the declaration.
-    pub location: &'static str,
-}
-
-/// A `when = predicate` condition and the predicate's name, for messages.
-pub struct Condition {
-    /// The predicate.
-    pub check: fn(&Ctx) -> bool,
-    /// As written in the attribute.
-    pub name: &'static str,
-}
-
-/// The future an action job returns, type-erased.
-pub type ActionFuture = Pin<Box<dyn Future<Output = Result<serde_json::Value, JobError>> + Send + 'static>>;
-
-/// What a registered job runs.
-pub enum JobBody {
-    /// An async fn run in the script process.
-    Action(fn(Ctx) -> ActionFuture),
-    /// A function building a container spec from the context.
-    Container(fn(&Ctx) -> ContainerJob),
-}
-
-/// A registered `#[pipeline]` function.
-pub struct PipelineDef {
-    /// The function's name.
-    pub name: &'static str,
-    /// Computes the jobs.
-    pub jobs: fn(&Ctx) -> Vec<Job>,
-    /// `file:line` of the declaration.
-    pub location: &'static str,
-}
-
-inventory::collect!(JobDef);
-inventory::collect!(PipelineDef);
+pub use crate::dsl::{ActionFuture, Condition, JobBody, JobDef, JobMarker, PipelineDef};
+use crate::dsl::{ContainerJob, Job, JobError, JobOutput, output_to_json};
 
 /// The id of a `#[job]`, through its marker.
 pub fn job_id<J: JobMarker>() -> &'static str {
@@ -102,13 +44,7 @@ impl ActionResult for () {
     }
 }
 
-/// An action job's output as JSON, or the job's error.
-pub fn output_to_json<T: JobOutput>(output: Result<T, JobError>) -> Result<serde_json::Value, JobError> {
-    let value = output?;
-    serde_json::to_value(&value).map_err(|err| JobError::with_source("the job's output cannot be stored as JSON", err))
-}
-
-/// [`output_to_json`] for the `#[job]` `J`. Its bound is `J: JobMarker`, not `T: JobOutput`,
+/// The output of the `#[job]` `J` as JSON, or the job's error. Its bound is `J: JobMarker`, not `T: JobOutput`,
 /// so the generated body adds no check of its own: a bad output type is reported once, by
 /// `J`'s `JobMarker` impl, under the job's return type.
 pub fn job_output_to_json<J: JobMarker>(output: Result<J::Output, JobError>) -> Result<serde_json::Value, JobError> {

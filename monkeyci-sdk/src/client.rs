@@ -4,6 +4,7 @@
 //! It speaks only to the controller that started the script (`http://127.0.0.1:PORT`), with
 //! the build's bearer token. It knows nothing about jobs or scheduling.
 
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,13 +14,13 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ctx::Ctx;
 use crate::dsl::JobError;
+use crate::future::BoxFuture;
 use crate::protocol::{
     ApiEndpoint, ArtifactSpec, ContainerRequest, ContainerResult, ContainerStarted, ContainerState, Event, Journal,
     ParamMap,
 };
-use crate::runner::{Approver, ArtifactStore, BoxFuture, ContainerRunner, EventSink};
+use crate::runner::{Approver, ArtifactStore, ContainerRunner, EventSink, Started};
 
 /// Why a build API call failed.
 #[derive(Debug, thiserror::Error)]
@@ -121,18 +122,25 @@ impl Approver for ApiClient {
 }
 
 impl ContainerRunner for ApiClient {
-    fn run<'a>(&'a self, ctx: &'a Ctx, request: ContainerRequest) -> BoxFuture<'a, Result<ContainerResult, JobError>> {
-        Box::pin(async move {
-            let image = request.spec.image.clone();
-            self.run_container(ctx, &request)
-                .await
-                .map_err(|err| JobError::with_source(format!("cannot run the container job (image `{image}`)"), err))
-        })
+    fn start<'a>(&'a self, request: &'a ContainerRequest) -> BoxFuture<'a, Result<Started, JobError>> {
+        Box::pin(async move { self.start_container(request).await.map_err(|err| container_error(request, err)) })
+    }
+
+    fn wait<'a>(
+        &'a self,
+        request: &'a ContainerRequest,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<ContainerResult, JobError>> {
+        Box::pin(async move { self.wait_container(id).await.map_err(|err| container_error(request, err)) })
     }
 }
 
+fn container_error(request: &ContainerRequest, err: Error) -> JobError {
+    JobError::with_source(format!("cannot run the container job (image `{}`)", request.spec.image), err)
+}
+
 impl ArtifactStore for ApiClient {
-    fn save<'a>(&'a self, _ctx: &'a Ctx, artifact: ArtifactSpec) -> BoxFuture<'a, Result<(), JobError>> {
+    fn save<'a>(&'a self, _work_dir: &'a Path, artifact: ArtifactSpec) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
             let path = format!("/artifacts/{}", artifact.id);
             let body = serde_json::to_vec(&serde_json::json!({ "path": artifact.path }))
@@ -144,7 +152,7 @@ impl ArtifactStore for ApiClient {
         })
     }
 
-    fn restore<'a>(&'a self, _ctx: &'a Ctx, id: &'a str) -> BoxFuture<'a, Result<bool, JobError>> {
+    fn restore<'a>(&'a self, _work_dir: &'a Path, id: &'a str) -> BoxFuture<'a, Result<bool, JobError>> {
         Box::pin(async move {
             match self.request(Method::POST, &format!("/artifacts/{id}/restore"), None).await {
                 Ok(_) => Ok(true),
@@ -156,9 +164,8 @@ impl ArtifactStore for ApiClient {
 }
 
 impl ApiClient {
-    /// Starts a container job (or finds the one already started for this job and attempt)
-    /// and waits for its end.
-    pub(crate) async fn run_container(&self, ctx: &Ctx, request: &ContainerRequest) -> Result<ContainerResult, Error> {
+    /// Starts a container job (or finds the one already started for this job and attempt).
+    async fn start_container(&self, request: &ContainerRequest) -> Result<Started, Error> {
         let body = serde_json::to_vec(request)?;
         let started: ContainerStarted =
             serde_json::from_slice(&self.request(Method::POST, "/containers", Some(body)).await?)?;
@@ -166,11 +173,15 @@ impl ApiClient {
         // only one still running makes this job a waiting one.
         let state: ContainerState =
             serde_json::from_slice(&self.request(Method::GET, &format!("/containers/{}", started.id), None).await?)?;
-        if let Some(result) = state.result {
-            return Ok(result);
-        }
-        let _waiting = ctx.waiting_for_container();
-        let path = format!("/containers/{}?wait=30", started.id);
+        Ok(match state.result {
+            Some(result) => Started::Ended(result),
+            None => Started::Running(started.id),
+        })
+    }
+
+    /// Waits for the started container `id` to end.
+    async fn wait_container(&self, id: &str) -> Result<ContainerResult, Error> {
+        let path = format!("/containers/{id}?wait=30");
         loop {
             let state: ContainerState = serde_json::from_slice(&self.request(Method::GET, &path, None).await?)?;
             if let Some(result) = state.result {

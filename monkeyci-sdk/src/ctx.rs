@@ -9,19 +9,22 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Semaphore;
 
 use crate::dsl::{Artifact, JobError, JobMarker};
+use crate::durable::journal::{Step, Steps, step_diverged};
+use crate::durable::suspend::{Waiting, WaitingGuard};
 use crate::glob;
-use crate::journal::{Step, Steps, step_diverged};
 use crate::protocol::{
     BuildInfo, Changes, ContainerResult, Event, EventKind, JobStatus, JournalEntry, JournalRecord, Masker,
-    OutputStream, ParamMap, Source,
+    OutputStream, ParamMap, Source, StepKey,
 };
-use crate::runner::{Approver, ArtifactStore, ContainerRunner, EventSink};
+use crate::runner::{Approver, ArtifactStore, ContainerRunner, EventSink, Started};
 
 /// The build context handed to every job, condition and `#[pipeline]` function.
 ///
@@ -64,10 +67,9 @@ pub(crate) struct BuildState {
     pub(crate) graph: OnceLock<HashMap<String, Vec<String>>>,
     /// Set once the build is canceled; the scheduler stops everything.
     pub(crate) canceled: tokio::sync::watch::Sender<bool>,
-    /// Jobs waiting for containers (and how many each): when every running job is, nothing
-    /// runs in this process and the script may suspend.
-    pub(crate) waiting_jobs: Mutex<HashMap<String, usize>>,
-    pub(crate) waiting_changed: tokio::sync::Notify,
+    /// Jobs waiting for containers: when every running job is, nothing runs in this process
+    /// and the script may suspend.
+    pub(crate) waiting: Waiting,
     /// Steps of action jobs journaled by an earlier launch.
     pub(crate) replayed_steps: OnceLock<Steps>,
 }
@@ -114,8 +116,7 @@ impl BuildState {
             outputs: Mutex::new(HashMap::new()),
             graph: OnceLock::new(),
             canceled: tokio::sync::watch::Sender::new(false),
-            waiting_jobs: Mutex::new(HashMap::new()),
-            waiting_changed: tokio::sync::Notify::new(),
+            waiting: Waiting::default(),
             replayed_steps: OnceLock::new(),
         }
     }
@@ -166,10 +167,10 @@ impl Ctx {
         std::time::Duration::from_millis(crate::protocol::now_ms().saturating_sub(started))
     }
 
-    /// Journals `record` for this context's job.
-    pub(crate) fn journal(&self, seq: u32, record: JournalRecord) {
+    /// Journals `record` at `key` for this context's job.
+    pub(crate) fn journal(&self, key: StepKey, record: JournalRecord) {
         if let Some(job) = &self.job {
-            self.emit(EventKind::JournalRecord { entry: JournalEntry { job_id: job.id.clone(), seq, record } });
+            self.emit(EventKind::JournalRecord { entry: JournalEntry::new(job.id.clone(), key, record) });
         }
     }
 
@@ -182,7 +183,7 @@ impl Ctx {
                 lines: job.lines.load(Ordering::SeqCst),
                 started_at_ms: job.started_at_ms.load(Ordering::SeqCst),
             };
-            self.journal(0, record);
+            self.journal(StepKey::Job, record);
         }
     }
 
@@ -193,11 +194,23 @@ impl Ctx {
             Some(job) if !job.suspendable => None,
             job => Some(job.as_ref().map_or("script", |job| job.id.as_str()).to_owned()),
         };
-        if let Some(job) = &job {
-            *self.build.waiting_jobs.lock().unwrap_or_else(|e| e.into_inner()).entry(job.clone()).or_insert(0) += 1;
-            self.build.waiting_changed.notify_waiters();
+        self.build.waiting.enter(job)
+    }
+
+    /// Runs the container of `request` to its end; while it runs, this context's job counts as
+    /// waiting for it.
+    pub(crate) async fn run_container(
+        &self,
+        request: crate::protocol::ContainerRequest,
+    ) -> Result<ContainerResult, JobError> {
+        let containers = &self.build.containers;
+        match containers.start(&request).await? {
+            Started::Ended(result) => Ok(result),
+            Started::Running(id) => {
+                let _waiting = self.waiting_for_container();
+                containers.wait(&request, &id).await
+            }
         }
-        WaitingGuard { build: &self.build, job }
     }
 
     /// Takes the next journaled step of this context's job (none outside a job). Called when
@@ -251,8 +264,11 @@ impl Ctx {
                 Some(other) => return Err(step_diverged(&job, n, &other, &format!("ctx.run of `{digest}`"))),
                 None => {
                     let request = crate::protocol::ContainerRequest { job_id: format!("{job}.run{n}"), attempt, spec };
-                    let result = self.build.containers.run(self, request).await?;
-                    self.journal(1 + n, JournalRecord::RunResult { attempt, digest, result: result.clone() });
+                    let result = self.run_container(request).await?;
+                    self.journal(
+                        StepKey::Step(n),
+                        JournalRecord::RunResult { attempt, digest, result: result.clone() },
+                    );
                     result
                 }
             };
@@ -398,7 +414,7 @@ impl Ctx {
                 scope.id
             )));
         }
-        let value = self.build.outputs.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned();
+        let value = self.build.outputs.lock().get(id).cloned();
         let Some(value) = value else {
             return Err(JobError::msg(format!("job `{id}` has no output (it did not succeed)")));
         };
@@ -439,13 +455,13 @@ impl Ctx {
     /// # fn main() {}
     /// ```
     pub async fn save_artifact(&self, artifact: Artifact) -> Result<(), JobError> {
-        self.build.artifacts.save(self, artifact.into_spec()).await
+        self.build.artifacts.save(self.work_dir(), artifact.into_spec()).await
     }
 
     /// Restores an artifact saved by an earlier job of the build into the work dir, at the
     /// path it was saved from. A missing artifact is an error naming it.
     pub async fn restore_artifact(&self, id: &str) -> Result<(), JobError> {
-        if self.build.artifacts.restore(self, id).await? {
+        if self.build.artifacts.restore(self.work_dir(), id).await? {
             Ok(())
         } else {
             Err(JobError::msg(format!(
@@ -599,7 +615,7 @@ impl Ctx {
                 stderr: masker.mask(&stderr),
                 lines: stdout_lines + stderr_lines,
             };
-            self.journal(1 + n, record);
+            self.journal(StepKey::Step(n), record);
         }
         shell_outcome(&masked, status.code(), stdout, stderr)
     }
@@ -655,27 +671,6 @@ struct StepTaken {
     recorded: Option<Step>,
 }
 
-/// Counts a job as waiting for a container while it lives.
-pub(crate) struct WaitingGuard<'a> {
-    build: &'a BuildState,
-    job: Option<String>,
-}
-
-impl Drop for WaitingGuard<'_> {
-    fn drop(&mut self) {
-        let Some(job) = &self.job else { return };
-        let mut waiting = self.build.waiting_jobs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = waiting.get_mut(job) {
-            *count -= 1;
-            if *count == 0 {
-                waiting.remove(job);
-            }
-        }
-        drop(waiting);
-        self.build.waiting_changed.notify_waiters();
-    }
-}
-
 /// What a command run with [`Ctx::shell`] printed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShellOutput {
@@ -715,5 +710,74 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Secret({})", self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::future::BoxFuture;
+    use crate::protocol::{ArtifactSpec, ContainerRequest, GitInfo, Source};
+    use crate::runner::MemorySink;
+
+    /// A container that still runs when started.
+    struct StillRunning;
+
+    impl ContainerRunner for StillRunning {
+        fn start<'a>(&'a self, _request: &'a ContainerRequest) -> BoxFuture<'a, Result<Started, JobError>> {
+            Box::pin(async { Ok(Started::Running("c1".into())) })
+        }
+
+        fn wait<'a>(
+            &'a self,
+            _request: &'a ContainerRequest,
+            id: &'a str,
+        ) -> BoxFuture<'a, Result<ContainerResult, JobError>> {
+            Box::pin(async move { Err(JobError::msg(format!("waited for {id}"))) })
+        }
+    }
+
+    struct Nothing;
+
+    impl ArtifactStore for Nothing {
+        fn save<'a>(&'a self, _work_dir: &'a Path, _artifact: ArtifactSpec) -> BoxFuture<'a, Result<(), JobError>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn restore<'a>(&'a self, _work_dir: &'a Path, _id: &'a str) -> BoxFuture<'a, Result<bool, JobError>> {
+            Box::pin(async { Ok(false) })
+        }
+    }
+
+    impl Approver for Nothing {
+        fn approve<'a>(&'a self, _job_id: &'a str) -> BoxFuture<'a, Result<bool, JobError>> {
+            Box::pin(async { Ok(false) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_container_still_running_when_started_is_waited_for_and_the_wait_ends_with_it() {
+        let info = BuildInfo {
+            build_id: "b".into(),
+            checkout_dir: PathBuf::from("."),
+            git: GitInfo::default(),
+            source: Source::Cli,
+            started_at_ms: 0,
+        };
+        let seams = Seams {
+            events: Arc::new(MemorySink::default()),
+            containers: Arc::new(StillRunning),
+            approver: Arc::new(Nothing),
+            artifacts: Arc::new(Nothing),
+        };
+        let ctx = Ctx::new(BuildState::new(info, ParamMap::new(), seams, 1)).for_job("job", true);
+        let spec = crate::container("img").script(["true"]).into_spec();
+        let request = ContainerRequest { job_id: "job".into(), attempt: 1, spec };
+        let err = ctx.run_container(request).await.unwrap_err();
+        assert_eq!(err.to_string(), "waited for c1");
+        assert_eq!(ctx.build.waiting.jobs(), 0, "the guard ends with the wait");
     }
 }

@@ -111,8 +111,9 @@ extern crate self as monkeyci_sdk;
 mod client;
 mod ctx;
 mod dsl;
+mod durable;
+mod future;
 mod glob;
-mod journal;
 mod plan;
 pub mod prelude;
 // The wire types, shared with the runtime; tests of pipelines find the ones they read in

@@ -8,9 +8,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
-use crate::__private::{JobBody, JobDef, PipelineDef};
 use crate::ctx::Ctx;
-use crate::dsl::{ActionFn, Job, JobBodyKind};
+use crate::dsl::{ActionFn, Job, JobBody, JobBodyKind, JobDef, PipelineDef};
 use crate::protocol::{JobKind, Plan, PlannedJob, SkippedJob};
 
 /// Why a build could not be planned.

@@ -1,16 +1,17 @@
 //! The seams between the scheduler and the outside world: where events go, who runs container
-//! jobs and who approves blocked jobs. The script process plugs in the build API client;
-//! `testing` plugs in in-memory versions.
+//! jobs, who keeps artifacts and who approves blocked jobs. The script process plugs in the
+//! build API client; `testing` plugs in in-memory versions.
+//!
+//! The seams know nothing of [`Ctx`](crate::Ctx) or of the build's state: they get what
+//! they act on (a request, a work dir, a job id) and hand back a result.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Mutex;
+use std::path::Path;
 
-use crate::ctx::Ctx;
+use parking_lot::Mutex;
+
 use crate::dsl::JobError;
+use crate::future::BoxFuture;
 use crate::protocol::{ArtifactSpec, ContainerRequest, ContainerResult, Event};
-
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Receives every event of a build, in order. Must not block.
 pub(crate) trait EventSink: Send + Sync {
@@ -22,19 +23,37 @@ pub(crate) trait EventSink: Send + Sync {
     }
 }
 
-/// Runs container jobs to completion. Running the same (job, attempt) twice runs one
-/// container. While the container runs, the calling job counts as only waiting (see
-/// `Ctx::waiting_for_container`).
+/// Runs container jobs to completion, in two steps: [`start`](ContainerRunner::start), then,
+/// if the container still runs, [`wait`](ContainerRunner::wait). Starting the same (job,
+/// attempt) twice starts one container. Between the two, the caller counts the job as only
+/// waiting (the script may suspend then).
 pub(crate) trait ContainerRunner: Send + Sync {
-    fn run<'a>(&'a self, ctx: &'a Ctx, request: ContainerRequest) -> BoxFuture<'a, Result<ContainerResult, JobError>>;
+    /// Starts the container of `request`, or finds the one already started for its job and
+    /// attempt.
+    fn start<'a>(&'a self, request: &'a ContainerRequest) -> BoxFuture<'a, Result<Started, JobError>>;
+    /// Waits for the started container `id` of `request` to end.
+    fn wait<'a>(
+        &'a self,
+        request: &'a ContainerRequest,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<ContainerResult, JobError>>;
 }
 
-/// Keeps action jobs' artifacts: files of the work dir saved for later jobs of the build.
+/// A started container job.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Started {
+    /// It already ended (a resumed script finding it again, or a fake engine).
+    Ended(ContainerResult),
+    /// It runs, under this id: [`ContainerRunner::wait`] for it.
+    Running(String),
+}
+
+/// Keeps action jobs' artifacts: files of a job's work dir saved for later jobs of the build.
 pub(crate) trait ArtifactStore: Send + Sync {
-    /// Saves `artifact.path` of the job's work dir as artifact `artifact.id`.
-    fn save<'a>(&'a self, ctx: &'a Ctx, artifact: ArtifactSpec) -> BoxFuture<'a, Result<(), JobError>>;
-    /// Restores an artifact into the job's work dir; `Ok(false)` when it does not exist.
-    fn restore<'a>(&'a self, ctx: &'a Ctx, id: &'a str) -> BoxFuture<'a, Result<bool, JobError>>;
+    /// Saves `artifact.path` of `work_dir` as artifact `artifact.id`.
+    fn save<'a>(&'a self, work_dir: &'a Path, artifact: ArtifactSpec) -> BoxFuture<'a, Result<(), JobError>>;
+    /// Restores an artifact into `work_dir`; `Ok(false)` when it does not exist.
+    fn restore<'a>(&'a self, work_dir: &'a Path, id: &'a str) -> BoxFuture<'a, Result<bool, JobError>>;
 }
 
 /// Decides whether a blocked job may run; may wait for a person.
@@ -50,6 +69,6 @@ pub(crate) struct MemorySink {
 
 impl EventSink for MemorySink {
     fn emit(&self, event: Event) {
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+        self.events.lock().push(event);
     }
 }

@@ -11,16 +11,19 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
 use std::task::{Context, Poll};
 
 use tokio::task::JoinSet;
 
 use crate::ctx::Ctx;
 use crate::dsl::{Job, JobBodyKind};
-use crate::journal::{Ended, Replay, Resume};
+use crate::durable::journal::{Ended, Replay, Resume};
+use crate::future::BoxFuture;
 use crate::plan::{Resolved, panic_message};
-use crate::protocol::{BuildStatus, EventKind, JobStatus, JournalEntry, JournalRecord, now_ms};
+use crate::protocol::{BuildStatus, EventKind, JobStatus, JournalEntry, JournalRecord, StepKey, now_ms};
 
 /// How to run a build.
 #[derive(Debug, Clone, Default)]
@@ -84,7 +87,7 @@ fn job_panics() -> &'static Mutex<HashMap<String, String>> {
                         message = format!("{message} (at {}:{})", at.file(), at.line());
                     }
                     if let Some(panics) = PANICS.get() {
-                        panics.lock().unwrap_or_else(|e| e.into_inner()).insert(job, message);
+                        panics.lock().insert(job, message);
                     }
                 }
                 Err(_) => previous(info),
@@ -118,7 +121,7 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
         let jobs = plan.jobs.iter().map(|job| job.id.clone()).collect();
         ctx.emit(EventKind::ScriptStart { jobs: plan.jobs, skipped: plan.skipped });
         ctx.emit(EventKind::JournalRecord {
-            entry: JournalEntry { job_id: String::new(), seq: 0, record: JournalRecord::Planned { jobs } },
+            entry: JournalEntry::new("", StepKey::Job, JournalRecord::Planned { jobs }),
         });
     }
 
@@ -216,7 +219,7 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
                 running.abort_all();
                 continue;
             }
-            _ = only_containers_running(ctx, in_flight, options.suspend_after.unwrap_or_default()),
+            _ = ctx.build.waiting.only_waiting(in_flight, options.suspend_after.unwrap_or_default()),
                 if options.suspend_after.is_some() && stopped.is_none() =>
             {
                 let waiting = in_flight;
@@ -282,36 +285,13 @@ fn succeeded(
     ready: &mut std::collections::VecDeque<usize>,
 ) {
     if let Some(output) = output {
-        let outputs = &mut ctx.build.outputs.lock().unwrap_or_else(|e| e.into_inner());
+        let outputs = &mut ctx.build.outputs.lock();
         outputs.insert(id.to_owned(), std::sync::Arc::new(output.clone()));
     }
     for &d in dependents {
         remaining[d] -= 1;
         if remaining[d] == 0 && outcomes[d].is_none() {
             ready.push_back(d);
-        }
-    }
-}
-
-/// Resolves once every running job is a container job waiting for its container, and has
-/// been for `after`: nothing runs in this process, so it may exit.
-async fn only_containers_running(ctx: &Ctx, running: usize, after: std::time::Duration) {
-    let waiting = || ctx.build.waiting_jobs.lock().unwrap_or_else(|e| e.into_inner()).len();
-    loop {
-        let changed = ctx.build.waiting_changed.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        if running > 0 && waiting() == running {
-            tokio::select! {
-                _ = tokio::time::sleep(after) => {
-                    if waiting() == running {
-                        return;
-                    }
-                }
-                _ = &mut changed => {}
-            }
-        } else {
-            changed.await;
         }
     }
 }
@@ -376,16 +356,16 @@ fn finish(
         });
     }
     ctx.emit(EventKind::JournalRecord {
-        entry: JournalEntry {
-            job_id: id.clone(),
-            seq: 1,
-            record: JournalRecord::JobEnd {
+        entry: JournalEntry::new(
+            id.clone(),
+            StepKey::End,
+            JournalRecord::JobEnd {
                 status,
                 attempt: outcome.attempt,
                 output: outcome.output.clone(),
                 message: outcome.message.clone(),
             },
-        },
+        ),
     });
     outcomes[i] = Some(outcome);
     if status == JobStatus::Success {
@@ -456,7 +436,7 @@ async fn run_job(ctx: Ctx, job: Job, resume: Option<Resume>) -> Outcome {
             ctx.emit(EventKind::JobStart { job_id: id.clone(), attempt });
             if !job.idempotent && matches!(job.body, JobBodyKind::Action(_)) {
                 // Written ahead: a crash from here on must find it in the journal.
-                ctx.journal(0, JournalRecord::JobStart { attempt });
+                ctx.journal(StepKey::Job, JournalRecord::JobStart { attempt });
                 ctx.build.events.flush().await;
             }
         }
@@ -492,9 +472,9 @@ async fn run_attempt(
                 // Journaled before it is sent: on resume the same attempt is awaited, never started
                 // twice (dispatch is idempotent per job and attempt).
                 if !resumed {
-                    ctx.journal(0, JournalRecord::ContainerDispatched { attempt, at_ms: Some(now_ms()) });
+                    ctx.journal(StepKey::Job, JournalRecord::ContainerDispatched { attempt, at_ms: Some(now_ms()) });
                 }
-                ctx.build.containers.run(ctx, request).await
+                ctx.run_container(request).await
             };
             match CURRENT_JOB.scope(job.id.clone(), dispatch).await {
                 Ok(result) if result.status == JobStatus::Success => {
@@ -516,7 +496,7 @@ async fn run_attempt(
 async fn run_action(
     ctx: &Ctx,
     job: &Job,
-    body: BoxFuture<Result<serde_json::Value, crate::JobError>>,
+    body: BoxFuture<'static, Result<serde_json::Value, crate::JobError>>,
 ) -> (JobStatus, Option<String>, Option<serde_json::Value>) {
     // The job's code runs inside this task: a timeout or a canceled build drops it.
     let attempt = CURRENT_JOB.scope(job.id.clone(), CatchUnwind(body));
@@ -535,14 +515,12 @@ async fn run_action(
         Ok(Ok(output)) => (JobStatus::Success, None, Some(output)),
         Ok(Err(err)) => (JobStatus::Failure, Some(err.to_string()), None),
         Err(payload) => {
-            let recorded = job_panics().lock().unwrap_or_else(|e| e.into_inner()).remove(&job.id);
+            let recorded = job_panics().lock().remove(&job.id);
             let message = recorded.unwrap_or_else(|| panic_message(&*payload));
             (JobStatus::Failure, Some(format!("panicked: {message}")), None)
         }
     }
 }
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// Polls a job's future, turning a panic into an `Err` with its payload, so a panicking job
 /// fails alone and the build goes on.
@@ -567,7 +545,7 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
-    use crate::protocol::{BuildStatus, EventKind, JobStatus};
+    use crate::protocol::{BuildStatus, EventKind, JobStatus, StepKey};
     use crate::testing::TestCtx;
     use crate::{Job, JobError};
 
@@ -589,24 +567,24 @@ mod tests {
             async { Ok(1u32) }
         });
         let second = Job::action("second", |ctx| async move {
-            let before = ctx.build.outputs.lock().unwrap().get("first").cloned();
+            let before = ctx.build.outputs.lock().get("first").cloned();
             Ok(before.map(|v| v.as_u64().unwrap_or(0) + 1))
         })
         .depends_on(["first"]);
-        let journal = vec![JournalEntry {
-            job_id: "first".into(),
-            seq: 1,
-            record: JournalRecord::JobEnd {
+        let journal = vec![JournalEntry::new(
+            "first",
+            StepKey::End,
+            JournalRecord::JobEnd {
                 status: JobStatus::Success,
                 attempt: 1,
                 output: Some(serde_json::json!(41)),
                 message: None,
             },
-        }];
+        )];
         let ctx = TestCtx::new();
         let run = tokio::runtime::Runtime::new()
             .unwrap()
-            .block_on(ctx.run_jobs_replaying(vec![first, second], crate::journal::Replay::new(journal)))
+            .block_on(ctx.run_jobs_replaying(vec![first, second], crate::durable::journal::Replay::new(journal)))
             .unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 0, "a journaled job must not run again");
         assert_eq!(run.output_json("second"), Some(&serde_json::json!(42)));
@@ -628,40 +606,45 @@ mod tests {
         assert_eq!(run.job_status("both"), Some(JobStatus::Success));
         let started: Vec<&str> = run.containers().iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(started, ["both.run1", "both.run2"]);
-        let recorded: Vec<(u32, String)> = run
+        let recorded: Vec<(StepKey, String)> = run
             .events()
             .iter()
             .filter_map(|e| match &e.kind {
                 EventKind::JournalRecord { entry } => match &entry.record {
-                    JournalRecord::RunResult { digest, .. } => Some((entry.seq, digest.clone())),
+                    JournalRecord::RunResult { digest, .. } => Some((entry.key(), digest.clone())),
                     _ => None,
                 },
                 _ => None,
             })
             .collect();
         assert_eq!(recorded.len(), 2);
+        for key in [StepKey::Step(1), StepKey::Step(2)] {
+            assert!(recorded.iter().any(|(recorded, _)| *recorded == key), "{key:?} in {recorded:?}");
+        }
 
         // A resume with step 1 recorded awaits only step 2.
         let done = ContainerResult { status: JobStatus::Success, exit: Some(0), message: None };
-        let journal = vec![JournalEntry {
-            job_id: "both".into(),
-            seq: 2,
-            record: JournalRecord::RunResult { attempt: 1, digest: "img-a [\"a\"] []".into(), result: done.clone() },
-        }];
+        let journal = vec![JournalEntry::new(
+            "both",
+            StepKey::Step(1),
+            JournalRecord::RunResult { attempt: 1, digest: "img-a [\"a\"] []".into(), result: done.clone() },
+        )];
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let resumed =
-            rt.block_on(TestCtx::new().run_jobs_replaying(vec![both()], crate::journal::Replay::new(journal))).unwrap();
+        let resumed = rt
+            .block_on(TestCtx::new().run_jobs_replaying(vec![both()], crate::durable::journal::Replay::new(journal)))
+            .unwrap();
         let started: Vec<&str> = resumed.containers().iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(started, ["both.run2"], "step 1 must be replayed, not run");
 
         // A resume whose step 1 asks for another container diverges, naming both.
-        let other = vec![JournalEntry {
-            job_id: "both".into(),
-            seq: 2,
-            record: JournalRecord::RunResult { attempt: 1, digest: "img-z [\"z\"] []".into(), result: done },
-        }];
-        let diverged =
-            rt.block_on(TestCtx::new().run_jobs_replaying(vec![both()], crate::journal::Replay::new(other))).unwrap();
+        let other = vec![JournalEntry::new(
+            "both",
+            StepKey::Step(1),
+            JournalRecord::RunResult { attempt: 1, digest: "img-z [\"z\"] []".into(), result: done },
+        )];
+        let diverged = rt
+            .block_on(TestCtx::new().run_jobs_replaying(vec![both()], crate::durable::journal::Replay::new(other)))
+            .unwrap();
         let message = diverged.message("both").unwrap();
         assert!(message.contains("diverged") && message.contains("img-z") && message.contains("img-a"), "{message}");
     }
@@ -706,12 +689,12 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
 
         // Suspended after the first step and "after": four lines written.
-        let suspended = JournalEntry {
-            job_id: "sh".into(),
-            seq: 0,
-            record: JournalRecord::JobSuspended { attempt: 1, lines: 4, started_at_ms: 0 },
-        };
-        let replay = crate::journal::Replay::new(vec![shells[0].clone(), suspended]);
+        let suspended = JournalEntry::new(
+            "sh",
+            StepKey::Job,
+            JournalRecord::JobSuspended { attempt: 1, lines: 4, started_at_ms: 0 },
+        );
+        let replay = crate::durable::journal::Replay::new(vec![shells[0].clone(), suspended]);
         let rt = tokio::runtime::Runtime::new().unwrap();
         let resumed = rt.block_on(TestCtx::new().run_jobs_replaying(vec![job()], replay)).unwrap();
         assert_eq!(resumed.job_status("sh"), Some(JobStatus::Success));
@@ -728,7 +711,7 @@ mod tests {
 
         // A resumed job asking for another command at a recorded step diverges, naming both.
         let other = Job::action("sh", |ctx| async move { ctx.shell("echo something else").await.map(|_| ()) });
-        let replay = crate::journal::Replay::new(vec![shells[0].clone()]);
+        let replay = crate::durable::journal::Replay::new(vec![shells[0].clone()]);
         let diverged = rt.block_on(TestCtx::new().run_jobs_replaying(vec![other], replay)).unwrap();
         let message = diverged.message("sh").unwrap();
         assert!(
@@ -759,7 +742,7 @@ mod tests {
         assert_eq!(starts.len(), 1, "its start is journaled");
 
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let replay = crate::journal::Replay::new(starts);
+        let replay = crate::durable::journal::Replay::new(starts);
         let resumed = rt.block_on(TestCtx::new().run_jobs_replaying(vec![deploy()], replay)).unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 1, "it must not run again");
         assert_eq!(resumed.job_status("deploy"), Some(JobStatus::Failure));
@@ -772,24 +755,24 @@ mod tests {
         let ctx = TestCtx::new().ctx();
         let not_idempotent = ctx.for_job("deploy", false);
         let guard = not_idempotent.waiting_for_container();
-        assert!(ctx.build.waiting_jobs.lock().unwrap().is_empty());
+        assert_eq!(ctx.build.waiting.jobs(), 0);
         drop(guard);
         let ordinary = ctx.for_job("build", true);
         let _guard = ordinary.waiting_for_container();
-        assert_eq!(ctx.build.waiting_jobs.lock().unwrap().get("build"), Some(&1));
+        assert_eq!(ctx.build.waiting.containers_of("build"), 1);
     }
 
     #[test]
     fn a_resumed_container_job_counts_its_duration_from_its_dispatch() {
         use crate::protocol::{JournalEntry, JournalRecord, now_ms};
-        let dispatched = JournalEntry {
-            job_id: "wait".into(),
-            seq: 0,
-            record: JournalRecord::ContainerDispatched { attempt: 1, at_ms: Some(now_ms() - 5_000) },
-        };
+        let dispatched = JournalEntry::new(
+            "wait",
+            StepKey::Job,
+            JournalRecord::ContainerDispatched { attempt: 1, at_ms: Some(now_ms() - 5_000) },
+        );
         let job = Job::container("wait", crate::container("img").script(["sleep 5"]));
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let replay = crate::journal::Replay::new(vec![dispatched]);
+        let replay = crate::durable::journal::Replay::new(vec![dispatched]);
         let resumed = rt.block_on(TestCtx::new().run_jobs_replaying(vec![job], replay)).unwrap();
         let duration = resumed.events().iter().find_map(|e| match &e.kind {
             EventKind::JobEnd { duration_ms, .. } => Some(*duration_ms),
@@ -813,13 +796,13 @@ mod tests {
             })
             .timeout(Duration::from_secs(2))
         };
-        let suspended = JournalEntry {
-            job_id: "slow".into(),
-            seq: 0,
-            record: JournalRecord::JobSuspended { attempt: 1, lines: 0, started_at_ms: now_ms() - 1_000 },
-        };
+        let suspended = JournalEntry::new(
+            "slow",
+            StepKey::Job,
+            JournalRecord::JobSuspended { attempt: 1, lines: 0, started_at_ms: now_ms() - 1_000 },
+        );
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let replay = crate::journal::Replay::new(vec![suspended]);
+        let replay = crate::durable::journal::Replay::new(vec![suspended]);
         let resumed = rt.block_on(TestCtx::new().run_jobs_replaying(vec![job()], replay)).unwrap();
         assert_eq!(resumed.job_status("slow"), Some(JobStatus::Timeout), "1 s before the suspension + 1.5 s > 2 s");
         let fresh = TestCtx::new().run_jobs(vec![job()]).unwrap();

@@ -90,7 +90,7 @@ async fn run(config: ScriptConfig) -> u8 {
                 });
                 let replay = if config.resume {
                     match client.journal().await {
-                        Ok(journal) => crate::journal::Replay::new(journal.entries),
+                        Ok(journal) => crate::durable::journal::Replay::new(journal.entries),
                         Err(err) => {
                             eprintln!("monkeyci: cannot read the journal to resume: {}", error_chain(&err));
                             sink.flush().await;
@@ -98,7 +98,7 @@ async fn run(config: ScriptConfig) -> u8 {
                         }
                     }
                 } else {
-                    crate::journal::Replay::default()
+                    crate::durable::journal::Replay::default()
                 };
                 let suspend_after = match config.suspend {
                     SuspendMode::Never => None,

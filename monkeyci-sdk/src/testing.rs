@@ -39,15 +39,18 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
 
 use crate::ctx::{BuildState, Ctx, Seams};
 use crate::dsl::{Job, JobError, JobMarker};
+use crate::future::BoxFuture;
 use crate::plan::{self, Resolved};
 use crate::protocol::{
     ArtifactSpec, BuildInfo, ContainerRequest, ContainerResult, ContainerSpec, GitInfo, ParamMap, Source,
 };
-use crate::runner::{Approver, ArtifactStore, BoxFuture, ContainerRunner, MemorySink};
+use crate::runner::{Approver, ArtifactStore, ContainerRunner, MemorySink, Started};
 use crate::scheduler;
 
 /// The event and plan types a test of a pipeline reads (from [`TestRun::events`] and
@@ -213,7 +216,7 @@ impl TestCtx {
         let containers = Arc::new(FakeContainerEngine::default());
         let ctx = self.build_ctx(events.clone(), containers.clone());
         let resolved = plan::resolve(&ctx, &self.jobs)?;
-        Ok(self.execute(ctx, resolved, events, containers, crate::journal::Replay::default()).await)
+        Ok(self.execute(ctx, resolved, events, containers, crate::durable::journal::Replay::default()).await)
     }
 
     /// Runs the given jobs only.
@@ -232,7 +235,7 @@ impl TestCtx {
         let containers = Arc::new(FakeContainerEngine::default());
         let ctx = self.build_ctx(events.clone(), containers.clone());
         let resolved = plan::order(jobs, Vec::new(), &self.jobs)?;
-        Ok(self.execute(ctx, resolved, events, containers, crate::journal::Replay::default()).await)
+        Ok(self.execute(ctx, resolved, events, containers, crate::durable::journal::Replay::default()).await)
     }
 
     /// Runs `jobs` as a resumed script would, replaying `replay` first.
@@ -240,7 +243,7 @@ impl TestCtx {
     pub(crate) async fn run_jobs_replaying(
         &self,
         jobs: Vec<Job>,
-        replay: crate::journal::Replay,
+        replay: crate::durable::journal::Replay,
     ) -> Result<TestRun, plan::Error> {
         let events = Arc::new(MemorySink::default());
         let containers = Arc::new(FakeContainerEngine::default());
@@ -255,13 +258,13 @@ impl TestCtx {
         resolved: Resolved,
         events: Arc<MemorySink>,
         containers: Arc<FakeContainerEngine>,
-        replay: crate::journal::Replay,
+        replay: crate::durable::journal::Replay,
     ) -> TestRun {
         let options = scheduler::Options { fail_fast: self.fail_fast, replay, ..scheduler::Options::default() };
         let report = scheduler::run(&ctx, resolved, options).await;
-        let outputs = ctx.build.outputs.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let events = std::mem::take(&mut *events.events.lock().unwrap_or_else(|e| e.into_inner()));
-        let containers = std::mem::take(&mut *containers.started.lock().unwrap_or_else(|e| e.into_inner()));
+        let outputs = ctx.build.outputs.lock().clone();
+        let events = std::mem::take(&mut *events.events.lock());
+        let containers = std::mem::take(&mut *containers.started.lock());
         TestRun {
             status: report.status,
             jobs: report.jobs.into_iter().map(|r| (r.id, (r.status, r.message))).collect(),
@@ -358,9 +361,21 @@ struct FakeContainerEngine {
 }
 
 impl ContainerRunner for FakeContainerEngine {
-    fn run<'a>(&'a self, _ctx: &'a Ctx, request: ContainerRequest) -> BoxFuture<'a, Result<ContainerResult, JobError>> {
-        self.started.lock().unwrap_or_else(|e| e.into_inner()).push((request.job_id, request.spec));
-        Box::pin(async { Ok(ContainerResult { status: JobStatus::Success, exit: Some(0), message: None }) })
+    fn start<'a>(&'a self, request: &'a ContainerRequest) -> BoxFuture<'a, Result<Started, JobError>> {
+        self.started.lock().push((request.job_id.clone(), request.spec.clone()));
+        Box::pin(async {
+            Ok(Started::Ended(ContainerResult { status: JobStatus::Success, exit: Some(0), message: None }))
+        })
+    }
+
+    fn wait<'a>(
+        &'a self,
+        _request: &'a ContainerRequest,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<ContainerResult, JobError>> {
+        Box::pin(
+            async move { Err(JobError::msg(format!("the fake engine ended container `{id}` when it started it"))) },
+        )
     }
 }
 
@@ -396,9 +411,9 @@ impl Drop for TempDirArtifacts {
 }
 
 impl ArtifactStore for TempDirArtifacts {
-    fn save<'a>(&'a self, ctx: &'a Ctx, artifact: ArtifactSpec) -> BoxFuture<'a, Result<(), JobError>> {
+    fn save<'a>(&'a self, work_dir: &'a Path, artifact: ArtifactSpec) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move {
-            let from = ctx.work_dir().join(&artifact.path);
+            let from = work_dir.join(&artifact.path);
             if !from.exists() {
                 return Err(JobError::msg(format!("`{}` of artifact `{}` does not exist", artifact.path, artifact.id)));
             }
@@ -408,13 +423,13 @@ impl ArtifactStore for TempDirArtifacts {
         })
     }
 
-    fn restore<'a>(&'a self, ctx: &'a Ctx, id: &'a str) -> BoxFuture<'a, Result<bool, JobError>> {
+    fn restore<'a>(&'a self, work_dir: &'a Path, id: &'a str) -> BoxFuture<'a, Result<bool, JobError>> {
         Box::pin(async move {
             let from = self.dir()?.join(id);
             if !from.exists() {
                 return Ok(false);
             }
-            copy_tree(&from, ctx.work_dir())
+            copy_tree(&from, work_dir)
                 .map(|()| true)
                 .map_err(|err| JobError::with_source(format!("cannot restore artifact `{id}`"), err))
         })

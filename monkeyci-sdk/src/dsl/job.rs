@@ -1,7 +1,6 @@
 //! [`Job`]: one node of the build's DAG, and the traits tying `#[job]` functions to it.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,9 +9,9 @@ use serde::de::DeserializeOwned;
 
 use super::{ContainerJob, JobError};
 use crate::ctx::Ctx;
+use crate::future::BoxFuture;
 
-pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-pub(crate) type ActionFn = Arc<dyn Fn(Ctx) -> BoxFuture<Result<serde_json::Value, JobError>> + Send + Sync>;
+pub(crate) type ActionFn = Arc<dyn Fn(Ctx) -> BoxFuture<'static, Result<serde_json::Value, JobError>> + Send + Sync>;
 
 /// What a job does.
 #[derive(Clone)]
@@ -68,7 +67,7 @@ impl Job {
         let f = Arc::new(f);
         let action: ActionFn = Arc::new(move |ctx| {
             let fut = f(ctx);
-            Box::pin(async move { crate::__private::output_to_json(fut.await) })
+            Box::pin(async move { output_to_json(fut.await) })
         });
         Job::new(id.into(), JobBodyKind::Action(action))
     }
@@ -215,6 +214,12 @@ pub trait JobMarker {
     type Output: JobOutput;
     /// The job's id.
     const ID: &'static str;
+}
+
+/// An action job's output as JSON, or the job's error.
+pub(crate) fn output_to_json<T: JobOutput>(output: Result<T, JobError>) -> Result<serde_json::Value, JobError> {
+    let value = output?;
+    serde_json::to_value(&value).map_err(|err| JobError::with_source("the job's output cannot be stored as JSON", err))
 }
 
 /// A value an action job can return to its dependents: it is kept as JSON, so it must

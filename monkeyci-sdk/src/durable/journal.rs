@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::protocol::{ContainerResult, JobStatus, JournalEntry, JournalRecord};
+use crate::protocol::{ContainerResult, JobStatus, JournalEntry, JournalRecord, StepKey};
 
 /// A job's journaled end: status, last attempt, output, message.
 pub(crate) type Ended = (JobStatus, u32, Option<serde_json::Value>, Option<String>);
@@ -73,6 +73,14 @@ impl Steps {
         self.by_key.get(&(job.to_owned(), attempt, n))
     }
 
+    /// Keeps `step`, recorded at `key` of `job`'s `attempt`; a step result under another key
+    /// than a step's cannot be asked for, and is dropped.
+    fn record(&mut self, job: &str, attempt: u32, key: StepKey, step: Step) {
+        if let StepKey::Step(n) = key {
+            self.by_key.insert((job.to_owned(), attempt, n), step);
+        }
+    }
+
     /// How many log lines of `job`'s `attempt` were written before the script suspended.
     pub(crate) fn lines_written(&self, job: &str, attempt: u32) -> u64 {
         self.lines.get(&(job.to_owned(), attempt)).copied().unwrap_or(0)
@@ -83,6 +91,7 @@ impl Replay {
     pub(crate) fn new(entries: Vec<JournalEntry>) -> Replay {
         let mut replay = Replay { entries: entries.len(), ..Replay::default() };
         for entry in entries {
+            let key = entry.key();
             let job = entry.job_id;
             match entry.record {
                 JournalRecord::Planned { jobs } => replay.planned = Some(jobs),
@@ -98,14 +107,12 @@ impl Replay {
                     replay.continue_at(job, attempt, Some(started_at_ms));
                 }
                 JournalRecord::RunResult { attempt, digest, result } => {
-                    let n = entry.seq.saturating_sub(1);
-                    replay.steps.by_key.insert((job.clone(), attempt, n), Step::Run { digest, result });
+                    replay.steps.record(&job, attempt, key, Step::Run { digest, result });
                     replay.continue_at(job, attempt, None);
                 }
                 JournalRecord::ShellResult { attempt, command, code, stdout, stderr, lines } => {
-                    let n = entry.seq.saturating_sub(1);
                     let step = Step::Shell { command, code, stdout, stderr, lines };
-                    replay.steps.by_key.insert((job.clone(), attempt, n), step);
+                    replay.steps.record(&job, attempt, key, step);
                     replay.continue_at(job, attempt, None);
                 }
                 // The runtime hands back stored records whole; a reference left here has nothing
@@ -176,14 +183,15 @@ pub(crate) fn step_diverged(job: &str, n: u32, recorded: &Step, now: &str) -> cr
 mod tests {
     use super::*;
 
-    fn entry(job: &str, seq: u32, record: JournalRecord) -> JournalEntry {
-        JournalEntry { job_id: job.into(), seq, record }
+    fn entry(job: &str, key: StepKey, record: JournalRecord) -> JournalEntry {
+        JournalEntry::new(job, key, record)
     }
 
     #[test]
     fn a_replay_that_plans_other_jobs_is_refused_naming_them() {
-        let planned =
-            |jobs: &[&str]| entry("", 0, JournalRecord::Planned { jobs: jobs.iter().map(|j| j.to_string()).collect() });
+        let planned = |jobs: &[&str]| {
+            entry("", StepKey::Job, JournalRecord::Planned { jobs: jobs.iter().map(|j| j.to_string()).collect() })
+        };
         let replay = Replay::new(vec![planned(&["a", "b"])]);
         assert_eq!(replay.divergence(&["a".into(), "b".into()]), None);
         let message = replay.divergence(&["a".into(), "c".into()]).unwrap();
@@ -203,12 +211,12 @@ mod tests {
             lines: 2,
         };
         let replay = Replay::new(vec![
-            entry("job", 2, shell(1, "make")),
-            entry("job", 2, shell(2, "make again")),
-            entry("job", 0, JournalRecord::JobSuspended { attempt: 2, lines: 7, started_at_ms: 1_000 }),
+            entry("job", StepKey::Step(1), shell(1, "make")),
+            entry("job", StepKey::Step(1), shell(2, "make again")),
+            entry("job", StepKey::Job, JournalRecord::JobSuspended { attempt: 2, lines: 7, started_at_ms: 1_000 }),
             entry(
                 "done",
-                1,
+                StepKey::End,
                 JournalRecord::JobEnd { status: JobStatus::Success, attempt: 1, output: None, message: None },
             ),
         ]);
@@ -222,11 +230,11 @@ mod tests {
 
     #[test]
     fn a_non_idempotent_job_is_unfinished_until_its_end_is_journaled() {
-        let start = entry("deploy", 0, JournalRecord::JobStart { attempt: 1 });
+        let start = entry("deploy", StepKey::Job, JournalRecord::JobStart { attempt: 1 });
         assert_eq!(Replay::new(vec![start.clone()]).unfinished_non_idempotent.get("deploy"), Some(&1));
         let end = entry(
             "deploy",
-            1,
+            StepKey::End,
             JournalRecord::JobEnd { status: JobStatus::Failure, attempt: 1, output: None, message: None },
         );
         assert!(Replay::new(vec![start, end]).unfinished_non_idempotent.is_empty());

@@ -1,0 +1,63 @@
+//! What `#[job]` and `#[pipeline]` register in the pipeline binary: a [`JobDef`] per job
+//! function and a [`PipelineDef`] per pipeline function, collected with `inventory`.
+//!
+//! These are plain data that planning reads (`plan`) and generated code builds (through
+//! `__private`); nothing here evaluates a condition or runs a job.
+
+use crate::ctx::Ctx;
+use crate::dsl::{ContainerJob, Job, JobError};
+use crate::future::BoxFuture;
+
+/// A registered `#[job]`.
+pub struct JobDef {
+    /// The job id.
+    pub id: &'static str,
+    /// Ids of the jobs it depends on (a function, since they come from other jobs' markers).
+    pub depends_on: fn() -> Vec<&'static str>,
+    /// The `when` condition.
+    pub when: Option<Condition>,
+    /// Waits for approval.
+    pub blocked: bool,
+    /// Per-attempt time limit.
+    pub timeout_ms: Option<u64>,
+    /// Extra attempts on error.
+    pub retries: u32,
+    /// May run again after a crash or a suspension.
+    pub idempotent: bool,
+    /// What it runs.
+    pub body: JobBody,
+    /// `file:line` of the declaration.
+    pub location: &'static str,
+}
+
+/// A `when = predicate` condition and the predicate's name, for messages.
+pub struct Condition {
+    /// The predicate.
+    pub check: fn(&Ctx) -> bool,
+    /// As written in the attribute.
+    pub name: &'static str,
+}
+
+/// The future an action job returns, type-erased.
+pub type ActionFuture = BoxFuture<'static, Result<serde_json::Value, JobError>>;
+
+/// What a registered job runs.
+pub enum JobBody {
+    /// An async fn run in the script process.
+    Action(fn(Ctx) -> ActionFuture),
+    /// A function building a container spec from the context.
+    Container(fn(&Ctx) -> ContainerJob),
+}
+
+/// A registered `#[pipeline]` function.
+pub struct PipelineDef {
+    /// The function's name.
+    pub name: &'static str,
+    /// Computes the jobs.
+    pub jobs: fn(&Ctx) -> Vec<Job>,
+    /// `file:line` of the declaration.
+    pub location: &'static str,
+}
+
+inventory::collect!(JobDef);
+inventory::collect!(PipelineDef);
