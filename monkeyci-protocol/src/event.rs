@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::journal::JournalEntry;
 use crate::plan::{Plan, PlannedJob, SkippedJob};
+use crate::status::{BuildStatus, JobStatus, OutputStream};
+use crate::time::now_ms;
 
 /// One event, time-stamped in milliseconds since the Unix epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,7 +21,7 @@ pub struct Event {
 impl Event {
     /// An event stamped with the current time.
     pub fn now(kind: EventKind) -> Self {
-        Event { time: crate::now_ms(), kind }
+        Event { time: now_ms(), kind }
     }
 }
 
@@ -165,7 +168,7 @@ pub enum EventKind {
     #[serde(rename = "journal/record")]
     JournalRecord {
         /// The entry.
-        entry: crate::JournalEntry,
+        entry: JournalEntry,
     },
     /// Every running job only waits for containers: the script exits until one of them ends.
     #[serde(rename = "script/suspended")]
@@ -238,107 +241,5 @@ impl EventKind {
             EventKind::ScriptSuspended { .. } => "script/suspended",
             EventKind::ScriptResumed { .. } => "script/resumed",
         }
-    }
-}
-
-/// Which stream an output line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutputStream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
-/// The state of one job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobStatus {
-    /// Waiting for its dependencies.
-    Pending,
-    /// Ready to start.
-    Queued,
-    /// Waiting for approval.
-    Blocked,
-    /// Running.
-    Running,
-    /// Finished successfully.
-    Success,
-    /// Finished with an error (or panicked).
-    Failure,
-    /// Ran longer than its timeout and was stopped.
-    Timeout,
-    /// Stopped because the build was canceled.
-    Canceled,
-    /// Did not run.
-    Skipped,
-}
-
-impl JobStatus {
-    /// Whether the job has finished, one way or another.
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            JobStatus::Success | JobStatus::Failure | JobStatus::Timeout | JobStatus::Canceled | JobStatus::Skipped
-        )
-    }
-
-    /// Whether this status fails the build.
-    pub fn is_failure(self) -> bool {
-        matches!(self, JobStatus::Failure | JobStatus::Timeout | JobStatus::Canceled)
-    }
-
-    /// The lowercase name used on the wire and in output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Pending => "pending",
-            JobStatus::Queued => "queued",
-            JobStatus::Blocked => "blocked",
-            JobStatus::Running => "running",
-            JobStatus::Success => "success",
-            JobStatus::Failure => "failure",
-            JobStatus::Timeout => "timeout",
-            JobStatus::Canceled => "canceled",
-            JobStatus::Skipped => "skipped",
-        }
-    }
-}
-
-impl std::fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How a build ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BuildStatus {
-    /// Every job that ran succeeded.
-    Success,
-    /// A job failed.
-    Failure,
-    /// The pipeline could not be planned (cycle, unknown job, bad configuration).
-    Error,
-    /// The build was canceled.
-    Canceled,
-}
-
-impl BuildStatus {
-    /// The lowercase name used on the wire and in output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BuildStatus::Success => "success",
-            BuildStatus::Failure => "failure",
-            BuildStatus::Error => "error",
-            BuildStatus::Canceled => "canceled",
-        }
-    }
-}
-
-impl std::fmt::Display for BuildStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }

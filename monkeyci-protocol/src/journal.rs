@@ -7,7 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::JobStatus;
+use crate::plan::ContainerResult;
+use crate::status::JobStatus;
 
 /// One journaled step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,7 +107,7 @@ pub enum JournalRecord {
         /// What the step ran (image, script, command), to detect a diverging replay.
         digest: String,
         /// How its container ended.
-        result: crate::ContainerResult,
+        result: ContainerResult,
     },
     /// A `ctx.shell` step of an action job ended (at [`StepKey::Step`]). Its output
     /// is kept with secrets masked.

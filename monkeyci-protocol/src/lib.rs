@@ -30,15 +30,19 @@ pub mod id;
 mod journal;
 mod mask;
 mod plan;
+mod status;
+mod time;
 
 pub use build::{ApiEndpoint, BuildInfo, Changes, GitInfo, ParamMap, ScriptConfig, ScriptMode, Source, SuspendMode};
-pub use event::{BuildStatus, Event, EventKind, JobStatus, OutputStream};
+pub use event::{Event, EventKind};
 pub use journal::{Journal, JournalEntry, JournalRecord, StepKey};
 pub use mask::Masker;
 pub use plan::{
     ArtifactSpec, CacheSpec, ContainerRequest, ContainerResult, ContainerSpec, ContainerStarted, ContainerState,
     JobKind, Plan, PlannedJob, RestoreSpec, SkippedJob,
 };
+pub use status::{BuildStatus, JobStatus, OutputStream};
+pub use time::now_ms;
 
 /// The environment variable through which the runtime hands a [`ScriptConfig`] (as JSON) to
 /// the pipeline script.
@@ -47,11 +51,6 @@ pub const SCRIPT_CONFIG_ENV: &str = "MONKEYCI_SCRIPT";
 /// The exit code of a script that suspended: it exited while only container jobs run, and
 /// wants to be relaunched with `resume` once one of them ends.
 pub const SCRIPT_EXIT_SUSPENDED: u8 = 3;
-
-/// Milliseconds since the Unix epoch: the time stamp of every event.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 /// An error and each of its causes, joined by `: ` (`cannot save: disk full`): how every part
 /// of MonkeyCI prints an error on one line.

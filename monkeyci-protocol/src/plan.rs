@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::status::JobStatus;
+
 /// The jobs of one build, in dependency order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -232,7 +234,7 @@ pub struct ContainerState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerResult {
     /// success, failure, timeout or canceled.
-    pub status: crate::JobStatus,
+    pub status: JobStatus,
     /// The exit code of the script or command, when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<i32>,
