@@ -41,9 +41,6 @@
 //! This module owns the files and their meaning only: it starts no process or container and
 //! speaks no HTTP; engines and the sidecar do that.
 
-// Nothing uses this module yet: the engines will. (The lead removes this allow with them.)
-#![allow(dead_code)]
-
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -75,14 +72,6 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("malformed event {line:?}")]
-    MalformedEvent {
-        line: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("path {path:?} in an event is not a log file of this job")]
-    BadEventPath { path: String },
     #[error("work dir {dir:?} must be a relative path inside the job's work/ directory")]
     BadWorkDir { dir: PathBuf },
 }
@@ -174,18 +163,6 @@ impl JobLayout {
         Ok([(ENV_ROOT, self.root.clone()), (ENV_WORK_DIR, self.work_dir(work_sub)?)])
     }
 
-    /// The file an event path (`"logs/0.out"`) names under this root. Event logs are written
-    /// inside the job, so anything but a plain file name in `logs/` is refused.
-    pub fn resolve(&self, event_path: &str) -> Result<PathBuf, Error> {
-        let bad = || Error::BadEventPath { path: event_path.to_owned() };
-        let name = event_path.strip_prefix("logs/").ok_or_else(bad)?;
-        let mut parts = Path::new(name).components();
-        match (parts.next(), parts.next()) {
-            (Some(Component::Normal(_)), None) if !name.contains('/') => Ok(self.logs_dir().join(name)),
-            _ => Err(bad()),
-        }
-    }
-
     /// Creates `script/`, `logs/` and `work/` and writes one file per line plus the wrapper
     /// (last, so an existing wrapper means the lines are in place). Leaves `events.jsonl`,
     /// `start` and `abort` alone: the root is expected to be fresh for each run.
@@ -213,10 +190,12 @@ impl JobLayout {
         fs::write(&path, b"").map_err(io_err("create start file", &path))
     }
 
-    /// Creates the abort file: the wrapper gives up waiting, or stops before its next line.
-    pub fn signal_abort(&self) -> Result<(), Error> {
+    /// Creates the abort file, holding `reason`: the wrapper gives up waiting (or stops before
+    /// its next line) and ends with status `aborted`. The wrapper only checks that the file
+    /// exists; the reason is for whoever reads the job's directory.
+    pub fn signal_abort(&self, reason: &str) -> Result<(), Error> {
         let path = self.abort_file();
-        fs::write(&path, b"").map_err(io_err("create abort file", &path))
+        fs::write(&path, format!("{reason}\n")).map_err(io_err("create abort file", &path))
     }
 }
 
@@ -295,8 +274,9 @@ pub enum ContainerEvent {
     /// The start file appeared; the lines are about to run.
     #[serde(rename = "container/start")]
     Start,
-    /// Line `command` (0-based) starts; its output goes to these root-relative files
-    /// (see [`JobLayout::resolve`]).
+    /// Line `command` (0-based) starts; its output goes to these root-relative files. They are
+    /// always `logs/<command>.out` and `.err`: readers take the paths from
+    /// [`JobLayout::stdout_log`] and [`JobLayout::stderr_log`], never from the event.
     #[serde(rename = "command/start")]
     CommandStart { command: usize, stdout: String, stderr: String },
     /// Line `command` exited with `exit`.
@@ -330,22 +310,6 @@ pub enum ScriptStatus {
 pub enum EndReason {
     /// The work dir does not exist or is not a directory; exit [`EXIT_SETUP`].
     NoWorkDir,
-}
-
-/// Parses one line of the event log.
-pub fn parse_event(line: &str) -> Result<ContainerEvent, Error> {
-    serde_json::from_str(line).map_err(|source| Error::MalformedEvent { line: quote_line(line.as_bytes()), source })
-}
-
-/// The bad line for an error message, cut to a readable length.
-fn quote_line(line: &[u8]) -> String {
-    const MAX: usize = 200;
-    let text = String::from_utf8_lossy(line);
-    let text = text.trim_end_matches(['\n', '\r']);
-    match text.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
 }
 
 #[cfg(test)]
@@ -451,7 +415,7 @@ pub(crate) mod test_support {
     }
 
     pub(crate) fn events(layout: &JobLayout) -> Vec<ContainerEvent> {
-        events_text(layout).lines().map(|l| parse_event(l).unwrap()).collect()
+        events_text(layout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
     pub(crate) fn cmd_start(i: usize) -> ContainerEvent {
@@ -540,11 +504,8 @@ mod tests {
         ];
         for (event, line) in wire {
             assert_eq!(serde_json::to_string(&event).unwrap(), line);
-            assert_eq!(parse_event(line).unwrap(), event);
+            assert_eq!(serde_json::from_str::<ContainerEvent>(line).unwrap(), event);
         }
-        let err = parse_event(r#"{"type":"command/end","command":"x"}"#).unwrap_err();
-        assert!(err.to_string().starts_with(r#"malformed event "{\"type\":\"command/end\""#), "{err}");
-        assert!(std::error::Error::source(&err).is_some());
     }
 
     #[test]
@@ -559,8 +520,8 @@ mod tests {
             assert_eq!(fs::read_to_string(layout.stderr_log(1)).unwrap(), "");
             let evs = events(&layout);
             let ContainerEvent::CommandStart { stdout, stderr, .. } = &evs[1] else { panic!("{evs:?}") };
-            assert_eq!(layout.resolve(stdout).unwrap(), layout.stdout_log(0));
-            assert_eq!(layout.resolve(stderr).unwrap(), layout.stderr_log(0));
+            assert_eq!(layout.root().join(stdout), layout.stdout_log(0));
+            assert_eq!(layout.root().join(stderr), layout.stderr_log(0));
             assert_eq!(evs.last(), Some(&end(ScriptStatus::Success, 0)));
         }
     }
@@ -620,7 +581,7 @@ mod tests {
             let mut child = wrapper_cmd(&shell, &layout, None, true).spawn().unwrap();
             std::thread::sleep(Duration::from_millis(300));
             assert!(child.try_wait().unwrap().is_none(), "{}: the wrapper must wait", shell.name);
-            layout.signal_abort().unwrap();
+            layout.signal_abort("the test gave up").unwrap();
             let status = wait_timeout(&mut child, Duration::from_secs(30));
             assert_eq!(status.code(), Some(EXIT_ABORTED), "{}", shell.name);
             assert_eq!(events(&layout), [end(ScriptStatus::Aborted, EXIT_ABORTED)], "{}", shell.name);
@@ -711,11 +672,6 @@ mod tests {
         for bad in ["../x", "a/../../x", "/etc"] {
             let err = host.work_dir(Some(Path::new(bad))).unwrap_err();
             assert!(matches!(err, Error::BadWorkDir { .. }), "{bad}: {err}");
-        }
-        assert_eq!(host.resolve("logs/0.out").unwrap(), Path::new("/var/jobs/42/logs/0.out"));
-        for bad in ["../x", "logs/../../etc/passwd", "/etc/passwd", "logs/..", "logs/a/b", "logs/", "work/f"] {
-            let err = host.resolve(bad).unwrap_err();
-            assert_eq!(err.to_string(), format!("path {bad:?} in an event is not a log file of this job"));
         }
     }
 }

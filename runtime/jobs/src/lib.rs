@@ -239,6 +239,37 @@ mod tests {
         assert!(jobs.wait("nope", Duration::ZERO).await.is_none());
     }
 
+    /// A job whose preparation fails after its wrapper started (here: its work dir is not in the
+    /// checkout) gets the abort file: the wrapper, waiting for the start file, gives up at once
+    /// (well within the grace after which it would be stopped), and the job fails naming why.
+    #[tokio::test]
+    async fn a_job_whose_preparation_fails_is_aborted_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (jobs, mut events) = jobs(dir.path(), ParamMap::new());
+        let mut lost = request("lost", &["echo ran > ran"]);
+        lost.spec.work_dir = Some("no/such/dir".into());
+        let began = std::time::Instant::now();
+        let id = jobs.start(lost).unwrap();
+        let result = jobs.wait(&id, Duration::from_secs(30)).await.unwrap().unwrap();
+        let took = began.elapsed();
+        jobs.shutdown().await;
+        let reason = "work_dir \"no/such/dir\" is not a directory of the checkout";
+        assert_eq!((result.status, result.exit, result.message.as_deref()), (JobStatus::Failure, None, Some(reason)));
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+        let root = dir.path().join("jobs").join(&id);
+        assert_eq!(std::fs::read_to_string(root.join("abort")).unwrap(), format!("{reason}\n"));
+        // The wrapper ended itself on the abort file, before running anything.
+        assert_eq!(
+            std::fs::read_to_string(root.join("events.jsonl")).unwrap(),
+            "{\"type\":\"container/script-end\",\"status\":\"aborted\",\"exit\":125}\n"
+        );
+        assert!(!root.join("work/ran").exists());
+        while let Ok(event) = events.try_recv() {
+            let ran = matches!(event.kind, EventKind::ContainerStart { .. } | EventKind::CommandStart { .. });
+            assert!(!ran, "nothing may run: {event:?}");
+        }
+    }
+
     #[tokio::test]
     async fn bad_requests_are_refused_before_anything_runs() {
         let dir = tempfile::tempdir().unwrap();

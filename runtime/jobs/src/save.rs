@@ -9,10 +9,27 @@ use std::sync::Arc;
 
 use monkeyci_protocol::error_chain as chain;
 use monkeyci_protocol::{ContainerResult, ContainerSpec, JobStatus, Masker, OutputStream};
-use monkeyci_store::files::JobFiles;
+use monkeyci_store::files::{self, JobFiles};
 
 use crate::jobscript::JobLayout;
 use crate::prepare::Note;
+
+/// Why what a job left could not be kept.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    /// An artifact of the job could not be saved.
+    #[error("cannot save artifact `{id}`")]
+    Artifact {
+        /// The artifact.
+        id: String,
+        /// Why.
+        #[source]
+        source: files::Error,
+    },
+    /// The task saving the files panicked or was canceled.
+    #[error("saving the job's files failed")]
+    Task(#[source] tokio::task::JoinError),
+}
 
 /// Masks secrets in the job's per-command log files, which the build record keeps: the raw
 /// output never outlives the job with a secret in it.
@@ -45,7 +62,7 @@ pub(crate) async fn save_files(
     spec: &ContainerSpec,
     layout: &JobLayout,
     result: &ContainerResult,
-) -> (Vec<Note>, Result<(), String>) {
+) -> (Vec<Note>, Result<(), Error>) {
     let ran = matches!(result.status, JobStatus::Success | JobStatus::Failure) && result.exit.is_some();
     if !ran || (spec.save_artifacts.is_empty() && spec.caches.is_empty()) {
         return (Vec::new(), Ok(()));
@@ -64,10 +81,10 @@ pub(crate) async fn save_files(
                 Ok(count) => {
                     notes.push((OutputStream::Stdout, format!("saved artifact `{}` ({count} files)", artifact.id)))
                 }
-                Err(err) => {
-                    let message = format!("cannot save artifact `{}`: {}", artifact.id, chain(&err));
-                    notes.push((OutputStream::Stderr, message.clone()));
-                    failure.get_or_insert(message);
+                Err(source) => {
+                    let err = Error::Artifact { id: artifact.id.clone(), source };
+                    notes.push((OutputStream::Stderr, chain(&err)));
+                    failure.get_or_insert(err);
                 }
             }
         }
@@ -82,8 +99,8 @@ pub(crate) async fn save_files(
     })
     .await;
     match saved {
-        Err(e) => (Vec::new(), Err(format!("saving the job's files failed: {e}"))),
-        Ok((notes, Some(message))) if succeeded => (notes, Err(message)),
+        Err(e) => (Vec::new(), Err(Error::Task(e))),
+        Ok((notes, Some(err))) if succeeded => (notes, Err(err)),
         Ok((notes, _)) => (notes, Ok(())),
     }
 }

@@ -14,11 +14,11 @@ use monkeyci_protocol::error_chain as chain;
 use monkeyci_protocol::{ContainerRequest, ContainerResult, EventKind, JobStatus, Masker, OutputStream, ParamMap};
 use tokio::sync::watch;
 
-use crate::engine::{self, ContainerEngine, EngineJob};
-use crate::follow::{Followed, JobTail};
+use crate::engine::{self, BoxFuture, ContainerEngine, EngineError, EngineJob};
+use crate::follow::{Followed, JobTail, POLL_INTERVAL};
 use crate::jobscript::{ContainerEvent, JobLayout};
 use crate::output::{JobEvents, ProcessOutput};
-use crate::prepare::{self, BuildDirs};
+use crate::prepare::{self, BuildDirs, Note};
 use crate::save;
 
 /// What every container job of the build shares.
@@ -41,6 +41,37 @@ impl Build {
     }
 }
 
+/// Why a job attempt failed before its script could say how it went.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum JobError {
+    /// Its directory could not be prepared.
+    #[error(transparent)]
+    Prepare(#[from] prepare::Error),
+    /// The engine could not run it.
+    #[error("{engine}")]
+    Engine {
+        /// The engine's name.
+        engine: &'static str,
+        /// Why.
+        #[source]
+        source: EngineError,
+    },
+    /// What it left could not be saved.
+    #[error(transparent)]
+    Save(#[from] save::Error),
+}
+
+impl JobError {
+    /// The job's result for this failure: the one place an error becomes a job's message.
+    fn result(&self, exit: Option<i32>) -> ContainerResult {
+        ContainerResult { status: JobStatus::Failure, exit, message: Some(chain(self)) }
+    }
+}
+
+/// How long a job's process may take to end after its preparation failed and the abort file
+/// was written, before it is stopped.
+const ABORT_GRACE: Duration = Duration::from_secs(5);
+
 /// Runs one container job attempt to its end and publishes the result.
 pub(crate) async fn run_job(
     engine: Arc<dyn ContainerEngine>,
@@ -52,24 +83,22 @@ pub(crate) async fn run_job(
     done: watch::Sender<Option<ContainerResult>>,
 ) {
     let events = build.job_events(&request.job_id);
-    let result = match prepare::prepare(&build.dirs, &id, &request, secrets).await {
-        Ok((job, layout, notes)) => {
-            for (stream, line) in notes {
-                events.emit(EventKind::JobOutput { job_id: request.job_id.clone(), stream, line });
-            }
-            let mut result = execute(&engine, &events, &job, &layout, &request, stop).await;
+    let result = match prepare::create(&build.dirs, &id, &request.spec, secrets).await {
+        Ok((job, layout)) => {
+            let mut result = execute(&engine, &build, &events, &job, &layout, &request, stop).await;
             engine.cleanup(&job).await;
             save::mask_logs(&build.masker, &layout).await;
             let (notes, saved) = save::save_files(&build.dirs.files, &request.spec, &layout, &result).await;
-            for (stream, line) in notes {
-                events.emit(EventKind::JobOutput { job_id: request.job_id.clone(), stream, line });
-            }
-            if let Err(message) = saved {
-                result = ContainerResult { status: JobStatus::Failure, exit: result.exit, message: Some(message) };
+            emit_notes(&events, notes);
+            if let Err(err) = saved {
+                result = JobError::from(err).result(result.exit);
             }
             result
         }
-        Err(message) => ContainerResult { status: JobStatus::Failure, exit: None, message: Some(message) },
+        Err(err) => {
+            prepare::abort(&prepare::layout(&build.dirs, &id), &err);
+            JobError::from(err).result(None)
+        }
     };
     events.emit(EventKind::ContainerEnd {
         job_id: request.job_id.clone(),
@@ -81,10 +110,21 @@ pub(crate) async fn run_job(
     build.finished.send_modify(|count| *count += 1);
 }
 
-/// Runs the prepared job with the engine, following its events and output, within its time
-/// limit.
+fn emit_notes(events: &JobEvents, notes: Vec<Note>) {
+    for (stream, line) in notes {
+        events.emit(EventKind::JobOutput { job_id: events.job_id().to_owned(), stream, line });
+    }
+}
+
+/// Runs the job with the engine, following its events and output, within its time limit.
+///
+/// The wrapper starts at once and waits for the start file while the job's directory is
+/// filled; [`prepare::finish`] then writes the start file, or the abort file that makes it
+/// give up. A job with its own command has no wrapper: its directory is filled first. The time
+/// limit counts from the start.
 async fn execute(
     engine: &Arc<dyn ContainerEngine>,
+    build: &Build,
     events: &JobEvents,
     job: &EngineJob,
     layout: &JobLayout,
@@ -93,27 +133,64 @@ async fn execute(
 ) -> ContainerResult {
     let (stop_tx, stop_rx) = watch::channel(false);
     let command_mode = !job.command.is_empty();
+    let deadline = request.spec.timeout_ms.map(Duration::from_millis);
+    let sleep = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
+    tokio::pin!(sleep);
+    // The timer runs for the time limit once started, or for the grace after an abort.
+    let mut timer: Option<Timer> = None;
+    let mut preparing: Option<BoxFuture<'_, Result<Vec<Note>, prepare::Error>>> =
+        Some(Box::pin(prepare::fill(&build.dirs, &request.spec, layout)));
+    let mut failed: Option<JobError> = None;
     if command_mode {
+        if let Some(filling) = preparing.take() {
+            match prepare::finish(layout, filling.await) {
+                Ok(notes) => emit_notes(events, notes),
+                Err(err) => return JobError::from(err).result(None),
+            }
+        }
         events.emit(EventKind::ContainerStart {
             job_id: events.job_id().to_owned(),
             image: job.image.clone(),
             engine: engine.name().into(),
         });
+        if let Some(limit) = deadline {
+            sleep.as_mut().reset(tokio::time::Instant::now() + limit);
+            timer = Some(Timer::Limit);
+        }
     }
     let mut progress = Progress::new(events.clone(), &request.spec.script, engine.name(), &job.image);
     let mut tail = JobTail::new(layout.clone());
     let run = engine.run(job, ProcessOutput::new(events.clone()), stop_rx);
     tokio::pin!(run);
-    let deadline = request.spec.timeout_ms.map(Duration::from_millis);
-    let sleep = tokio::time::sleep(deadline.unwrap_or(Duration::from_secs(u64::MAX / 4)));
-    tokio::pin!(sleep);
     let mut stopped: Option<JobStatus> = None;
-    let mut poll = tokio::time::interval(Duration::from_millis(50));
+    let mut poll = tokio::time::interval(POLL_INTERVAL);
     let exit = loop {
         tokio::select! {
             exit = &mut run => break exit,
-            _ = &mut sleep, if stopped.is_none() && deadline.is_some() => {
-                stopped = Some(JobStatus::Timeout);
+            filled = async {
+                match preparing.as_mut() {
+                    Some(filling) => filling.await,
+                    None => std::future::pending().await,
+                }
+            }, if preparing.is_some() => {
+                preparing = None;
+                match prepare::finish(layout, filled) {
+                    Ok(notes) => {
+                        emit_notes(events, notes);
+                        if let Some(limit) = deadline {
+                            sleep.as_mut().reset(tokio::time::Instant::now() + limit);
+                            timer = Some(Timer::Limit);
+                        }
+                    }
+                    Err(err) => {
+                        failed = Some(err.into());
+                        sleep.as_mut().reset(tokio::time::Instant::now() + ABORT_GRACE);
+                        timer = Some(Timer::Abort);
+                    }
+                }
+            }
+            _ = &mut sleep, if timer.is_some() && stopped.is_none() => {
+                stopped = Some(if timer == Some(Timer::Limit) { JobStatus::Timeout } else { JobStatus::Failure });
                 stop_tx.send_replace(true);
             }
             _ = engine::stopped(&mut build_stop), if stopped.is_none() => {
@@ -123,17 +200,21 @@ async fn execute(
             _ = poll.tick() => progress.handle(tail.poll()),
         }
     };
+    // The process ended before its preparation did: nothing waits for the start file now.
+    if let Some(filling) = preparing.take()
+        && let Err(err) = filling.await
+    {
+        prepare::abort(layout, &err);
+        failed = Some(err.into());
+    }
     progress.handle(tail.finish());
 
+    if let Some(err) = failed {
+        return err.result(None);
+    }
     let exit = match exit {
         Ok(exit) => exit,
-        Err(err) => {
-            return ContainerResult {
-                status: JobStatus::Failure,
-                exit: None,
-                message: Some(format!("{}: {}", engine.name(), chain(&err))),
-            };
-        }
+        Err(source) => return JobError::Engine { engine: engine.name(), source }.result(None),
     };
     match stopped {
         Some(JobStatus::Timeout) => {
@@ -197,6 +278,15 @@ async fn execute(
             ContainerResult { status: JobStatus::Failure, exit: exit.code, message: Some(message) }
         }
     }
+}
+
+/// What the timer of [`execute`] runs for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// The job's time limit, from its start.
+    Limit,
+    /// The grace a job's process has to end after its preparation failed.
+    Abort,
 }
 
 fn exit_message(what: &str, code: Option<i32>) -> String {
