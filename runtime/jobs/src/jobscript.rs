@@ -62,18 +62,26 @@ pub const EXIT_SETUP: i32 = 122;
 /// The longest event line [`crate::follow::JobTail`] accepts; the wrapper's lines are under 100 bytes.
 pub const MAX_EVENT_LINE: usize = 64 * 1024;
 
-/// What went wrong with a job's files or its event log.
+/// What went wrong writing a job's files.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A file or directory of the job could not be written.
     #[error("cannot {action} {}", path.display())]
     Io {
+        /// What was being done, e.g. `write script line`.
         action: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// A work dir that would leave the job's `work/` directory.
     #[error("work dir {dir:?} must be a relative path inside the job's work/ directory")]
-    BadWorkDir { dir: PathBuf },
+    BadWorkDir {
+        /// The work dir as given.
+        dir: PathBuf,
+    },
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
@@ -100,10 +108,12 @@ impl JobLayout {
         JobLayout::new(mount)
     }
 
+    /// The job root.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// `script/`: the wrapper and the line files.
     pub fn script_dir(&self) -> PathBuf {
         self.root.join("script")
     }
@@ -118,26 +128,32 @@ impl JobLayout {
         self.script_dir().join(i.to_string())
     }
 
+    /// `logs/`: each line's stdout and stderr.
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
     }
 
+    /// `logs/<i>.out`: the stdout of line `i`.
     pub fn stdout_log(&self, i: usize) -> PathBuf {
         self.logs_dir().join(format!("{i}.out"))
     }
 
+    /// `logs/<i>.err`: the stderr of line `i`.
     pub fn stderr_log(&self, i: usize) -> PathBuf {
         self.logs_dir().join(format!("{i}.err"))
     }
 
+    /// `events.jsonl`: the event log.
     pub fn events(&self) -> PathBuf {
         self.root.join("events.jsonl")
     }
 
+    /// `start`: the wrapper runs the lines once it exists.
     pub fn start_file(&self) -> PathBuf {
         self.root.join("start")
     }
 
+    /// `abort`: the wrapper gives up once it exists.
     pub fn abort_file(&self) -> PathBuf {
         self.root.join("abort")
     }
@@ -278,15 +294,30 @@ pub enum ContainerEvent {
     /// always `logs/<command>.out` and `.err`: readers take the paths from
     /// [`JobLayout::stdout_log`] and [`JobLayout::stderr_log`], never from the event.
     #[serde(rename = "command/start")]
-    CommandStart { command: usize, stdout: String, stderr: String },
+    CommandStart {
+        /// The line's number.
+        command: usize,
+        /// Its stdout log, relative to the root.
+        stdout: String,
+        /// Its stderr log, relative to the root.
+        stderr: String,
+    },
     /// Line `command` exited with `exit`.
     #[serde(rename = "command/end")]
-    CommandEnd { command: usize, exit: i32 },
+    CommandEnd {
+        /// The line's number.
+        command: usize,
+        /// Its exit code.
+        exit: i32,
+    },
     /// The wrapper is done and exits with `exit`; always the last event.
     #[serde(rename = "container/script-end")]
     ScriptEnd {
+        /// How it ended.
         status: ScriptStatus,
+        /// The wrapper's exit code.
         exit: i32,
+        /// Why it failed before running a line, if it did.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<EndReason>,
     },

@@ -1,15 +1,49 @@
 //! Container jobs: the job script protocol, the engines that run it, and the container jobs of
 //! one build.
 //!
-//! [`ContainerJobs`] is what the build API hands container jobs to: it starts each (job,
-//! attempt) once, prepares the job's directory (its own copy of the workspace, the generated
-//! job script of [`jobscript`], the start file), runs it with the build's engine, follows the
-//! script's event log and the commands' output into the build's event stream, enforces the
-//! time limit, and keeps the result for whoever waits on it.
+//! The principal type is [`ContainerJobs`], the container jobs of one build: what the build API
+//! hands them to. It starts each (job, attempt) once, prepares the job's directory (its own
+//! copy of the workspace, the generated job script of [`jobscript`], restored artifacts and
+//! caches, then the start file, or the abort file when that fails), runs it with the build's
+//! engine, follows the script's event log and the commands' output into the build's event
+//! stream, enforces the time limit, saves artifacts and caches, and keeps the result for
+//! whoever waits on it.
 //!
 //! [`ContainerEngine`] is the contract an engine implements: run one prepared job to its end,
 //! stopping it (SIGTERM, grace, kill) when told to. Engines: `podman` and `docker` and the
-//! host `shell`. [`select`] picks one.
+//! host `shell`; [`select`] picks one for an [`EngineChoice`].
+//!
+//! This crate owns container jobs for the local runner today, and the pieces the agent and
+//! the sidecar will share, so the job script protocol has one implementation. It must not
+//! compile pipelines, serve HTTP or render anything for people: the build crate and the
+//! binary do that, and read what happens from the build's events.
+//!
+//! A job passes through the modules in one direction: `lib` (the registry) → `supervise`
+//! (the order of the steps) → `prepare` → the engine (`engine`, `podman`, `shell`, with
+//! `output` forwarding its process's output) → [`follow`] (the job's files as they grow) →
+//! `save`. None of them imports one that comes before it.
+//!
+//! # Writing a sidecar against this crate
+//!
+//! A sidecar shares only an empty volume with the job container, so it needs the protocol,
+//! not [`ContainerJobs`]:
+//!
+//! 1. Lay out the volume with [`jobscript::JobLayout`] and write the wrapper and one file per
+//!    script line with [`JobLayout::write_script`](jobscript::JobLayout::write_script) (the
+//!    wrapper's text alone is [`jobscript::wrapper_script`]). The container runs
+//!    `/bin/sh <wrapper>` with the variables of [`JobLayout::env`](jobscript::JobLayout::env)
+//!    for the layout [`mounted_at`](jobscript::JobLayout::mounted_at) its mount point
+//!    ([`jobscript::DEFAULT_MOUNT`]); it waits for the start file.
+//! 2. Fill `work/` (e.g. with [`workspace::copy_checkout`], or from the build API), then
+//!    [`signal_start`](jobscript::JobLayout::signal_start); on any failure
+//!    [`signal_abort`](jobscript::JobLayout::signal_abort) with the reason instead, and the
+//!    wrapper ends at once with [`jobscript::EXIT_ABORTED`].
+//! 3. Follow the job with [`follow::JobTail`]: [`next`](follow::JobTail::next) (or
+//!    [`poll`](follow::JobTail::poll)) returns each [`jobscript::ContainerEvent`] and each line
+//!    of the commands' logs as [`follow::Followed`], in order, with the byte offset just past
+//!    it in its file: the key for resend-safe uploads. After the `container/script-end`
+//!    event, [`finish`](follow::JobTail::finish) returns the last partial lines. A tail that
+//!    restarts resumes a file at an offset with [`follow::LineTail::starting_at`].
 
 mod choice;
 mod engine;
@@ -43,18 +77,43 @@ use supervise::Build;
 /// Why a container request is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
+    /// The job id is not a valid id.
     #[error("invalid job id {0:?}")]
     JobId(String),
+    /// The container spec cannot run (e.g. nothing to run, a work dir outside the checkout).
     #[error("job `{job}`: {problem}")]
-    Invalid { job: String, problem: String },
+    Invalid {
+        /// The job.
+        job: String,
+        /// What is wrong with its spec.
+        problem: String,
+    },
+    /// A secret env var names a build parameter that is not set.
     #[error("job `{job}`: the secret env {var} names build parameter {param:?}, which is not set")]
-    UnknownSecret { job: String, var: String, param: String },
+    UnknownSecret {
+        /// The job.
+        job: String,
+        /// The env var.
+        var: String,
+        /// The parameter it names.
+        param: String,
+    },
+    /// The same job and attempt was asked for with another spec after a resume.
     #[error(
         "job `{job}` attempt {attempt} diverged on resume: its container was started as {before}, and is now \
          asked for as {now}; a resumed pipeline must ask for the same containers (see \"Suspension and resume\" \
          in the sdk's docs)"
     )]
-    Diverged { job: String, attempt: u32, before: String, now: String },
+    Diverged {
+        /// The job.
+        job: String,
+        /// Its attempt.
+        attempt: u32,
+        /// The spec it was started with (its digest).
+        before: String,
+        /// The spec asked for now (its digest).
+        now: String,
+    },
 }
 
 /// A run's result, once it ended.
@@ -74,6 +133,10 @@ pub struct ContainerJobs {
 }
 
 impl ContainerJobs {
+    /// The container jobs of build `build_id`: each gets a copy of `checkout_dir` in its own
+    /// directory under `jobs_dir`, restores and saves artifacts and caches through `files`,
+    /// takes its secret values from `params` (which every output line is masked against), and
+    /// reports to `events`. The engine is chosen (by `choice`) when the first job starts.
     pub fn new(
         choice: EngineChoice,
         build_id: String,
