@@ -35,19 +35,15 @@
 //! [`EXIT_ABORTED`] when it gave up on the abort file (status `aborted`; no `container/start` if it
 //! was still waiting), or with [`EXIT_SETUP`] when the job cannot start (no usable
 //! `MONKEYCI_ROOT`: a message on stderr and no events; no work dir: status `failure` with
-//! `"reason":"no-work-dir"`, and a message on stderr). [`EventTail`] follows the event log live.
+//! `"reason":"no-work-dir"`, and a message on stderr). [`crate::follow::JobTail`] follows the
+//! event log and the logs live.
 //!
 //! This module owns the files and their meaning only: it starts no process or container and
 //! speaks no HTTP; engines and the sidecar do that.
 
-// Nothing uses this module yet: the engines will. (The lead removes this allow with them.)
-#![allow(dead_code)]
-
-use std::collections::VecDeque;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -63,39 +59,29 @@ pub const ENV_SHELL: &str = "MONKEYCI_SHELL";
 pub const EXIT_ABORTED: i32 = 125;
 /// The wrapper's exit code when the job could not start (no usable root or work dir).
 pub const EXIT_SETUP: i32 = 122;
-/// The longest event line [`EventTail`] accepts; the wrapper's lines are under 100 bytes.
+/// The longest event line [`crate::follow::JobTail`] accepts; the wrapper's lines are under 100 bytes.
 pub const MAX_EVENT_LINE: usize = 64 * 1024;
 
-/// What went wrong with a job's files or its event log.
+/// What went wrong writing a job's files.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A file or directory of the job could not be written.
     #[error("cannot {action} {}", path.display())]
     Io {
+        /// What was being done, e.g. `write script line`.
         action: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
-    #[error("malformed event {line:?}")]
-    MalformedEvent {
-        line: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("malformed event line {line_no} in {}: {line:?}", file.display())]
-    MalformedLine {
-        file: PathBuf,
-        line_no: usize,
-        line: String,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("event line {line_no} in {} is longer than {max} bytes", file.display())]
-    LineTooLong { file: PathBuf, line_no: usize, max: usize },
-    #[error("path {path:?} in an event is not a log file of this job")]
-    BadEventPath { path: String },
+    /// A work dir that would leave the job's `work/` directory.
     #[error("work dir {dir:?} must be a relative path inside the job's work/ directory")]
-    BadWorkDir { dir: PathBuf },
+    BadWorkDir {
+        /// The work dir as given.
+        dir: PathBuf,
+    },
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
@@ -122,10 +108,12 @@ impl JobLayout {
         JobLayout::new(mount)
     }
 
+    /// The job root.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// `script/`: the wrapper and the line files.
     pub fn script_dir(&self) -> PathBuf {
         self.root.join("script")
     }
@@ -140,26 +128,32 @@ impl JobLayout {
         self.script_dir().join(i.to_string())
     }
 
+    /// `logs/`: each line's stdout and stderr.
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")
     }
 
+    /// `logs/<i>.out`: the stdout of line `i`.
     pub fn stdout_log(&self, i: usize) -> PathBuf {
         self.logs_dir().join(format!("{i}.out"))
     }
 
+    /// `logs/<i>.err`: the stderr of line `i`.
     pub fn stderr_log(&self, i: usize) -> PathBuf {
         self.logs_dir().join(format!("{i}.err"))
     }
 
+    /// `events.jsonl`: the event log.
     pub fn events(&self) -> PathBuf {
         self.root.join("events.jsonl")
     }
 
+    /// `start`: the wrapper runs the lines once it exists.
     pub fn start_file(&self) -> PathBuf {
         self.root.join("start")
     }
 
+    /// `abort`: the wrapper gives up once it exists.
     pub fn abort_file(&self) -> PathBuf {
         self.root.join("abort")
     }
@@ -183,18 +177,6 @@ impl JobLayout {
     /// (absolute). Call it on the [`JobLayout::mounted_at`] layout for a container.
     pub fn env(&self, work_sub: Option<&Path>) -> Result<[(&'static str, PathBuf); 2], Error> {
         Ok([(ENV_ROOT, self.root.clone()), (ENV_WORK_DIR, self.work_dir(work_sub)?)])
-    }
-
-    /// The file an event path (`"logs/0.out"`) names under this root. Event logs are written
-    /// inside the job, so anything but a plain file name in `logs/` is refused.
-    pub fn resolve(&self, event_path: &str) -> Result<PathBuf, Error> {
-        let bad = || Error::BadEventPath { path: event_path.to_owned() };
-        let name = event_path.strip_prefix("logs/").ok_or_else(bad)?;
-        let mut parts = Path::new(name).components();
-        match (parts.next(), parts.next()) {
-            (Some(Component::Normal(_)), None) if !name.contains('/') => Ok(self.logs_dir().join(name)),
-            _ => Err(bad()),
-        }
     }
 
     /// Creates `script/`, `logs/` and `work/` and writes one file per line plus the wrapper
@@ -224,10 +206,12 @@ impl JobLayout {
         fs::write(&path, b"").map_err(io_err("create start file", &path))
     }
 
-    /// Creates the abort file: the wrapper gives up waiting, or stops before its next line.
-    pub fn signal_abort(&self) -> Result<(), Error> {
+    /// Creates the abort file, holding `reason`: the wrapper gives up waiting (or stops before
+    /// its next line) and ends with status `aborted`. The wrapper only checks that the file
+    /// exists; the reason is for whoever reads the job's directory.
+    pub fn signal_abort(&self, reason: &str) -> Result<(), Error> {
         let path = self.abort_file();
-        fs::write(&path, b"").map_err(io_err("create abort file", &path))
+        fs::write(&path, format!("{reason}\n")).map_err(io_err("create abort file", &path))
     }
 }
 
@@ -306,18 +290,34 @@ pub enum ContainerEvent {
     /// The start file appeared; the lines are about to run.
     #[serde(rename = "container/start")]
     Start,
-    /// Line `command` (0-based) starts; its output goes to these root-relative files
-    /// (see [`JobLayout::resolve`]).
+    /// Line `command` (0-based) starts; its output goes to these root-relative files. They are
+    /// always `logs/<command>.out` and `.err`: readers take the paths from
+    /// [`JobLayout::stdout_log`] and [`JobLayout::stderr_log`], never from the event.
     #[serde(rename = "command/start")]
-    CommandStart { command: usize, stdout: String, stderr: String },
+    CommandStart {
+        /// The line's number.
+        command: usize,
+        /// Its stdout log, relative to the root.
+        stdout: String,
+        /// Its stderr log, relative to the root.
+        stderr: String,
+    },
     /// Line `command` exited with `exit`.
     #[serde(rename = "command/end")]
-    CommandEnd { command: usize, exit: i32 },
+    CommandEnd {
+        /// The line's number.
+        command: usize,
+        /// Its exit code.
+        exit: i32,
+    },
     /// The wrapper is done and exits with `exit`; always the last event.
     #[serde(rename = "container/script-end")]
     ScriptEnd {
+        /// How it ended.
         status: ScriptStatus,
+        /// The wrapper's exit code.
         exit: i32,
+        /// Why it failed before running a line, if it did.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<EndReason>,
     },
@@ -343,190 +343,23 @@ pub enum EndReason {
     NoWorkDir,
 }
 
-/// Parses one line of the event log.
-pub fn parse_event(line: &str) -> Result<ContainerEvent, Error> {
-    serde_json::from_str(line).map_err(|source| Error::MalformedEvent { line: quote_line(line.as_bytes()), source })
-}
-
-/// The bad line for an error message, cut to a readable length.
-fn quote_line(line: &[u8]) -> String {
-    const MAX: usize = 200;
-    let text = String::from_utf8_lossy(line);
-    let text = text.trim_end_matches(['\n', '\r']);
-    match text.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
-
-/// Follows a growing `events.jsonl`, returning each event once, in order.
-///
-/// Poll-based: when no complete line is buffered it reads the new bytes (the file may not exist
-/// yet) and sleeps for the interval (50 ms) when there are none. A partial last line waits for
-/// its newline. Reads are small synchronous reads of a local file; the only `await` is the
-/// sleep, so [`EventTail::next`] is cancel-safe (fine in `tokio::select!` against the process
-/// exit, then drain with [`EventTail::try_next`]).
-#[derive(Debug)]
-pub struct EventTail {
-    path: PathBuf,
-    file: Option<fs::File>,
-    /// The partial last line read so far.
-    buf: Vec<u8>,
-    /// Complete lines (and too long ones) read but not yet returned, in file order.
-    lines: VecDeque<Entry>,
-    /// Number of the last line read to its end (1-based).
-    line_no: usize,
-    /// Skipping the rest of a line that was too long.
-    skipping: bool,
-    done: bool,
-    interval: Duration,
-}
-
-/// A line of the event log waiting in [`EventTail`], with its number.
-#[derive(Debug)]
-enum Entry {
-    Line(usize, Vec<u8>),
-    TooLong(usize),
-}
-
-impl EventTail {
-    /// Follows `path` from its beginning; the file need not exist yet.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        EventTail {
-            path: path.into(),
-            file: None,
-            buf: Vec::new(),
-            lines: VecDeque::new(),
-            line_no: 0,
-            skipping: false,
-            done: false,
-            interval: Duration::from_millis(50),
-        }
-    }
-
-    /// Polls every `interval` instead of 50 ms.
-    pub fn with_interval(mut self, interval: Duration) -> Self {
-        self.interval = interval;
-        self
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Whether the `container/script-end` event has been returned (nothing follows it).
-    pub fn is_done(&self) -> bool {
-        self.done
-    }
-
-    /// The next event, waiting for it; `Ok(None)` after `container/script-end` was returned.
-    /// A malformed or too long line is an error that consumes that line: calling again continues
-    /// after it. It waits forever if the wrapper dies: race it with the process.
-    pub async fn next(&mut self) -> Result<Option<ContainerEvent>, Error> {
-        loop {
-            if let Some(event) = self.try_next()? {
-                return Ok(Some(event));
-            }
-            if self.done {
-                return Ok(None);
-            }
-            tokio::time::sleep(self.interval).await;
-        }
-    }
-
-    /// The next event if a complete line is already in the file, without waiting; `Ok(None)` when
-    /// there is none yet (or the script ended: see [`EventTail::is_done`]).
-    pub fn try_next(&mut self) -> Result<Option<ContainerEvent>, Error> {
-        loop {
-            if self.done {
-                return Ok(None);
-            }
-            if let Some(entry) = self.lines.pop_front() {
-                let (line_no, line) = match entry {
-                    Entry::Line(line_no, line) => (line_no, line),
-                    Entry::TooLong(line_no) => {
-                        return Err(Error::LineTooLong { file: self.path.clone(), line_no, max: MAX_EVENT_LINE });
-                    }
-                };
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                let event = serde_json::from_slice::<ContainerEvent>(&line).map_err(|source| Error::MalformedLine {
-                    file: self.path.clone(),
-                    line_no,
-                    line: quote_line(&line),
-                    source,
-                })?;
-                self.done = matches!(event, ContainerEvent::ScriptEnd { .. });
-                return Ok(Some(event));
-            }
-            if !self.read_more()? {
-                return Ok(None);
-            }
-        }
-    }
-
-    /// Reads what the file has now and splits off complete lines; false when there was nothing
-    /// new (or no file yet).
-    fn read_more(&mut self) -> Result<bool, Error> {
-        let file = match &mut self.file {
-            Some(file) => file,
-            None => match fs::File::open(&self.path) {
-                Ok(file) => self.file.insert(file),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-                Err(e) => return Err(io_err("open event log", &self.path)(e)),
-            },
-        };
-        let mut chunk = [0u8; 16 * 1024];
-        let n = loop {
-            match file.read(&mut chunk) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err("read event log", &self.path)(e)),
-            }
-        };
-        if n == 0 {
-            return Ok(false);
-        }
-        let mut rest = &chunk[..n];
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
-            let (head, tail) = (&rest[..pos], &rest[pos + 1..]);
-            self.line_no += 1;
-            if self.skipping {
-                self.skipping = false;
-            } else {
-                self.buf.extend_from_slice(head);
-                self.lines.push_back(Entry::Line(self.line_no, std::mem::take(&mut self.buf)));
-            }
-            rest = tail;
-        }
-        if !self.skipping {
-            self.buf.extend_from_slice(rest);
-            if self.buf.len() > MAX_EVENT_LINE {
-                // Reported in its turn; the rest of the line is dropped as it arrives.
-                self.buf = Vec::new();
-                self.skipping = true;
-                self.lines.push_back(Entry::TooLong(self.line_no + 1));
-            }
-        }
-        Ok(true)
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
+    //! Running the wrapper in tests: the shells, a job root, its events.
+
     use super::*;
 
     use std::ffi::OsString;
+    use std::io::Read;
     use std::process::{Child, Command, ExitStatus, Stdio};
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     /// A shell to run the wrapper with: `argv` runs a script file, `line_shell` is the same shell
     /// as one path (for `MONKEYCI_SHELL`).
-    struct Shell {
-        name: &'static str,
-        argv: Vec<OsString>,
-        line_shell: PathBuf,
+    pub(crate) struct Shell {
+        pub(crate) name: &'static str,
+        pub(crate) argv: Vec<OsString>,
+        pub(crate) line_shell: PathBuf,
         _dir: Option<tempfile::TempDir>,
     }
 
@@ -537,7 +370,7 @@ mod tests {
 
     /// busybox `sh` and `dash`. A missing one is skipped with a visible reason, except under CI
     /// (env `CI` set), where it fails the test.
-    fn shells() -> Vec<Shell> {
+    pub(crate) fn shells() -> Vec<Shell> {
         let mut shells = Vec::new();
         let mut missing = Vec::new();
         match find_on_path("busybox") {
@@ -571,7 +404,7 @@ mod tests {
     }
 
     /// A command running the wrapper of `layout` with `shell`, its env set for a host run.
-    fn wrapper_cmd(shell: &Shell, layout: &JobLayout, work_sub: Option<&Path>, line_shell: bool) -> Command {
+    pub(crate) fn wrapper_cmd(shell: &Shell, layout: &JobLayout, work_sub: Option<&Path>, line_shell: bool) -> Command {
         let mut cmd = Command::new(&shell.argv[0]);
         cmd.args(&shell.argv[1..]).arg(layout.wrapper());
         cmd.env_remove(ENV_ROOT).env_remove(ENV_WORK_DIR).env_remove(ENV_SHELL);
@@ -585,7 +418,7 @@ mod tests {
         cmd
     }
 
-    fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+    pub(crate) fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -600,7 +433,7 @@ mod tests {
     }
 
     /// Runs the wrapper to the end (start file created first); returns exit code and stderr.
-    fn run(shell: &Shell, layout: &JobLayout, work_sub: Option<&Path>, line_shell: bool) -> (i32, String) {
+    pub(crate) fn run(shell: &Shell, layout: &JobLayout, work_sub: Option<&Path>, line_shell: bool) -> (i32, String) {
         let mut child = wrapper_cmd(shell, layout, work_sub, line_shell).spawn().unwrap();
         let status = wait_timeout(&mut child, Duration::from_secs(30));
         let mut stderr = String::new();
@@ -608,28 +441,28 @@ mod tests {
         (status.code().expect("the wrapper was killed by a signal"), stderr)
     }
 
-    fn events_text(layout: &JobLayout) -> String {
+    pub(crate) fn events_text(layout: &JobLayout) -> String {
         fs::read_to_string(layout.events()).unwrap_or_default()
     }
 
-    fn events(layout: &JobLayout) -> Vec<ContainerEvent> {
-        events_text(layout).lines().map(|l| parse_event(l).unwrap()).collect()
+    pub(crate) fn events(layout: &JobLayout) -> Vec<ContainerEvent> {
+        events_text(layout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
-    fn cmd_start(i: usize) -> ContainerEvent {
+    pub(crate) fn cmd_start(i: usize) -> ContainerEvent {
         ContainerEvent::CommandStart { command: i, stdout: format!("logs/{i}.out"), stderr: format!("logs/{i}.err") }
     }
 
-    fn cmd_end(i: usize, exit: i32) -> ContainerEvent {
+    pub(crate) fn cmd_end(i: usize, exit: i32) -> ContainerEvent {
         ContainerEvent::CommandEnd { command: i, exit }
     }
 
-    fn end(status: ScriptStatus, exit: i32) -> ContainerEvent {
+    pub(crate) fn end(status: ScriptStatus, exit: i32) -> ContainerEvent {
         ContainerEvent::ScriptEnd { status, exit, reason: None }
     }
 
     /// A fresh job root with `lines` written (and started when `start`).
-    fn job(lines: &[&str], start: bool) -> (tempfile::TempDir, JobLayout) {
+    pub(crate) fn job(lines: &[&str], start: bool) -> (tempfile::TempDir, JobLayout) {
         let dir = tempfile::tempdir().unwrap();
         let layout = JobLayout::new(dir.path().join("job root"));
         layout.write_script(lines).unwrap();
@@ -638,6 +471,14 @@ mod tests {
         }
         (dir, layout)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::test_support::*;
+    use super::*;
 
     #[test]
     fn jobscript_stops_at_first_failure_with_exact_events() {
@@ -694,11 +535,8 @@ mod tests {
         ];
         for (event, line) in wire {
             assert_eq!(serde_json::to_string(&event).unwrap(), line);
-            assert_eq!(parse_event(line).unwrap(), event);
+            assert_eq!(serde_json::from_str::<ContainerEvent>(line).unwrap(), event);
         }
-        let err = parse_event(r#"{"type":"command/end","command":"x"}"#).unwrap_err();
-        assert!(err.to_string().starts_with(r#"malformed event "{\"type\":\"command/end\""#), "{err}");
-        assert!(std::error::Error::source(&err).is_some());
     }
 
     #[test]
@@ -713,8 +551,8 @@ mod tests {
             assert_eq!(fs::read_to_string(layout.stderr_log(1)).unwrap(), "");
             let evs = events(&layout);
             let ContainerEvent::CommandStart { stdout, stderr, .. } = &evs[1] else { panic!("{evs:?}") };
-            assert_eq!(layout.resolve(stdout).unwrap(), layout.stdout_log(0));
-            assert_eq!(layout.resolve(stderr).unwrap(), layout.stderr_log(0));
+            assert_eq!(layout.root().join(stdout), layout.stdout_log(0));
+            assert_eq!(layout.root().join(stderr), layout.stderr_log(0));
             assert_eq!(evs.last(), Some(&end(ScriptStatus::Success, 0)));
         }
     }
@@ -774,7 +612,7 @@ mod tests {
             let mut child = wrapper_cmd(&shell, &layout, None, true).spawn().unwrap();
             std::thread::sleep(Duration::from_millis(300));
             assert!(child.try_wait().unwrap().is_none(), "{}: the wrapper must wait", shell.name);
-            layout.signal_abort().unwrap();
+            layout.signal_abort("the test gave up").unwrap();
             let status = wait_timeout(&mut child, Duration::from_secs(30));
             assert_eq!(status.code(), Some(EXIT_ABORTED), "{}", shell.name);
             assert_eq!(events(&layout), [end(ScriptStatus::Aborted, EXIT_ABORTED)], "{}", shell.name);
@@ -865,137 +703,6 @@ mod tests {
         for bad in ["../x", "a/../../x", "/etc"] {
             let err = host.work_dir(Some(Path::new(bad))).unwrap_err();
             assert!(matches!(err, Error::BadWorkDir { .. }), "{bad}: {err}");
-        }
-        assert_eq!(host.resolve("logs/0.out").unwrap(), Path::new("/var/jobs/42/logs/0.out"));
-        for bad in ["../x", "logs/../../etc/passwd", "/etc/passwd", "logs/..", "logs/a/b", "logs/", "work/f"] {
-            let err = host.resolve(bad).unwrap_err();
-            assert_eq!(err.to_string(), format!("path {bad:?} in an event is not a log file of this job"));
-        }
-    }
-
-    /// Appends `chunks` to `path` (created by the first), pausing between them.
-    async fn write_chunks(path: PathBuf, chunks: Vec<Vec<u8>>) {
-        use std::io::Write;
-        for chunk in chunks {
-            tokio::time::sleep(Duration::from_millis(30)).await;
-            let mut f = fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
-            f.write_all(&chunk).unwrap();
-        }
-    }
-
-    #[tokio::test]
-    async fn jobscript_event_tail_follows_chunks_with_partial_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("events.jsonl");
-        let expected = vec![
-            ContainerEvent::Start,
-            cmd_start(0),
-            cmd_end(0, 0),
-            cmd_start(1),
-            cmd_end(1, 7),
-            end(ScriptStatus::Failure, 7),
-        ];
-        let mut text = String::new();
-        for event in &expected {
-            text.push_str(&serde_json::to_string(event).unwrap());
-            text.push('\n');
-        }
-        text.push_str("\n{\"type\":\"after the end, never read\"}\n");
-        // Chunks that cut lines anywhere, including one byte at a time and right at newlines.
-        let bytes = text.into_bytes();
-        let mut chunks = Vec::new();
-        let mut at = 0;
-        for size in [1, 5, 20, 26, 1, 1, 80, 3, 60, 120, 9].into_iter().cycle() {
-            if at >= bytes.len() {
-                break;
-            }
-            let to = (at + size).min(bytes.len());
-            chunks.push(bytes[at..to].to_vec());
-            at = to;
-        }
-        let writer = tokio::spawn(write_chunks(path.clone(), chunks));
-        let mut tail = EventTail::new(&path).with_interval(Duration::from_millis(5));
-        let mut got = Vec::new();
-        let read_all = async {
-            while let Some(event) = tail.next().await.unwrap() {
-                got.push(event);
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(20), read_all).await.expect("the tail did not end");
-        assert_eq!(got, expected);
-        assert!(tail.is_done());
-        assert_eq!(tail.next().await.unwrap(), None);
-        writer.await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn jobscript_event_tail_reports_malformed_line_and_goes_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("events.jsonl");
-        fs::write(&path, "{\"type\":\"container/start\"}\n\n{\"type\":\"command/end\",\"command\":0}\n").unwrap();
-        let mut tail = EventTail::new(&path);
-        assert_eq!(tail.next().await.unwrap(), Some(ContainerEvent::Start));
-        let err = tail.next().await.unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "malformed event line 3 in {}: \"{{\\\"type\\\":\\\"command/end\\\",\\\"command\\\":0}}\"",
-                path.display()
-            )
-        );
-        let cause = std::error::Error::source(&err).unwrap().to_string();
-        assert!(cause.contains("missing field `exit`"), "{cause}");
-        // Nothing is lost: the line after the bad one arrives later and is returned.
-        assert_eq!(tail.try_next().unwrap(), None);
-        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
-        std::io::Write::write_all(&mut f, b"{\"type\":\"command/end\",\"command\":0,\"exit\":0}\n").unwrap();
-        assert_eq!(tail.next().await.unwrap(), Some(cmd_end(0, 0)));
-
-        // A line that never ends is refused instead of growing without bound.
-        std::io::Write::write_all(&mut f, &vec![b'x'; MAX_EVENT_LINE + 10]).unwrap();
-        let err = tail.next().await.unwrap_err();
-        assert!(matches!(err, Error::LineTooLong { line_no: 5, .. }), "{err}");
-        std::io::Write::write_all(&mut f, b"xxx\n{\"type\":\"container/start\"}\n").unwrap();
-        assert_eq!(tail.next().await.unwrap(), Some(ContainerEvent::Start));
-    }
-
-    #[tokio::test]
-    async fn jobscript_event_tail_follows_a_live_wrapper() {
-        for shell in shells() {
-            let (_dir, layout) = job(&["echo one", "sleep 0.2", "exit 3"], false);
-            let mut cmd = tokio::process::Command::from(wrapper_cmd(&shell, &layout, None, true));
-            cmd.kill_on_drop(true);
-            let mut child = cmd.spawn().unwrap();
-            let mut tail = EventTail::new(layout.events()).with_interval(Duration::from_millis(10));
-            let starter = layout.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                starter.signal_start().unwrap();
-            });
-            let mut got = Vec::new();
-            let follow = async {
-                while let Some(event) = tail.next().await.unwrap() {
-                    got.push(event);
-                }
-            };
-            tokio::time::timeout(Duration::from_secs(30), follow).await.expect("no script-end event");
-            let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
-            assert_eq!(status.code(), Some(3), "{}", shell.name);
-            assert_eq!(
-                got,
-                [
-                    ContainerEvent::Start,
-                    cmd_start(0),
-                    cmd_end(0, 0),
-                    cmd_start(1),
-                    cmd_end(1, 0),
-                    cmd_start(2),
-                    cmd_end(2, 3),
-                    end(ScriptStatus::Failure, 3)
-                ],
-                "{}",
-                shell.name
-            );
         }
     }
 }

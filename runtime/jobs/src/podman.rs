@@ -1,6 +1,6 @@
 //! The podman and docker engines: one container per job attempt, through the engine's CLI.
 //!
-//! The job's directory is mounted at [`MOUNT`]; the container runs the generated wrapper with
+//! The job's directory is mounted at [`DEFAULT_MOUNT`](crate::jobscript::DEFAULT_MOUNT); the container runs the generated wrapper with
 //! its `/bin/sh` (or, with `.command(..)`, the image's own command, whose output is the job's
 //! output). No network unless the job asks for it, CPUs and memory from the job's size, secret
 //! values passed through the engine's environment (`-e NAME`) so they never appear on a
@@ -10,25 +10,24 @@ use std::process::Stdio;
 
 use tokio::sync::watch;
 
-use super::{BoxFuture, ContainerEngine, EngineError, EngineExit, EngineJob, ProcessOutput};
-
-/// Where the job's directory is mounted in the container.
-pub const MOUNT: &str = "/monkeyci";
+use crate::engine::{self, BoxFuture, ContainerEngine, EngineError, EngineExit, EngineJob};
+use crate::jobscript::DEFAULT_MOUNT as MOUNT;
+use crate::output::ProcessOutput;
 
 /// Seconds a container may take to stop after SIGTERM before it is killed.
 const GRACE_SECONDS: &str = "10";
 
 /// A container engine driven through its command line: `podman` or `docker`.
-pub struct CliEngine {
+pub(crate) struct CliEngine {
     program: &'static str,
 }
 
 impl CliEngine {
-    pub fn podman() -> CliEngine {
+    pub(crate) fn podman() -> CliEngine {
         CliEngine { program: "podman" }
     }
 
-    pub fn docker() -> CliEngine {
+    pub(crate) fn docker() -> CliEngine {
         CliEngine { program: "docker" }
     }
 
@@ -91,7 +90,7 @@ impl ContainerEngine for CliEngine {
             let pumps = output.pump(&mut child);
             let status = tokio::select! {
                 status = child.wait() => status.map_err(EngineError::Wait)?,
-                _ = super::stopped(&mut stop) => {
+                _ = engine::stopped(&mut stop) => {
                     self.stop(&job.name).await;
                     child.wait().await.map_err(EngineError::Wait)?
                 }

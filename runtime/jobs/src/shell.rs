@@ -1,5 +1,5 @@
 //! The host shell engine: runs a container job's wrapper with `/bin/sh` on this machine, in
-//! the job's own directory. Images are ignored (announced once by `engine::select`), and so
+//! the job's own directory. Images are ignored (announced by [`crate::select`] when `auto` falls back to it), and so
 //! are CPU and memory sizes: the job gets what the machine has. It lets pipelines with
 //! container jobs run everywhere, and is tested on its own.
 
@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{BoxFuture, ContainerEngine, EngineError, EngineExit, EngineJob, ProcessOutput};
+use crate::engine::{self, BoxFuture, ContainerEngine, EngineError, EngineExit, EngineJob};
+use crate::output::ProcessOutput;
 
 /// How long a job may take to stop after SIGTERM before it is killed.
 const GRACE: Duration = Duration::from_secs(5);
 
 /// Runs jobs with the host's `/bin/sh`.
-pub struct ShellEngine;
+pub(crate) struct ShellEngine;
 
 impl ContainerEngine for ShellEngine {
     fn name(&self) -> &'static str {
@@ -68,7 +69,7 @@ async fn wait_or_stop(
 ) -> Result<std::process::ExitStatus, EngineError> {
     tokio::select! {
         status = child.wait() => return status.map_err(EngineError::Wait),
-        _ = super::stopped(&mut stop) => {}
+        _ = engine::stopped(&mut stop) => {}
     }
     if let Some(pid) = pid {
         signal_group(pid, libc::SIGTERM);

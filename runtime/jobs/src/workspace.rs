@@ -8,22 +8,30 @@ use std::process::Command;
 /// Why the workspace could not be copied.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The checkout's files could not be listed.
     #[error("cannot list the files of {}", dir.display())]
     List {
+        /// The checkout.
         dir: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A file could not be copied.
     #[error("cannot copy {} to {}", from.display(), to.display())]
     Copy {
+        /// The file in the checkout.
         from: PathBuf,
+        /// Where it was to go.
         to: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
 }
 
-/// Copies the checkout at `src` into `dest` (which must not exist yet).
+/// Copies the checkout at `src` into `dest` (created if needed; expected to be empty) and
+/// returns how many files and symlinks it copied.
 pub fn copy_checkout(src: &Path, dest: &Path, with_git: bool) -> Result<usize, Error> {
     let files = match git_files(src) {
         Some(files) => files,
