@@ -5,7 +5,8 @@
 //! [`Policy`] decides what is kept; [`prune()`] only removes. A build still running holds the
 //! lock of its record ([`crate::record::Recorder`]) and is never removed, however old. Its
 //! caller decides when to prune: the `monkeyci` binary does after every `monkeyci build run`,
-//! and as `monkeyci cache prune`. It never removes what a build in progress or a compile uses.
+//! and as `monkeyci cache prune`. The shared target directory goes only on request
+//! ([`remove_target_dir`]), and never while cargo compiles into it.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
