@@ -1,8 +1,9 @@
 //! The script compiler: finds a pipeline crate, compiles it with cargo into a target directory
-//! shared by all pipelines of the machine, and caches the binary by a hash of everything that
-//! goes into it, so an unchanged pipeline starts without invoking cargo.
+//! shared by all pipelines compiled with the same cache directory, and caches the binary by a
+//! hash of everything that goes into it, so an unchanged pipeline starts without invoking cargo.
 //!
-//! It does not run the binary; the controller does.
+//! It does not run the binary (the [`controller`](crate::controller) does) and does not remove
+//! old binaries (the [`prune`](crate::prune) module does).
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -14,34 +15,48 @@ use sha2::{Digest, Sha256};
 /// Why a pipeline could not be found or compiled.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Neither the directory nor its `.monkeyci` holds a `Cargo.toml`; the directory searched.
     #[error(
         "no pipeline in {}: expected {}/.monkeyci/Cargo.toml or a Cargo.toml in it (create one with `monkeyci init`)",
         .0.display(), .0.display()
     )]
     NotFound(PathBuf),
+    /// A file or directory of the pipeline (or the directory itself) cannot be read.
     #[error("cannot read {}", path.display())]
     Read {
+        /// The file or directory.
         path: PathBuf,
+        /// What failed.
         #[source]
         source: std::io::Error,
     },
+    /// A `Cargo.toml` is not valid TOML.
     #[error("{} is not a valid Cargo.toml", path.display())]
     Manifest {
+        /// The manifest.
         path: PathBuf,
+        /// Where and why it does not parse.
         #[source]
         source: toml::de::Error,
     },
+    /// The pipeline's manifest names no package; the manifest.
     #[error("{} has no `[package]` with a name: a pipeline is a binary crate", .0.display())]
     NoPackage(PathBuf),
+    /// `cargo` could not be started or waited for.
     #[error("cannot run `cargo` (is Rust installed?)")]
     Cargo(#[source] std::io::Error),
+    /// cargo failed; its diagnostics went to stderr.
     #[error("the pipeline crate does not compile (cargo's diagnostics are above)")]
     CompileFailed,
+    /// cargo succeeded without building a binary; the package's name.
     #[error("cargo built no binary for `{0}`: a pipeline needs a src/main.rs ending in `monkeyci_sdk::main!();`")]
     NoBinary(String),
+    /// The compiled binary could not be copied into the cache.
     #[error("cannot store the compiled pipeline in {}", path.display())]
     Cache {
+        /// Where the binary was to go.
         path: PathBuf,
+        /// What failed.
         #[source]
         source: std::io::Error,
     },

@@ -1,10 +1,12 @@
-//! The controller of a build: wiring only. It starts what serves the build (the blob store,
+//! The controller of one build: wiring only. It starts what serves the build (the blob store,
 //! the container jobs, the journal, the build API), launches the compiled pipeline script with
-//! its configuration, relaunches it when it suspended or crashed ([`next_step`]), and turns
-//! what the script reports (events over the API, lines it prints) into one ordered stream of
-//! [`Update`]s, folded into the build's [`BuildState`] and handed to whoever watches.
+//! its configuration, relaunches it when it suspended or crashed, and turns what the script
+//! reports (events over the API, lines it prints) into one ordered stream of [`Update`]s,
+//! folded into the build's [`BuildState`], recorded, and handed to whoever watches
+//! ([`run_script`]).
 //!
-//! It does not compile (see [`crate::compiler`]) and does not render (that is the binary's).
+//! It does not compile (see [`crate::compiler`]), does not decide what the build means (see
+//! [`crate::state`]) and does not render (that is the caller's, e.g. the `monkeyci` binary).
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -38,11 +40,17 @@ pub enum Update {
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct ScriptRequest {
+    /// The build: its id, checkout directory (where the script runs) and git context.
     pub build: BuildInfo,
+    /// The build parameters, served to the script; their values are masked in its output.
     pub params: ParamMap,
+    /// Whether the script runs the build or only plans it.
     pub mode: ScriptMode,
+    /// The jobs asked for (with what they depend on); empty: every job.
     pub jobs: Vec<String>,
+    /// At most this many jobs doing process work (commands, containers) at once.
     pub max_parallel: usize,
+    /// Whether the script stops starting jobs after the first failure.
     pub fail_fast: bool,
     /// Blocked jobs approved up front, and who to ask about the others.
     pub approvals: api::Approvals,
@@ -131,7 +139,8 @@ pub enum Error {
 /// Runs the script `binary` for `request` and hands every update to `on_update` as it comes.
 ///
 /// The script is launched, followed to its exit, and relaunched (resumed from its journal)
-/// while it suspends or, a few times, after it crashed; see [`next_step`].
+/// while it suspends or, a few times, after it was killed by a signal. The first Ctrl-C asks
+/// it to cancel the build; a second kills it.
 pub async fn run_script(
     binary: &Path,
     request: ScriptRequest,

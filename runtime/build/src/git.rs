@@ -1,33 +1,57 @@
-//! Git context of a local build: ref, commit, main branch and changed files, read with the
-//! `git` command from the repository being built, each overridable from the command line.
+//! The git context of a build of a checkout on disk: ref, commit, main branch and changed
+//! files, read with the `git` command from the repository being built, each overridable by the
+//! caller ([`GitOverrides`], from the command line for a local build).
+//!
+//! It only reads: it never fetches, checks out or otherwise changes the repository.
 
 use std::path::Path;
 use std::process::Command;
 
 use monkeyci_protocol::{Changes, GitInfo};
 
-/// What the command line says about git, overriding what the repository says.
+/// What the caller (for a local build, the command line) says about git, overriding what the
+/// repository says.
 #[derive(Debug, Clone, Default)]
 pub struct GitOverrides {
+    /// The branch built, without `refs/heads/` (ignored when `tag` is set).
     pub branch: Option<String>,
+    /// The tag built, without `refs/tags/`.
     pub tag: Option<String>,
+    /// The commit id built.
     pub commit: Option<String>,
+    /// The repository's main branch, without `refs/heads/`.
     pub main_branch: Option<String>,
+    /// The changed files, as paths from the repository root; empty: asked of git.
     pub changed: Vec<String>,
+    /// The commit changes are counted from when `changed` is empty (default: `HEAD`).
     pub base: Option<String>,
 }
 
 /// Why git could not tell.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The `git` command could not be started.
     #[error("cannot run git")]
     Spawn(#[source] std::io::Error),
+    /// A `git` command that must succeed failed.
     #[error("`git {args}` failed: {stderr}")]
-    Failed { args: String, stderr: String },
+    Failed {
+        /// Its arguments, space-separated.
+        args: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// The base for changes is not a commit of the repository; the base as given.
     #[error("--base {0}: no such commit in this repository")]
     UnknownBase(String),
+    /// A base for changes was given, but the directory is not in a git repository.
     #[error("--base {base}: {} is not in a git repository", dir.display())]
-    NotARepository { base: String, dir: std::path::PathBuf },
+    NotARepository {
+        /// The base as given.
+        base: String,
+        /// The directory built.
+        dir: std::path::PathBuf,
+    },
 }
 
 /// Runs git in `dir`; `Ok(None)` when it exits non-zero.

@@ -4,7 +4,8 @@
 //! A large entry (a job's big output, a chatty `ctx.shell` step) is not kept inline: its record
 //! goes to the blob store and the journal, in memory and in the build's `events.jsonl`, holds a
 //! `journal/stored` reference to it. [`JournalStore::journal`] resolves the references, so the
-//! script always reads whole records. This module serves no HTTP: the API's handlers call it.
+//! script always reads whole records. It serves no HTTP (the API's handlers call it) and keeps
+//! only what the script reported: it never decides what a resumed script replays.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +14,7 @@ use monkeyci_store::{BlobKey, BlobStore, keys};
 
 /// Why a journal record could not be kept or read back.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// A record could not be turned into JSON.
     #[error("cannot encode a journal record")]
     Encode(#[source] serde_json::Error),
@@ -47,11 +48,11 @@ pub enum Error {
 }
 
 /// Records whose JSON is larger than this go to the blob store.
-pub const LARGE_RECORD_BYTES: usize = 64 * 1024;
+pub(crate) const LARGE_RECORD_BYTES: usize = 64 * 1024;
 
 /// The journal of one build.
 #[derive(Clone, Default)]
-pub struct JournalStore {
+pub(crate) struct JournalStore {
     entries: Arc<Mutex<Vec<JournalEntry>>>,
     /// Where large records go, and the build they belong to; none: they stay inline.
     blobs: Option<(Arc<dyn BlobStore>, String)>,
@@ -59,13 +60,13 @@ pub struct JournalStore {
 
 impl JournalStore {
     /// The journal of build `build_id`, keeping large records in `store`.
-    pub fn new(store: Arc<dyn BlobStore>, build_id: &str) -> JournalStore {
+    pub(crate) fn new(store: Arc<dyn BlobStore>, build_id: &str) -> JournalStore {
         JournalStore { entries: Arc::default(), blobs: Some((store, build_id.to_owned())) }
     }
 
     /// Appends `entry`, moving a large record to the blob store; returns the entry as kept
     /// (with a `journal/stored` reference in place of a large record).
-    pub async fn record(&self, entry: JournalEntry) -> Result<JournalEntry, Error> {
+    pub(crate) async fn record(&self, entry: JournalEntry) -> Result<JournalEntry, Error> {
         let entry = match &self.blobs {
             Some((store, build_id)) => store_if_large(Arc::clone(store), build_id, entry).await?,
             None => entry,
@@ -74,12 +75,13 @@ impl JournalStore {
         Ok(entry)
     }
 
-    pub fn has_entries(&self) -> bool {
+    /// Whether the script journaled anything yet (a script that did can be resumed).
+    pub(crate) fn has_entries(&self) -> bool {
         !self.entries.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
     }
 
     /// The whole journal, with stored records read back.
-    pub async fn journal(&self) -> Result<Journal, Error> {
+    pub(crate) async fn journal(&self) -> Result<Journal, Error> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if !entries.iter().any(|entry| matches!(entry.record, JournalRecord::Stored { .. })) {
             return Ok(Journal { entries });

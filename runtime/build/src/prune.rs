@@ -2,9 +2,11 @@
 //! records), pipeline binaries not used for a while, and all but the newest archives of each
 //! cache.
 //!
-//! [`Policy`] decides what is kept; [`prune`] only removes. A build still running holds the
-//! lock of its record ([`crate::record::Recorder`]) and is never removed, however old. Runs
-//! after every `monkeyci build run`, and as `monkeyci cache prune`.
+//! [`Policy`] decides what is kept; [`prune()`] only removes. A build still running holds the
+//! lock of its record ([`crate::record::Recorder`]) and is never removed, however old. Its
+//! caller decides when to prune: the `monkeyci` binary does after every `monkeyci build run`,
+//! and as `monkeyci cache prune`. The shared target directory goes only on request
+//! ([`remove_target_dir`]), and never while cargo compiles into it.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -23,7 +25,7 @@ pub struct Policy {
 }
 
 /// `MONKEYCI_KEEP_BUILDS`: how many build records `build run` keeps (default 100; 0: all).
-pub const KEEP_BUILDS_ENV: &str = "MONKEYCI_KEEP_BUILDS";
+pub(crate) const KEEP_BUILDS_ENV: &str = "MONKEYCI_KEEP_BUILDS";
 
 impl Default for Policy {
     fn default() -> Self {
@@ -32,7 +34,8 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// The default policy, with `MONKEYCI_KEEP_BUILDS` if it is set.
+    /// The default policy, with `MONKEYCI_KEEP_BUILDS` if it is set; `Err` says why its value
+    /// is not a number.
     pub fn from_env() -> Result<Policy, String> {
         Policy::with_keep_builds_setting(std::env::var_os(KEEP_BUILDS_ENV).as_deref())
     }
@@ -53,9 +56,13 @@ impl Policy {
 /// What a prune removed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Pruned {
+    /// Build records removed.
     pub builds: usize,
+    /// Cached pipeline binaries removed.
     pub binaries: usize,
+    /// Blobs removed from the blob store (artifacts, journal records, cache archives).
     pub blobs: usize,
+    /// The bytes all of them took.
     pub bytes: u64,
     /// Old builds kept because they still run.
     pub running: usize,
@@ -84,13 +91,18 @@ impl std::fmt::Display for Pruned {
 /// Why a prune stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A file or directory of the cache could not be listed, read or removed.
     #[error("cannot {what} {}", path.display())]
     Io {
+        /// What was being done ("remove", "list", ...).
         what: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// What failed.
         #[source]
         source: std::io::Error,
     },
+    /// The blob store could not list or delete.
     #[error(transparent)]
     Store(#[from] monkeyci_store::Error),
 }

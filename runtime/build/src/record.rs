@@ -1,9 +1,39 @@
-//! What a build leaves on disk, and how it is read back (`monkeyci build logs`).
+//! What a build leaves on disk ([`Recorder`]), and how it is read back ([`BuildRecord`], e.g.
+//! by `monkeyci build logs`).
 //!
 //! A build's directory (`<cache>/builds/<build id>/`) holds `events.jsonl` (every event, in
 //! order), `logs/<job>.log` (each job's output lines, as shown live) and `jobs/<job>-<attempt>/`
-//! (container jobs' own directories, with `logs/<i>.out|.err` per command). Writing is
-//! best-effort: a full disk warns once and never fails the build.
+//! (container jobs' own directories, with `logs/<i>.out|.err` per command, written by
+//! `monkeyci-jobs`). Writing is best-effort: a full disk warns once on stderr and never fails
+//! the build. Removing old records is [`prune`](crate::prune)'s.
+//!
+//! ```
+//! use monkeyci_build::record::{BuildRecord, Recorder};
+//! use monkeyci_protocol::{BuildStatus, Event, EventKind, JobStatus, OutputStream};
+//!
+//! let cache = tempfile::tempdir()?;
+//! let builds = cache.path().join("builds");
+//! let mut recorder = Recorder::create(&builds.join("b-1"))?;
+//! for kind in [
+//!     EventKind::JobStart { job_id: "test".into(), attempt: 1 },
+//!     EventKind::JobOutput { job_id: "test".into(), stream: OutputStream::Stdout, line: "ok".into() },
+//!     EventKind::JobEnd { job_id: "test".into(), attempt: 1, status: JobStatus::Success, duration_ms: 5, message: None },
+//!     EventKind::ScriptEnd { status: BuildStatus::Success, message: None },
+//! ] {
+//!     recorder.record(&Event::now(kind));
+//! }
+//! recorder.finish();
+//! drop(recorder);
+//!
+//! // No id: the newest build.
+//! let record = BuildRecord::open(&builds, None)?;
+//! assert_eq!(record.id, "b-1");
+//! assert_eq!(record.state.job("test").map(|job| job.status), Some(JobStatus::Success));
+//! let mut log = Vec::new();
+//! record.write_job_log("test", &mut log)?;
+//! assert_eq!(String::from_utf8(log)?, "ok\n");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,7 +45,7 @@ use monkeyci_protocol::{Event, EventKind, OutputStream};
 use crate::state::BuildState;
 
 /// Writes a build's record as its events arrive. It holds the record's lock while it lives,
-/// so the build is known to run ([`is_running`]).
+/// so the build is known to run (and is never pruned).
 pub struct Recorder {
     _lock: File,
     dir: PathBuf,
@@ -25,7 +55,8 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts the record of a build in `dir`.
+    /// Starts the record of a build in `dir` (`<builds>/<build id>`), creating `<builds>` for
+    /// its owner only; fails if another recorder holds the record.
     pub fn create(dir: &Path) -> std::io::Result<Recorder> {
         // Only the owner reads build records: raw command logs hold secret values until a job
         // ends and they are masked.
@@ -41,6 +72,7 @@ impl Recorder {
         Ok(Recorder { _lock: lock, dir: dir.to_owned(), events: Some(events), logs: HashMap::new(), warned: false })
     }
 
+    /// Appends `event` to `events.jsonl`, and a job's output line to its log.
     pub fn record(&mut self, event: &Event) {
         let mut result = self.append_event(event);
         if let EventKind::JobOutput { job_id, stream, line } = &event.kind {
@@ -94,15 +126,35 @@ impl Recorder {
 /// Why a record cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// No build is recorded; the directory of build records.
     #[error("no builds recorded in {}", .0.display())]
     NoBuilds(PathBuf),
+    /// No build has the id asked for.
     #[error("no build {id:?} in {}; recent builds: {}", dir.display(), recent.join(", "))]
-    UnknownBuild { id: String, dir: PathBuf, recent: Vec<String> },
+    UnknownBuild {
+        /// The id asked for.
+        id: String,
+        /// The directory of build records.
+        dir: PathBuf,
+        /// The newest builds' ids, newest first (at most 5).
+        recent: Vec<String>,
+    },
+    /// The build has no job with the id asked for.
     #[error("build {build} has no job {job:?}; its jobs are: {}", jobs.join(", "))]
-    UnknownJob { build: String, job: String, jobs: Vec<String> },
+    UnknownJob {
+        /// The build's id.
+        build: String,
+        /// The job id asked for.
+        job: String,
+        /// The build's jobs, in plan order.
+        jobs: Vec<String>,
+    },
+    /// A file of the record cannot be read.
     #[error("cannot read {}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// What failed.
         #[source]
         source: std::io::Error,
     },
@@ -110,7 +162,7 @@ pub enum Error {
 
 /// Takes the lock of the build record in `dir` (`dir/lock`, an exclusive `flock`), released
 /// when the file is dropped or the process ends, however it ends.
-pub fn lock(dir: &Path) -> std::io::Result<File> {
+pub(crate) fn lock(dir: &Path) -> std::io::Result<File> {
     let file = File::options().create(true).truncate(false).write(true).open(dir.join("lock"))?;
     file.try_lock()
         .map_err(|err| std::io::Error::other(format!("the build record {} is in use: {err}", dir.display())))?;
@@ -118,7 +170,7 @@ pub fn lock(dir: &Path) -> std::io::Result<File> {
 }
 
 /// Whether the build recorded in `dir` is running: its lock is held.
-pub fn is_running(dir: &Path) -> bool {
+pub(crate) fn is_running(dir: &Path) -> bool {
     let Ok(file) = File::options().write(true).open(dir.join("lock")) else { return false };
     file.try_lock().is_err()
 }

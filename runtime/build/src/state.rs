@@ -68,7 +68,8 @@ pub struct BuildState {
     waiting: usize,
 }
 
-/// What a finished build means for whoever started it: the `monkeyci` exit code.
+/// What a finished build means for whoever started it (for the `monkeyci` command, its exit
+/// code).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Every job that ran succeeded.

@@ -6,6 +6,9 @@
 //! `cargo bench -p monkeyci --bench container_overhead`; it prints a table and ratios
 //! and never fails on timings. Needs podman and `bash scripts/test-images.sh`.
 
+// A benchmark is a tool, not a test to clippy: it panics on setup failures, as tests do.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

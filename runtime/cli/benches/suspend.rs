@@ -43,6 +43,9 @@
 //! is reported (`could not measure: ...`, with monkeyci's last words) and its section skipped.
 //! Run with `cargo bench -p monkeyci --bench suspend`.
 
+// A benchmark is a tool, not a test to clippy: it panics on setup failures, as tests do.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

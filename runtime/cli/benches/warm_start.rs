@@ -5,6 +5,9 @@
 //! Target: under 100 ms to the first job start. Run with `cargo bench -p monkeyci
 //! --bench warm_start`; it prints a table and ratios, and never fails on timings.
 
+// A benchmark is a tool, not a test to clippy: it panics on setup failures, as tests do.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

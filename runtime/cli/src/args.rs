@@ -1,5 +1,5 @@
-//! The command line, as clap structs that mirror it. Validation into what commands work with
-//! happens in the command modules.
+//! The command line, as clap structs that mirror it. Nothing here acts on an argument:
+//! turning them into what the build library takes happens in the command modules ([`crate::cmd`]).
 
 use std::path::PathBuf;
 

@@ -2,9 +2,11 @@
 //!
 //! The binary is thin: it parses the command line ([`args`]), runs one command ([`cmd`], one
 //! module per subcommand), shows progress and summaries ([`render`], [`planfmt`]) and reports
-//! an error once. The work is the libraries': `monkeyci-build` (compiling, the build API, the
-//! script process, records), `monkeyci-jobs` (container jobs and engines), `monkeyci-store`
-//! (blobs, artifacts, caches) and `monkeyci-archive`.
+//! an error once. The work is the libraries', shared with the server to come: `monkeyci-build`
+//! (compiling, the build API, the script process, records), `monkeyci-jobs` (container jobs
+//! and engines), `monkeyci-store` (blobs, artifacts, caches) and `monkeyci-archive`. The binary
+//! decides nothing about a build: it makes the local choices (paths, the terminal, the person
+//! at it) and shows the result.
 //!
 //! Exit codes: 0 success; 1 a job failed (or the pipeline's tests failed); 2 the pipeline
 //! could not be compiled, planned or run, or the command line was wrong.

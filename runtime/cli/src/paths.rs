@@ -1,4 +1,5 @@
-//! Where the runtime keeps things on this machine.
+//! Where a local build keeps things on this machine (the cache) and finds the local sdk. It
+//! only works out paths: it creates and removes nothing.
 
 use std::path::{Path, PathBuf};
 

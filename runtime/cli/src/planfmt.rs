@@ -1,4 +1,5 @@
-//! Shows a [`Plan`] as text, JSON, Mermaid or Graphviz dot. Pure formatting.
+//! Shows a [`Plan`] as text, JSON, Mermaid or Graphviz dot, for `monkeyci build plan` and
+//! `verify`. Pure formatting: it neither prints nor checks the plan.
 
 use std::fmt::Write;
 

@@ -9,7 +9,7 @@ use super::state::BuildApiState;
 
 /// Proof that a request carried this build's token; handlers that take it reject others
 /// with 401.
-pub struct Authorized;
+pub(super) struct Authorized;
 
 impl FromRequestParts<BuildApiState> for Authorized {
     type Rejection = ApiError;

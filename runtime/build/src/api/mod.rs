@@ -1,8 +1,10 @@
 //! The build API: the HTTP interface a running pipeline script (and later a sidecar) talks
-//! to, served on 127.0.0.1 with a bearer token scoped to one build.
+//! to, with a bearer token scoped to one build. The controller serves it on 127.0.0.1.
 //!
 //! The router below is the table of contents. Handlers are small and only move data between
-//! HTTP and [`BuildApiState`]; what happens to events is the controller's business.
+//! HTTP and the build's state; what happens to events is the controller's business, and the
+//! API neither listens on a port nor runs anything itself. Outside this crate, only how blocked
+//! jobs are decided ([`Approvals`]) is public.
 //!
 //! - `GET  /openapi.json`: this API, described (no token needed)
 //! - `POST /events`: append a JSON array of events to the build's stream
@@ -29,12 +31,12 @@ mod token;
 use axum::Router;
 use axum::routing::{get, post};
 
-pub use error::ApiError;
-pub use state::{Approvals, Asker, BuildApiState};
-pub use token::BuildToken;
+pub(crate) use state::BuildApiState;
+pub use state::{Approvals, Asker};
+pub(crate) use token::BuildToken;
 
 /// The build API's routes.
-pub fn router(state: BuildApiState) -> Router {
+pub(crate) fn router(state: BuildApiState) -> Router {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/events", post(events::events_post))

@@ -1,4 +1,5 @@
-//! [`BuildApiState`]: what the handlers of one build's API serve from.
+//! [`BuildApiState`]: what the handlers of one build's API serve from, and [`Approvals`]: how
+//! its blocked jobs are decided. It holds the build's channels and services; it starts none.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ pub type Asker = mpsc::UnboundedSender<(String, oneshot::Sender<bool>)>;
 
 /// What the API of one build serves from.
 #[derive(Clone)]
-pub struct BuildApiState {
+pub(crate) struct BuildApiState {
     pub(super) inner: Arc<Inner>,
 }
 
@@ -35,14 +36,16 @@ pub(super) struct Inner {
 /// (none: they are declined).
 #[derive(Debug, Clone, Default)]
 pub struct Approvals {
+    /// The ids of the jobs approved up front (`--approve`).
     pub approved: BTreeSet<String>,
+    /// Who is asked about any other blocked job; `None`: such jobs are declined.
     pub asker: Option<Asker>,
 }
 
 impl BuildApiState {
     /// State for one build; events posted by the script arrive on `events`; container jobs
     /// are run by `containers` (none: they are refused).
-    pub fn new(
+    pub(crate) fn new(
         token: BuildToken,
         params: ParamMap,
         approvals: Approvals,

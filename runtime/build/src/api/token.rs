@@ -2,18 +2,19 @@
 
 /// A random secret that authorizes calls for one build.
 #[derive(Clone, PartialEq, Eq)]
-pub struct BuildToken(String);
+pub(crate) struct BuildToken(String);
 
 impl BuildToken {
     /// 32 random bytes from the OS, hex-encoded.
-    pub fn generate() -> std::io::Result<BuildToken> {
+    pub(crate) fn generate() -> std::io::Result<BuildToken> {
         use std::io::Read;
         let mut bytes = [0u8; 32];
         std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
         Ok(BuildToken(hex::encode(bytes)))
     }
 
-    pub fn as_str(&self) -> &str {
+    /// The token as sent in `Authorization: Bearer <token>` (and given to the script).
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 

@@ -1,4 +1,6 @@
-//! `monkeyci build run|plan|verify|test`.
+//! `monkeyci build run|plan|verify|test|logs`: turns the arguments into a local build for
+//! `monkeyci_build` (the cache, the sdk, the git context, approvals asked at the terminal) and
+//! shows it. Running, recording and judging the build are the library's.
 
 use std::collections::BTreeSet;
 use std::io::Write;

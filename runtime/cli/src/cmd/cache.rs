@@ -1,4 +1,5 @@
-//! `monkeyci cache prune`: keeps the cache bounded (see `monkeyci_build::prune`).
+//! `monkeyci cache prune`: keeps the local cache bounded. What is kept is decided by
+//! `monkeyci_build::prune`; this module only reads the arguments and prints what went.
 
 use std::io::Write as _;
 use std::time::Duration;

@@ -1,4 +1,5 @@
-//! `monkeyci init`: creates a working pipeline crate with one job and one unit test.
+//! `monkeyci init`: creates a working pipeline crate with one job and one unit test. It never
+//! overwrites an existing pipeline and does not compile the new one.
 
 use std::io::Write as _;
 use std::path::Path;

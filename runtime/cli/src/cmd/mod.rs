@@ -1,4 +1,5 @@
-//! One module per subcommand, each with a `run` taking its arguments.
+//! One module per subcommand, each with one function per command taking its arguments and
+//! returning its [`Outcome`]. Errors are returned, never printed here: `main` reports them.
 
 mod build;
 mod cache;

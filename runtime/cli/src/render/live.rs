@@ -1,5 +1,6 @@
 //! Live output for terminals: a block of job lines at the bottom, redrawn in place, with job
-//! output and notable events scrolling above it.
+//! output and notable events scrolling above it. It draws what the build's fold says, into a
+//! buffer the [`Console`](super::Console) writes out.
 
 use std::io::Write;
 

@@ -1,4 +1,6 @@
-//! Plain output: one time-stamped line per update, for logs and pipes.
+//! Plain output: one time-stamped line per update, for logs and pipes. It keeps no state:
+//! each line comes from its update alone, into a buffer the [`Console`](super::Console)
+//! writes out.
 
 use std::io::Write;
 

@@ -1,4 +1,5 @@
-//! The summary table of a build, and the colours of job statuses.
+//! The summary table of a build, and the colours of job statuses: formatting into a buffer,
+//! shared by the live and plain styles and by `build logs`.
 
 use std::io::Write;
 
