@@ -5,6 +5,9 @@
 //! All tests share one pipeline cache (`MONKEYCI_CACHE_DIR`, see [`util::CACHE_DIR`]), so the
 //! sdk compiles once per run. Run with `cargo test -p monkeyci --test e2e`.
 
+// A test crate: its helpers are `pub` for the test modules, and setup failures may panic.
+#![allow(unreachable_pub, clippy::unwrap_used)]
+
 /// `MonkeyciCommand` (runs the binary, parses its events) and `TestRepo` (temp git repository
 /// with a `.monkeyci` pipeline crate).
 mod util;
