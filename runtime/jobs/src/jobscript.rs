@@ -249,10 +249,12 @@ end() {{
   exit "$2"
 }}
 
-tick=0.1
+# The job's directory is usually filled within milliseconds: look often at first, then less.
+tick=0.005
 while [ ! -e "$root/start" ]; do
   if [ -e "$root/abort" ]; then end aborted {aborted}; fi
   sleep "$tick" 2>/dev/null || {{ tick=1; sleep 1; }}
+  case $tick in 0.005) tick=0.01 ;; 0.01) tick=0.02 ;; 0.02) tick=0.05 ;; 0.05) tick=0.1 ;; esac
 done
 emit '{{"type":"container/start"}}'
 
