@@ -735,3 +735,46 @@ fn a_binary_changed_while_suspended_is_not_resumed() {
         assert_eq!(lines_of(&log), ["before"], "{engine}: {out:?}");
     }
 }
+
+const LIVE_PIPELINE: &str = r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+fn chatty(_ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox").script(["echo first-line; sleep 4; echo last-line"])
+}
+
+monkeyci_sdk::main!();
+"#;
+
+/// #9: while the script was suspended, no container output was shown or recorded until the
+/// container ended (the controller did not take events while it waited). Live output must not
+/// depend on whether the script is suspended.
+#[test]
+fn container_output_is_live_while_the_script_is_suspended() {
+    let repo = TestRepo::with_pipeline("live_while_suspended", LIVE_PIPELINE);
+    for engine in engines() {
+        let events = tempfile::tempdir().expect("a temp dir");
+        let path = events.path().join("events.jsonl");
+        let seen_early = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (watched, flag) = (path.clone(), std::sync::Arc::clone(&seen_early));
+        let out = MonkeyciCommand::new(["build", "run"])
+            .arg(repo.path())
+            .args(["--plain", "--suspend", "always", "--engine", engine, "--events"])
+            .arg(&path)
+            // Never interrupts: looks at what the build has recorded so far, every 10 ms.
+            .interrupt_when(move || {
+                let text = std::fs::read_to_string(&watched).unwrap_or_default();
+                if text.contains("first-line") && !text.contains("last-line") && text.contains("script/suspended") {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                false
+            })
+            .output();
+        out.assert_code(0);
+        assert!(
+            seen_early.load(std::sync::atomic::Ordering::SeqCst),
+            "{engine}: the first line reached the events only once the container ended; {out:?}"
+        );
+    }
+}

@@ -418,15 +418,22 @@ async fn next_step<F: FnMut(Update)>(
     }
     if is_suspended {
         let waiting = build.state.waiting().max(1);
-        tokio::select! {
-            _ = containers.wait_until_fewer_running(waiting) => {
-                // Containers ending together cause one resume, not one each; when none is
-                // left running there is nothing to wait for.
-                let _ = tokio::time::timeout(RESUME_COALESCE, containers.wait_until_fewer_running(1)).await;
-            }
-            () = build.stop.recv() => {
-                build.end(BuildStatus::Canceled, "the build was canceled while the script was suspended".to_owned());
-                return Step::Done;
+        let one_ended = containers.wait_until_fewer_running(waiting);
+        tokio::pin!(one_ended);
+        loop {
+            tokio::select! {
+                _ = &mut one_ended => {
+                    // Containers ending together cause one resume, not one each; when none is
+                    // left running there is nothing to wait for.
+                    let _ = tokio::time::timeout(RESUME_COALESCE, containers.wait_until_fewer_running(1)).await;
+                    break;
+                }
+                // The containers' output is shown and recorded as it comes, suspended or not.
+                Some(event) = build.events.recv() => build.handle(Update::Event(event)),
+                () = build.stop.recv() => {
+                    build.end(BuildStatus::Canceled, "the build was canceled while the script was suspended".to_owned());
+                    return Step::Done;
+                }
             }
         }
     }
