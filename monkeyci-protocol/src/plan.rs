@@ -155,18 +155,58 @@ impl ContainerSpec {
         if self.script.is_empty() && self.command.is_empty() {
             return Some("nothing to run: give it script lines or a command".to_owned());
         }
-        if let Some(dir) = &self.work_dir {
-            let path = std::path::Path::new(dir);
-            let inside = !dir.is_empty()
-                && path
-                    .components()
-                    .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
-            if !inside {
-                return Some(format!("work_dir {dir:?} must be a relative path inside the checkout, without `..`"));
+        if let Some(dir) = &self.work_dir
+            && !is_inside(dir)
+        {
+            return Some(format!("work_dir {dir:?} must be a relative path inside the checkout, without `..`"));
+        }
+        if self.size > MAX_SIZE {
+            return Some(format!(
+                "size {} is too large: at most {MAX_SIZE} (CPUs; memory is twice that in GiB)",
+                self.size
+            ));
+        }
+        for artifact in &self.save_artifacts {
+            if let Err(err) = crate::id::check(&artifact.id) {
+                return Some(format!("artifact id {:?}: {err}", artifact.id));
+            }
+            if !is_inside(&artifact.path) {
+                return Some(format!(
+                    "artifact `{}`: path {:?} must be a relative path inside the work dir, without `..` (`.` for all of it)",
+                    artifact.id, artifact.path
+                ));
+            }
+        }
+        for restore in &self.restore_artifacts {
+            if let Err(err) = crate::id::check(&restore.id) {
+                return Some(format!("artifact id {:?}: {err}", restore.id));
+            }
+        }
+        for cache in &self.caches {
+            if let Err(err) = crate::id::check(&cache.id) {
+                return Some(format!("cache id {:?}: {err}", cache.id));
+            }
+            // `~/...` is the user's home: not supported yet, and warned about when the job runs.
+            if !cache.path.starts_with("~/") && !is_inside(&cache.path) {
+                return Some(format!(
+                    "cache `{}`: path {:?} must be a relative path inside the work dir, without `..`",
+                    cache.id, cache.path
+                ));
             }
         }
         None
     }
+}
+
+/// The largest [`ContainerSpec::size`]: CPUs, with twice that in GiB of memory.
+pub const MAX_SIZE: u32 = 1024;
+
+/// Whether `path` is a relative path that stays inside the directory it is relative to.
+fn is_inside(path: &str) -> bool {
+    !path.is_empty()
+        && std::path::Path::new(path)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
 }
 
 /// Files a job saves for later jobs of the same build.
@@ -249,4 +289,32 @@ fn default_true() -> bool {
 
 fn is_true(value: &bool) -> bool {
     *value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ContainerSpec {
+        ContainerSpec { image: "alpine".into(), script: vec!["make".into()], ..Default::default() }
+    }
+
+    /// #9: artifact paths that can only fail, and sizes that overflow, are refused when the
+    /// pipeline is planned, not after the container ran.
+    #[test]
+    fn paths_ids_and_sizes_that_can_only_fail_are_problems() {
+        let artifact = |path: &str| ArtifactSpec { id: "dist".into(), path: path.into() };
+        for path in ["/etc/passwd", "../outside", "a/../../b", ""] {
+            let spec = ContainerSpec { save_artifacts: vec![artifact(path)], ..spec() };
+            assert!(spec.problem().is_some_and(|p| p.contains("artifact `dist`")), "{path:?}");
+        }
+        assert_eq!(ContainerSpec { save_artifacts: vec![artifact("target/dist")], ..spec() }.problem(), None);
+        let bad_id = ArtifactSpec { id: "../x".into(), path: "x".into() };
+        assert!(ContainerSpec { save_artifacts: vec![bad_id], ..spec() }.problem().is_some());
+        let cache = |path: &str| CacheSpec { id: "cargo".into(), path: path.into(), key_files: vec![] };
+        assert!(ContainerSpec { caches: vec![cache("/var/cache")], ..spec() }.problem().is_some());
+        assert_eq!(ContainerSpec { caches: vec![cache("~/.cargo/registry")], ..spec() }.problem(), None);
+        assert!(ContainerSpec { size: u32::MAX, ..spec() }.problem().is_some_and(|p| p.contains("too large")));
+        assert_eq!(ContainerSpec { size: MAX_SIZE, ..spec() }.problem(), None);
+    }
 }
