@@ -148,7 +148,11 @@ pub async fn run_script(
 ) -> Result<ScriptOutcome, Error> {
     let (services, events) = BuildServices::start(&request).await?;
     let recorder = match &request.build_dir {
-        Some(dir) => Some(Recorder::create(dir).map_err(|source| Error::Record { dir: dir.clone(), source })?),
+        Some(dir) => {
+            let mut recorder = Recorder::create(dir).map_err(|source| Error::Record { dir: dir.clone(), source })?;
+            recorder.note_binary(binary);
+            Some(recorder)
+        }
         None => None,
     };
     let mut build = Followed {

@@ -146,14 +146,19 @@ fn prune_builds(cache_dir: &Path, store: &dyn BlobStore, policy: &Policy, pruned
 }
 
 /// Pipeline binaries (`bin/<hash>/`) not used for `unused_binaries` (the compiler touches a
-/// binary's directory whenever it is used).
+/// binary's directory whenever it is used), except those of running builds.
 fn prune_binaries(cache_dir: &Path, policy: &Policy, pruned: &mut Pruned) -> Result<(), Error> {
     let bin = cache_dir.join("bin");
     let Ok(entries) = std::fs::read_dir(&bin) else { return Ok(()) };
     let now = SystemTime::now();
+    // A running build (a suspended one too) relaunches its binary: it is in use, however old.
+    let in_use = crate::record::binaries_in_use(&cache_dir.join("builds"));
     for entry in entries {
         let entry = entry.map_err(io("list", &bin))?;
         let path = entry.path();
+        if in_use.iter().any(|binary| binary.starts_with(&path)) {
+            continue;
+        }
         let used = entry.metadata().and_then(|m| m.modified()).map_err(io("read the time of", &path))?;
         if now.duration_since(used).unwrap_or_default() > policy.unused_binaries {
             pruned.bytes += size_of_tree(&path);
@@ -310,6 +315,27 @@ mod tests {
         drop(lock);
         let pruned = prune(cache, &store, &Policy { keep_builds: 1, ..Policy::default() }).unwrap();
         assert_eq!((pruned.builds, pruned.running), (1, 0), "{pruned}");
+    }
+
+    /// #9: `cache prune` during a suspended build deleted its binary, and the resume failed
+    /// with a misleading message. A running build's binary is in use, however old.
+    #[test]
+    fn the_binary_of_a_running_build_is_kept() {
+        let cache = tempfile::tempdir().unwrap();
+        let cache = cache.path();
+        let store = LocalBlobStore::new(cache).unwrap();
+        let binary = cache.join("bin/h1/pipeline");
+        std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+        std::fs::write(&binary, b"binary").unwrap();
+        set_mtime(binary.parent().unwrap(), Duration::from_secs(3600));
+        let mut recorder = crate::record::Recorder::create(&cache.join("builds/b-suspended")).unwrap();
+        recorder.note_binary(&binary);
+
+        let eager = Policy { unused_binaries: Duration::ZERO, ..Policy::default() };
+        assert_eq!(prune(cache, &store, &eager).unwrap().binaries, 0);
+        assert!(binary.is_file(), "the running build's binary went");
+        drop(recorder);
+        assert_eq!(prune(cache, &store, &eager).unwrap().binaries, 1, "once the build ended it may go");
     }
 
     #[test]

@@ -72,6 +72,16 @@ impl Recorder {
         Ok(Recorder { _lock: lock, dir: dir.to_owned(), events: Some(events), logs: HashMap::new(), warned: false })
     }
 
+    /// Notes the pipeline binary this build runs (and relaunches when it resumes), so that
+    /// pruning keeps it while the build runs.
+    pub fn note_binary(&mut self, binary: &Path) {
+        if let Err(err) = std::fs::write(self.dir.join("binary"), binary.as_os_str().as_encoded_bytes())
+            && !std::mem::replace(&mut self.warned, true)
+        {
+            eprintln!("warning: cannot write the build record in {}: {err}", self.dir.display());
+        }
+    }
+
     /// Appends `event` to `events.jsonl`, and a job's output line to its log.
     pub fn record(&mut self, event: &Event) {
         let mut result = self.append_event(event);
@@ -173,6 +183,17 @@ pub(crate) fn lock(dir: &Path) -> std::io::Result<File> {
 pub(crate) fn is_running(dir: &Path) -> bool {
     let Ok(file) = File::options().write(true).open(dir.join("lock")) else { return false };
     file.try_lock().is_err()
+}
+
+/// The pipeline binaries of the builds running now (see [`Recorder::note_binary`]).
+pub(crate) fn binaries_in_use(builds_dir: &Path) -> Vec<PathBuf> {
+    builds(builds_dir)
+        .into_iter()
+        .map(|id| builds_dir.join(id))
+        .filter(|dir| is_running(dir))
+        .filter_map(|dir| std::fs::read(dir.join("binary")).ok())
+        .map(|bytes| PathBuf::from(String::from_utf8_lossy(&bytes).into_owned()))
+        .collect()
 }
 
 /// The recorded builds in `builds_dir`, oldest first.
