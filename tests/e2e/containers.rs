@@ -652,7 +652,10 @@ fn cancels_a_running_container_job(signal: libc::c_int) {
     for engine in engines() {
         // The job runs in its own copy of the checkout (and, with podman, sees only its own
         // directory), so its marker is in its work dir under a build whose id is not known yet.
-        let started = file_in_new_build(&format!("jobs/{job}-1/work/{marker}"));
+        let mut marked = file_in_new_build(&format!("jobs/{job}-1/work/{marker}"));
+        // Interrupted once the sleep runs (the marker alone leaves a race with its start).
+        let sleep = seconds.clone();
+        let started = move || marked() && !processes_running(&["sleep", &sleep]).is_empty();
         let out = run_on(&repo, engine).interrupt_when(started).interrupt_with(signal).output();
         out.assert_code(1);
         assert_eq!(out.build_end().map(|(status, _)| status), Some(BuildStatus::Canceled), "{engine}: {out:?}");

@@ -765,7 +765,9 @@ fn container_output_is_live_while_the_script_is_suspended() {
             // Never interrupts: looks at what the build has recorded so far, every 10 ms.
             .interrupt_when(move || {
                 let text = std::fs::read_to_string(&watched).unwrap_or_default();
-                if text.contains("first-line") && !text.contains("last-line") && text.contains("script/suspended") {
+                // (The job's script, in `script/start`, names both lines: look for output events.)
+                let (first, last) = (r#""line":"first-line""#, r#""line":"last-line""#);
+                if text.contains(first) && !text.contains(last) && text.contains("script/suspended") {
                     flag.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
                 false
