@@ -1,5 +1,6 @@
 //! `Masker::mask` on a 200-byte log line with 10 secrets, none of which occurs: the common
-//! case, since it runs on every line of output. Prints nanoseconds per line.
+//! case, since it runs on every line of output, and with one. Prints nanoseconds per line, the
+//! fastest of 20 rounds.
 //!
 //! `cargo bench -p monkeyci-protocol --bench mask`
 
@@ -18,15 +19,18 @@ fn main() {
     let with_secret = format!("{}{}", &line[..200 - secrets[3].len()], secrets[3]);
     assert_eq!(with_secret.len(), 200);
     for (name, text) in [("no secret", &line), ("one secret", &with_secret)] {
-        let iterations = 200_000u32;
-        for _ in 0..1000 {
-            black_box(masker.mask(black_box(text)));
-        }
-        let start = Instant::now();
-        for _ in 0..iterations {
-            black_box(masker.mask(black_box(text)));
-        }
-        let ns = start.elapsed().as_nanos() / u128::from(iterations);
+        // The fastest of several rounds: the least disturbed by whatever else runs.
+        let iterations = 50_000u32;
+        let ns = (0..20)
+            .map(|_| {
+                let start = Instant::now();
+                for _ in 0..iterations {
+                    black_box(masker.mask(black_box(text)));
+                }
+                start.elapsed().as_nanos() / u128::from(iterations)
+            })
+            .min()
+            .unwrap_or_default();
         println!("mask, 200-byte line, 10 secrets, {name}: {ns} ns/line");
     }
 }

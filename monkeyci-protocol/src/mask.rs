@@ -1,11 +1,15 @@
 //! [`Masker`]: the one rule for hiding secret values in text.
 
 use std::collections::BTreeSet;
+use std::fmt;
+
+use aho_corasick::{AhoCorasick, Input, MatchKind};
 
 /// Replaces secret values in text with `***`.
 ///
 /// Values shorter than three characters are not masked: they would hide ordinary text
-/// everywhere. A secret that contains another is masked whole.
+/// everywhere. A secret that contains another is masked whole, and so are secrets that overlap
+/// in the text: every run of text covered by secrets becomes one `***`.
 ///
 /// A value that spans several lines (a PEM key, say) is also masked line by line, since output
 /// is masked a line at a time and the whole value never appears in one line: every line of it,
@@ -16,10 +20,29 @@ use std::collections::BTreeSet;
 /// let masker = monkeyci_protocol::Masker::new(["hunter22", "x"]);
 /// assert_eq!(masker.mask("password hunter22, x"), "password ***, x");
 /// ```
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct Masker {
-    /// What is replaced, longest first.
+    /// What is replaced.
     patterns: Vec<String>,
+    /// Finds every pattern in one pass; `None` if there are none, or (never seen) if the
+    /// automatons could not be built, and then `mask` searches for each pattern in turn.
+    searcher: Option<Searcher>,
+}
+
+/// Two automatons for the same patterns.
+#[derive(Clone)]
+struct Searcher {
+    /// Finds the first occurrence fast (leftmost semantics allow the fastest prefilters).
+    first: AhoCorasick,
+    /// Finds all occurrences, overlapping ones too.
+    all: AhoCorasick,
+}
+
+/// Shows how many patterns there are, never what they are.
+impl fmt::Debug for Masker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Masker").field("patterns", &self.patterns.len()).finish_non_exhaustive()
+    }
 }
 
 /// A value shorter than this is not masked.
@@ -37,10 +60,9 @@ impl Masker {
         for value in values {
             add_value(&mut patterns, value);
         }
-        let mut patterns: Vec<String> = patterns.into_iter().collect();
-        // Longest first, so a secret containing another is masked whole.
-        patterns.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Masker { patterns }
+        let patterns: Vec<String> = patterns.into_iter().collect();
+        let searcher = if patterns.is_empty() { None } else { Searcher::new(&patterns) };
+        Masker { patterns, searcher }
     }
 
     /// Whether there is nothing to mask.
@@ -48,16 +70,81 @@ impl Masker {
         self.patterns.is_empty()
     }
 
-    /// `text` with every secret replaced by `***`.
+    /// `text` with every secret replaced by `***`: every run of text covered by occurrences of
+    /// secrets (overlapping or nested ones together) becomes one `***`.
     pub fn mask(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for pattern in &self.patterns {
-            if out.contains(pattern.as_str()) {
-                out = out.replace(pattern.as_str(), "***");
+        match &self.searcher {
+            Some(searcher) => replace(text, merge(covered(searcher, text))),
+            None => {
+                let mut found: Vec<(usize, usize)> = self.patterns.iter().flat_map(|p| occurrences(text, p)).collect();
+                found.sort_unstable();
+                replace(text, merge(found))
             }
         }
-        out
     }
+}
+
+/// The runs of `text` covered by occurrences of patterns, overlapping ones included.
+fn covered(searcher: &Searcher, text: &str) -> Vec<(usize, usize)> {
+    // Text without secrets, the common case, takes one fast leftmost search.
+    let Some(first) = searcher.first.find(text) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(usize, usize)> = searcher
+        .all
+        .find_overlapping_iter(Input::new(text).range(first.start()..))
+        .map(|m| (m.start(), m.end()))
+        .collect();
+    found.sort_unstable();
+    found
+}
+
+impl Searcher {
+    fn new(patterns: &[String]) -> Option<Searcher> {
+        let first = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(patterns).ok()?;
+        let all = AhoCorasick::new(patterns).ok()?;
+        Some(Searcher { first, all })
+    }
+}
+
+/// Sorted ranges, overlapping ones merged.
+fn merge(sorted: Vec<(usize, usize)>) -> impl Iterator<Item = (usize, usize)> {
+    let mut sorted = sorted.into_iter().peekable();
+    std::iter::from_fn(move || {
+        let (start, mut end) = sorted.next()?;
+        while let Some(&(next_start, next_end)) = sorted.peek()
+            && next_start < end
+        {
+            end = end.max(next_end);
+            sorted.next();
+        }
+        Some((start, end))
+    })
+}
+
+/// `text` with each of these ranges (in order, not overlapping, on character boundaries)
+/// replaced by `***`.
+fn replace(text: &str, ranges: impl Iterator<Item = (usize, usize)>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (start, end) in ranges {
+        out.push_str(text.get(copied..start).unwrap_or_default());
+        out.push_str("***");
+        copied = end;
+    }
+    out.push_str(text.get(copied..).unwrap_or_default());
+    out
+}
+
+/// The ranges of every occurrence of `pattern` in `text`, overlapping ones too.
+fn occurrences<'a>(text: &'a str, pattern: &'a str) -> impl Iterator<Item = (usize, usize)> + 'a {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        let start = from + text.get(from..)?.find(pattern)?;
+        // The next search starts one character on.
+        from = start + text[start..].chars().next().map_or(1, char::len_utf8);
+        Some((start, start + pattern.len()))
+    })
 }
 
 /// Adds what masks `value` to `patterns`.
@@ -114,6 +201,27 @@ mod tests {
         let masker = Masker::new(["abc", "abcdef", "x"]);
         assert_eq!(masker.mask("abcdef abc x"), "*** *** x");
         assert!(Masker::new(["", "ab"]).is_empty());
+    }
+
+    #[test]
+    fn masks_overlapping_secrets_together() {
+        let masker = Masker::new(["abcd", "xab", "aaa"]);
+        assert_eq!(masker.mask("<xabcd> <abcdabcd> <aaaa> é"), "<***> <******> <***> é");
+        assert_eq!(masker.mask("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn masks_the_same_without_the_automaton() {
+        let masker = Masker::new(["abcd", "xab", "aaa", "été", PEM]);
+        let slow = Masker { searcher: None, ..masker.clone() };
+        for text in ["<xabcd> <abcdabcd> <aaaa>", "ééétéé", PEM, "nothing", ""] {
+            assert_eq!(slow.mask(text), masker.mask(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        assert!(!format!("{:?}", Masker::new(["hunter22"])).contains("hunter22"));
     }
 
     #[test]
