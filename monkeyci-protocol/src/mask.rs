@@ -5,20 +5,55 @@ use std::fmt;
 
 use aho_corasick::{AhoCorasick, Input, MatchKind};
 
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
 /// Replaces secret values in text with `***`.
 ///
-/// Values shorter than three characters are not masked: they would hide ordinary text
-/// everywhere. A secret that contains another is masked whole, and so are secrets that overlap
-/// in the text: every run of text covered by secrets becomes one `***`.
+/// Output is masked a line at a time (live output, events, logs), so the rule is about what a
+/// single line can show. For each value, `mask` hides:
 ///
-/// A value that spans several lines (a PEM key, say) is also masked line by line, since output
-/// is masked a line at a time and the whole value never appears in one line: every line of it,
-/// without surrounding whitespace, that is at least eight characters long and is not a PEM
-/// armour line (`-----BEGIN …-----`, `-----END …-----`).
+/// - the value itself, and the value without surrounding whitespace (a value read from a file
+///   often ends with a newline its uses drop);
+/// - its base64 encodings: standard and URL-safe alphabets, with and without `=` padding, of
+///   the value and of the value followed by a newline (`echo "$TOKEN" | base64`); and, for an
+///   encoding longer than a line of `base64` (76 characters) or `openssl base64` (64), each
+///   such line of the standard padded encoding that is at least eight characters long;
+/// - its URL encoding (percent-encoding as `encodeURIComponent`, `curl --data-urlencode` or
+///   `jq @uri` write it: every byte but letters, digits and `-._~`, with upper-case hex), and,
+///   for a value with a space, the form encoding that writes the space as `+`;
+/// - for a value that spans several lines (a PEM key, say), each of its lines, without
+///   surrounding whitespace, that is at least eight characters long and is not a PEM armour
+///   line (`-----BEGIN …-----`, `-----END …-----`: the same in every key). Shorter lines
+///   (`}`, `[ci]`) are structure, not secret, and would hide ordinary text everywhere.
+///
+/// Values shorter than three characters are not masked at all. A secret that contains another
+/// is masked whole, and so are secrets that overlap in the text: every run of text covered by
+/// secrets becomes one `***`.
+///
+/// Not covered: base64 of a value in the middle of other data (its encoding then depends on
+/// where it falls, and each of three alignments differs), of a value followed by `\r\n`, or
+/// encoded twice; lower-case percent-encoding (`%2f`), other encoders' choices of what to
+/// escape (Python's `quote` keeps `/`); the encodings of each line of a multi-line value (the
+/// whole value's encodings are masked); hex, gzip, any other transformation; short lines of
+/// a multi-line value; a value cut by a line break the value does not contain (a wrapped
+/// terminal line, a JSON string broken in two).
 ///
 /// ```
-/// let masker = monkeyci_protocol::Masker::new(["hunter22", "x"]);
+/// use monkeyci_protocol::Masker;
+///
+/// let masker = Masker::new(["hunter22", "x", "a/b c"]);
 /// assert_eq!(masker.mask("password hunter22, x"), "password ***, x");
+/// // echo hunter22 | base64
+/// assert_eq!(masker.mask("aHVudGVyMjIK"), "***");
+/// assert_eq!(masker.mask("?q=a%2Fb%20c&r=a%2Fb+c"), "?q=***&r=***");
+///
+/// // Each line of a multi-line secret, printed a line at a time.
+/// let key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcw\n-----END PRIVATE KEY-----\n";
+/// let masker = Masker::new([key]);
+/// let printed: Vec<String> = key.lines().map(|line| masker.mask(line)).collect();
+/// assert_eq!(printed, ["-----BEGIN PRIVATE KEY-----", "***", "BKcw", "-----END PRIVATE KEY-----"]);
 /// ```
 #[derive(Default, Clone)]
 pub struct Masker {
@@ -152,11 +187,11 @@ fn add_value(patterns: &mut BTreeSet<String>, value: &str) {
     if value.len() < MIN_MASKED_LEN {
         return;
     }
-    patterns.insert(value.to_owned());
+    add_encoded(patterns, value);
     // A value read from a file often ends with a newline that its uses drop.
     let trimmed = value.trim();
-    if trimmed.len() >= MIN_MASKED_LEN {
-        patterns.insert(trimmed.to_owned());
+    if trimmed.len() >= MIN_MASKED_LEN && trimmed != value {
+        add_encoded(patterns, trimmed);
     }
     if trimmed.contains('\n') {
         for line in trimmed.lines().map(str::trim) {
@@ -166,6 +201,46 @@ fn add_value(patterns: &mut BTreeSet<String>, value: &str) {
         }
     }
 }
+
+/// Adds `value` and its encodings to `patterns`.
+fn add_encoded(patterns: &mut BTreeSet<String>, value: &str) {
+    patterns.insert(value.to_owned());
+    // `echo "$VALUE" | base64` encodes the newline that echo adds.
+    let echoed = format!("{value}\n");
+    for bytes in [value, &echoed] {
+        for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+            patterns.insert(engine.encode(bytes));
+        }
+        // `base64` wraps its output at 76 columns, `openssl base64` at 64.
+        let encoded = STANDARD.encode(bytes);
+        for width in WRAP_WIDTHS {
+            if encoded.len() > width {
+                // Base64 is ASCII: any split is on a character boundary.
+                for chunk in encoded.as_bytes().chunks(width) {
+                    if chunk.len() >= MIN_LINE_LEN {
+                        patterns.insert(String::from_utf8_lossy(chunk).into_owned());
+                    }
+                }
+            }
+        }
+    }
+    let encoded = utf8_percent_encode(value, URL_COMPONENT).to_string();
+    if encoded != value {
+        // Form encoding (`application/x-www-form-urlencoded`) writes a space as `+`.
+        if value.contains(' ') {
+            patterns.insert(encoded.replace("%20", "+"));
+        }
+        patterns.insert(encoded);
+    }
+}
+
+/// The widths at which tools wrap base64 output: `base64` (76) and `openssl base64` (64).
+const WRAP_WIDTHS: [usize; 2] = [64, 76];
+
+/// What percent-encoding (URL encoding) encodes: every byte but the unreserved characters of
+/// RFC 3986 (letters, digits, `-`, `.`, `_`, `~`), as `encodeURIComponent`, `curl
+/// --data-urlencode`, `jq @uri` and most libraries do for a query or path component.
+const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Whether `line` is a PEM armour line (RFC 7468), such as `-----BEGIN PRIVATE KEY-----`: the
 /// same in every key, so not secret, and masking it would hide public keys and certificates too.
@@ -259,6 +334,90 @@ mod tests {
         assert!(is_pem_armour("-----END OPENSSH PRIVATE KEY-----"));
         assert!(!is_pem_armour("-----BEGIN -----"));
         assert!(!is_pem_armour("-----BEGIN abc/def-----"));
+    }
+
+    /// A value with every character that base64's two alphabets and URL encoding treat
+    /// differently: base64 of it has `+` and `/`, and padding.
+    const TOKEN: &str = "a/b+c=d e&f?>>~";
+
+    #[test]
+    fn masks_base64_encodings() {
+        let masker = Masker::new([TOKEN]);
+        // printf '%s' 'a/b+c=d e&f?>>~' | base64
+        let standard = "YS9iK2M9ZCBlJmY/Pj5+";
+        assert_eq!(STANDARD.encode(TOKEN), standard);
+        assert_eq!(masker.mask(&format!("token {standard} end")), "token *** end");
+        // Its URL-safe form, with and without padding, and that of the value with a newline.
+        for encoded in [
+            "YS9iK2M9ZCBlJmY_Pj5-",
+            // echo 'a/b+c=d e&f?>>~' | base64
+            "YS9iK2M9ZCBlJmY/Pj5+Cg==",
+            "YS9iK2M9ZCBlJmY/Pj5+Cg",
+            "YS9iK2M9ZCBlJmY_Pj5-Cg==",
+            "YS9iK2M9ZCBlJmY_Pj5-Cg",
+        ] {
+            assert_eq!(masker.mask(&format!("token {encoded} end")), "token *** end", "{encoded}");
+        }
+    }
+
+    #[test]
+    fn masks_the_echo_base64_of_a_value() {
+        // echo hunter22 | base64
+        let masker = Masker::new(["hunter22"]);
+        assert_eq!(masker.mask("aHVudGVyMjIK"), "***");
+        // The padded and unpadded forms of a value whose length leaves a remainder.
+        let masker = Masker::new(["hunter2"]);
+        assert_eq!(masker.mask("aHVudGVyMg=="), "***");
+        assert_eq!(masker.mask("aHVudGVyMgo="), "***");
+        assert_eq!(masker.mask("aHVudGVyMgo"), "***");
+    }
+
+    #[test]
+    fn masks_wrapped_base64_line_by_line() {
+        // A token long enough that `echo $TOKEN | base64` wraps at 76 columns.
+        let token = "ghp_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let masker = Masker::new([token]);
+        let encoded = STANDARD.encode(format!("{token}\n"));
+        let wrapped: Vec<&str> = encoded.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap()).collect();
+        assert_eq!(wrapped.len(), 2);
+        for line in wrapped {
+            assert_eq!(masker.mask(line), "***", "{line}");
+        }
+        // And a multi-line secret, base64-encoded without wrapping.
+        let masker = Masker::new([PEM]);
+        assert_eq!(masker.mask(&format!("key: {}", STANDARD.encode(PEM))), "key: ***");
+    }
+
+    #[test]
+    fn masks_url_encoding() {
+        let masker = Masker::new([TOKEN]);
+        // encodeURIComponent, curl --data-urlencode, jq @uri.
+        assert_eq!(
+            masker.mask("https://example.com/?t=a%2Fb%2Bc%3Dd%20e%26f%3F%3E%3E~&x=1"),
+            "https://example.com/?t=***&x=1"
+        );
+        // Form encoding.
+        assert_eq!(masker.mask("t=a%2Fb%2Bc%3Dd+e%26f%3F%3E%3E~&x=1"), "t=***&x=1");
+    }
+
+    #[test]
+    fn the_readme_promise_holds() {
+        // "a Secret: masked in all output": as printed, echoed through base64, in a URL, and
+        // a line at a time.
+        let masker = Masker::new([TOKEN, PEM]);
+        let output = format!(
+            "token {TOKEN}\n{}\nurl ?t={}\n{PEM}",
+            STANDARD.encode(format!("{TOKEN}\n")),
+            utf8_percent_encode(TOKEN, URL_COMPONENT)
+        );
+        for line in mask_lines(&masker, &output) {
+            assert!(!line.contains(TOKEN), "{line}");
+            for secret_line in PEM.lines().filter(|l| l.len() >= MIN_LINE_LEN && !is_pem_armour(l)) {
+                assert!(!line.contains(secret_line), "{line}");
+            }
+            assert!(!line.contains("YS9iK2M9ZCBlJmY"), "{line}");
+            assert!(!line.contains("a%2Fb"), "{line}");
+        }
     }
 
     #[test]
