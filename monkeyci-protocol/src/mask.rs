@@ -20,9 +20,9 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 ///   the value and of the value followed by a newline (`echo "$TOKEN" | base64`); and, for an
 ///   encoding longer than a line of `base64` (76 characters) or `openssl base64` (64), each
 ///   such line of the standard padded encoding that is at least eight characters long;
-/// - its URL encoding (percent-encoding as `encodeURIComponent`, `curl --data-urlencode` or
-///   `jq @uri` write it: every byte but letters, digits and `-._~`, with upper-case hex), and,
-///   for a value with a space, the form encoding that writes the space as `+`;
+/// - its URL encoding: every byte but letters, digits and `-._~` percent-encoded with
+///   upper-case hex (RFC 3986, as `jq @uri` and most libraries encode a component), and, for a
+///   value with a space, the form encoding that writes the space as `+`;
 /// - for a value that spans several lines (a PEM key, say), each of its lines, without
 ///   surrounding whitespace, that is at least eight characters long and is not a PEM armour
 ///   line (`-----BEGIN …-----`, `-----END …-----`: the same in every key). Shorter lines
@@ -35,7 +35,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 /// Not covered: base64 of a value in the middle of other data (its encoding then depends on
 /// where it falls, and each of three alignments differs), of a value followed by `\r\n`, or
 /// encoded twice; lower-case percent-encoding (`%2f`), other encoders' choices of what to
-/// escape (Python's `quote` keeps `/`); the encodings of each line of a multi-line value (the
+/// escape (Python's `quote` keeps `/`, `encodeURIComponent` keeps `!'()*`); the encodings of each line of a multi-line value (the
 /// whole value's encodings are masked); hex, gzip, any other transformation; short lines of
 /// a multi-line value; a value cut by a line break the value does not contain (a wrapped
 /// terminal line, a JSON string broken in two).
@@ -238,8 +238,8 @@ fn add_encoded(patterns: &mut BTreeSet<String>, value: &str) {
 const WRAP_WIDTHS: [usize; 2] = [64, 76];
 
 /// What percent-encoding (URL encoding) encodes: every byte but the unreserved characters of
-/// RFC 3986 (letters, digits, `-`, `.`, `_`, `~`), as `encodeURIComponent`, `curl
-/// --data-urlencode`, `jq @uri` and most libraries do for a query or path component.
+/// RFC 3986 (letters, digits, `-`, `.`, `_`, `~`), as `jq @uri` and most libraries do for a
+/// query or path component.
 const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// Whether `line` is a PEM armour line (RFC 7468), such as `-----BEGIN PRIVATE KEY-----`: the
@@ -391,7 +391,7 @@ mod tests {
     #[test]
     fn masks_url_encoding() {
         let masker = Masker::new([TOKEN]);
-        // encodeURIComponent, curl --data-urlencode, jq @uri.
+        // jq @uri; encodeURIComponent too, for this value.
         assert_eq!(
             masker.mask("https://example.com/?t=a%2Fb%2Bc%3Dd%20e%26f%3F%3E%3E~&x=1"),
             "https://example.com/?t=***&x=1"
