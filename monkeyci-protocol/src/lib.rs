@@ -12,7 +12,8 @@
 //!   secret masking ([`Masker`]) and how an error and its causes print ([`error_chain`]).
 //!
 //! This crate only defines data, its (de)serialization and pure rules. It performs no I/O,
-//! starts no runtime and depends on nothing but serde and thiserror.
+//! starts no runtime and depends on nothing but serde and thiserror, and,
+//! for masking, aho-corasick, base64 and percent-encoding.
 //!
 //! ```
 //! use monkeyci_protocol::{Event, EventKind};
