@@ -31,6 +31,15 @@ fn a_closed_stdout_ends_the_command_quietly() {
     }
 }
 
+/// #9: `--suspend-after 400000000000000000m` overflowed (a panic in the debug build).
+#[test]
+fn a_duration_too_long_is_refused_with_a_clear_error() {
+    let out = MonkeyciCommand::run(example("single-job")).args(["--suspend-after", "400000000000000000m"]).output();
+    out.assert_code(2);
+    assert!(out.stderr.contains("invalid duration \"400000000000000000m\""), "{out:?}");
+    assert!(!out.stderr.contains("panicked"), "{out:?}");
+}
+
 #[test]
 fn job_filter_runs_the_job_and_its_dependencies_only() {
     let out = MonkeyciCommand::run(example("sequential-jobs")).args(["--job", "job-03"]).output();

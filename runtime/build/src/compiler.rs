@@ -51,6 +51,18 @@ pub enum Error {
     /// cargo succeeded without building a binary; the package's name.
     #[error("cargo built no binary for `{0}`: a pipeline needs a src/main.rs ending in `monkeyci_sdk::main!();`")]
     NoBinary(String),
+    /// The cache directory cannot be written, so nothing can be compiled into it.
+    #[error(
+        "cannot write the pipeline cache {} (set MONKEYCI_CACHE_DIR to a writable directory)",
+        dir.display()
+    )]
+    CacheNotWritable {
+        /// The cache directory.
+        dir: PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// The compiled binary could not be copied into the cache.
     #[error("cannot store the compiled pipeline in {}", path.display())]
     Cache {
@@ -207,10 +219,12 @@ impl Compiler {
     }
 
     /// Holds every compile of this cache's target dir off until it is dropped.
+    /// It is taken before cargo runs, so a cache that cannot be written is reported as such,
+    /// not as a pipeline that does not compile.
     fn compile_lock(&self) -> Result<std::fs::File, Error> {
+        let cache_err = |source| Error::CacheNotWritable { dir: self.cache_dir.clone(), source };
+        std::fs::create_dir_all(self.target_dir()).map_err(cache_err)?;
         let path = self.cache_dir.join("compile.lock");
-        let cache_err = |source| Error::Cache { path: path.clone(), source };
-        std::fs::create_dir_all(&self.cache_dir).map_err(cache_err)?;
         let file = std::fs::File::options().create(true).truncate(false).write(true).open(&path).map_err(cache_err)?;
         file.lock().map_err(cache_err)?;
         Ok(file)
@@ -389,5 +403,29 @@ fn mark_used(dir: &Path) {
     let now = std::time::SystemTime::now();
     if let Err(err) = std::fs::File::open(dir).and_then(|dir| dir.set_modified(now)) {
         tracing::debug!(dir = %dir.display(), %err, "cannot mark a cached binary as used");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// #9: a cache that cannot be written was blamed on the pipeline crate ("does not
+    /// compile"); it is named as what it is, before cargo runs.
+    #[test]
+    fn a_cache_that_cannot_be_written_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let krate = tmp.path().join("repo/.monkeyci");
+        std::fs::create_dir_all(krate.join("src")).unwrap();
+        std::fs::write(krate.join("Cargo.toml"), "[package]\nname = \"pipeline\"\nversion = \"0.1.0\"\n").unwrap();
+        std::fs::write(krate.join("src/main.rs"), "fn main() {}\n").unwrap();
+        // A file where the cache should be: no one, root included, can write below it.
+        let blocker = tmp.path().join("cache-file");
+        std::fs::write(&blocker, "").unwrap();
+        let compiler = Compiler::new(blocker.join("cache"), None);
+        let pipeline = PipelineCrate::locate(&tmp.path().join("repo")).unwrap();
+        let err = compiler.compile(&pipeline).unwrap_err();
+        assert!(matches!(err, Error::CacheNotWritable { .. }), "{err}");
+        assert!(err.to_string().contains("MONKEYCI_CACHE_DIR"), "{err}");
     }
 }
