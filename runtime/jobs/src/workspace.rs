@@ -1,6 +1,7 @@
 //! The workspace of a container job: its own copy of the checkout, so parallel jobs cannot
 //! trample each other. In a git checkout it holds the tracked and untracked files that are
-//! not ignored (`.git` only when asked); elsewhere, everything but `.git`.
+//! not ignored (`.git` only when asked); elsewhere, everything but `.git`. Files keep their
+//! modification times, so build tools see the checkout as it is (a warm cache stays warm).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -116,6 +117,11 @@ fn copy_entry(from: &Path, to: &Path) -> Result<usize, Error> {
         std::os::unix::fs::symlink(target, to).map_err(err)?;
     } else if meta.is_file() {
         std::fs::copy(from, to).map_err(err)?;
+        // With the original time, as a warm `cargo build` in the checkout would see it: a new
+        // time on every file makes cargo rebuild what a restored `target` cache holds.
+        let modified = meta.modified().map_err(err)?;
+        // (Read-only: setting times needs ownership, not write access, and may be read-only.)
+        std::fs::File::open(to).and_then(|file| file.set_modified(modified)).map_err(err)?;
     } else {
         return Ok(0);
     }
@@ -159,6 +165,21 @@ mod tests {
         let with_git = dest.path().join("with-git");
         copy_checkout(s, &with_git, true).unwrap();
         assert!(with_git.join(".git/HEAD").is_file());
+    }
+
+    /// #9: every file got a new mtime in the copy, so cargo rebuilt the whole crate in every
+    /// job although its `target` cache was restored.
+    #[test]
+    fn copies_keep_their_modification_times() {
+        let src = tempfile::tempdir().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let file = src.path().join("lib.rs");
+        std::fs::write(&file, "// old").unwrap();
+        let then = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+        std::fs::File::options().write(true).open(&file).unwrap().set_modified(then).unwrap();
+        let out = dest.path().join("work");
+        copy_checkout(src.path(), &out, false).unwrap();
+        assert_eq!(std::fs::metadata(out.join("lib.rs")).unwrap().modified().unwrap(), then);
     }
 
     #[test]
