@@ -120,7 +120,8 @@ fn copy_entry(from: &Path, to: &Path) -> Result<usize, Error> {
         // With the original time, as a warm `cargo build` in the checkout would see it: a new
         // time on every file makes cargo rebuild what a restored `target` cache holds.
         let modified = meta.modified().map_err(err)?;
-        // (Read-only: setting times needs ownership, not write access, and may be read-only.)
+        // Opened to read: setting times needs ownership, not write access (the copy may be
+        // read-only).
         std::fs::File::open(to).and_then(|file| file.set_modified(modified)).map_err(err)?;
     } else {
         return Ok(0);
