@@ -29,17 +29,22 @@ mod state;
 mod token;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 pub(crate) use state::BuildApiState;
 pub use state::{Approvals, Asker};
 pub(crate) use token::BuildToken;
 
+/// The largest `POST /events` body: a batch holding a job's large output (the journal keeps it
+/// by reference once received). axum's default, 2 MB, dropped such batches (#9).
+pub(crate) const MAX_EVENTS_BODY: usize = 64 * 1024 * 1024;
+
 /// The build API's routes.
 pub(crate) fn router(state: BuildApiState) -> Router {
     Router::new()
         .route("/openapi.json", get(openapi))
-        .route("/events", post(events::events_post))
+        .route("/events", post(events::events_post).layer(DefaultBodyLimit::max(MAX_EVENTS_BODY)))
         .route("/params", get(params::params_get))
         .route("/journal", get(journal::journal_get))
         .route("/jobs/{job_id}/approval", post(approval::approval_post))
