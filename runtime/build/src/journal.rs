@@ -7,7 +7,9 @@
 //! script always reads whole records. It serves no HTTP (the API's handlers call it) and keeps
 //! only what the script reported: it never decides what a resumed script replays.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use monkeyci_protocol::{Journal, JournalEntry, JournalRecord};
 use monkeyci_store::{BlobKey, BlobStore, keys};
@@ -71,18 +73,18 @@ impl JournalStore {
             Some((store, build_id)) => store_if_large(Arc::clone(store), build_id, entry).await?,
             None => entry,
         };
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).push(entry.clone());
+        self.entries.lock().push(entry.clone());
         Ok(entry)
     }
 
     /// Whether the script journaled anything yet (a script that did can be resumed).
     pub(crate) fn has_entries(&self) -> bool {
-        !self.entries.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+        !self.entries.lock().is_empty()
     }
 
     /// The whole journal, with stored records read back.
     pub(crate) async fn journal(&self) -> Result<Journal, Error> {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut entries = self.entries.lock().clone();
         if !entries.iter().any(|entry| matches!(entry.record, JournalRecord::Stored { .. })) {
             return Ok(Journal { entries });
         }

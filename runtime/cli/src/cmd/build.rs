@@ -5,11 +5,12 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use monkeyci_protocol::{BuildInfo, OutputStream, ParamMap, Plan, ScriptMode};
+use parking_lot::Mutex;
 
 use crate::args::{AskMode, ContextArgs, LogsArgs, PipelineArgs, PlanArgs, RunArgs, TestArgs, VerifyArgs};
 use crate::outcome::Outcome;
@@ -148,7 +149,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 let mut every = tokio::time::interval(Duration::from_millis(200));
                 loop {
                     every.tick().await;
-                    console.lock().unwrap_or_else(|e| e.into_inner()).tick();
+                    console.lock().tick();
                 }
             })
         });
@@ -159,7 +160,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
                 let _ = file.write_all(b"\n");
                 let _ = file.flush();
             }
-            console.lock().unwrap_or_else(|e| e.into_inner()).update(&update);
+            console.lock().update(&update);
         })
         .await;
         if let Some(ticker) = ticker {
@@ -170,7 +171,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     if let Some(mut file) = events_file {
         file.flush().context("cannot write the events file")?;
     }
-    let mut console = console.lock().unwrap_or_else(|e| e.into_inner());
+    let mut console = console.lock();
     console.finish();
     prune_after_build(&cache_dir);
     Ok(judge(outcome.verdict()))
@@ -182,13 +183,13 @@ async fn answer_questions(
     console: Arc<Mutex<Console>>,
 ) {
     while let Some((job, answer)) = questions.recv().await {
-        console.lock().unwrap_or_else(|e| e.into_inner()).pause();
+        console.lock().pause();
         // A thread of its own, not the runtime's blocking pool: an unanswered read must not
         // keep the process from exiting once the build is over (Ctrl-C, say).
         let (read, got) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || read.send(ask_on_stdin(&job)));
         let approved = got.await.unwrap_or(false);
-        console.lock().unwrap_or_else(|e| e.into_inner()).resume();
+        console.lock().resume();
         let _ = answer.send(approved);
     }
 }
