@@ -16,7 +16,9 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Semaphore;
 
-use crate::dsl::{Artifact, JobError, JobMarker};
+use crate::dsl::container::{Artifact, ContainerJob};
+use crate::dsl::error::JobError;
+use crate::dsl::output::JobMarker;
 use crate::durable::journal::{Step, Steps, step_diverged};
 use crate::durable::suspend::{Waiting, WaitingGuard};
 use crate::glob;
@@ -25,6 +27,7 @@ use crate::protocol::{
     OutputStream, ParamMap, Source, StepKey,
 };
 use crate::runner::{Approver, ArtifactStore, ContainerRunner, EventSink, Started};
+use crate::secret::Secret;
 
 /// The build context handed to every job, condition and `#[pipeline]` function.
 ///
@@ -250,7 +253,7 @@ impl Ctx {
     /// ```
     pub fn run(
         &self,
-        spec: crate::ContainerJob,
+        spec: ContainerJob,
     ) -> impl std::future::Future<Output = Result<ContainerResult, JobError>> + Send + '_ {
         let step = self.next_step();
         async move {
@@ -371,7 +374,7 @@ impl Ctx {
     /// accident, and it is masked in job output.
     pub fn param(&self, name: &str) -> Result<Secret, JobError> {
         match self.build.params.get(name) {
-            Some(value) => Ok(Secret { name: name.to_owned(), value: value.clone() }),
+            Some(value) => Ok(Secret::new(name, value)),
             None => {
                 let known: Vec<&str> = self.build.params.keys().map(String::as_str).collect();
                 Err(JobError::msg(if known.is_empty() {
@@ -680,39 +683,6 @@ pub struct ShellOutput {
     pub stderr: String,
 }
 
-/// A build parameter's value. It has no `Display` and no `Serialize`, and its `Debug`
-/// prints only the name, so it cannot end up in logs or outputs by accident.
-///
-/// ```
-/// let ctx = monkeyci_sdk::testing::TestCtx::new().param("TOKEN", "s3cr3t-value").ctx();
-/// let token = ctx.param("TOKEN").unwrap();
-/// assert_eq!(format!("{token:?}"), "Secret(TOKEN)");
-/// assert_eq!(token.expose(), "s3cr3t-value");
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret {
-    name: String,
-    value: String,
-}
-
-impl Secret {
-    /// The parameter's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The value itself, for handing to a command or an API. Keep it out of logs.
-    pub fn expose(&self) -> &str {
-        &self.value
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Secret({})", self.name)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -774,7 +744,7 @@ mod tests {
             artifacts: Arc::new(Nothing),
         };
         let ctx = Ctx::new(BuildState::new(info, ParamMap::new(), seams, 1)).for_job("job", true);
-        let spec = crate::container("img").script(["true"]).into_spec();
+        let spec = crate::dsl::container::container("img").script(["true"]).into_spec();
         let request = ContainerRequest { job_id: "job".into(), attempt: 1, spec };
         let err = ctx.run_container(request).await.unwrap_err();
         assert_eq!(err.to_string(), "waited for c1");

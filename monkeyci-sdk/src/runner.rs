@@ -9,7 +9,7 @@ use std::path::Path;
 
 use parking_lot::Mutex;
 
-use crate::dsl::JobError;
+use crate::dsl::error::JobError;
 use crate::future::BoxFuture;
 use crate::protocol::{ArtifactSpec, ContainerRequest, ContainerResult, Event};
 

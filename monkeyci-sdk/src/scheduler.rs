@@ -19,7 +19,8 @@ use std::task::{Context, Poll};
 use tokio::task::JoinSet;
 
 use crate::ctx::Ctx;
-use crate::dsl::{Job, JobBodyKind};
+use crate::dsl::error::JobError;
+use crate::dsl::job::{Job, JobBodyKind};
 use crate::durable::journal::{Ended, Replay, Resume};
 use crate::future::BoxFuture;
 use crate::plan::{Resolved, panic_message};
@@ -496,7 +497,7 @@ async fn run_attempt(
 async fn run_action(
     ctx: &Ctx,
     job: &Job,
-    body: BoxFuture<'static, Result<serde_json::Value, crate::JobError>>,
+    body: BoxFuture<'static, Result<serde_json::Value, JobError>>,
 ) -> (JobStatus, Option<String>, Option<serde_json::Value>) {
     // The job's code runs inside this task: a timeout or a canceled build drops it.
     let attempt = CURRENT_JOB.scope(job.id.clone(), CatchUnwind(body));

@@ -44,7 +44,9 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 
 use crate::ctx::{BuildState, Ctx, Seams};
-use crate::dsl::{Job, JobError, JobMarker};
+use crate::dsl::error::JobError;
+use crate::dsl::job::Job;
+use crate::dsl::output::JobMarker;
 use crate::future::BoxFuture;
 use crate::plan::{self, Resolved};
 use crate::protocol::{

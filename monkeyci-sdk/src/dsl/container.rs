@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::ctx::Secret;
 use crate::protocol::{ArtifactSpec, CacheSpec, ContainerSpec, RestoreSpec};
+use crate::secret::Secret;
 
 /// Starts a container job spec for `image`.
 ///

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use crate::dsl::error::JobError;
 use crate::protocol::{ContainerResult, JobStatus, JournalEntry, JournalRecord, StepKey};
 
 /// A job's journaled end: status, last attempt, output, message.
@@ -171,8 +172,8 @@ impl Replay {
 }
 
 /// The error of a resumed job whose step `n` is not the one recorded there.
-pub(crate) fn step_diverged(job: &str, n: u32, recorded: &Step, now: &str) -> crate::JobError {
-    crate::JobError::msg(format!(
+pub(crate) fn step_diverged(job: &str, n: u32, recorded: &Step, now: &str) -> JobError {
+    JobError::msg(format!(
         "job `{job}` diverged on resume: its step {n} was {} before, and now is {now}; a job must take \
          its ctx.run and ctx.shell steps in the same order with the same containers and commands on every run",
         recorded.describe()
