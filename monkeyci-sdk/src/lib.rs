@@ -128,11 +128,12 @@ pub mod testing;
 #[doc(hidden)]
 pub mod __private;
 
-pub use ctx::{Ctx, ShellOutput};
+pub use ctx::Ctx;
 pub use dsl::container::{Artifact, Cache, ContainerJob, artifact, cache, container};
 pub use dsl::error::{JobError, ResultExt};
 pub use dsl::job::{Job, JobId};
 pub use dsl::output::{JobMarker, JobOutput};
+pub use durable::step::ShellOutput;
 /// What a build is about and what a container job runs, as [`Ctx`] and [`ContainerJob`] show them.
 pub use monkeyci_protocol::{Changes, ContainerSpec, Source};
 pub use plan::Error as PlanError;
