@@ -1,5 +1,8 @@
 //! [`Job`]: one node of the build's DAG, built by `#[job]`, `#[pipeline]` functions and tests
 //! alike, and [`JobId`], the name dependencies use.
+//!
+//! A `Job` says what to run and how (dependencies, limits, retries); it is neither planned nor
+//! run here (`plan` and the scheduler do that).
 
 use std::future::Future;
 use std::sync::Arc;
