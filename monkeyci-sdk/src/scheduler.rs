@@ -2,9 +2,12 @@
 //! succeeded, and reports every state change as an event.
 //!
 //! Async action jobs are not bounded; process work (commands, containers) takes a slot of
-//! `--max-parallel` through the context. Dependents of a job that failed or was skipped are
+//! `--max-parallel` from the build. Dependents of a job that failed or was skipped are
 //! skipped with the reason; independent branches keep running unless `fail_fast` is set.
 //! Planning (conditions, cycles, filters) happens before, in `plan`.
+//!
+//! The scheduler drives the engine (`durable::build::Build`, a `durable::scope::Scope` per job)
+//! and makes a [`Ctx`] only to hand one to a job's code. It never takes a journaled step itself.
 
 use std::any::Any;
 use std::collections::HashMap;
