@@ -6,8 +6,12 @@
 pub use inventory;
 pub use serde;
 
-pub use crate::dsl::{ActionFuture, Condition, JobBody, JobDef, JobMarker, PipelineDef};
-use crate::dsl::{ContainerJob, Job, JobError, JobOutput, output_to_json};
+use crate::dsl::container::ContainerJob;
+use crate::dsl::error::JobError;
+use crate::dsl::job::Job;
+pub use crate::dsl::output::JobMarker;
+use crate::dsl::output::{JobOutput, output_to_json};
+pub use crate::dsl::registry::{ActionFuture, Condition, JobBody, JobDef, PipelineDef};
 
 /// The id of a `#[job]`, through its marker.
 pub fn job_id<J: JobMarker>() -> &'static str {

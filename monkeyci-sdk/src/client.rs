@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::dsl::JobError;
+use crate::dsl::error::JobError;
 use crate::future::BoxFuture;
 use crate::protocol::{
     ApiEndpoint, ArtifactSpec, ContainerRequest, ContainerResult, ContainerStarted, ContainerState, Event, Journal,

@@ -122,18 +122,22 @@ use monkeyci_protocol as protocol;
 mod runner;
 mod scheduler;
 mod script;
+mod secret;
 pub mod testing;
 
 #[doc(hidden)]
 pub mod __private;
 
-pub use ctx::{Ctx, Secret, ShellOutput};
-pub use dsl::{
-    Artifact, Cache, ContainerJob, Job, JobError, JobId, JobMarker, JobOutput, ResultExt, artifact, cache, container,
-};
+pub use ctx::Ctx;
+pub use dsl::container::{Artifact, Cache, ContainerJob, artifact, cache, container};
+pub use dsl::error::{JobError, ResultExt};
+pub use dsl::job::{Job, JobId};
+pub use dsl::output::{JobMarker, JobOutput};
+pub use durable::step::ShellOutput;
 /// What a build is about and what a container job runs, as [`Ctx`] and [`ContainerJob`] show them.
 pub use monkeyci_protocol::{Changes, ContainerSpec, Source};
 pub use plan::Error as PlanError;
+pub use secret::Secret;
 
 /// Declares a job.
 ///

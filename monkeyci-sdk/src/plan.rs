@@ -9,7 +9,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use crate::ctx::Ctx;
-use crate::dsl::{ActionFn, Job, JobBody, JobBodyKind, JobDef, PipelineDef};
+use crate::dsl::job::{ActionFn, Job, JobBodyKind};
+use crate::dsl::registry::{JobBody, JobDef, PipelineDef};
 use crate::protocol::{JobKind, Plan, PlannedJob, SkippedJob};
 
 /// Why a build could not be planned.

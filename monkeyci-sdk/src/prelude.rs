@@ -1,7 +1,11 @@
 //! Everything a pipeline usually needs: `use monkeyci_sdk::prelude::*;`.
 
-pub use crate::ctx::{Ctx, Secret, ShellOutput};
-pub use crate::dsl::{ContainerJob, Job, JobError, JobId, ResultExt, artifact, cache, container};
+pub use crate::ctx::Ctx;
+pub use crate::dsl::container::{ContainerJob, artifact, cache, container};
+pub use crate::dsl::error::{JobError, ResultExt};
+pub use crate::dsl::job::{Job, JobId};
+pub use crate::durable::step::ShellOutput;
+pub use crate::secret::Secret;
 #[doc(inline)]
 pub use crate::{job, pipeline};
 

@@ -6,12 +6,21 @@
 //! they act on (a request, a work dir, a job id) and hand back a result.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::dsl::JobError;
+use crate::dsl::error::JobError;
 use crate::future::BoxFuture;
 use crate::protocol::{ArtifactSpec, ContainerRequest, ContainerResult, Event};
+
+/// Where a build's effects go: events, containers, approvals and artifacts.
+pub(crate) struct Seams {
+    pub(crate) events: Arc<dyn EventSink>,
+    pub(crate) containers: Arc<dyn ContainerRunner>,
+    pub(crate) approver: Arc<dyn Approver>,
+    pub(crate) artifacts: Arc<dyn ArtifactStore>,
+}
 
 /// Receives every event of a build, in order. Must not block.
 pub(crate) trait EventSink: Send + Sync {

@@ -2,16 +2,19 @@
 //! succeeded, and reports every state change as an event.
 //!
 //! Async action jobs are not bounded; process work (commands, containers) takes a slot of
-//! `--max-parallel` through the context. Dependents of a job that failed or was skipped are
+//! `--max-parallel` from the build. Dependents of a job that failed or was skipped are
 //! skipped with the reason; independent branches keep running unless `fail_fast` is set.
 //! Planning (conditions, cycles, filters) happens before, in `plan`.
+//!
+//! The scheduler drives the engine (`durable::build::Build`, a `durable::scope::Scope` per job)
+//! and makes a [`Ctx`] only to hand one to a job's code. It never takes a journaled step itself.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use std::task::{Context, Poll};
@@ -19,8 +22,11 @@ use std::task::{Context, Poll};
 use tokio::task::JoinSet;
 
 use crate::ctx::Ctx;
-use crate::dsl::{Job, JobBodyKind};
+use crate::dsl::error::JobError;
+use crate::dsl::job::{Job, JobBodyKind};
+use crate::durable::build::Build;
 use crate::durable::journal::{Ended, Replay, Resume};
+use crate::durable::scope::Scope;
 use crate::future::BoxFuture;
 use crate::plan::{Resolved, panic_message};
 use crate::protocol::{BuildStatus, EventKind, JobStatus, JournalEntry, JournalRecord, StepKey, now_ms};
@@ -97,30 +103,30 @@ fn job_panics() -> &'static Mutex<HashMap<String, String>> {
     })
 }
 
-/// Runs `resolved` to the end and reports how every job ended.
-pub(crate) async fn run(ctx: &Ctx, resolved: Resolved, options: Options) -> BuildReport {
+/// Runs `resolved` to the end in `build` and reports how every job ended.
+pub(crate) async fn run(build: &Arc<Build>, resolved: Resolved, options: Options) -> BuildReport {
     // On a worker thread, waking the loop when a job ends needs no hop to the thread that
     // called `block_on`: long dependency chains start each job sooner.
-    match tokio::spawn(run_on_worker(ctx.clone(), resolved, options)).await {
+    match tokio::spawn(run_on_worker(Arc::clone(build), resolved, options)).await {
         Ok(report) => report,
         Err(err) => std::panic::resume_unwind(err.into_panic()),
     }
 }
 
-async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildReport {
-    let ctx = &ctx;
+async fn run_on_worker(build: Arc<Build>, resolved: Resolved, options: Options) -> BuildReport {
+    let build = &build;
     job_panics();
-    let _ = ctx.build.graph.set(resolved.graph());
-    let _ = ctx.build.replayed_steps.set(options.replay.steps.clone());
+    build.set_graph(resolved.graph());
+    build.set_replayed_steps(options.replay.steps.clone());
     let plan = resolved.plan();
     // A resumed script has told all this before: it only says it resumed.
     let resuming = !options.replay.is_empty();
     if resuming {
-        ctx.emit(EventKind::ScriptResumed { replayed: options.replay.entries });
+        build.emit(EventKind::ScriptResumed { replayed: options.replay.entries });
     } else {
         let jobs = plan.jobs.iter().map(|job| job.id.clone()).collect();
-        ctx.emit(EventKind::ScriptStart { jobs: plan.jobs, skipped: plan.skipped });
-        ctx.emit(EventKind::JournalRecord {
+        build.emit(EventKind::ScriptStart { jobs: plan.jobs, skipped: plan.skipped });
+        build.emit(EventKind::JournalRecord {
             entry: JournalEntry::new("", StepKey::Job, JournalRecord::Planned { jobs }),
         });
     }
@@ -128,7 +134,7 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
     let mut reports: Vec<JobReport> = Vec::new();
     for left_out in &resolved.skipped {
         if !resuming {
-            ctx.emit(EventKind::JobSkipped { job_id: left_out.id.clone(), reason: left_out.reason.clone() });
+            build.emit(EventKind::JobSkipped { job_id: left_out.id.clone(), reason: left_out.reason.clone() });
         }
         reports.push(JobReport {
             id: left_out.id.clone(),
@@ -153,30 +159,30 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
 
     if !resuming {
         for id in &ids {
-            ctx.emit(EventKind::JobPending { job_id: id.clone() });
+            build.emit(EventKind::JobPending { job_id: id.clone() });
         }
     }
     let mut ready: std::collections::VecDeque<usize> = (0..count).filter(|&i| remaining[i] == 0).collect();
     let mut running: JoinSet<Outcome> = JoinSet::new();
     let mut task_job: HashMap<tokio::task::Id, usize> = HashMap::with_capacity(count);
     let mut stopped: Option<Stop> = None;
-    let mut canceled = ctx.build.canceled.subscribe();
+    let mut canceled = build.canceled();
 
-    // Contexts of the action jobs running, to journal where they are if the script suspends.
-    let mut action_ctx: HashMap<usize, Ctx> = HashMap::new();
+    // Scopes of the action jobs running, to journal where they are if the script suspends.
+    let mut action_scopes: HashMap<usize, Arc<Scope>> = HashMap::new();
     let mut journaled: Vec<Option<Ended>> = ids.iter().map(|id| options.replay.ended.get(id).cloned()).collect();
     loop {
         while let Some(i) = ready.pop_front() {
             if let Some(stop) = &stopped {
                 let outcome = Outcome::not_run(JobStatus::Skipped, stop.skip_reason());
-                finish(ctx, &ids, &dependents, &mut outcomes, i, outcome, None);
+                finish(build, &ids, &dependents, &mut outcomes, i, outcome, None);
                 continue;
             }
             // Replayed: the journaled end, without running the job or telling anyone again.
             if let Some((status, attempt, output, message)) = journaled[i].take() {
                 slots[i] = None;
                 if status == JobStatus::Success {
-                    succeeded(ctx, &ids[i], output.as_ref(), &dependents[i], &mut remaining, &outcomes, &mut ready);
+                    succeeded(build, &ids[i], output.as_ref(), &dependents[i], &mut remaining, &outcomes, &mut ready);
                 }
                 outcomes[i] = Some(Outcome { status, attempt, duration_ms: 0, message, output });
                 continue;
@@ -196,18 +202,18 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
                     message: Some(message),
                     output: None,
                 };
-                finish(ctx, &ids, &dependents, &mut outcomes, i, outcome, None);
+                finish(build, &ids, &dependents, &mut outcomes, i, outcome, None);
                 continue;
             }
             let resume = options.replay.resumed.get(&ids[i]).copied();
             if resume.is_none() {
-                ctx.emit(EventKind::JobQueued { job_id: ids[i].clone() });
+                build.emit(EventKind::JobQueued { job_id: ids[i].clone() });
             }
-            let job_ctx = ctx.for_job(&ids[i], job.idempotent);
+            let scope = Arc::new(Scope::job(Arc::clone(build), &ids[i], job.idempotent));
             if matches!(job.body, JobBodyKind::Action(_)) {
-                action_ctx.insert(i, job_ctx.clone());
+                action_scopes.insert(i, Arc::clone(&scope));
             }
-            let handle = running.spawn(run_job(job_ctx, job, resume));
+            let handle = running.spawn(run_job(scope, job, resume));
             task_job.insert(handle.id(), i);
         }
         let in_flight = running.len();
@@ -219,14 +225,14 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
                 running.abort_all();
                 continue;
             }
-            _ = ctx.build.waiting.only_waiting(in_flight, options.suspend_after.unwrap_or_default()),
+            _ = build.waiting().only_waiting(in_flight, options.suspend_after.unwrap_or_default()),
                 if options.suspend_after.is_some() && stopped.is_none() =>
             {
                 let waiting = in_flight;
-                for job_ctx in action_ctx.values() {
-                    job_ctx.journal_suspended();
+                for scope in action_scopes.values() {
+                    scope.journal_suspended();
                 }
-                ctx.emit(EventKind::ScriptSuspended { waiting });
+                build.emit(EventKind::ScriptSuspended { waiting });
                 return BuildReport { status: BuildStatus::Success, jobs: Vec::new(), suspended: Some(waiting) };
             }
         };
@@ -244,12 +250,12 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
             }
         };
         let Some(i) = i else { continue };
-        action_ctx.remove(&i);
+        action_scopes.remove(&i);
         let status = outcome.status;
         if status == JobStatus::Success {
-            succeeded(ctx, &ids[i], outcome.output.as_ref(), &dependents[i], &mut remaining, &outcomes, &mut ready);
+            succeeded(build, &ids[i], outcome.output.as_ref(), &dependents[i], &mut remaining, &outcomes, &mut ready);
         }
-        finish(ctx, &ids, &dependents, &mut outcomes, i, outcome, None);
+        finish(build, &ids, &dependents, &mut outcomes, i, outcome, None);
         if status.is_failure() && options.fail_fast && stopped.is_none() {
             stopped = Some(Stop::FailFast(ids[i].clone()));
             running.abort_all();
@@ -269,14 +275,14 @@ async fn run_on_worker(ctx: Ctx, resolved: Resolved, options: Options) -> BuildR
         _ if reports.iter().any(|r| r.status.is_failure()) => (BuildStatus::Failure, failure_summary(&reports)),
         _ => (BuildStatus::Success, None),
     };
-    ctx.emit(EventKind::ScriptEnd { status, message });
+    build.emit(EventKind::ScriptEnd { status, message });
     BuildReport { status, jobs: reports, suspended: None }
 }
 
 /// Keeps a successful job's output for its dependents and queues those whose last
 /// dependency this was.
 fn succeeded(
-    ctx: &Ctx,
+    build: &Build,
     id: &str,
     output: Option<&serde_json::Value>,
     dependents: &[usize],
@@ -285,8 +291,7 @@ fn succeeded(
     ready: &mut std::collections::VecDeque<usize>,
 ) {
     if let Some(output) = output {
-        let outputs = &mut ctx.build.outputs.lock();
-        outputs.insert(id.to_owned(), std::sync::Arc::new(output.clone()));
+        build.keep_output(id, output);
     }
     for &d in dependents {
         remaining[d] -= 1;
@@ -333,7 +338,7 @@ fn failure_summary(reports: &[JobReport]) -> Option<String> {
 /// succeed. `root` is what started a cascade of skips, so a job far down a chain still says
 /// which job failed.
 fn finish(
-    ctx: &Ctx,
+    build: &Build,
     ids: &[String],
     dependents: &[Vec<usize>],
     outcomes: &mut [Option<Outcome>],
@@ -345,9 +350,9 @@ fn finish(
     let id = &ids[i];
     let message = outcome.message.clone().unwrap_or_default();
     if status == JobStatus::Skipped {
-        ctx.emit(EventKind::JobSkipped { job_id: id.clone(), reason: message.clone() });
+        build.emit(EventKind::JobSkipped { job_id: id.clone(), reason: message.clone() });
     } else {
-        ctx.emit(EventKind::JobEnd {
+        build.emit(EventKind::JobEnd {
             job_id: id.clone(),
             attempt: outcome.attempt,
             status,
@@ -355,7 +360,7 @@ fn finish(
             message: outcome.message.clone(),
         });
     }
-    ctx.emit(EventKind::JournalRecord {
+    build.emit(EventKind::JournalRecord {
         entry: JournalEntry::new(
             id.clone(),
             StepKey::End,
@@ -388,7 +393,7 @@ fn finish(
     for &d in &dependents[i] {
         if outcomes[d].is_none() {
             finish(
-                ctx,
+                build,
                 ids,
                 dependents,
                 outcomes,
@@ -404,12 +409,13 @@ fn finish(
 /// where a job running when an earlier launch stopped picks up: a container job awaits the
 /// same dispatched attempt again, never starting another; an action job runs that attempt
 /// again, its recorded steps replayed.
-async fn run_job(ctx: Ctx, job: Job, resume: Option<Resume>) -> Outcome {
+async fn run_job(scope: Arc<Scope>, job: Job, resume: Option<Resume>) -> Outcome {
+    let build = scope.build();
     let id = job.id.clone();
     if job.blocked && resume.is_none() {
-        ctx.emit(EventKind::JobBlocked { job_id: id.clone() });
-        match ctx.build.approver.approve(&id).await {
-            Ok(true) => ctx.emit(EventKind::JobUnblocked { job_id: id.clone() }),
+        build.emit(EventKind::JobBlocked { job_id: id.clone() });
+        match build.approve(&id).await {
+            Ok(true) => build.emit(EventKind::JobUnblocked { job_id: id.clone() }),
             Ok(false) => return Outcome::not_run(JobStatus::Skipped, "blocked: it was not approved".to_owned()),
             Err(err) => return Outcome::not_run(JobStatus::Failure, format!("approval failed: {err}")),
         }
@@ -424,27 +430,27 @@ async fn run_job(ctx: Ctx, job: Job, resume: Option<Resume>) -> Outcome {
         let resumed = resume.filter(|resume| resume.attempt == attempt);
         // Process work waits for a slot of `--max-parallel` before it counts as started.
         let _slot = match job.body {
-            JobBodyKind::Container(_) => match ctx.build.process_slots.acquire().await {
+            JobBodyKind::Container(_) => match build.process_slot().await {
                 Ok(slot) => Some(slot),
                 Err(_) => return Outcome::not_run(JobStatus::Canceled, "the build is shutting down".to_owned()),
             },
             JobBodyKind::Action(_) => None,
         };
         let started_at_ms = resumed.and_then(|resume| resume.started_at_ms).unwrap_or_else(now_ms);
-        ctx.start_attempt(attempt, started_at_ms);
+        scope.start_attempt(attempt, started_at_ms);
         if resumed.is_none() {
-            ctx.emit(EventKind::JobStart { job_id: id.clone(), attempt });
+            build.emit(EventKind::JobStart { job_id: id.clone(), attempt });
             if !job.idempotent && matches!(job.body, JobBodyKind::Action(_)) {
                 // Written ahead: a crash from here on must find it in the journal.
-                ctx.journal(StepKey::Job, JournalRecord::JobStart { attempt });
-                ctx.build.events.flush().await;
+                scope.journal(StepKey::Job, JournalRecord::JobStart { attempt });
+                build.flush_events().await;
             }
         }
-        let (status, message, output) = run_attempt(&ctx, &job, attempt, resumed.is_some()).await;
+        let (status, message, output) = run_attempt(&scope, &job, attempt, resumed.is_some()).await;
         let duration_ms = now_ms().saturating_sub(started_at_ms);
-        let message = message.map(|m| ctx.build.masker.mask(&m));
+        let message = message.map(|m| build.mask(&m));
         if status != JobStatus::Success && attempt < attempts {
-            ctx.emit(EventKind::JobRetrying { job_id: id.clone(), attempt, message: message.unwrap_or_default() });
+            build.emit(EventKind::JobRetrying { job_id: id.clone(), attempt, message: message.unwrap_or_default() });
             continue;
         }
         return Outcome { status, attempt, duration_ms, message, output };
@@ -453,13 +459,13 @@ async fn run_job(ctx: Ctx, job: Job, resume: Option<Resume>) -> Outcome {
 
 /// Runs one attempt of `job`; `resumed` when an earlier launch of the script started it.
 async fn run_attempt(
-    ctx: &Ctx,
+    scope: &Arc<Scope>,
     job: &Job,
     attempt: u32,
     resumed: bool,
 ) -> (JobStatus, Option<String>, Option<serde_json::Value>) {
     match &job.body {
-        JobBodyKind::Action(action) => run_action(ctx, job, action(ctx.clone())).await,
+        JobBodyKind::Action(action) => run_action(scope, job, action(Ctx::new(Arc::clone(scope)))).await,
         JobBodyKind::Container(spec) => {
             let mut spec = (**spec).clone().into_spec();
             // The engine enforces the time limit: it stops the container, which a dropped
@@ -472,9 +478,9 @@ async fn run_attempt(
                 // Journaled before it is sent: on resume the same attempt is awaited, never started
                 // twice (dispatch is idempotent per job and attempt).
                 if !resumed {
-                    ctx.journal(StepKey::Job, JournalRecord::ContainerDispatched { attempt, at_ms: Some(now_ms()) });
+                    scope.journal(StepKey::Job, JournalRecord::ContainerDispatched { attempt, at_ms: Some(now_ms()) });
                 }
-                ctx.run_container(request).await
+                scope.run_container(request).await
             };
             match CURRENT_JOB.scope(job.id.clone(), dispatch).await {
                 Ok(result) if result.status == JobStatus::Success => {
@@ -494,15 +500,15 @@ async fn run_attempt(
 }
 
 async fn run_action(
-    ctx: &Ctx,
+    scope: &Scope,
     job: &Job,
-    body: BoxFuture<'static, Result<serde_json::Value, crate::JobError>>,
+    body: BoxFuture<'static, Result<serde_json::Value, JobError>>,
 ) -> (JobStatus, Option<String>, Option<serde_json::Value>) {
     // The job's code runs inside this task: a timeout or a canceled build drops it.
     let attempt = CURRENT_JOB.scope(job.id.clone(), CatchUnwind(body));
     let result = match job.timeout {
         // The limit counts from the attempt's start, before a suspension if it was resumed.
-        Some(limit) => match tokio::time::timeout(limit.saturating_sub(ctx.attempt_elapsed()), attempt).await {
+        Some(limit) => match tokio::time::timeout(limit.saturating_sub(scope.attempt_elapsed()), attempt).await {
             Ok(result) => result,
             Err(_) => {
                 let message = format!("timed out after {}", monkeyci_protocol::duration::short(limit));
@@ -566,11 +572,12 @@ mod tests {
             counter.fetch_add(1, Ordering::SeqCst);
             async { Ok(1u32) }
         });
-        let second = Job::action("second", |ctx| async move {
-            let before = ctx.build.outputs.lock().get("first").cloned();
-            Ok(before.map(|v| v.as_u64().unwrap_or(0) + 1))
-        })
-        .depends_on(["first"]);
+        struct First;
+        impl crate::JobMarker for First {
+            type Output = u64;
+            const ID: &'static str = "first";
+        }
+        let second = Job::action("second", |ctx| async move { Ok(ctx.output::<First>()? + 1) }).depends_on(["first"]);
         let journal = vec![JournalEntry::new(
             "first",
             StepKey::End,
@@ -748,18 +755,6 @@ mod tests {
         assert_eq!(resumed.job_status("deploy"), Some(JobStatus::Failure));
         let message = resumed.message("deploy").unwrap();
         assert!(message.contains("idempotent = false") && message.contains("not run again"), "{message}");
-    }
-
-    #[test]
-    fn a_job_that_is_not_idempotent_never_counts_as_only_waiting() {
-        let ctx = TestCtx::new().ctx();
-        let not_idempotent = ctx.for_job("deploy", false);
-        let guard = not_idempotent.waiting_for_container();
-        assert_eq!(ctx.build.waiting.jobs(), 0);
-        drop(guard);
-        let ordinary = ctx.for_job("build", true);
-        let _guard = ordinary.waiting_for_container();
-        assert_eq!(ctx.build.waiting.containers_of("build"), 1);
     }
 
     #[test]

@@ -10,12 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::{ApiClient, ApiEventSink};
-use crate::ctx::{BuildState, Ctx, Seams};
+use crate::ctx::Ctx;
+use crate::durable::build::Build;
+use crate::durable::journal::Replay;
+use crate::durable::scope::Scope;
 use crate::protocol::error_chain;
 use crate::protocol::{
     BuildStatus, EventKind, SCRIPT_CONFIG_ENV, SCRIPT_EXIT_SUSPENDED, ScriptConfig, ScriptMode, SuspendMode,
 };
-use crate::runner::EventSink;
+use crate::runner::{EventSink, Seams};
 use crate::{plan, scheduler};
 
 const PLANNING_FAILED: u8 = 2;
@@ -70,27 +73,28 @@ async fn run(config: ScriptConfig) -> u8 {
         artifacts: Arc::new(client.clone()),
         approver: Arc::new(client.clone()),
     };
-    let ctx = Ctx::new(BuildState::new(config.build, params, seams, config.max_parallel));
+    let build = Arc::new(Build::new(config.build, params, seams, config.max_parallel));
+    let ctx = Ctx::new(Arc::new(Scope::script(Arc::clone(&build))));
     let code = match plan::resolve(&ctx, &config.jobs) {
         Err(err) => {
-            ctx.emit(EventKind::ScriptEnd { status: BuildStatus::Error, message: Some(err.to_string()) });
+            build.emit(EventKind::ScriptEnd { status: BuildStatus::Error, message: Some(err.to_string()) });
             PLANNING_FAILED
         }
         Ok(resolved) => match config.mode {
             ScriptMode::Plan => {
-                ctx.emit(EventKind::ScriptPlan { plan: resolved.plan() });
+                build.emit(EventKind::ScriptPlan { plan: resolved.plan() });
                 0
             }
             ScriptMode::Run => {
-                let canceler = ctx.clone();
+                let canceler = Arc::clone(&build);
                 tokio::spawn(async move {
                     if termination_requested().await {
-                        canceler.cancel_build();
+                        canceler.cancel();
                     }
                 });
                 let replay = if config.resume {
                     match client.journal().await {
-                        Ok(journal) => crate::durable::journal::Replay::new(journal.entries),
+                        Ok(journal) => Replay::new(journal.entries),
                         Err(err) => {
                             eprintln!("monkeyci: cannot read the journal to resume: {}", error_chain(&err));
                             sink.flush().await;
@@ -98,7 +102,7 @@ async fn run(config: ScriptConfig) -> u8 {
                         }
                     }
                 } else {
-                    crate::durable::journal::Replay::default()
+                    Replay::default()
                 };
                 let suspend_after = match config.suspend {
                     SuspendMode::Never => None,
@@ -107,12 +111,12 @@ async fn run(config: ScriptConfig) -> u8 {
                 };
                 let planned: Vec<String> = resolved.plan().jobs.into_iter().map(|job| job.id).collect();
                 if let Some(message) = replay.divergence(&planned) {
-                    ctx.emit(EventKind::ScriptEnd { status: BuildStatus::Error, message: Some(message) });
+                    build.emit(EventKind::ScriptEnd { status: BuildStatus::Error, message: Some(message) });
                     sink.flush().await;
                     return PLANNING_FAILED;
                 }
                 let options = scheduler::Options { fail_fast: config.fail_fast, suspend_after, replay };
-                let report = scheduler::run(&ctx, resolved, options).await;
+                let report = scheduler::run(&build, resolved, options).await;
                 match report.suspended {
                     Some(_) => SCRIPT_EXIT_SUSPENDED,
                     None => u8::from(report.status != BuildStatus::Success),

@@ -43,14 +43,19 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
-use crate::ctx::{BuildState, Ctx, Seams};
-use crate::dsl::{Job, JobError, JobMarker};
+use crate::ctx::Ctx;
+use crate::dsl::error::JobError;
+use crate::dsl::job::Job;
+use crate::dsl::output::JobMarker;
+use crate::durable::build::Build;
+use crate::durable::journal::Replay;
+use crate::durable::scope::Scope;
 use crate::future::BoxFuture;
 use crate::plan::{self, Resolved};
 use crate::protocol::{
     ArtifactSpec, BuildInfo, ContainerRequest, ContainerResult, ContainerSpec, GitInfo, ParamMap, Source,
 };
-use crate::runner::{Approver, ArtifactStore, ContainerRunner, MemorySink, Started};
+use crate::runner::{Approver, ArtifactStore, ContainerRunner, MemorySink, Seams, Started};
 use crate::scheduler;
 
 /// The event and plan types a test of a pipeline reads (from [`TestRun::events`] and
@@ -177,17 +182,19 @@ impl TestCtx {
 
     /// The context, as conditions and `#[pipeline]` functions see it.
     pub fn ctx(&self) -> Ctx {
-        self.build_ctx(Arc::new(MemorySink::default()), Arc::new(FakeContainerEngine::default()))
+        let build = self.build(Arc::new(MemorySink::default()), Arc::new(FakeContainerEngine::default()));
+        Ctx::new(Arc::new(Scope::script(build)))
     }
 
-    fn build_ctx(&self, events: Arc<MemorySink>, containers: Arc<FakeContainerEngine>) -> Ctx {
+    /// A build described by this context, its effects going to `events` and `containers`.
+    fn build(&self, events: Arc<MemorySink>, containers: Arc<FakeContainerEngine>) -> Arc<Build> {
         let seams = Seams {
             events,
             containers,
             approver: Arc::new(Approvals(self.approved.clone())),
             artifacts: Arc::new(TempDirArtifacts::default()),
         };
-        Ctx::new(BuildState::new(self.info.clone(), self.params.clone(), seams, cpus()))
+        Arc::new(Build::new(self.info.clone(), self.params.clone(), seams, cpus()))
     }
 
     /// The plan of the jobs declared in this crate (`#[job]` and `#[pipeline]`).
@@ -214,9 +221,9 @@ impl TestCtx {
     pub async fn run_async(&self) -> Result<TestRun, plan::Error> {
         let events = Arc::new(MemorySink::default());
         let containers = Arc::new(FakeContainerEngine::default());
-        let ctx = self.build_ctx(events.clone(), containers.clone());
-        let resolved = plan::resolve(&ctx, &self.jobs)?;
-        Ok(self.execute(ctx, resolved, events, containers, crate::durable::journal::Replay::default()).await)
+        let build = self.build(events.clone(), containers.clone());
+        let resolved = plan::resolve(&Ctx::new(Arc::new(Scope::script(Arc::clone(&build)))), &self.jobs)?;
+        Ok(self.execute(build, resolved, events, containers, Replay::default()).await)
     }
 
     /// Runs the given jobs only.
@@ -233,42 +240,38 @@ impl TestCtx {
     pub async fn run_jobs_async(&self, jobs: Vec<Job>) -> Result<TestRun, plan::Error> {
         let events = Arc::new(MemorySink::default());
         let containers = Arc::new(FakeContainerEngine::default());
-        let ctx = self.build_ctx(events.clone(), containers.clone());
+        let build = self.build(events.clone(), containers.clone());
         let resolved = plan::order(jobs, Vec::new(), &self.jobs)?;
-        Ok(self.execute(ctx, resolved, events, containers, crate::durable::journal::Replay::default()).await)
+        Ok(self.execute(build, resolved, events, containers, Replay::default()).await)
     }
 
     /// Runs `jobs` as a resumed script would, replaying `replay` first.
     #[cfg(test)]
-    pub(crate) async fn run_jobs_replaying(
-        &self,
-        jobs: Vec<Job>,
-        replay: crate::durable::journal::Replay,
-    ) -> Result<TestRun, plan::Error> {
+    pub(crate) async fn run_jobs_replaying(&self, jobs: Vec<Job>, replay: Replay) -> Result<TestRun, plan::Error> {
         let events = Arc::new(MemorySink::default());
         let containers = Arc::new(FakeContainerEngine::default());
-        let ctx = self.build_ctx(events.clone(), containers.clone());
+        let build = self.build(events.clone(), containers.clone());
         let resolved = plan::order(jobs, Vec::new(), &self.jobs)?;
-        Ok(self.execute(ctx, resolved, events, containers, replay).await)
+        Ok(self.execute(build, resolved, events, containers, replay).await)
     }
 
     async fn execute(
         &self,
-        ctx: Ctx,
+        build: Arc<Build>,
         resolved: Resolved,
         events: Arc<MemorySink>,
         containers: Arc<FakeContainerEngine>,
-        replay: crate::durable::journal::Replay,
+        replay: Replay,
     ) -> TestRun {
         let options = scheduler::Options { fail_fast: self.fail_fast, replay, ..scheduler::Options::default() };
-        let report = scheduler::run(&ctx, resolved, options).await;
-        let outputs = ctx.build.outputs.lock().clone();
+        let report = scheduler::run(&build, resolved, options).await;
+        let outputs = build.outputs();
         let events = std::mem::take(&mut *events.events.lock());
         let containers = std::mem::take(&mut *containers.started.lock());
         TestRun {
             status: report.status,
             jobs: report.jobs.into_iter().map(|r| (r.id, (r.status, r.message))).collect(),
-            outputs: outputs.into_iter().map(|(k, v)| (k, (*v).clone())).collect(),
+            outputs,
             events,
             containers,
         }

@@ -1,9 +1,13 @@
-//! [`ContainerJob`]: what a container job runs, as a builder.
+//! [`ContainerJob`]: what a container job runs, as a builder, with the artifacts and caches it
+//! saves and restores.
+//!
+//! These are values only: nothing here checks a spec against the build (`plan` does) or starts a
+//! container (the engine does, through the seams).
 
 use std::collections::BTreeMap;
 
-use crate::ctx::Secret;
 use crate::protocol::{ArtifactSpec, CacheSpec, ContainerSpec, RestoreSpec};
+use crate::secret::Secret;
 
 /// Starts a container job spec for `image`.
 ///

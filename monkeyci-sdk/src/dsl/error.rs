@@ -1,4 +1,8 @@
-//! The error an action job returns.
+//! [`JobError`]: the error an action job returns, with its cause chain, and [`ResultExt`], which
+//! says what was being done when an error leaves a job.
+//!
+//! It is a value with a message; it decides nothing about retries or the job's status (the
+//! scheduler does).
 
 use std::fmt;
 

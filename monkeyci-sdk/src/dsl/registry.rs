@@ -5,7 +5,9 @@
 //! `__private`); nothing here evaluates a condition or runs a job.
 
 use crate::ctx::Ctx;
-use crate::dsl::{ContainerJob, Job, JobError};
+use crate::dsl::container::ContainerJob;
+use crate::dsl::error::JobError;
+use crate::dsl::job::Job;
 use crate::future::BoxFuture;
 
 /// A registered `#[job]`.

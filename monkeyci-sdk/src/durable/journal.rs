@@ -2,8 +2,9 @@
 //! (and how), which containers were dispatched, which action jobs were in flight, and the
 //! results of their steps (`ctx.run`, `ctx.shell`), matched to the steps a resumed job takes.
 //!
-//! This module interprets a journal; it performs no I/O. The script reads the journal through
-//! the build API (`script`), and entries are written as `journal/record` events through `Ctx`.
+//! This module interprets a journal; it never performs I/O. The script reads the journal through
+//! the build API (`script`), and entries are written as `journal/record` events through a job's
+//! scope (`durable::scope`); replaying a step is `durable::step`'s.
 
 use std::collections::HashMap;
 
@@ -168,15 +169,6 @@ impl Replay {
             what.join("; ")
         ))
     }
-}
-
-/// The error of a resumed job whose step `n` is not the one recorded there.
-pub(crate) fn step_diverged(job: &str, n: u32, recorded: &Step, now: &str) -> crate::JobError {
-    crate::JobError::msg(format!(
-        "job `{job}` diverged on resume: its step {n} was {} before, and now is {now}; a job must take \
-         its ctx.run and ctx.shell steps in the same order with the same containers and commands on every run",
-        recorded.describe()
-    ))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! in the script, so it may exit and be resumed when a container ends.
 //!
 //! This module keeps count and wakes whoever watches; it neither journals nor exits (the
-//! scheduler decides to suspend, and each job's context journals where it is).
+//! scheduler decides to suspend, and each job's scope journals where it is).
 
 use std::collections::HashMap;
 use std::time::Duration;
