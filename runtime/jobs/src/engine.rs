@@ -9,8 +9,9 @@
 //!   then, with its exit code and the end of its stderr, whether the script succeeded, failed
 //!   or was stopped. Whether the *job* succeeded is for the supervisor to judge, from the job
 //!   script's events; an engine never reads them.
-//! - **Stopping**: when the `stop` receiver turns true the engine stops the process (SIGTERM,
-//!   a grace period, then kill) and still returns its exit. [`ContainerEngine::cleanup`]
+//! - **Stopping**: when the `stop` receiver turns true the engine writes the abort file
+//!   ([`abort_for_stop`], so the wrapper starts no other line), stops the process (SIGTERM, a
+//!   grace period, then kill) and still returns its exit. Nothing the job started outlives it. [`ContainerEngine::cleanup`]
 //!   removes what the engine left behind (a container), after `run` returned.
 //!
 //! This module owns the contract only: the implementations are in `podman` and `shell`, and
@@ -23,6 +24,7 @@ use std::pin::Pin;
 
 use tokio::sync::watch;
 
+use crate::jobscript::JobLayout;
 use crate::output::ProcessOutput;
 
 /// A boxed, sendable future: what the engine trait's methods return.
@@ -113,4 +115,24 @@ pub trait ContainerEngine: Send + Sync {
 pub async fn stopped(stop: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is dropped here, so callers' futures stay `Send`.
     let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// The abort file's text when the job is stopped (time limit, cancel).
+const STOPPED: &str = "stopped: the job's time limit passed or the build was canceled";
+
+/// Before an engine stops a job: creates the abort file, unless one exists (its reason is
+/// kept), so a wrapper between two lines ends instead of starting the next one. A failure is
+/// logged: the job is stopped either way.
+pub(crate) fn abort_for_stop(layout: &JobLayout) {
+    let path = layout.abort_file();
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).open(&path);
+    match created {
+        Ok(mut file) => {
+            if let Err(err) = std::io::Write::write_all(&mut file, format!("{STOPPED}\n").as_bytes()) {
+                tracing::warn!("cannot write {}: {err}", path.display());
+            }
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => tracing::warn!("cannot create {}: {err}", path.display()),
+    }
 }

@@ -52,6 +52,7 @@ pub mod jobscript;
 mod output;
 mod podman;
 mod prepare;
+mod procs;
 mod save;
 mod shell;
 mod supervise;

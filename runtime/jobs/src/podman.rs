@@ -11,7 +11,7 @@ use std::process::Stdio;
 use tokio::sync::watch;
 
 use crate::engine::{self, BoxFuture, ContainerEngine, EngineError, EngineExit, EngineJob};
-use crate::jobscript::DEFAULT_MOUNT as MOUNT;
+use crate::jobscript::{DEFAULT_MOUNT as MOUNT, JobLayout};
 use crate::output::ProcessOutput;
 
 /// Seconds a container may take to stop after SIGTERM before it is killed.
@@ -85,12 +85,17 @@ impl ContainerEngine for CliEngine {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .kill_on_drop(true)
+                // Its own process group: a Ctrl-C on the terminal reaches this process only,
+                // which stops the job in order (abort file, then stop), rather than the engine's
+                // CLI, which would pass the SIGINT on to the job's wrapper.
+                .process_group(0)
                 .spawn()
                 .map_err(|source| EngineError::Spawn { program: self.program.to_owned(), source })?;
             let pumps = output.pump(&mut child);
             let status = tokio::select! {
                 status = child.wait() => status.map_err(EngineError::Wait)?,
                 _ = engine::stopped(&mut stop) => {
+                    engine::abort_for_stop(&JobLayout::new(&job.root));
                     self.stop(&job.name).await;
                     child.wait().await.map_err(EngineError::Wait)?
                 }

@@ -1,0 +1,112 @@
+//! Nothing a container job starts outlives it or sees more than its own job (issue
+//! "hardening"): a job's background processes and processes ignoring SIGTERM end with it,
+//! containers and processes of a `monkeyci` killed with `kill -9` are stopped by the next
+//! build, secret values do not show in `podman inspect` / `docker inspect`, and shell-engine
+//! jobs get none of the runtime's `MONKEYCI_*` variables (the build API's URL and token).
+//!
+//! Each test runs on the engines it concerns: the host shell, podman where it and the test
+//! images are here, and docker where a daemon answers.
+
+use std::process::Command;
+use std::time::Duration;
+
+use monkeyci_protocol::JobStatus;
+
+use crate::util::{Output, TestRepo, container_names, engines, processes_running, run_on};
+
+/// A number no other test's `sleep` uses: `offset` tells this module's tests apart.
+fn unique_seconds(offset: u32) -> String {
+    (300_000 + 1_000 * offset + std::process::id() % 1_000).to_string()
+}
+
+/// Fails (after killing them) if processes running exactly `argv` are still there a moment
+/// after `out`'s build ended.
+#[track_caller]
+fn assert_no_process_left(argv: &[&str], what: &str, out: &Output) {
+    let mut left = processes_running(argv);
+    for _ in 0..30 {
+        if left.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        left = processes_running(argv);
+    }
+    for (pid, _) in &left {
+        // These are the test's own job's processes, found by their unique arguments.
+        // SAFETY: kill(2) on a pid we just read has no memory effects.
+        unsafe {
+            libc::kill(*pid as libc::pid_t, libc::SIGKILL);
+        }
+    }
+    assert!(left.is_empty(), "{what}: processes of the job outlived it: {left:?}; {out:?}");
+}
+
+/// The containers of `engine` whose name holds `build_id`.
+fn containers_of(engine: &str, build_id: &str) -> Vec<String> {
+    container_names(engine).into_iter().filter(|name| name.contains(build_id)).collect()
+}
+
+/// Removes (after the test looked) what a test's build left on `engine`.
+fn remove_containers(engine: &str, names: &[String]) {
+    for name in names {
+        let _ = Command::new(engine).args(["rm", "-f", name]).output();
+    }
+}
+
+const BACKGROUND_PIPELINE: &str = r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+fn leaves_a_sleep(_ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox").script(["sleep SECONDS &", "echo done"])
+}
+
+monkeyci_sdk::main!();
+"#;
+
+/// A line ending in `&` does not outlive its job: what is left in the job's process group when
+/// the script ends gets SIGTERM (and SIGKILL after the grace period).
+#[test]
+fn a_background_process_ends_with_its_job() {
+    let seconds = unique_seconds(1);
+    let repo = TestRepo::with_pipeline("pr_background", &BACKGROUND_PIPELINE.replace("SECONDS", &seconds));
+    for engine in engines() {
+        let out = run_on(&repo, engine).output();
+        out.assert_code(0);
+        assert_eq!(out.status("leaves-a-sleep"), Some(JobStatus::Success), "{engine}: {out:?}");
+        assert_no_process_left(&["sleep", &seconds], engine, &out);
+        if engine != "shell" {
+            let left = containers_of(engine, &out.build_id());
+            remove_containers(engine, &left);
+            assert!(left.is_empty(), "{engine}: containers left: {left:?}");
+        }
+    }
+}
+
+const IGNORES_TERM_PIPELINE: &str = r#"
+use monkeyci_sdk::prelude::*;
+
+#[job(timeout = "2s")]
+fn ignores_sigterm(_ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox").script(["trap '' TERM; sleep SECONDS"])
+}
+
+monkeyci_sdk::main!();
+"#;
+
+/// A line that ignores SIGTERM is killed when the grace period after its time limit is over.
+#[test]
+fn a_job_ignoring_sigterm_is_killed_after_its_time_limit() {
+    let seconds = unique_seconds(2);
+    let repo = TestRepo::with_pipeline("pr_ignores_term", &IGNORES_TERM_PIPELINE.replace("SECONDS", &seconds));
+    for engine in engines() {
+        let out = run_on(&repo, engine).output();
+        out.assert_code(1);
+        assert_eq!(out.status("ignores-sigterm"), Some(JobStatus::Timeout), "{engine}: {out:?}");
+        // The time limit, then the grace period (shell 5 s, podman 10 s), then a kill.
+        let limit = if engine == "shell" { 12 } else { 20 };
+        let script_ms = out.time_of("script/end").unwrap_or_default() - out.time_of("script/start").unwrap_or_default();
+        assert!(script_ms < limit * 1_000, "{engine}: the build took {script_ms} ms; {out:?}");
+        assert_no_process_left(&["sleep", &seconds], engine, &out);
+    }
+}
