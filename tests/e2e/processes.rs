@@ -7,12 +7,19 @@
 //! Each test runs on the engines it concerns: the host shell, podman where it and the test
 //! images are here, and docker where a daemon answers.
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::Command;
+use std::rc::Rc;
 use std::time::Duration;
 
 use monkeyci_protocol::JobStatus;
 
-use crate::util::{Output, TestRepo, container_names, engines, processes_running, run_on};
+use crate::util::{
+    Output, TestRepo, builds_dir, container_names, docker_available, engines, processes_running, run_on,
+};
 
 /// A number no other test's `sleep` uses: `offset` tells this module's tests apart.
 fn unique_seconds(offset: u32) -> String {
@@ -108,5 +115,82 @@ fn a_job_ignoring_sigterm_is_killed_after_its_time_limit() {
         let script_ms = out.time_of("script/end").unwrap_or_default() - out.time_of("script/start").unwrap_or_default();
         assert!(script_ms < limit * 1_000, "{engine}: the build took {script_ms} ms; {out:?}");
         assert_no_process_left(&["sleep", &seconds], engine, &out);
+    }
+}
+
+/// [`engines`] without the host shell, plus docker where a daemon answers: the engines with
+/// containers.
+fn container_engines() -> Vec<&'static str> {
+    let mut engines: Vec<&'static str> = engines().into_iter().filter(|e| *e != "shell").collect();
+    if docker_available() {
+        engines.push("docker");
+    }
+    engines
+}
+
+/// The build directory recorded after this call that holds `rel`, once one does.
+fn new_build_with(rel: &str) -> impl FnMut() -> Option<PathBuf> + 'static {
+    let names = || -> Vec<OsString> {
+        std::fs::read_dir(builds_dir()).into_iter().flatten().flatten().map(|e| e.file_name()).collect()
+    };
+    let before: BTreeSet<OsString> = names().into_iter().collect();
+    let rel = rel.to_owned();
+    move || {
+        names()
+            .into_iter()
+            .filter(|name| !before.contains(name))
+            .map(|name| builds_dir().join(name))
+            .find(|dir| dir.join(&rel).exists())
+    }
+}
+
+const INSPECT_PIPELINE: &str = r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+fn hides_secret(ctx: &Ctx) -> ContainerJob {
+    let token = ctx.param("DEPLOY_TOKEN").expect("the build has --param DEPLOY_TOKEN");
+    container("localhost/monkeyci-test/busybox").env_secret("TOKEN", &token).script([
+        // Not the value, so not masked: proves the job got the exact value.
+        "echo \"upper=$(echo \"$TOKEN\" | tr a-z A-Z)\"",
+        "touch MARK",
+        "sleep 60",
+    ])
+}
+
+monkeyci_sdk::main!();
+"#;
+
+/// A running container's `inspect` shows no secret value (they are not passed as `-e`, but
+/// read by the wrapper from a file it deletes at once), and the job still gets it.
+#[test]
+fn secrets_do_not_show_in_inspect() {
+    const SECRET: &str = "inspect-s3cr3t-value";
+    let repo = TestRepo::with_pipeline("pr_inspect", &INSPECT_PIPELINE.replace("MARK", "inspect-mark"));
+    for engine in container_engines() {
+        let mut started = new_build_with("jobs/hides-secret-1/work/inspect-mark");
+        let inspected: Rc<RefCell<Option<(String, String)>>> = Rc::default();
+        let seen = Rc::clone(&inspected);
+        let out = run_on(&repo, engine)
+            .args(["--param", "DEPLOY_TOKEN"])
+            .env("DEPLOY_TOKEN", SECRET)
+            .interrupt_when(move || {
+                let Some(build) = started() else { return false };
+                let build_id = build.file_name().unwrap().to_string_lossy().into_owned();
+                let Some(name) = containers_of(engine, &build_id).pop() else { return false };
+                let out = Command::new(engine).args(["inspect", &name]).output().unwrap();
+                *seen.borrow_mut() = Some((name, String::from_utf8_lossy(&out.stdout).into_owned()));
+                true
+            })
+            .output();
+        let (name, inspect) =
+            inspected.borrow_mut().take().unwrap_or_else(|| panic!("{engine}: never inspected; {out:?}"));
+        assert!(inspect.contains(&name), "{engine}: inspect of {name} failed: {inspect}");
+        assert!(!inspect.contains(SECRET), "{engine}: inspect shows the secret: {inspect}");
+        assert!(out.log("hides-secret").contains(&"upper=INSPECT-S3CR3T-VALUE"), "{engine}: {out:?}");
+        assert_eq!(out.status("hides-secret"), Some(JobStatus::Canceled), "{engine}: {out:?}");
+        let left = containers_of(engine, &out.build_id());
+        remove_containers(engine, &left);
+        assert!(left.is_empty(), "{engine}: containers left: {left:?}");
     }
 }

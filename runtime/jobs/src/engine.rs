@@ -9,6 +9,8 @@
 //!   then, with its exit code and the end of its stderr, whether the script succeeded, failed
 //!   or was stopped. Whether the *job* succeeded is for the supervisor to judge, from the job
 //!   script's events; an engine never reads them.
+//! - **Secrets** are never in what an engine is told to run: the wrapper reads them from the
+//!   secrets file, which the engine removes once the process is gone ([`forget_secrets`]).
 //! - **Stopping**: when the `stop` receiver turns true the engine writes the abort file
 //!   ([`abort_for_stop`], so the wrapper starts no other line), stops the process (SIGTERM, a
 //!   grace period, then kill) and still returns its exit. Nothing the job started outlives it. [`ContainerEngine::cleanup`]
@@ -49,7 +51,9 @@ pub struct EngineJob {
     pub work_dir_in_container: String,
     /// The job's plain environment.
     pub env: BTreeMap<String, String>,
-    /// Secret environment variables, values resolved from the build params.
+    /// Secret environment variables, values resolved from the build params, for a job with its
+    /// own command only: a script's secrets are in its secrets file, which the wrapper reads
+    /// (see [`crate::jobscript`]), so that no engine shows them (`inspect`).
     pub secret_env: BTreeMap<String, String>,
     /// What the wrapper needs to find its files, on the host.
     pub protocol_env_on_host: Vec<(String, String)>,
@@ -134,5 +138,13 @@ pub(crate) fn abort_for_stop(layout: &JobLayout) {
         }
         Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(err) => tracing::warn!("cannot create {}: {err}", path.display()),
+    }
+}
+
+/// After the job's process is gone: removes its secrets file, in case the wrapper never ran
+/// (an image that cannot start) or could not remove it. A failure is logged.
+pub(crate) fn forget_secrets(layout: &JobLayout) {
+    if let Err(err) = layout.forget_secrets() {
+        tracing::warn!("{}", monkeyci_protocol::error_chain(&err));
     }
 }

@@ -209,6 +209,10 @@ impl ContainerJobs {
         }
         let mut secrets = BTreeMap::new();
         for (var, param) in &spec.secret_env {
+            if !jobscript::is_var_name(var) {
+                let problem = format!("secret env name {var:?} is not a valid variable name");
+                return Err(RequestError::Invalid { job, problem });
+            }
             let value = self.build.params.get(param).ok_or_else(|| RequestError::UnknownSecret {
                 job: job.clone(),
                 var: var.clone(),

@@ -2,9 +2,13 @@
 //!
 //! The job's directory is mounted at [`DEFAULT_MOUNT`](crate::jobscript::DEFAULT_MOUNT); the container runs the generated wrapper with
 //! its `/bin/sh` (or, with `.command(..)`, the image's own command, whose output is the job's
-//! output). No network unless the job asks for it, CPUs and memory from the job's size, secret
-//! values passed through the engine's environment (`-e NAME`) so they never appear on a
-//! command line. Containers are named per build, job and attempt, and removed afterwards.
+//! output). No network unless the job asks for it, CPUs and memory from the job's size.
+//! Containers are named per build, job and attempt, and removed afterwards.
+//!
+//! Secret values are on no command line and, for script lines, in no container setting: the
+//! wrapper reads them from its secrets file, so `podman inspect` and `docker inspect` cannot
+//! show them. A job with its own command has no wrapper: its secrets are passed through the
+//! engine's environment (`-e NAME`), and `inspect` shows them.
 
 use std::process::Stdio;
 
@@ -44,7 +48,8 @@ impl CliEngine {
             args.extend(["-e".into(), format!("{name}={value}")]);
         }
         for name in job.secret_env.keys() {
-            // The value comes from this process's environment, set below.
+            // A command's secrets (a script's are in its secrets file); the value comes from
+            // the CLI's environment, set below.
             args.extend(["-e".into(), name.clone()]);
         }
         args.push(job.image.clone());
@@ -100,6 +105,7 @@ impl ContainerEngine for CliEngine {
                     child.wait().await.map_err(EngineError::Wait)?
                 }
             };
+            engine::forget_secrets(&JobLayout::new(&job.root));
             let stderr = pumps.finish().await;
             Ok(EngineExit { code: status.code(), stderr })
         })

@@ -5,7 +5,8 @@
 //!
 //! A job's processes end with it. The wrapper runs in its own process group, with an
 //! environment made here (a few of the host's variables, the job's own, the job script
-//! protocol's: nothing else of this process, so no `MONKEYCI_SCRIPT`). When the job is stopped
+//! protocol's: nothing else of this process, so no `MONKEYCI_SCRIPT`; a script's secret
+//! values come from its secrets file, see [`crate::jobscript`]). When the job is stopped
 //! the abort file is written first (so the wrapper starts no other line), then the group gets
 //! SIGTERM and, after the grace period, SIGKILL. When the wrapper ends on its own, whatever
 //! is left in its group (`sleep 60 &`) is ended the same way. A process that leaves the group
@@ -76,6 +77,7 @@ impl ContainerEngine for ShellEngine {
             if let Some(group) = group.as_mut() {
                 group.end().await;
             }
+            engine::forget_secrets(&JobLayout::new(&job.root));
             let status = status?;
             let stderr = pumps.finish().await;
             Ok(EngineExit { code: status.code(), stderr })
