@@ -194,3 +194,36 @@ fn secrets_do_not_show_in_inspect() {
         assert!(left.is_empty(), "{engine}: containers left: {left:?}");
     }
 }
+
+const ENV_PIPELINE: &str = r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+fn prints_env(_ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox").script(["env"])
+}
+
+monkeyci_sdk::main!();
+"#;
+
+/// A shell-engine job's environment is made for it: none of the runtime's `MONKEYCI_*`
+/// variables (`MONKEYCI_SCRIPT` would give it the build API's URL and token; the suite sets
+/// `MONKEYCI_CACHE_DIR`), only the job script protocol's and the job's marks.
+#[test]
+fn shell_jobs_get_no_build_credentials() {
+    let repo = TestRepo::with_pipeline("pr_env", ENV_PIPELINE);
+    let out = run_on(&repo, "shell")
+        .env("MONKEYCI_SCRIPT", r#"{"api":"http://127.0.0.1:9/","token":"runtime-token"}"#)
+        .env("MONKEYCI_E2E_RUNTIME_ONLY", "runtime-only")
+        .output();
+    out.assert_code(0);
+    let log = out.log("prints-env");
+    assert!(log.iter().any(|l| l.starts_with("PATH=")), "{out:?}");
+    let mut ours: Vec<&str> =
+        log.iter().filter(|l| l.starts_with("MONKEYCI_")).filter_map(|l| l.split_once('=')).map(|(k, _)| k).collect();
+    ours.sort_unstable();
+    let allowed = ["MONKEYCI_BUILD", "MONKEYCI_OWNER", "MONKEYCI_ROOT", "MONKEYCI_WORK_DIR"];
+    assert!(ours.iter().all(|name| allowed.contains(name)), "the job got {ours:?}; {out:?}");
+    assert!(ours.contains(&"MONKEYCI_ROOT"), "{out:?}");
+    assert!(!out.events_text.contains("runtime-token") && !out.events_text.contains("runtime-only"), "{out:?}");
+}
