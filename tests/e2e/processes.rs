@@ -118,6 +118,15 @@ fn a_job_ignoring_sigterm_is_killed_after_its_time_limit() {
     }
 }
 
+/// [`engines`], and docker where a daemon answers.
+fn engines_and_docker() -> Vec<&'static str> {
+    let mut engines = engines();
+    if docker_available() {
+        engines.push("docker");
+    }
+    engines
+}
+
 /// [`engines`] without the host shell, plus docker where a daemon answers: the engines with
 /// containers.
 fn container_engines() -> Vec<&'static str> {
@@ -231,4 +240,81 @@ fn shell_jobs_get_no_build_credentials() {
     assert!(ours.iter().all(|name| allowed.contains(name)), "the job got {ours:?}; {out:?}");
     assert!(ours.contains(&"MONKEYCI_ROOT"), "{out:?}");
     assert!(!out.events_text.contains("runtime-token") && !out.events_text.contains("runtime-only"), "{out:?}");
+}
+
+const ORPHAN_PIPELINE: &str = r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+fn orphaned(_ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox").script(["touch orphan-mark", "sleep SECONDS"])
+}
+
+monkeyci_sdk::main!();
+"#;
+
+const NEXT_PIPELINE: &str = r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+fn next_one(_ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox").script(["echo next"])
+}
+
+monkeyci_sdk::main!();
+"#;
+
+/// Whether `engine` runs a container of `build_id` (`ps`, not `ps -a`).
+fn runs_container_of(engine: &str, build_id: &str) -> bool {
+    let out = Command::new(engine).args(["ps", "--format", "{{.Names}}"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().any(|name| name.contains(build_id))
+}
+
+/// After `kill -9` of `monkeyci` (not of its pipeline script) its job runs on, in its container
+/// or as host processes; the next build that starts a container job on the same engine stops
+/// it and says so. (Any build may be the one to stop it: in a full run of the suite, another
+/// test's build running at the same moment could come first.)
+#[test]
+fn what_a_killed_monkeyci_left_running_is_stopped_by_the_next_build() {
+    let seconds = unique_seconds(3);
+    let orphan_repo = TestRepo::with_pipeline("pr_orphan", &ORPHAN_PIPELINE.replace("SECONDS", &seconds));
+    let next_repo = TestRepo::with_pipeline("pr_orphan_next", NEXT_PIPELINE);
+    for engine in engines_and_docker() {
+        let mut started = new_build_with("jobs/orphaned-1/work/orphan-mark");
+        let found: Rc<RefCell<Option<PathBuf>>> = Rc::default();
+        let seen = Rc::clone(&found);
+        let killed = run_on(&orphan_repo, engine)
+            .interrupt_when(move || {
+                let build = started();
+                let found = build.is_some();
+                *seen.borrow_mut() = build;
+                found
+            })
+            .interrupt_with(libc::SIGKILL)
+            .output();
+        assert_eq!(killed.code, None, "{engine}: monkeyci was not killed; {killed:?}");
+        let build = found.borrow_mut().take().unwrap_or_else(|| panic!("{engine}: no build; {killed:?}"));
+        let build_id = build.file_name().unwrap().to_string_lossy().into_owned();
+        // Its job runs on.
+        if engine == "shell" {
+            assert!(!processes_running(&["sleep", &seconds]).is_empty(), "{engine}: the job ended with monkeyci");
+        } else {
+            assert!(runs_container_of(engine, &build_id), "{engine}: the container ended with monkeyci");
+        }
+
+        let next = run_on(&next_repo, engine).output();
+        next.assert_code(0);
+        assert_eq!(next.status("next-one"), Some(JobStatus::Success), "{engine}: {next:?}");
+        // The shell engine stops each of the job's processes (the wrapper, the line's shell,
+        // the sleep); a container is one.
+        let what = if engine == "shell" { " processes" } else { "stopped 1 container" };
+        next.assert_stderr_contains(&format!("{what} left by build {build_id}, whose monkeyci (pid "));
+        if engine == "shell" {
+            assert_no_process_left(&["sleep", &seconds], engine, &next);
+        } else {
+            let left = containers_of(engine, &build_id);
+            remove_containers(engine, &left);
+            assert!(left.is_empty(), "{engine}: containers of the killed build left: {left:?}; {next:?}");
+        }
+    }
 }

@@ -11,6 +11,9 @@
 //!   script's events; an engine never reads them.
 //! - **Secrets** are never in what an engine is told to run: the wrapper reads them from the
 //!   secrets file, which the engine removes once the process is gone ([`forget_secrets`]).
+//! - **Leftovers**: an engine marks what it starts with its build and its owner (this
+//!   process, see `owner`) and, before its first job, stops what is marked with an owner
+//!   that is gone (a `monkeyci` killed with `kill -9`), telling so once on stderr.
 //! - **Stopping**: when the `stop` receiver turns true the engine writes the abort file
 //!   ([`abort_for_stop`], so the wrapper starts no other line), stops the process (SIGTERM, a
 //!   grace period, then kill) and still returns its exit. Nothing the job started outlives it. [`ContainerEngine::cleanup`]
@@ -37,6 +40,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct EngineJob {
     /// Unique per build, job and attempt (the container name).
     pub name: String,
+    /// The build it belongs to (a container label, a shell job's variable): the next build
+    /// names it when it stops what a build whose `monkeyci` is gone left running.
+    pub build_id: String,
     /// The image to run (the shell engine ignores it).
     pub image: String,
     /// The job's directory on the host (the volume shared with the container).

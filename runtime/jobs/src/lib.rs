@@ -10,7 +10,9 @@
 //! whoever waits on it.
 //!
 //! [`ContainerEngine`] is the contract an engine implements: run one prepared job to its end,
-//! stopping it (SIGTERM, grace, kill) when told to. Engines: `podman` and `docker` and the
+//! stopping it (SIGTERM, grace, kill) when told to; nothing a job starts outlives it, and what
+//! a `monkeyci` killed with `kill -9` left running is stopped by the next build that starts a
+//! container job. Engines: `podman` and `docker` and the
 //! host `shell`; [`select`] picks one for an [`EngineChoice`].
 //!
 //! This crate owns container jobs for the local runner today, and the pieces the agent and
@@ -50,6 +52,7 @@ mod engine;
 pub mod follow;
 pub mod jobscript;
 mod output;
+mod owner;
 mod podman;
 mod prepare;
 mod procs;

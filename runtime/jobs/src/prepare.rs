@@ -118,6 +118,7 @@ pub(crate) async fn create(
         layout.wrapper().strip_prefix(layout.root()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
     let job = EngineJob {
         name: container_name(&dirs.build_id, id),
+        build_id: dirs.build_id.clone(),
         image: spec.image.clone(),
         root: layout.root().to_owned(),
         wrapper_in_root,

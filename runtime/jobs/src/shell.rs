@@ -11,7 +11,15 @@
 //! SIGTERM and, after the grace period, SIGKILL. When the wrapper ends on its own, whatever
 //! is left in its group (`sleep 60 &`) is ended the same way. A process that leaves the group
 //! (`setsid`) escapes that.
+//!
+//! Every process of a job inherits its marks, [`owner::ENV_BUILD`] and [`owner::ENV_OWNER`].
+//! Before its first job the engine looks for processes (of this user: others' environments
+//! cannot be read) marked with an owner that is gone, and ends them: SIGTERM, then SIGKILL
+//! after [`ORPHAN_GRACE`]. Only marked processes are signaled, one by one, never a whole
+//! group: a leftover started with a cleared environment (`env -i`) carries no mark and is
+//! not found.
 
+use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -21,10 +29,14 @@ use tokio::time::Instant;
 use crate::engine::{self, BoxFuture, ContainerEngine, EngineError, EngineExit, EngineJob};
 use crate::jobscript::JobLayout;
 use crate::output::ProcessOutput;
+use crate::owner::{self, Owner};
 use crate::procs::{self, StatFields};
 
 /// How long a job may take to stop after SIGTERM before it is killed.
 const GRACE: Duration = Duration::from_secs(5);
+
+/// How long what a gone `monkeyci` left has to end after SIGTERM, before it is killed.
+const ORPHAN_GRACE: Duration = Duration::from_secs(2);
 
 /// How often a process group is looked at while it is ending.
 const GROUP_POLL: Duration = Duration::from_millis(20);
@@ -33,7 +45,16 @@ const GROUP_POLL: Duration = Duration::from_millis(20);
 const HOST_ENV: [&str; 5] = ["PATH", "HOME", "USER", "LANG", "TMPDIR"];
 
 /// Runs jobs with the host's `/bin/sh`.
-pub(crate) struct ShellEngine;
+pub(crate) struct ShellEngine {
+    /// Set once what a gone `monkeyci` left running was stopped, before the first job.
+    orphans_stopped: tokio::sync::OnceCell<()>,
+}
+
+impl ShellEngine {
+    pub(crate) fn new() -> ShellEngine {
+        ShellEngine { orphans_stopped: tokio::sync::OnceCell::new() }
+    }
+}
 
 impl ContainerEngine for ShellEngine {
     fn name(&self) -> &'static str {
@@ -47,6 +68,7 @@ impl ContainerEngine for ShellEngine {
         stop: watch::Receiver<bool>,
     ) -> BoxFuture<'a, Result<EngineExit, EngineError>> {
         Box::pin(async move {
+            self.orphans_stopped.get_or_init(stop_orphans).await;
             let (program, args): (String, Vec<String>) = match job.command.split_first() {
                 Some((program, args)) => (program.clone(), args.to_vec()),
                 None => ("/bin/sh".to_owned(), vec![job.wrapper_on_host.to_string_lossy().into_owned()]),
@@ -68,6 +90,8 @@ impl ContainerEngine for ShellEngine {
             }
             cmd.envs(&job.env).envs(&job.secret_env);
             cmd.envs(job.protocol_env_on_host.iter().map(|(k, v)| (k, v)));
+            // Last, so the job's own variables cannot hide them.
+            cmd.env(owner::ENV_BUILD, &job.build_id).env(owner::ENV_OWNER, Owner::this().to_string());
             let mut child = cmd.spawn().map_err(|source| EngineError::Spawn { program: program.clone(), source })?;
             // Declared after the child, so dropped before it: a dropped run kills the group
             // while its leader (killed by `kill_on_drop` after this) still holds the group id.
@@ -193,6 +217,65 @@ fn group_alive(id: libc::pid_t) -> bool {
     procs::pids().into_iter().any(|pid| StatFields::of(pid).is_some_and(|f| f.pgrp == id && f.state != 'Z'))
 }
 
+/// Ends the processes of jobs whose `monkeyci` is gone (see the module docs) and says so on
+/// stderr, once per build.
+async fn stop_orphans() {
+    let stopped = tokio::task::spawn_blocking(|| {
+        let orphans: Vec<(libc::pid_t, String, Owner)> = procs::pids()
+            .into_iter()
+            .filter_map(|pid| {
+                let (build, owner) = marks_of(pid)?;
+                let alive = StatFields::of(pid).is_some_and(|f| f.state != 'Z');
+                (alive && owner.is_gone()).then_some((pid, build, owner))
+            })
+            .collect();
+        if orphans.is_empty() {
+            return BTreeMap::new();
+        }
+        let still_marked = |(pid, build, owner): &&(libc::pid_t, String, Owner)| {
+            marks_of(*pid).is_some_and(|m| m == (build.clone(), owner.clone()))
+        };
+        let signal = |pid: libc::pid_t, signal: libc::c_int| {
+            // SAFETY: kill(2) on a process that carries a gone owner's marks; no memory effects.
+            unsafe {
+                libc::kill(pid, signal);
+            }
+        };
+        for orphan in orphans.iter().filter(still_marked) {
+            signal(orphan.0, libc::SIGTERM);
+        }
+        let kill_at = std::time::Instant::now() + ORPHAN_GRACE;
+        let running = |pid: libc::pid_t| StatFields::of(pid).is_some_and(|f| f.state != 'Z');
+        while orphans.iter().any(|o| running(o.0)) && std::time::Instant::now() < kill_at {
+            std::thread::sleep(GROUP_POLL);
+        }
+        for orphan in orphans.iter().filter(|o| running(o.0)).filter(still_marked) {
+            signal(orphan.0, libc::SIGKILL);
+        }
+        let mut stopped: BTreeMap<String, (libc::pid_t, usize)> = BTreeMap::new();
+        for (_, build, owner) in &orphans {
+            stopped.entry(build.clone()).or_insert((owner.pid(), 0)).1 += 1;
+        }
+        stopped
+    })
+    .await
+    .unwrap_or_default();
+    owner::report_stopped(&stopped, "process", "processes");
+}
+
+/// The marks of process `pid` (its build and owner), if it is a job's and this user may read
+/// its environment.
+fn marks_of(pid: libc::pid_t) -> Option<(String, Owner)> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let value = |name: &str| {
+        let prefix = format!("{name}=");
+        environ
+            .split(|b| *b == 0)
+            .find_map(|var| var.strip_prefix(prefix.as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned()))
+    };
+    Some((value(owner::ENV_BUILD)?, Owner::parse(&value(owner::ENV_OWNER)?)?))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -219,6 +302,7 @@ mod tests {
         }
         let job = EngineJob {
             name: "monkeyci-b1-j-1".into(),
+            build_id: "b1".into(),
             image: "ignored".into(),
             root: layout.root().to_owned(),
             wrapper_in_root: "script/job.sh".into(),
@@ -264,7 +348,7 @@ mod tests {
         let (job, layout) = job(dir.path(), &["sleep 51 & echo $! > bg.pid"], &[]);
         let (_stop_tx, stop) = watch::channel(false);
         let began = std::time::Instant::now();
-        let exit = ShellEngine.run(&job, output(), stop).await.unwrap();
+        let exit = ShellEngine::new().run(&job, output(), stop).await.unwrap();
         assert_eq!(exit.code, Some(0), "{}", exit.stderr);
         assert!(!running(&layout.work_root().join("bg.pid")), "the background sleep outlived its job");
         assert!(began.elapsed() < GRACE, "a sleep ends on SIGTERM: took {:?}", began.elapsed());
@@ -276,7 +360,7 @@ mod tests {
         let line = "trap '' TERM; sleep 52 & echo $! > bg.pid; touch started; wait";
         let (job, layout) = job(dir.path(), &[line], &[]);
         let (stop_tx, stop) = watch::channel(false);
-        let run = tokio::spawn(async move { ShellEngine.run(&job, output(), stop).await.map(|e| e.code) });
+        let run = tokio::spawn(async move { ShellEngine::new().run(&job, output(), stop).await.map(|e| e.code) });
         wait_for(&layout.work_root().join("started")).await;
         let stopped_at = std::time::Instant::now();
         stop_tx.send_replace(true);
@@ -294,7 +378,7 @@ mod tests {
         let ignoring_term = ["/bin/sh", "-c", "trap '' TERM; exec /bin/sh \"$1\"", "sh"];
         let (job, layout) = job(dir.path(), &["touch started; sleep 1", "touch after-stop"], &ignoring_term);
         let (stop_tx, stop) = watch::channel(false);
-        let run = tokio::spawn(async move { ShellEngine.run(&job, output(), stop).await.map(|e| e.code) });
+        let run = tokio::spawn(async move { ShellEngine::new().run(&job, output(), stop).await.map(|e| e.code) });
         wait_for(&layout.work_root().join("started")).await;
         stop_tx.send_replace(true);
         let code = run.await.unwrap().unwrap();
