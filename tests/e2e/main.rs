@@ -45,3 +45,8 @@ mod replay;
 /// The docker engine against a real dockerd: lines, env, secrets, no network, time limits,
 /// suspension, nothing left behind.
 mod docker;
+
+/// Nothing a container job starts outlives it or sees more than its own job: background
+/// processes, SIGTERM ignored, containers of a killed `monkeyci`, secrets in `inspect`, the
+/// runtime's variables.
+mod processes;

@@ -48,7 +48,7 @@ pub fn select(choice: EngineChoice) -> Arc<dyn ContainerEngine> {
     match choice {
         EngineChoice::Podman => Arc::new(podman::CliEngine::podman()),
         EngineChoice::Docker => Arc::new(podman::CliEngine::docker()),
-        EngineChoice::Shell => Arc::new(shell::ShellEngine),
+        EngineChoice::Shell => Arc::new(shell::ShellEngine::new()),
         EngineChoice::Auto if found("podman") => Arc::new(podman::CliEngine::podman()),
         EngineChoice::Auto if found("docker") => Arc::new(podman::CliEngine::docker()),
         EngineChoice::Auto => {
@@ -56,7 +56,7 @@ pub fn select(choice: EngineChoice) -> Arc<dyn ContainerEngine> {
                 "note: neither podman nor docker is installed: container jobs run on this machine with /bin/sh, \
                  and their images are ignored (choose with --engine)"
             );
-            Arc::new(shell::ShellEngine)
+            Arc::new(shell::ShellEngine::new())
         }
     }
 }

@@ -9,8 +9,14 @@
 //!   then, with its exit code and the end of its stderr, whether the script succeeded, failed
 //!   or was stopped. Whether the *job* succeeded is for the supervisor to judge, from the job
 //!   script's events; an engine never reads them.
-//! - **Stopping**: when the `stop` receiver turns true the engine stops the process (SIGTERM,
-//!   a grace period, then kill) and still returns its exit. [`ContainerEngine::cleanup`]
+//! - **Secrets** are never in what an engine is told to run: the wrapper reads them from the
+//!   secrets file, which the engine removes once the process is gone ([`forget_secrets`]).
+//! - **Leftovers**: an engine marks what it starts with its build and its owner (this
+//!   process, see `owner`) and, before its first job, stops what is marked with an owner
+//!   that is gone (a `monkeyci` killed with `kill -9`), telling so once on stderr.
+//! - **Stopping**: when the `stop` receiver turns true the engine writes the abort file
+//!   ([`abort_for_stop`], so the wrapper starts no other line), stops the process (SIGTERM, a
+//!   grace period, then kill) and still returns its exit. Nothing the job started outlives it. [`ContainerEngine::cleanup`]
 //!   removes what the engine left behind (a container), after `run` returned.
 //!
 //! This module owns the contract only: the implementations are in `podman` and `shell`, and
@@ -23,6 +29,7 @@ use std::pin::Pin;
 
 use tokio::sync::watch;
 
+use crate::jobscript::JobLayout;
 use crate::output::ProcessOutput;
 
 /// A boxed, sendable future: what the engine trait's methods return.
@@ -33,6 +40,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct EngineJob {
     /// Unique per build, job and attempt (the container name).
     pub name: String,
+    /// The build it belongs to (a container label, a shell job's variable): the next build
+    /// names it when it stops what a build whose `monkeyci` is gone left running.
+    pub build_id: String,
     /// The image to run (the shell engine ignores it).
     pub image: String,
     /// The job's directory on the host (the volume shared with the container).
@@ -47,7 +57,9 @@ pub struct EngineJob {
     pub work_dir_in_container: String,
     /// The job's plain environment.
     pub env: BTreeMap<String, String>,
-    /// Secret environment variables, values resolved from the build params.
+    /// Secret environment variables, values resolved from the build params, for a job with its
+    /// own command only: a script's secrets are in its secrets file, which the wrapper reads
+    /// (see [`crate::jobscript`]), so that no engine shows them (`inspect`).
     pub secret_env: BTreeMap<String, String>,
     /// What the wrapper needs to find its files, on the host.
     pub protocol_env_on_host: Vec<(String, String)>,
@@ -113,4 +125,32 @@ pub trait ContainerEngine: Send + Sync {
 pub async fn stopped(stop: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is dropped here, so callers' futures stay `Send`.
     let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// The abort file's text when the job is stopped (time limit, cancel).
+const STOPPED: &str = "stopped: the job's time limit passed or the build was canceled";
+
+/// Before an engine stops a job: creates the abort file, unless one exists (its reason is
+/// kept), so a wrapper between two lines ends instead of starting the next one. A failure is
+/// logged: the job is stopped either way.
+pub(crate) fn abort_for_stop(layout: &JobLayout) {
+    let path = layout.abort_file();
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).open(&path);
+    match created {
+        Ok(mut file) => {
+            if let Err(err) = std::io::Write::write_all(&mut file, format!("{STOPPED}\n").as_bytes()) {
+                tracing::warn!("cannot write {}: {err}", path.display());
+            }
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => tracing::warn!("cannot create {}: {err}", path.display()),
+    }
+}
+
+/// After the job's process is gone: removes its secrets file, in case the wrapper never ran
+/// (an image that cannot start) or could not remove it. A failure is logged.
+pub(crate) fn forget_secrets(layout: &JobLayout) {
+    if let Err(err) = layout.forget_secrets() {
+        tracing::warn!("{}", monkeyci_protocol::error_chain(&err));
+    }
 }

@@ -10,7 +10,9 @@
 //! whoever waits on it.
 //!
 //! [`ContainerEngine`] is the contract an engine implements: run one prepared job to its end,
-//! stopping it (SIGTERM, grace, kill) when told to. Engines: `podman` and `docker` and the
+//! stopping it (SIGTERM, grace, kill) when told to; nothing a job starts outlives it, and what
+//! a `monkeyci` killed with `kill -9` left running is stopped by the next build that starts a
+//! container job. Engines: `podman` and `docker` and the
 //! host `shell`; [`select`] picks one for an [`EngineChoice`].
 //!
 //! This crate owns container jobs for the local runner today, and the pieces the agent and
@@ -50,8 +52,10 @@ mod engine;
 pub mod follow;
 pub mod jobscript;
 mod output;
+mod owner;
 mod podman;
 mod prepare;
+mod procs;
 mod save;
 mod shell;
 mod supervise;
@@ -208,6 +212,10 @@ impl ContainerJobs {
         }
         let mut secrets = BTreeMap::new();
         for (var, param) in &spec.secret_env {
+            if !jobscript::is_var_name(var) {
+                let problem = format!("secret env name {var:?} is not a valid variable name");
+                return Err(RequestError::Invalid { job, problem });
+            }
             let value = self.build.params.get(param).ok_or_else(|| RequestError::UnknownSecret {
                 job: job.clone(),
                 var: var.clone(),

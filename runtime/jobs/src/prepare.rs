@@ -1,7 +1,8 @@
 //! Preparing a job attempt's directory, in the order of the job script protocol:
 //!
-//! 1. [`create`]: a fresh directory with the job script of [`crate::jobscript`] written, and
-//!    the [`EngineJob`] that tells an engine how to run it. From here the wrapper can be
+//! 1. [`create`]: a fresh directory with the job script of [`crate::jobscript`] written (and
+//!    the job's secrets file, which the wrapper reads and deletes), and the [`EngineJob`] that
+//!    tells an engine how to run it. From here the wrapper can be
 //!    started: it waits for the start file.
 //! 2. [`fill`]: the job's own copy of the workspace, the artifacts and caches it restores, and
 //!    a check that its work dir exists.
@@ -37,6 +38,9 @@ pub(crate) enum Error {
     /// The wrapper or a script line could not be written.
     #[error("cannot write the job script")]
     Script(#[source] jobscript::Error),
+    /// The job's secrets file could not be written.
+    #[error("cannot write the job's secrets file")]
+    Secrets(#[source] jobscript::Error),
     /// The workspace could not be copied.
     #[error("cannot copy the workspace")]
     Workspace(#[source] workspace::Error),
@@ -87,9 +91,12 @@ pub(crate) fn layout(dirs: &BuildDirs, id: &str) -> JobLayout {
 }
 
 /// Step 1: creates the job's directory (removing an earlier one) with its script written, and
-/// says how an engine runs it. A job with its own command starts in its work dir, which
-/// exists only after [`fill`]; the wrapper starts in `work/` (which exists now) and moves
-/// to the work dir itself once started.
+/// says how an engine runs it. A script's secret values go to the secrets file, which the
+/// wrapper reads and deletes, never to the engine's environment (where `inspect` shows them);
+/// a job with its own command has no wrapper, so it gets them in its environment.
+///
+/// A job with its own command starts in its work dir, which exists only after [`fill`]; the
+/// wrapper starts in `work/` (which exists now) and moves to the work dir itself once started.
 pub(crate) async fn create(
     dirs: &BuildDirs,
     id: &str,
@@ -98,17 +105,6 @@ pub(crate) async fn create(
 ) -> Result<(EngineJob, JobLayout), Error> {
     let layout = layout(dirs, id);
     let root = layout.root().to_owned();
-    let script = spec.script.clone();
-    let written = layout.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), Error> {
-        if root.exists() {
-            std::fs::remove_dir_all(&root).map_err(|source| Error::Clear { path: root.clone(), source })?;
-        }
-        written.write_script(&script).map_err(Error::Script)
-    })
-    .await
-    .map_err(Error::Task)??;
-
     let work_sub = spec.work_dir.as_deref().map(Path::new);
     let in_container = layout.mounted_at(DEFAULT_MOUNT);
     let starts_in = if spec.command.is_empty() { None } else { work_sub };
@@ -116,10 +112,13 @@ pub(crate) async fn create(
         let vars = layout.env(work_sub).map_err(Error::WorkDir)?;
         Ok(vars.into_iter().map(|(k, v)| (k.to_owned(), v.to_string_lossy().into_owned())).collect())
     };
+    let (in_file, secret_env) =
+        if spec.command.is_empty() { (secrets, BTreeMap::new()) } else { (BTreeMap::new(), secrets) };
     let wrapper_in_root =
         layout.wrapper().strip_prefix(layout.root()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
     let job = EngineJob {
         name: container_name(&dirs.build_id, id),
+        build_id: dirs.build_id.clone(),
         image: spec.image.clone(),
         root: layout.root().to_owned(),
         wrapper_in_root,
@@ -127,7 +126,7 @@ pub(crate) async fn create(
         work_dir_on_host: layout.work_dir(starts_in).map_err(Error::WorkDir)?,
         work_dir_in_container: in_container.work_dir(starts_in).map_err(Error::WorkDir)?.to_string_lossy().into_owned(),
         env: spec.env.clone(),
-        secret_env: secrets,
+        secret_env,
         protocol_env_on_host: env_of(&layout)?,
         protocol_env_in_container: env_of(&in_container)?,
         command: spec.command.clone(),
@@ -135,6 +134,19 @@ pub(crate) async fn create(
         memory_gib: spec.size.max(1) * 2,
         network: spec.network,
     };
+    // Described before anything is written: nothing can fail once the secrets file is there.
+    let script = spec.script.clone();
+    let written = layout.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), Error> {
+        if root.exists() {
+            std::fs::remove_dir_all(&root).map_err(|source| Error::Clear { path: root.clone(), source })?;
+        }
+        written.write_script(&script).map_err(Error::Script)?;
+        written.write_secrets(&in_file).map_err(Error::Secrets)
+    })
+    .await
+    .map_err(Error::Task)??;
+
     Ok((job, layout))
 }
 
