@@ -45,3 +45,7 @@ mod replay;
 /// The docker engine against a real dockerd: lines, env, secrets, no network, time limits,
 /// suspension, nothing left behind.
 mod docker;
+
+/// Hostile container jobs (issue "hardening"): links and special files in the job's directory,
+/// forged events, output that is not UTF-8 or comes fast; on the shell, podman and docker.
+mod hostile;

@@ -245,6 +245,16 @@ async fn execute(
         };
     }
     match progress.script_end {
+        // The event log is the job's word: the engine's exit must say the same.
+        Some(said) if exit.code != Some(said) => {
+            let reported = if said == 0 { "success".to_owned() } else { format!("exit code {said}") };
+            let ended = match exit.code {
+                Some(code) => format!("exited with {code}"),
+                None => "was killed by a signal".to_owned(),
+            };
+            let message = format!("the job's script reported {reported} but its container {ended}");
+            ContainerResult { status: JobStatus::Failure, exit: exit.code, message: Some(message) }
+        }
         Some(0) => ContainerResult { status: JobStatus::Success, exit: Some(0), message: None },
         Some(code) => {
             let message = match progress.last_failed {
