@@ -143,6 +143,37 @@ fn hostile_a_forged_script_end_does_not_hide_a_failure() {
     }
 }
 
+const NOT_UTF8_PIPELINE: &str = r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+fn script_prints_bytes(_ctx: &Ctx) -> ContainerJob {
+    container("IMAGE").script(["printf 'a\\377b\\n'; sleep 0.3; echo after-the-byte"])
+}
+
+#[job]
+fn command_prints_bytes(_ctx: &Ctx) -> ContainerJob {
+    container("IMAGE").command(["sh", "-c", "printf 'a\\377b\\n'; sleep 0.3; echo after-the-byte"])
+}
+
+monkeyci_sdk::main!();
+"#;
+
+/// Issue "hardening", 4: a byte that is not UTF-8 is shown lossily, and neither fails the job
+/// nor loses what follows: in a script line's log and in a command's own output.
+#[test]
+fn hostile_bytes_that_are_not_utf8_lose_nothing() {
+    let repo = TestRepo::with_pipeline("hostile_not_utf8", &NOT_UTF8_PIPELINE.replace("IMAGE", BUSYBOX));
+    for engine in all_engines() {
+        let out = run_on(&repo, engine).output();
+        for job in ["script-prints-bytes", "command-prints-bytes"] {
+            assert_eq!(out.status(job), Some(JobStatus::Success), "{engine}: {job}: {out:?}");
+            assert_eq!(out.log(job), ["a\u{FFFD}b", "after-the-byte"], "{engine}: {job}: {out:?}");
+        }
+        out.assert_code(0);
+    }
+}
+
 const FAST_PIPELINE: &str = r#"
 use monkeyci_sdk::prelude::*;
 
