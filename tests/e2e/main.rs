@@ -50,3 +50,7 @@ mod docker;
 /// processes, SIGTERM ignored, containers of a killed `monkeyci`, secrets in `inspect`, the
 /// runtime's variables.
 mod processes;
+
+/// Hostile container jobs (issue "hardening"): links and special files in the job's directory,
+/// forged events, output that is not UTF-8 or comes fast; on the shell, podman and docker.
+mod hostile;

@@ -334,8 +334,15 @@ impl<F: FnMut(Update)> Followed<F> {
             }
         };
         // The script flushes its events before it exits; whatever it printed last follows.
-        while let Ok(event) = self.events.try_recv() {
-            self.handle(Update::Event(event));
+        // Only what is queued now, and nothing once interrupted: a container still printing
+        // fast would keep this going, and its stop ([`BuildServices::shutdown`], which then
+        // takes the rest) waits for this launch to return.
+        let queued = if self.interrupts > 0 { 0 } else { self.events.len() };
+        for _ in 0..queued {
+            match self.events.try_recv() {
+                Ok(event) => self.handle(Update::Event(event)),
+                Err(_) => break,
+            }
         }
         while let Some((stream, line)) = line_rx.recv().await {
             let line = self.masker.mask(&line);

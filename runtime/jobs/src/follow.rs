@@ -7,6 +7,17 @@
 //! meaning, send nothing and start nothing. The supervisor turns what they return into build
 //! events; a sidecar would forward it to the build API, keyed by the byte offsets they report.
 //! Log paths come from the layout and the command's number, never from the event's text.
+//!
+//! The job writes these files, so what is in them is its word, checked here: no name on the
+//! way to a file may be a symbolic link, and only regular files are read (see `confined`);
+//! the event log's lines and size are bounded and its events must come in the wrapper's order
+//! (a command starts after the previous one ended, and only the script's own commands); the
+//! commands' logs together are read up to a limit ([`LOG_LIMIT`] by default), and a line of
+//! a log longer than [`MAX_OUTPUT_LINE`] is returned in pieces. Each call reads a bounded
+//! amount, so following costs time linear in what the job writes and never blocks its caller
+//! for long; [`JobTail::is_behind`] says when there is more to read at once.
+
+pub(crate) mod confined;
 
 use std::collections::VecDeque;
 use std::fs;
@@ -20,6 +31,22 @@ use crate::jobscript::{ContainerEvent, JobLayout, MAX_EVENT_LINE};
 
 /// How often [`JobTail::next`] looks for new lines by default.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How many bytes of its commands' logs a job may have read, by default; the rest is not.
+pub const LOG_LIMIT: u64 = 64 << 20;
+/// The longest line of output returned whole; a longer one comes in pieces of at most this.
+pub const MAX_OUTPUT_LINE: usize = 64 * 1024;
+/// The largest event log read: the wrapper writes about 150 bytes per command.
+pub const MAX_EVENT_LOG: u64 = 16 << 20;
+/// How many bad event lines are reported before the event log is given up on.
+const MAX_BAD_EVENT_LINES: usize = 100;
+/// About how many bytes one [`JobTail::poll`] returns at most, so a job writing fast never
+/// holds its caller up for long.
+const READ_BUDGET: usize = 4 << 20;
+
+/// `bytes` for people: in MiB when it is a whole number of them.
+fn size(bytes: u64) -> String {
+    if bytes > 0 && bytes.is_multiple_of(1 << 20) { format!("{} MiB", bytes >> 20) } else { format!("{bytes} bytes") }
+}
 
 /// What went wrong reading a followed file.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +59,16 @@ pub enum Error {
         /// The file.
         path: PathBuf,
         /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The file, or a directory on its way, is a symbolic link or not a regular file: it is
+    /// not read, now or later.
+    #[error("refused to read {}", path.display())]
+    Refused {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
         #[source]
         source: io::Error,
     },
@@ -48,6 +85,18 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// An event that cannot come at this point of the script; it is skipped.
+    #[error("event line {line_no} in {} cannot be right ({problem}): {line:?}", file.display())]
+    UnexpectedEvent {
+        /// The event log.
+        file: PathBuf,
+        /// The line's number (1-based).
+        line_no: usize,
+        /// The line, cut to a readable length.
+        line: String,
+        /// Why it cannot be right.
+        problem: String,
+    },
     /// A line is longer than the tail accepts; it is skipped.
     #[error("event line {line_no} in {} is longer than {max} bytes", file.display())]
     LineTooLong {
@@ -57,6 +106,20 @@ pub enum Error {
         line_no: usize,
         /// The longest line accepted.
         max: usize,
+    },
+    /// The event log is too large, or has too many bad lines: the rest of it is not read.
+    #[error("gave up on the event log {}: {why}", file.display())]
+    EventLogAbandoned {
+        /// The event log.
+        file: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// The commands' logs passed the job's limit: the rest of them is not read.
+    #[error("the job's output passed its limit of {}; the rest of it is not shown", size(*limit))]
+    LogLimit {
+        /// The limit, in bytes.
+        limit: u64,
     },
 }
 
@@ -81,15 +144,40 @@ enum Entry {
     Skipped(u64),
 }
 
+/// What a [`LineTail`] does with lines longer than a limit.
+#[derive(Debug, Clone, Copy)]
+enum LongLines {
+    /// Any length is accepted.
+    Any,
+    /// Reported once as [`Error::LineTooLong`] and dropped.
+    Drop(usize),
+    /// Returned in pieces of at most this many bytes (cut between UTF-8 characters).
+    Split(usize),
+}
+
+/// Where a [`LineTail`]'s file is.
+#[derive(Debug)]
+enum Source {
+    /// At a path; its last name must not be a link.
+    Path,
+    /// At a relative path under a directory; no name of it may be a link.
+    Beneath { root: PathBuf, rel: PathBuf },
+}
+
 /// Follows one growing file from a byte offset, returning each complete line once, in order.
 ///
 /// Reads are small synchronous reads of a local file, made only when no complete line is
 /// buffered; the file need not exist yet. A partial last line waits for its newline, or for
-/// [`LineTail::rest`] once the writer is gone.
+/// [`LineTail::rest`] once the writer is gone. The file is opened without following a link
+/// and must be a regular file (a FIFO or a device is refused too, without blocking on it);
+/// once refused it is not tried again.
 #[derive(Debug)]
 pub struct LineTail {
     path: PathBuf,
+    source: Source,
     file: Option<fs::File>,
+    /// The file was refused: nothing more is read.
+    refused: bool,
     /// Where the next read starts.
     read: u64,
     /// Just past the last line returned.
@@ -102,8 +190,7 @@ pub struct LineTail {
     line_no: usize,
     /// Dropping the rest of a line that was too long.
     skipping: bool,
-    /// The longest line accepted (`None`: any length).
-    max_line: Option<usize>,
+    long: LongLines,
 }
 
 impl LineTail {
@@ -116,21 +203,41 @@ impl LineTail {
     pub fn starting_at(path: impl Into<PathBuf>, offset: u64) -> LineTail {
         LineTail {
             path: path.into(),
+            source: Source::Path,
             file: None,
+            refused: false,
             read: offset,
             offset,
             partial: Vec::new(),
             lines: VecDeque::new(),
             line_no: 0,
             skipping: false,
-            max_line: None,
+            long: LongLines::Any,
+        }
+    }
+
+    /// Follows `rel` under the directory `root` from byte `offset`, refusing the file if any
+    /// name of `rel` is a symbolic link: what a tail of a file in a job's directory uses,
+    /// since the job can replace its directories too.
+    pub fn beneath(root: impl Into<PathBuf>, rel: impl Into<PathBuf>, offset: u64) -> LineTail {
+        let (root, rel) = (root.into(), rel.into());
+        LineTail {
+            source: Source::Beneath { root: root.clone(), rel: rel.clone() },
+            ..LineTail::starting_at(root.join(rel), offset)
         }
     }
 
     /// Refuses lines longer than `max` bytes: each is reported once by
     /// [`LineTail::next_line`] as [`Error::LineTooLong`] and dropped.
     pub fn with_max_line(mut self, max: usize) -> LineTail {
-        self.max_line = Some(max);
+        self.long = LongLines::Drop(max);
+        self
+    }
+
+    /// Returns lines longer than `max` bytes (at least 4) in pieces of at most `max` bytes,
+    /// each ending between two UTF-8 characters when it can.
+    pub fn with_split_lines(mut self, max: usize) -> LineTail {
+        self.long = LongLines::Split(max.max(4));
         self
     }
 
@@ -154,7 +261,10 @@ impl LineTail {
                     return Ok(Some(line));
                 }
                 Some(Entry::TooLong(line_no)) => {
-                    let max = self.max_line.unwrap_or_default();
+                    let max = match self.long {
+                        LongLines::Drop(max) | LongLines::Split(max) => max,
+                        LongLines::Any => 0,
+                    };
                     return Err(Error::LineTooLong { file: self.path.clone(), line_no, max });
                 }
                 Some(Entry::Skipped(end)) => self.offset = end,
@@ -178,12 +288,23 @@ impl LineTail {
         Some(Line { number: self.line_no, bytes: std::mem::take(&mut self.partial), end: self.read })
     }
 
+    /// Opens the file, refusing a link or anything but a regular file.
+    fn open(&self) -> io::Result<fs::File> {
+        match &self.source {
+            Source::Path => confined::open_file(&self.path),
+            Source::Beneath { root, rel } => confined::Dir::open(root)?.file_beneath(rel),
+        }
+    }
+
     /// Reads what the file has now and splits off complete lines; false when there was nothing
-    /// new (or no file yet).
+    /// new (or no file yet, or it was refused).
     fn read_more(&mut self) -> Result<bool, Error> {
+        if self.refused {
+            return Ok(false);
+        }
         let file = match &mut self.file {
             Some(file) => file,
-            None => match fs::File::open(&self.path) {
+            None => match self.open() {
                 Ok(mut file) => {
                     if self.read > 0 {
                         file.seek(io::SeekFrom::Start(self.read)).map_err(self.io_err("seek in"))?;
@@ -191,6 +312,10 @@ impl LineTail {
                     self.file.insert(file)
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(source) if confined::is_refusal(&source) => {
+                    self.refused = true;
+                    return Err(Error::Refused { path: self.path.clone(), source });
+                }
                 Err(e) => return Err(self.io_err("open")(e)),
             },
         };
@@ -205,37 +330,67 @@ impl LineTail {
         if n == 0 {
             return Ok(false);
         }
-        let start = self.read;
-        self.read += n as u64;
-        let mut at = 0;
-        while let Some(pos) = chunk[at..n].iter().position(|&b| b == b'\n') {
-            let end = start + (at + pos + 1) as u64;
-            self.line_no += 1;
-            if self.skipping {
-                self.skipping = false;
-                self.lines.push_back(Entry::Skipped(end));
-            } else {
-                self.partial.extend_from_slice(&chunk[at..at + pos]);
-                let bytes = std::mem::take(&mut self.partial);
-                self.lines.push_back(Entry::Line(Line { number: self.line_no, bytes, end }));
-            }
-            at += pos + 1;
-        }
-        if !self.skipping {
-            self.partial.extend_from_slice(&chunk[at..n]);
-            if self.max_line.is_some_and(|max| self.partial.len() > max) {
-                // Reported in its turn; the rest of the line is dropped as it arrives.
-                self.partial = Vec::new();
-                self.skipping = true;
-                self.lines.push_back(Entry::TooLong(self.line_no + 1));
-            }
-        }
+        self.split(&chunk[..n]);
         Ok(true)
+    }
+
+    /// Splits `chunk`, the next bytes of the file, into lines.
+    fn split(&mut self, chunk: &[u8]) {
+        let start = self.read;
+        self.read += chunk.len() as u64;
+        let mut at = 0;
+        while at < chunk.len() {
+            let rest = &chunk[at..];
+            let newline = rest.iter().position(|&b| b == b'\n');
+            let piece = &rest[..newline.unwrap_or(rest.len())];
+            at += piece.len();
+            if !self.skipping {
+                self.partial.extend_from_slice(piece);
+            }
+            match self.long {
+                LongLines::Drop(max) if !self.skipping && self.partial.len() > max => {
+                    // Reported in its turn; the rest of the line is dropped as it arrives.
+                    self.partial = Vec::new();
+                    self.skipping = true;
+                    self.lines.push_back(Entry::TooLong(self.line_no + 1));
+                }
+                LongLines::Split(max) => {
+                    while self.partial.len() > max {
+                        let cut = utf8_cut(&self.partial, max);
+                        let end = start + at as u64 - (self.partial.len() - cut) as u64;
+                        // `partial` holds at most `max` plus one chunk: the shift is bounded.
+                        let bytes = self.partial.drain(..cut).collect();
+                        self.line_no += 1;
+                        self.lines.push_back(Entry::Line(Line { number: self.line_no, bytes, end }));
+                    }
+                }
+                _ => {}
+            }
+            if newline.is_some() {
+                at += 1;
+                let end = start + at as u64;
+                self.line_no += 1;
+                if self.skipping {
+                    self.skipping = false;
+                    self.lines.push_back(Entry::Skipped(end));
+                } else {
+                    let bytes = std::mem::take(&mut self.partial);
+                    self.lines.push_back(Entry::Line(Line { number: self.line_no, bytes, end }));
+                }
+            }
+        }
     }
 
     fn io_err(&self, action: &'static str) -> impl FnOnce(io::Error) -> Error + '_ {
         move |source| Error::Io { action, path: self.path.clone(), source }
     }
+}
+
+/// Where to cut `bytes` (longer than `max`) into a piece of at most `max` bytes: before the
+/// UTF-8 character `max` falls into, unless that is not UTF-8.
+pub(crate) fn utf8_cut(bytes: &[u8], max: usize) -> usize {
+    let is_continuation = |i: usize| bytes.get(i).is_some_and(|b| b & 0xC0 == 0x80);
+    (max.saturating_sub(3)..=max).rev().find(|&cut| cut > 0 && !is_continuation(cut)).unwrap_or(max)
 }
 
 /// What a [`JobTail`] found.
@@ -269,6 +424,18 @@ struct CommandLog {
     tail: LineTail,
 }
 
+/// How much of the commands' logs may still be read: in this call, and for the whole job.
+struct Budget {
+    /// Bytes left for this call.
+    call: usize,
+    /// Bytes read for the whole job so far.
+    used: u64,
+    /// The job's limit.
+    limit: u64,
+    /// The limit was hit: nothing more is read.
+    hit: bool,
+}
+
 /// Follows one job's event log and its commands' logs (see the module docs).
 #[derive(Debug)]
 pub struct JobTail {
@@ -278,6 +445,25 @@ pub struct JobTail {
     found: VecDeque<Result<Followed, Error>>,
     /// The `container/script-end` event was read: nothing after it is.
     done: bool,
+    /// The event log was given up on: nothing more of it is read.
+    abandoned: bool,
+    /// Bad event lines reported so far.
+    bad_lines: usize,
+    /// How many script lines the job has, when known: no other command may start.
+    commands: Option<usize>,
+    /// The `container/start` event was read.
+    started: bool,
+    /// The command running (started, not ended).
+    running: Option<usize>,
+    /// The command that may start next.
+    next_command: usize,
+    /// A `command/end` waiting until its command's output is read.
+    held: Option<(ContainerEvent, u64)>,
+    log_limit: u64,
+    log_used: u64,
+    limit_hit: bool,
+    /// The last read stopped before reading everything there was.
+    behind: bool,
     interval: Duration,
 }
 
@@ -285,8 +471,26 @@ impl JobTail {
     /// Follows the job under `layout` from the start of its event log; the files need not
     /// exist yet.
     pub fn new(layout: JobLayout) -> JobTail {
-        let events = LineTail::new(layout.events()).with_max_line(MAX_EVENT_LINE);
-        JobTail { layout, events, logs: Vec::new(), found: VecDeque::new(), done: false, interval: POLL_INTERVAL }
+        let events = LineTail::beneath(layout.root(), "events.jsonl", 0).with_max_line(MAX_EVENT_LINE);
+        JobTail {
+            layout,
+            events,
+            logs: Vec::new(),
+            found: VecDeque::new(),
+            done: false,
+            abandoned: false,
+            bad_lines: 0,
+            commands: None,
+            started: false,
+            running: None,
+            next_command: 0,
+            held: None,
+            log_limit: LOG_LIMIT,
+            log_used: 0,
+            limit_hit: false,
+            behind: false,
+            interval: POLL_INTERVAL,
+        }
     }
 
     /// Polls every `interval` in [`JobTail::next`] instead of [`POLL_INTERVAL`].
@@ -295,128 +499,262 @@ impl JobTail {
         self
     }
 
+    /// The job's script has `lines` lines: a `command/start` of any other command is refused.
+    pub fn with_commands(mut self, lines: usize) -> JobTail {
+        self.commands = Some(lines);
+        self
+    }
+
+    /// Reads at most `limit` bytes of the commands' logs instead of [`LOG_LIMIT`].
+    pub fn with_log_limit(mut self, limit: u64) -> JobTail {
+        self.log_limit = limit;
+        self
+    }
+
     /// Whether the `container/script-end` event has been read (nothing after it is).
     pub fn is_done(&self) -> bool {
         self.done
     }
 
-    /// Everything found since the last call, without waiting. An error (a malformed or too
-    /// long event line, an unreadable event log) takes its place in the order; what follows
-    /// it is still returned.
+    /// Whether the last call stopped before reading everything the files had: call again at
+    /// once rather than after the poll interval.
+    pub fn is_behind(&self) -> bool {
+        self.behind
+    }
+
+    /// What was found since the last call, without waiting (about 4 MiB at most: see
+    /// [`JobTail::is_behind`]). An error (a malformed, unexpected or too long event line, an
+    /// unreadable event log, a refused file, the output limit) takes its place in the order;
+    /// what follows it is still returned.
     pub fn poll(&mut self) -> Vec<Result<Followed, Error>> {
         self.read();
         self.found.drain(..).collect()
     }
 
-    /// The next thing found, waiting for it; `None` once the script ended and everything
-    /// before its end was returned. It waits forever if the wrapper dies: race it with the
-    /// process (it is cancel-safe).
+    /// The next thing found, waiting for it; `None` once the script ended (or its event log
+    /// was given up on) and everything before its end was returned. It waits forever if the
+    /// wrapper dies: race it with the process (it is cancel-safe).
     pub async fn next(&mut self) -> Option<Result<Followed, Error>> {
         loop {
             if let Some(found) = self.found.pop_front() {
                 return Some(found);
             }
-            if self.done {
+            if (self.done || self.abandoned) && self.held.is_none() && !self.behind {
                 return None;
             }
             self.read();
-            if self.found.is_empty() && !self.done {
+            if self.found.is_empty() && !self.behind {
                 tokio::time::sleep(self.interval).await;
             }
         }
     }
 
-    /// Everything left, once the job's process is gone: what [`JobTail::poll`] returns, plus
-    /// each log's last line that has no newline.
+    /// Everything left, once the job's process is gone: what [`JobTail::poll`] returns until it
+    /// is no longer behind, plus each log's last line that has no newline.
     pub fn finish(&mut self) -> Vec<Result<Followed, Error>> {
         self.read();
+        while self.behind {
+            self.read();
+        }
+        let mut budget = self.budget(usize::MAX);
         for log in &mut self.logs {
-            drain_log(log, &mut self.found);
             if let Some(line) = log.tail.rest() {
-                self.found.push_back(Ok(output(log, line)));
+                take_line(log, line, &mut budget, &mut self.found);
             }
         }
+        self.end_budget(budget);
         self.found.drain(..).collect()
     }
 
-    /// Reads the new events, and after them the commands' logs.
+    fn budget(&self, call: usize) -> Budget {
+        Budget { call, used: self.log_used, limit: self.log_limit, hit: self.limit_hit }
+    }
+
+    fn end_budget(&mut self, budget: Budget) {
+        self.log_used = budget.used;
+        self.limit_hit = budget.hit;
+    }
+
+    /// Reads the new events, and after them the commands' logs, up to the read budget.
     fn read(&mut self) {
-        while !self.done {
+        let mut budget = self.budget(READ_BUDGET);
+        self.behind = false;
+        loop {
+            if let Some((event, end)) = self.held.take() {
+                // The command's output comes before its end.
+                if !read_logs(&mut self.logs, &mut budget, &mut self.found) {
+                    self.held = Some((event, end));
+                    self.behind = true;
+                    break;
+                }
+                self.found.push_back(Ok(Followed::Event { event, end }));
+            }
+            if self.done || self.abandoned {
+                break;
+            }
+            if budget.call == 0 {
+                self.behind = true;
+                break;
+            }
             let line = match self.events.next_line() {
                 Ok(Some(line)) => line,
                 Ok(None) => break,
-                Err(err @ Error::Io { .. }) => {
-                    // Tried again at the next call.
+                Err(err @ (Error::Io { .. } | Error::Refused { .. })) => {
+                    // Tried again at the next call (a refused file is not).
                     self.found.push_back(Err(err));
                     break;
                 }
                 Err(err) => {
-                    self.found.push_back(Err(err));
+                    self.bad_line(err);
                     continue;
                 }
             };
+            budget.call = budget.call.saturating_sub(line.bytes.len() + 1);
+            if line.end > MAX_EVENT_LOG {
+                self.abandon(format!("it is larger than {}", size(MAX_EVENT_LOG)));
+                break;
+            }
             if line.bytes.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             match serde_json::from_slice::<ContainerEvent>(&line.bytes) {
-                Ok(event) => self.on_event(event, line.end),
-                Err(source) => self.found.push_back(Err(Error::MalformedLine {
+                Ok(event) => self.on_event(event, &line),
+                Err(source) => self.bad_line(Error::MalformedLine {
                     file: self.events.path().to_owned(),
                     line_no: line.number,
                     line: quote_line(&line.bytes),
                     source,
-                })),
+                }),
             }
         }
-        self.read_logs();
+        if self.held.is_none() && !read_logs(&mut self.logs, &mut budget, &mut self.found) {
+            self.behind = true;
+        }
+        self.end_budget(budget);
     }
 
-    fn on_event(&mut self, event: ContainerEvent, end: u64) {
+    /// Reports a bad event line, and gives up on the event log after too many.
+    fn bad_line(&mut self, err: Error) {
+        self.found.push_back(Err(err));
+        self.bad_lines += 1;
+        if self.bad_lines >= MAX_BAD_EVENT_LINES {
+            self.abandon(format!("it has {} bad lines", self.bad_lines));
+        }
+    }
+
+    fn abandon(&mut self, why: String) {
+        self.abandoned = true;
+        self.found.push_back(Err(Error::EventLogAbandoned { file: self.events.path().to_owned(), why }));
+    }
+
+    /// Why `event` cannot come now, if it cannot: the wrapper starts the container, then runs
+    /// the script's commands one after the other, in order, and ends the script between them.
+    fn problem(&self, event: &ContainerEvent) -> Option<String> {
+        match (event, self.running) {
+            (ContainerEvent::Start, _) if self.started => Some("the container already started".into()),
+            (ContainerEvent::CommandStart { .. }, _) if !self.started => Some("the container has not started".into()),
+            (ContainerEvent::CommandStart { .. }, Some(running)) => Some(format!("command {running} has not ended")),
+            (ContainerEvent::CommandStart { command, .. }, None) if self.commands.is_some_and(|n| *command >= n) => {
+                Some(format!("the script has {} lines", self.commands.unwrap_or_default()))
+            }
+            (ContainerEvent::CommandStart { command, .. }, None) if *command != self.next_command => {
+                Some(format!("command {} is next", self.next_command))
+            }
+            (ContainerEvent::CommandEnd { command, .. }, running) if running != Some(*command) => {
+                Some(format!("command {command} is not running"))
+            }
+            (ContainerEvent::ScriptEnd { .. }, Some(running)) => Some(format!("command {running} has not ended")),
+            _ => None,
+        }
+    }
+
+    fn on_event(&mut self, event: ContainerEvent, line: &Line) {
+        if let Some(problem) = self.problem(&event) {
+            self.bad_line(Error::UnexpectedEvent {
+                file: self.events.path().to_owned(),
+                line_no: line.number,
+                line: quote_line(&line.bytes),
+                problem,
+            });
+            return;
+        }
+        let end = line.end;
         match &event {
+            ContainerEvent::Start => self.started = true,
             ContainerEvent::CommandStart { command, .. } => {
                 let command = *command;
-                self.logs.push(CommandLog {
-                    command,
-                    stream: OutputStream::Stdout,
-                    tail: LineTail::new(self.layout.stdout_log(command)),
-                });
-                self.logs.push(CommandLog {
-                    command,
-                    stream: OutputStream::Stderr,
-                    tail: LineTail::new(self.layout.stderr_log(command)),
-                });
+                self.running = Some(command);
+                self.next_command = command + 1;
+                for (stream, path) in [
+                    (OutputStream::Stdout, self.layout.stdout_log(command)),
+                    (OutputStream::Stderr, self.layout.stderr_log(command)),
+                ] {
+                    let rel = path.strip_prefix(self.layout.root()).map(Path::to_owned).unwrap_or(path);
+                    let tail = LineTail::beneath(self.layout.root(), rel, 0).with_split_lines(MAX_OUTPUT_LINE);
+                    self.logs.push(CommandLog { command, stream, tail });
+                }
             }
-            // The command's output comes before its end.
-            ContainerEvent::CommandEnd { .. } => self.read_logs(),
+            ContainerEvent::CommandEnd { .. } => {
+                self.running = None;
+                // Returned once the command's output is.
+                self.held = Some((event, end));
+                return;
+            }
             ContainerEvent::ScriptEnd { .. } => self.done = true,
-            ContainerEvent::Start => {}
         }
         self.found.push_back(Ok(Followed::Event { event, end }));
     }
-
-    fn read_logs(&mut self) {
-        for log in &mut self.logs {
-            drain_log(log, &mut self.found);
-        }
-    }
 }
 
-/// Moves the complete lines `log` has now into `found`. A log that cannot be read is
-/// skipped: the command's output is its own business, and the event log says how it ended.
-fn drain_log(log: &mut CommandLog, found: &mut VecDeque<Result<Followed, Error>>) {
-    while let Ok(Some(line)) = log.tail.next_line() {
-        found.push_back(Ok(output(log, line)));
+/// Moves the complete lines the logs have now into `found`, within `budget`; false when the
+/// call's budget ran out first. A log that cannot be read is skipped (a refused one is
+/// reported): the command's output is its own business, and the event log says how it ended.
+fn read_logs(logs: &mut [CommandLog], budget: &mut Budget, found: &mut VecDeque<Result<Followed, Error>>) -> bool {
+    for log in logs {
+        loop {
+            if budget.hit {
+                return true;
+            }
+            if budget.call == 0 {
+                return false;
+            }
+            match log.tail.next_line() {
+                Ok(Some(line)) => take_line(log, line, budget, found),
+                Ok(None) => break,
+                Err(err @ Error::Refused { .. }) => {
+                    found.push_back(Err(err));
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
     }
+    true
+}
+
+/// Returns `line` of `log` if the job's limit allows it; reports the limit when it does not.
+fn take_line(log: &CommandLog, line: Line, budget: &mut Budget, found: &mut VecDeque<Result<Followed, Error>>) {
+    if budget.hit {
+        return;
+    }
+    let len = line.bytes.len() as u64 + 1;
+    if budget.used + len > budget.limit {
+        budget.hit = true;
+        found.push_back(Err(Error::LogLimit { limit: budget.limit }));
+        return;
+    }
+    budget.used += len;
+    budget.call = budget.call.saturating_sub(len as usize);
+    found.push_back(Ok(output(log, line)));
 }
 
 fn output(log: &CommandLog, line: Line) -> Followed {
-    let text = String::from_utf8_lossy(&line.bytes);
-    Followed::Output {
-        command: log.command,
-        stream: log.stream,
-        line: text.trim_end_matches('\r').to_owned(),
-        end: line.end,
-    }
+    let mut text = match String::from_utf8(line.bytes) {
+        Ok(text) => text,
+        Err(err) => String::from_utf8_lossy(err.as_bytes()).into_owned(),
+    };
+    text.truncate(text.trim_end_matches('\r').len());
+    Followed::Output { command: log.command, stream: log.stream, line: text, end: line.end }
 }
 
 /// The bad line for an error message, cut to a readable length.
@@ -514,14 +852,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = JobLayout::new(dir.path());
         let path = layout.events();
-        fs::write(&path, "{\"type\":\"container/start\"}\n\n{\"type\":\"command/end\",\"command\":0}\n").unwrap();
+        let start0 = serde_json::to_string(&cmd_start(0)).unwrap();
+        fs::write(
+            &path,
+            format!("{{\"type\":\"container/start\"}}\n{start0}\n\n{{\"type\":\"command/end\",\"command\":0}}\n"),
+        )
+        .unwrap();
         let mut tail = JobTail::new(layout);
         assert_eq!(next_event(&mut tail).await.unwrap().unwrap(), ContainerEvent::Start);
+        assert_eq!(next_event(&mut tail).await.unwrap().unwrap(), cmd_start(0));
         let err = next_event(&mut tail).await.unwrap().unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
-                "malformed event line 3 in {}: \"{{\\\"type\\\":\\\"command/end\\\",\\\"command\\\":0}}\"",
+                "malformed event line 4 in {}: \"{{\\\"type\\\":\\\"command/end\\\",\\\"command\\\":0}}\"",
                 path.display()
             )
         );
@@ -536,9 +880,10 @@ mod tests {
         // A line that never ends is refused instead of growing without bound.
         f.write_all(&vec![b'x'; MAX_EVENT_LINE + 10]).unwrap();
         let err = next_event(&mut tail).await.unwrap().unwrap_err();
-        assert!(matches!(err, Error::LineTooLong { line_no: 5, .. }), "{err}");
-        f.write_all(b"xxx\n{\"type\":\"container/start\"}\n").unwrap();
-        assert_eq!(next_event(&mut tail).await.unwrap().unwrap(), ContainerEvent::Start);
+        assert!(matches!(err, Error::LineTooLong { line_no: 6, .. }), "{err}");
+        let start1 = serde_json::to_string(&cmd_start(1)).unwrap();
+        f.write_all(format!("xxx\n{start1}\n").as_bytes()).unwrap();
+        assert_eq!(next_event(&mut tail).await.unwrap().unwrap(), cmd_start(1));
     }
 
     #[test]
@@ -614,5 +959,173 @@ mod tests {
                 shell.name
             );
         }
+    }
+
+    /// A job root whose event log holds `events`, one per line.
+    fn job_root(dir: &Path, events: &[ContainerEvent]) -> JobLayout {
+        let layout = JobLayout::new(dir.join("root"));
+        fs::create_dir_all(layout.logs_dir()).unwrap();
+        let text: String = events.iter().map(|e| serde_json::to_string(e).unwrap() + "\n").collect();
+        fs::write(layout.events(), text).unwrap();
+        layout
+    }
+
+    fn outputs(found: &[Result<Followed, Error>]) -> Vec<String> {
+        found
+            .iter()
+            .filter_map(|f| match f {
+                Ok(Followed::Output { line, .. }) => Some(line.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn errors(found: &[Result<Followed, Error>]) -> Vec<String> {
+        found.iter().filter_map(|f| f.as_ref().err().map(|e| monkeyci_protocol::error_chain(e))).collect()
+    }
+
+    /// Issue "hardening", 1: the host must not follow links in the job's directory.
+    #[test]
+    fn follow_refuses_links_fifos_and_devices_in_the_job_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host");
+        fs::create_dir_all(&host).unwrap();
+        fs::write(host.join("0.out"), "host secret\n").unwrap();
+        let script = [
+            ContainerEvent::Start,
+            cmd_start(0),
+            cmd_end(0, 0),
+            cmd_start(1),
+            cmd_end(1, 0),
+            end(ScriptStatus::Success, 0),
+        ];
+        let layout = job_root(dir.path(), &script);
+        std::os::unix::fs::symlink(host.join("0.out"), layout.stdout_log(0)).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", layout.stderr_log(0)).unwrap();
+        let fifo = std::ffi::CString::new(layout.stdout_log(1).into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) with a valid path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        fs::write(layout.stderr_log(1), "mine\n").unwrap();
+        let found = JobTail::new(layout.clone()).with_commands(2).finish();
+        assert_eq!(outputs(&found), ["mine"]);
+        let refused = |rel: &str, what: &str| {
+            format!(
+                "refused to read {}: it is {what}, not a regular file; the host follows no link in a job's directory",
+                layout.root().join(rel).display()
+            )
+        };
+        assert_eq!(
+            errors(&found),
+            [
+                refused("logs/0.out", "a symbolic link"),
+                refused("logs/0.err", "a symbolic link"),
+                refused("logs/1.out", "a FIFO, socket or device")
+            ]
+        );
+
+        // The logs directory itself replaced by a link to a host directory.
+        let dir2 = tempfile::tempdir().unwrap();
+        let layout = job_root(dir2.path(), &script[..3]);
+        fs::remove_dir(layout.logs_dir()).unwrap();
+        std::os::unix::fs::symlink(&host, layout.logs_dir()).unwrap();
+        let found = JobTail::new(layout.clone()).finish();
+        assert_eq!(outputs(&found), Vec::<String>::new());
+        let errors = errors(&found);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors.iter().all(|e| e.contains("it is a symbolic link, not a directory")), "{errors:?}");
+    }
+
+    /// Issue "hardening", 1: the commands' logs are read up to the job's limit, and a line
+    /// without end comes in pieces, cut between characters.
+    #[test]
+    fn follow_reads_logs_up_to_the_limit_in_bounded_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = [ContainerEvent::Start, cmd_start(0), cmd_end(0, 0), end(ScriptStatus::Success, 0)];
+        let layout = job_root(dir.path(), &script);
+        let long = format!("x{}", "é".repeat(70_000));
+        fs::write(layout.stdout_log(0), format!("short\n{long}\nafter\n")).unwrap();
+        let found = JobTail::new(layout).with_log_limit(100_000).finish();
+        let lines = outputs(&found);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0], "short");
+        assert_eq!(lines[1].len(), MAX_OUTPUT_LINE - 1, "cut before the character the limit falls into");
+        assert!(long.starts_with(&lines[1]));
+        assert_eq!(errors(&found), ["the job's output passed its limit of 100000 bytes; the rest of it is not shown"]);
+        // The events still come, the end last.
+        let events: Vec<_> = found
+            .iter()
+            .filter_map(|f| match f {
+                Ok(Followed::Event { event, .. }) => Some(event.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(events, script);
+    }
+
+    /// Issue "hardening", 3: a poll reads a bounded amount; the output still comes before its
+    /// command's end.
+    #[test]
+    fn follow_reads_a_bounded_amount_per_poll_and_keeps_the_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = [ContainerEvent::Start, cmd_start(0), cmd_end(0, 0), end(ScriptStatus::Success, 0)];
+        let layout = job_root(dir.path(), &script);
+        let line = "a line of output, 32 bytes long\n";
+        let count = (READ_BUDGET * 5 / 2) / line.len();
+        fs::write(layout.stdout_log(0), line.repeat(count)).unwrap();
+        let mut tail = JobTail::new(layout).with_log_limit(u64::MAX);
+        let mut all = Vec::new();
+        let mut polls = 0;
+        loop {
+            let found = tail.poll();
+            polls += 1;
+            assert!(found.len() <= READ_BUDGET / line.len() + 8, "{} in one poll", found.len());
+            all.extend(found);
+            if !tail.is_behind() {
+                break;
+            }
+        }
+        assert_eq!(polls, 3);
+        let kinds: Vec<u8> = all
+            .iter()
+            .map(|f| match f.as_ref().unwrap() {
+                Followed::Event { .. } => b'e',
+                Followed::Output { .. } => b'o',
+            })
+            .collect();
+        let mut expected = b"ee".to_vec();
+        expected.extend(std::iter::repeat_n(b'o', count));
+        expected.extend(b"ee");
+        assert!(kinds == expected, "output must come between its start and its end");
+    }
+
+    /// Events that do not follow the wrapper's order are reported and skipped, so a job cannot
+    /// make the host open logs of commands it does not have.
+    #[test]
+    fn follow_skips_events_out_of_the_wrappers_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = [
+            ContainerEvent::Start,
+            cmd_start(0),
+            cmd_start(7),
+            cmd_end(3, 0),
+            cmd_end(0, 0),
+            cmd_start(9),
+            end(ScriptStatus::Success, 0),
+        ];
+        let layout = job_root(dir.path(), &script);
+        fs::write(layout.stdout_log(7), "not a command of the script\n").unwrap();
+        let found = JobTail::new(layout).with_commands(2).finish();
+        assert_eq!(outputs(&found), Vec::<String>::new());
+        let problems: Vec<String> = found
+            .iter()
+            .filter_map(|f| match f {
+                Err(Error::UnexpectedEvent { line_no, problem, .. }) => Some(format!("{line_no}: {problem}")),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            problems,
+            ["3: command 0 has not ended", "4: command 3 is not running", "6: the script has 2 lines"]
+        );
     }
 }

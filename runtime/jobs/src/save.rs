@@ -4,13 +4,22 @@
 //! It reads the job's directory and writes the build's blobs; it must not judge the job
 //! beyond "an artifact that cannot be saved fails a job that succeeded", nor send events (its
 //! notes go back to the supervisor).
+//!
+//! The job's directory was the job's to write: its logs are opened through
+//! [`confined`](crate::follow::confined) (no link followed, regular files only), read up to the
+//! job's log limit, and a masked log is a new file renamed over the old entry, never a write
+//! into an existing file. Links and other special files in `logs/`, or a `logs` that is not a
+//! directory, are removed (the link, not what it points to), so the build record holds none.
 
+use std::io::{Read, Write};
 use std::sync::Arc;
 
 use monkeyci_protocol::error_chain as chain;
 use monkeyci_protocol::{ContainerResult, ContainerSpec, JobStatus, Masker, OutputStream};
 use monkeyci_store::files::{self, JobFiles};
 
+use crate::follow::LOG_LIMIT;
+use crate::follow::confined::{Dir, Kind};
 use crate::jobscript::JobLayout;
 use crate::prepare::Note;
 
@@ -31,27 +40,115 @@ pub(crate) enum Error {
     Task(#[source] tokio::task::JoinError),
 }
 
-/// Masks secrets in the job's per-command log files, which the build record keeps: the raw
-/// output never outlives the job with a secret in it.
-pub(crate) async fn mask_logs(masker: &Arc<Masker>, layout: &JobLayout) {
-    if masker.is_empty() {
-        return;
-    }
+/// Masks secrets in the job's per-command log files (of its `lines` script lines), which the
+/// build record keeps: the raw output never outlives the job with a secret in it. Call it once
+/// the job's process is gone. Returns notes for the job's output about what was refused.
+pub(crate) async fn mask_logs(masker: &Arc<Masker>, layout: &JobLayout, lines: usize) -> Vec<Note> {
     let masker = Arc::clone(masker);
-    let logs = layout.logs_dir();
-    let _ = tokio::task::spawn_blocking(move || {
-        for entry in std::fs::read_dir(&logs).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if let Ok(bytes) = std::fs::read(&path) {
-                let text = String::from_utf8_lossy(&bytes);
-                let masked = masker.mask(&text);
-                if masked != text {
-                    let _ = std::fs::write(&path, masked);
+    let root = layout.root().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut notes = Vec::new();
+        let mut note = |text: String| notes.push((OutputStream::Stderr, format!("monkeyci: {text}")));
+        let root = match Dir::open(&root) {
+            Ok(root) => root,
+            Err(err) => {
+                note(format!("cannot open {}: {err}", root.display()));
+                return notes;
+            }
+        };
+        let Some(logs) = logs_dir(&root, &mut note) else { return notes };
+        let mut left = LOG_LIMIT;
+        for i in 0..lines {
+            for suffix in ["out", "err"] {
+                let name = format!("{i}.{suffix}");
+                if let Err(err) = mask_log(&masker, &logs, &name, &mut left) {
+                    note(format!("{}: {err}", logs.path().join(&name).display()));
                 }
             }
         }
+        notes
     })
-    .await;
+    .await
+    .unwrap_or_default()
+}
+
+/// The job's `logs/` directory, with every entry that is neither a file nor a directory
+/// removed; a `logs` that is not a directory is removed itself.
+fn logs_dir(root: &Dir, note: &mut impl FnMut(String)) -> Option<Dir> {
+    let path = root.path().join("logs");
+    match root.kind("logs") {
+        Ok(Some(Kind::Dir)) => {}
+        Ok(None) => return None,
+        Ok(Some(kind)) => {
+            let removed = root.remove("logs");
+            note(format!("{} is {}, not a directory: {}", path.display(), kind.described(), done(removed)));
+            return None;
+        }
+        Err(err) => {
+            note(format!("cannot look at {}: {err}", path.display()));
+            return None;
+        }
+    }
+    let logs = match root.dir("logs") {
+        Ok(logs) => logs,
+        Err(err) => {
+            note(format!("cannot open {}: {err}", path.display()));
+            return None;
+        }
+    };
+    for name in logs.names().unwrap_or_default() {
+        if let Ok(Some(kind @ (Kind::Link | Kind::Other))) = logs.kind(&name) {
+            let removed = logs.remove(&name);
+            let path = logs.path().join(&name);
+            note(format!("{} is {}, not a file: {}", path.display(), kind.described(), done(removed)));
+        }
+    }
+    Some(logs)
+}
+
+fn done(removed: std::io::Result<()>) -> String {
+    match removed {
+        Ok(()) => "removed".into(),
+        Err(err) => format!("cannot remove it: {err}"),
+    }
+}
+
+/// Masks log `name` of `logs`, reading at most `left` bytes of it (less what it read); what
+/// is past the limit is dropped, with a line saying so.
+fn mask_log(masker: &Masker, logs: &Dir, name: &str, left: &mut u64) -> std::io::Result<()> {
+    if masker.is_empty() {
+        return Ok(());
+    }
+    let file = match logs.file(name) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(err),
+    };
+    let mut bytes = Vec::new();
+    file.take(left.saturating_add(1)).read_to_end(&mut bytes)?;
+    let cut = bytes.len() as u64 > *left;
+    if cut {
+        bytes.truncate(*left as usize);
+    }
+    *left -= bytes.len() as u64;
+    let text = String::from_utf8_lossy(&bytes);
+    let mut masked = masker.mask(&text);
+    if masked == text && !cut {
+        return Ok(());
+    }
+    if cut {
+        if !masked.is_empty() && !masked.ends_with('\n') {
+            masked.push('\n');
+        }
+        masked.push_str(&format!(
+            "monkeyci: the job's output passed its limit of {LOG_LIMIT} bytes; the rest was dropped\n"
+        ));
+    }
+    // A new file moved over the old entry: nothing the job left there is written through.
+    let temp = format!(".{name}.masked");
+    let _ = logs.remove(&temp);
+    logs.create_new(&temp)?.write_all(masked.as_bytes())?;
+    logs.rename(&temp, name)
 }
 
 /// Saves the job's artifacts (whenever its script ran, so a failed job's reports are kept;

@@ -87,7 +87,7 @@ pub(crate) async fn run_job(
         Ok((job, layout)) => {
             let mut result = execute(&engine, &build, &events, &job, &layout, &request, stop).await;
             engine.cleanup(&job).await;
-            save::mask_logs(&build.masker, &layout).await;
+            emit_notes(&events, save::mask_logs(&build.masker, &layout, request.spec.script.len()).await);
             let (notes, saved) = save::save_files(&build.dirs.files, &request.spec, &layout, &result).await;
             emit_notes(&events, notes);
             if let Err(err) = saved {
@@ -159,12 +159,13 @@ async fn execute(
         }
     }
     let mut progress = Progress::new(events.clone(), &request.spec.script, engine.name(), &job.image);
-    let mut tail = JobTail::new(layout.clone());
+    let mut tail = JobTail::new(layout.clone()).with_commands(request.spec.script.len());
     let run = engine.run(job, ProcessOutput::new(events.clone()), stop_rx);
     tokio::pin!(run);
     let mut stopped: Option<JobStatus> = None;
     let mut poll = tokio::time::interval(POLL_INTERVAL);
     let exit = loop {
+        let behind = tail.is_behind();
         tokio::select! {
             exit = &mut run => break exit,
             filled = async {
@@ -197,7 +198,11 @@ async fn execute(
                 stopped = Some(JobStatus::Canceled);
                 stop_tx.send_replace(true);
             }
-            _ = poll.tick() => progress.handle(tail.poll()),
+            // A job writing faster than the poll interval is read again at once, each poll
+            // a bounded amount, so stopping it still takes effect between two polls.
+            _ = async {
+                if behind { tokio::task::yield_now().await } else { poll.tick().await; }
+            } => progress.handle(tail.poll()),
         }
     };
     // The process ended before its preparation did: nothing waits for the start file now.
@@ -206,6 +211,10 @@ async fn execute(
     {
         prepare::abort(layout, &err);
         failed = Some(err.into());
+    }
+    while tail.is_behind() {
+        progress.handle(tail.poll());
+        tokio::task::yield_now().await;
     }
     progress.handle(tail.finish());
 
@@ -245,6 +254,16 @@ async fn execute(
         };
     }
     match progress.script_end {
+        // The event log is the job's word: the engine's exit must say the same.
+        Some(said) if exit.code != Some(said) => {
+            let reported = if said == 0 { "success".to_owned() } else { format!("exit code {said}") };
+            let ended = match exit.code {
+                Some(code) => format!("exited with {code}"),
+                None => "was killed by a signal".to_owned(),
+            };
+            let message = format!("the job's script reported {reported} but its container {ended}");
+            ContainerResult { status: JobStatus::Failure, exit: exit.code, message: Some(message) }
+        }
         Some(0) => ContainerResult { status: JobStatus::Success, exit: Some(0), message: None },
         Some(code) => {
             let message = match progress.last_failed {
@@ -373,5 +392,59 @@ impl Progress {
             }
             ContainerEvent::ScriptEnd { exit, .. } => self.script_end = Some(exit),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use monkeyci_protocol::{ContainerRequest, ContainerSpec, JobStatus, ParamMap};
+    use monkeyci_store::{BlobStore, LocalBlobStore, files};
+    use tokio::sync::mpsc;
+
+    use crate::{ContainerJobs, EngineChoice};
+
+    /// Issue "hardening", 3: canceling the build stops a job printing as fast as it can at
+    /// once, though nobody reads the build's events: following its output never holds the
+    /// job's supervisor up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn canceling_stops_a_job_printing_fast() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkout = dir.path().join("checkout");
+        std::fs::create_dir_all(&checkout).unwrap();
+        let store: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::new(dir.path().join("blobs")).unwrap());
+        let files = files::JobFiles::new(store, "b1", &checkout);
+        let (tx, _events) = mpsc::unbounded_channel();
+        let jobs_dir = dir.path().join("jobs");
+        let jobs = ContainerJobs::new(
+            EngineChoice::Shell,
+            "b1".into(),
+            checkout,
+            jobs_dir.clone(),
+            files,
+            ParamMap::new(),
+            tx,
+        );
+        let spec = ContainerSpec {
+            image: "ignored".into(),
+            script: vec!["yes 'a line of output printed as fast as it can be' | head -c 300000000; sleep 1000".into()],
+            size: 1,
+            ..ContainerSpec::default()
+        };
+        let id = jobs.start(ContainerRequest { job_id: "fast".into(), attempt: 1, spec }).unwrap();
+        let log = jobs_dir.join(&id).join("logs/0.out");
+        let began = Instant::now();
+        while std::fs::metadata(&log).map_or(0, |m| m.len()) < 30_000_000 {
+            assert!(began.elapsed() < Duration::from_secs(60), "the job did not print");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let canceled = Instant::now();
+        tokio::time::timeout(Duration::from_secs(15), jobs.shutdown()).await.expect("canceling took too long");
+        let took = canceled.elapsed();
+        let result = jobs.wait(&id, Duration::ZERO).await.unwrap().unwrap();
+        assert_eq!(result.status, JobStatus::Canceled, "{result:?}");
+        assert!(took < Duration::from_secs(10), "canceling took {took:?}");
     }
 }
