@@ -326,6 +326,8 @@ impl Poster {
             {
                 // Nothing after a lost batch can be applied in order: say so, and stop sending.
                 self.failed.send_replace(Some(message));
+                // Dropping the flushes waiting answers them.
+                pending.clear();
             }
         }
     }
