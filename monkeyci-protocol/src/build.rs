@@ -147,6 +147,10 @@ pub struct ScriptConfig {
     /// This launch resumes a suspended (or crashed) script: replay the journal first.
     #[serde(default)]
     pub resume: bool,
+    /// Which launch of the script this is for its build, from 1 (0: not said). The script
+    /// numbers its event batches within it (see [`EventBatch`](crate::EventBatch)).
+    #[serde(default)]
+    pub launch: u32,
 }
 
 /// When a script suspends: exits while only container jobs run, to be resumed from its

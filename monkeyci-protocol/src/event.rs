@@ -25,6 +25,23 @@ impl Event {
     }
 }
 
+/// A numbered piece of a script's event stream, as the sdk posts it to the build API's
+/// `POST /events`: `{"launch": L, "seq": N, "events": [...]}`.
+///
+/// `seq` counts the batches of one launch of the script from 1, and the API applies each
+/// (`launch`, `seq`) once: a batch sent again (its answer was lost) is acknowledged and not
+/// applied twice, so the script may resend until it is acknowledged. A bare array of events
+/// is still taken, unnumbered (applied as often as it is sent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventBatch {
+    /// Which launch of the script sent it (from 1; see `ScriptConfig::launch`).
+    pub launch: u32,
+    /// Its place in that launch's stream, from 1.
+    pub seq: u64,
+    /// The events, in order.
+    pub events: Vec<Event>,
+}
+
 /// What happened, tagged on the wire by `type` (such as `"job/start"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]

@@ -35,7 +35,7 @@ mod status;
 mod time;
 
 pub use build::{ApiEndpoint, BuildInfo, Changes, GitInfo, ParamMap, ScriptConfig, ScriptMode, Source, SuspendMode};
-pub use event::{Event, EventKind};
+pub use event::{Event, EventBatch, EventKind};
 pub use journal::{Journal, JournalEntry, JournalRecord, StepKey};
 pub use mask::Masker;
 pub use plan::{

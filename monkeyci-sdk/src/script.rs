@@ -23,6 +23,9 @@ use crate::{plan, scheduler};
 
 const PLANNING_FAILED: u8 = 2;
 
+/// The script could not deliver its events to the runtime (see the module's exit codes).
+const EVENTS_LOST: u8 = 2;
+
 pub(crate) fn main() -> ExitCode {
     let config = match std::env::var(SCRIPT_CONFIG_ENV) {
         Ok(config) => config,
@@ -66,7 +69,7 @@ async fn run(config: ScriptConfig) -> u8 {
             return PLANNING_FAILED;
         }
     };
-    let sink = Arc::new(ApiEventSink::start(client.clone()));
+    let sink = Arc::new(ApiEventSink::start(client.clone(), config.launch));
     let seams = Seams {
         events: sink.clone(),
         containers: Arc::new(client.clone()),
@@ -91,6 +94,12 @@ async fn run(config: ScriptConfig) -> u8 {
                     if termination_requested().await {
                         canceler.cancel();
                     }
+                });
+                // Events that cannot reach the runtime leave it blind: stop the build at once.
+                let (canceler, watched) = (Arc::clone(&build), Arc::clone(&sink));
+                tokio::spawn(async move {
+                    let _ = watched.failed().await;
+                    canceler.cancel();
                 });
                 let replay = if config.resume {
                     match client.journal().await {
@@ -125,7 +134,14 @@ async fn run(config: ScriptConfig) -> u8 {
         },
     };
     sink.flush().await;
-    code
+    match sink.failure() {
+        // The runtime did not get the whole story, whatever the jobs did: the build failed.
+        Some(message) => {
+            eprintln!("monkeyci: the build failed: {message}");
+            EVENTS_LOST
+        }
+        None => code,
+    }
 }
 
 /// Waits for SIGINT (Ctrl-C) or SIGTERM; `false` if they cannot be watched.

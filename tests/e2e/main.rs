@@ -30,6 +30,11 @@ mod artifacts;
 /// idempotent dispatch, Ctrl-C.
 mod containers;
 
+/// Nothing lost, nothing misreported: thousands of large log lines and megabytes of shell
+/// output arrive exactly once, an output too deep for the build API fails its job, and bytes
+/// that are not UTF-8 on the pipeline's stdout stop nothing.
+mod delivery;
+
 /// `ctx.run`: containers awaited from inside action jobs, across suspensions.
 mod steps;
 

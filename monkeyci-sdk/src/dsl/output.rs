@@ -27,9 +27,40 @@ pub trait JobMarker {
 }
 
 /// An action job's output as JSON, or the job's error.
+/// An output nested deeper than this (arrays and objects in one another) is refused: the build
+/// API, and every reader of the journal, parse JSON at most 128 levels deep, and the output
+/// travels inside a few levels of its own.
+pub(crate) const MAX_OUTPUT_DEPTH: usize = 100;
+
+/// An action job's output as JSON, or the job's error (also when the output is nested deeper
+/// than [`MAX_OUTPUT_DEPTH`], which could not be delivered).
 pub(crate) fn output_to_json<T: JobOutput>(output: Result<T, JobError>) -> Result<serde_json::Value, JobError> {
     let value = output?;
-    serde_json::to_value(&value).map_err(|err| JobError::with_source("the job's output cannot be stored as JSON", err))
+    let json = serde_json::to_value(&value)
+        .map_err(|err| JobError::with_source("the job's output cannot be stored as JSON", err))?;
+    if depth(&json) > MAX_OUTPUT_DEPTH {
+        return Err(JobError::msg(format!(
+            "the job's output is nested deeper than {MAX_OUTPUT_DEPTH} levels (arrays and objects in one another), \
+             more than the build can keep; return a flatter value"
+        )));
+    }
+    Ok(json)
+}
+
+/// How deep arrays and objects nest in `value` (a scalar: 0), without recursion.
+fn depth(value: &serde_json::Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0)];
+    while let Some((value, level)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match value {
+            serde_json::Value::Array(items) => Box::new(items.iter()),
+            serde_json::Value::Object(fields) => Box::new(fields.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(level + 1);
+        stack.extend(children.map(|child| (child, level + 1)));
+    }
+    deepest
 }
 
 /// A value an action job can return to its dependents: it is kept as JSON, so it must
@@ -41,3 +72,21 @@ pub(crate) fn output_to_json<T: JobOutput>(output: Result<T, JobError>) -> Resul
 pub trait JobOutput: Serialize + DeserializeOwned + Send + 'static {}
 
 impl<T: Serialize + DeserializeOwned + Send + 'static> JobOutput for T {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(levels: usize) -> serde_json::Value {
+        (0..levels).fold(serde_json::json!(1), |inner, _| serde_json::json!([inner]))
+    }
+
+    #[test]
+    fn outputs_are_refused_past_the_depth_the_build_can_keep() {
+        assert_eq!(depth(&serde_json::json!("flat")), 0);
+        assert_eq!(depth(&serde_json::json!({"a": [1, {"b": []}], "c": 2})), 4);
+        assert!(output_to_json(Ok(nested(MAX_OUTPUT_DEPTH))).is_ok());
+        let err = output_to_json(Ok(nested(200))).unwrap_err();
+        assert!(err.to_string().contains("nested deeper than 100 levels"), "{err}");
+    }
+}

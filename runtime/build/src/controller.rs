@@ -168,7 +168,10 @@ pub async fn run_script(
     let mut identity = BinaryIdentity::of(binary);
     let mut crash_resumes = 0;
     let mut resume = false;
+    let mut launches = 0;
     let exit = loop {
+        // The script numbers its event batches per launch; the API applies each once.
+        launches += 1;
         let config = ScriptConfig {
             build: request.build.clone(),
             api: ApiEndpoint { url: format!("http://{}", services.addr), token: services.token.as_str().to_owned() },
@@ -179,6 +182,7 @@ pub async fn run_script(
             suspend: request.suspend,
             suspend_after_ms: u64::try_from(request.suspend_after.as_millis()).unwrap_or(u64::MAX),
             resume,
+            launch: launches,
         };
         let suspensions_before = build.state.suspensions();
         let status = build.launch(binary, &request.build.checkout_dir, &config).await?;
@@ -460,15 +464,36 @@ async fn next_step<F: FnMut(Update)>(
     Step::Resume
 }
 
+/// Sends each line `reader` gives, as long as it gives any: bytes split at `\n` (a `\r`
+/// before it dropped), those that are not UTF-8 replaced, so a stray byte neither ends the
+/// output nor closes the pipe under the script.
 async fn forward_lines(
     reader: impl AsyncRead + Unpin,
     stream: OutputStream,
     tx: mpsc::UnboundedSender<(OutputStream, String)>,
 ) {
-    let mut lines = BufReader::new(reader).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        if tx.send((stream, line)).is_err() {
-            break;
+    let mut reader = BufReader::new(reader);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) => break,
+            Ok(_) => {
+                if buf.last() == Some(&b'\n') {
+                    buf.pop();
+                    if buf.last() == Some(&b'\r') {
+                        buf.pop();
+                    }
+                }
+                let line = String::from_utf8_lossy(&buf).into_owned();
+                if tx.send((stream, line)).is_err() {
+                    // Nobody listens any more; keep the pipe drained so the script never blocks.
+                    let _ = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
+                    break;
+                }
+            }
+            // A read error (EINTR is retried by tokio) leaves nothing to forward.
+            Err(_) => break,
         }
     }
 }

@@ -1,28 +1,78 @@
-//! `POST /events`: the script reports what happens.
+//! `POST /events`: the script reports what happens, in numbered batches that are applied once
+//! each (see [`EventBatch`]), or as a bare array applied as it comes.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use monkeyci_protocol::{Event, EventKind};
+use monkeyci_protocol::{Event, EventBatch, EventKind};
 
 use monkeyci_protocol::id::{self, InvalidId};
 
 use super::auth::Authorized;
 use super::error::ApiError;
-use super::state::BuildApiState;
+use super::state::{BuildApiState, Delivered};
 
 pub(super) async fn events_post(
     _auth: Authorized,
     State(state): State<BuildApiState>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let events: Vec<Event> = serde_json::from_slice(&body)
-        .map_err(|err| ApiError::BadRequest(format!("the body is not a JSON array of events: {err}")))?;
+    let (numbered, events) = parse(&body)?;
     // Ids become file names and keys: the whole batch is checked before any of it is taken.
     for (i, event) in events.iter().enumerate() {
         check_ids(event)
             .map_err(|err| ApiError::BadRequest(format!("event {i} ({}): {err}", event.kind.type_name())))?;
     }
+    let Some((launch, seq)) = numbered else {
+        apply(&state, events, &mut 0).await?;
+        return Ok(StatusCode::ACCEPTED);
+    };
+    // Held until the batch is applied: the same batch sent again meanwhile waits, then is
+    // acknowledged without being applied.
+    let mut delivered = state.inner.delivered.lock().await;
+    let progress = delivered.entry(launch).or_insert(Delivered { seq: 0, applied: 0, complete: true });
+    if seq < progress.seq || (seq == progress.seq && progress.complete) {
+        return Ok(StatusCode::OK);
+    }
+    if seq == progress.seq + 1 && progress.complete {
+        *progress = Delivered { seq, applied: 0, complete: false };
+    } else if seq != progress.seq {
+        let expected = if progress.complete { progress.seq + 1 } else { progress.seq };
+        return Err(ApiError::BadRequest(format!(
+            "batch {seq} of launch {launch} arrived before batch {expected}: batches are applied in order"
+        )));
+    }
+    // A batch applied in part (the journal failed) is taken up again where it stopped.
+    let skip = progress.applied;
+    let result = apply(&state, events.into_iter().skip(skip).collect(), &mut progress.applied).await;
+    progress.complete = result.is_ok();
+    result.map(|()| StatusCode::ACCEPTED)
+}
+
+/// A batch's launch and number; `None` for a bare array.
+type Numbered = Option<(u32, u64)>;
+
+/// The body as a numbered batch or a bare array of events.
+fn parse(body: &[u8]) -> Result<(Numbered, Vec<Event>), ApiError> {
+    let bare = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    if bare {
+        let events = serde_json::from_slice(body)
+            .map_err(|err| ApiError::BadRequest(format!("the body is not a JSON array of events: {err}")))?;
+        return Ok((None, events));
+    }
+    let batch: EventBatch = serde_json::from_slice(body).map_err(|err| {
+        ApiError::BadRequest(format!(
+            "the body is not a batch of events ({{\"launch\", \"seq\", \"events\"}}) nor a JSON array of events: {err}"
+        ))
+    })?;
+    if batch.seq == 0 {
+        return Err(ApiError::BadRequest("batch numbers (`seq`) start at 1".to_owned()));
+    }
+    Ok((Some((batch.launch, batch.seq)), batch.events))
+}
+
+/// Hands `events` to the build in order, counting in `applied` each one taken.
+async fn apply(state: &BuildApiState, events: Vec<Event>, applied: &mut usize) -> Result<(), ApiError> {
     for mut event in events {
         // The build's record keeps the entry as the journal does: a large one by reference.
         if let EventKind::JournalRecord { entry } = &mut event.kind {
@@ -34,8 +84,9 @@ pub(super) async fn events_post(
                 .map_err(|err| ApiError::Internal(monkeyci_protocol::error_chain(&err)))?;
         }
         state.inner.events.send(event).map_err(|_| ApiError::Unavailable("the build is over"))?;
+        *applied += 1;
     }
-    Ok(StatusCode::ACCEPTED)
+    Ok(())
 }
 
 /// The job ids an event names: the event's own, and a journal entry's (empty for the entries

@@ -7,7 +7,8 @@
 //! jobs are decided ([`Approvals`]) is public.
 //!
 //! - `GET  /openapi.json`: this API, described (no token needed)
-//! - `POST /events`: append a JSON array of events to the build's stream
+//! - `POST /events`: append a numbered batch of events (`{"launch", "seq", "events"}`, applied once
+//!   per launch and seq) or a bare JSON array of events to the build's stream
 //! - `GET  /params`: the build parameters, as a JSON object
 //! - `GET  /journal`: what the script journaled so far (`journal/record` events), for a resume;
 //!   large records are kept in the blob store and read back here

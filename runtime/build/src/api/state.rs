@@ -1,7 +1,7 @@
 //! [`BuildApiState`]: what the handlers of one build's API serve from, and [`Approvals`]: how
 //! its blocked jobs are decided. It holds the build's channels and services; it starts none.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use monkeyci_jobs::ContainerJobs;
@@ -30,6 +30,18 @@ pub(super) struct Inner {
     pub(super) containers: Option<Arc<ContainerJobs>>,
     pub(super) artifacts: Option<Arc<ActionArtifacts>>,
     pub(super) journal: JournalStore,
+    /// How far each launch of the script got in its numbered event stream; held while a
+    /// batch is applied, so a batch sent twice at once is still applied once.
+    pub(super) delivered: tokio::sync::Mutex<HashMap<u32, Delivered>>,
+}
+
+/// How far one launch's numbered event stream was applied: every batch before `seq`, and the
+/// first `applied` events of batch `seq` (all of them once it is `complete`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Delivered {
+    pub(super) seq: u64,
+    pub(super) applied: usize,
+    pub(super) complete: bool,
 }
 
 /// How blocked jobs are decided: the ids approved up front, and who to ask about the others
@@ -55,7 +67,8 @@ impl BuildApiState {
         journal: JournalStore,
     ) -> BuildApiState {
         let Approvals { approved, asker } = approvals;
-        let inner = Inner { token, params, approved, asker, events, containers, artifacts, journal };
+        let delivered = tokio::sync::Mutex::default();
+        let inner = Inner { token, params, approved, asker, events, containers, artifacts, journal, delivered };
         BuildApiState { inner: Arc::new(inner) }
     }
 }

@@ -184,3 +184,54 @@ async fn a_batch_of_several_megabytes_is_taken() {
     };
     assert_eq!(got.len(), line.len());
 }
+
+/// Issue "hardening": the sdk resends a batch until it is acknowledged, so a batch whose answer
+/// was lost arrives twice. Each (launch, seq) is applied once; each launch numbers its own.
+#[tokio::test]
+async fn a_numbered_batch_sent_again_is_acknowledged_and_not_applied_twice() {
+    let mut api = api();
+    let token = api.token.as_str().to_owned();
+    let batch = |launch: u32, seq: u64, job: &str| {
+        serde_json::json!({"launch": launch, "seq": seq, "events": [
+            {"time": 1, "type": "job/pending", "job_id": job},
+            {"time": 2, "type": "job/output", "job_id": job, "stream": "stdout", "line": format!("line {seq}")},
+        ]})
+        .to_string()
+    };
+    let taken = |api: &mut Api| std::iter::from_fn(|| api.events.try_recv().ok()).count();
+
+    let (status, _) = call(&api, "POST", "/events", Some(&token), &batch(1, 1, "a")).await;
+    assert_eq!((status, taken(&mut api)), (StatusCode::ACCEPTED, 2));
+    let (status, _) = call(&api, "POST", "/events", Some(&token), &batch(1, 1, "a")).await;
+    assert_eq!((status, taken(&mut api)), (StatusCode::OK, 0), "a batch sent again is not applied again");
+    let (status, _) = call(&api, "POST", "/events", Some(&token), &batch(1, 2, "a")).await;
+    assert_eq!((status, taken(&mut api)), (StatusCode::ACCEPTED, 2));
+    let (status, _) = call(&api, "POST", "/events", Some(&token), &batch(1, 1, "a")).await;
+    assert_eq!((status, taken(&mut api)), (StatusCode::OK, 0), "an older batch is not applied again");
+
+    // The next launch of the script numbers its batches from 1 again.
+    let (status, _) = call(&api, "POST", "/events", Some(&token), &batch(2, 1, "b")).await;
+    assert_eq!((status, taken(&mut api)), (StatusCode::ACCEPTED, 2));
+
+    // A gap is a client bug: refused, saying which batch is missing.
+    let (status, body) = call(&api, "POST", "/events", Some(&token), &batch(1, 4, "a")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("batch 4 of launch 1 arrived before batch 3"), "{body}");
+    let (status, body) = call(&api, "POST", "/events", Some(&token), &batch(1, 0, "a")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = call(&api, "POST", "/events", Some(&token), r#"{"launch": 1, "events": []}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("missing field `seq`"), "{body}");
+    assert_eq!(taken(&mut api), 0);
+
+    // The same batch sent twice at once (a retry racing a slow answer) is applied once.
+    let third = batch(1, 3, "a");
+    let (first, second) = tokio::join!(
+        call(&api, "POST", "/events", Some(&token), &third),
+        call(&api, "POST", "/events", Some(&token), &third)
+    );
+    let mut statuses = [first.0, second.0];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::ACCEPTED]);
+    assert_eq!(taken(&mut api), 2);
+}
