@@ -194,6 +194,7 @@ fn hostile_ctrl_c_stops_a_job_printing_fast() {
     let job = "prints-fast";
     // The shell engine only: following is the same code on every engine, and each run renders
     // and records the lines printed before the stop (tens of seconds in a debug build).
+    #[allow(clippy::single_element_loop)] // The loop keeps the shape of the tests for every engine.
     for engine in ["shell"] {
         // Interrupted once the job's log of a build started by this run holds 5 MB.
         let before: Vec<_> =
