@@ -35,7 +35,8 @@ mod steps;
 
 /// `ctx.shell` hardening: no build credentials in a command's environment; a command's
 /// processes end with its step (left in the background, ignoring SIGTERM, or when the script
-/// is killed); output that is not UTF-8 is kept.
+/// is killed); output that is not UTF-8 is kept. And planning that hangs in a `when`
+/// condition fails naming it.
 mod shell;
 
 /// Suspension: the pipeline process exits while only containers run and is resumed from its

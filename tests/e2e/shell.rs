@@ -1,6 +1,6 @@
 //! `ctx.shell` hardening: a command gets none of the script's credentials, ends with its
 //! step (what it leaves running, what ignores SIGTERM, what runs when the script is killed),
-//! and output that is not UTF-8 is kept.
+//! and output that is not UTF-8 is kept. Planning stuck in pipeline code fails, naming it.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -152,4 +152,41 @@ monkeyci_sdk::main!();
     let out = MonkeyciCommand::run(repo.path()).output();
     out.assert_code(0);
     assert_eq!(out.log("bytes"), ["a\u{fffd}b", "after", "stdout \"a\u{fffd}b\\nafter\\n\""], "{out:?}");
+}
+
+#[test]
+fn a_when_condition_that_never_returns_fails_planning_naming_it() {
+    let repo = TestRepo::with_pipeline(
+        "shell_plan_limit",
+        r#"
+use monkeyci_sdk::prelude::*;
+
+fn forever(_ctx: &Ctx) -> bool {
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+#[job]
+async fn build(_ctx: &Ctx) -> Result<()> {
+    Ok(())
+}
+
+#[job(when = forever)]
+async fn deploy(_ctx: &Ctx) -> Result<()> {
+    Ok(())
+}
+
+monkeyci_sdk::main!();
+"#,
+    );
+    let said = "the `when` condition `forever` of job `deploy` did not return within 2 s";
+    for command in [MonkeyciCommand::run(repo.path()), MonkeyciCommand::verify(repo.path())] {
+        let started = Instant::now();
+        let out = command.env("MONKEYCI_PLAN_TIMEOUT", "2").output();
+        out.assert_code(2);
+        assert!(format!("{}{}", out.stdout, out.stderr).contains(said), "{out:?}");
+        assert!(out.started_jobs().is_empty(), "{out:?}");
+        assert!(started.elapsed() < Duration::from_secs(240), "{out:?}");
+    }
 }
