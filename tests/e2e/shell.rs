@@ -108,12 +108,12 @@ monkeyci_sdk::main!();
             let mut kill = kill.lock().unwrap();
             match *kill {
                 None => {
-                    if let Some((sleep, _)) = processes_running(&["sleep", "6.123459"]).first() {
-                        if let Some(script) = parent_of(*sleep).and_then(parent_of) {
-                            // SAFETY: kill(2) has no memory effects; the pid is this test's script.
-                            unsafe { libc::kill(script as libc::pid_t, libc::SIGKILL) };
-                            *kill = Some((*sleep, Instant::now()));
-                        }
+                    if let Some((sleep, _)) = processes_running(&["sleep", "6.123459"]).first()
+                        && let Some(script) = parent_of(*sleep).and_then(parent_of)
+                    {
+                        // SAFETY: kill(2) has no memory effects; the pid is this test's script.
+                        unsafe { libc::kill(script as libc::pid_t, libc::SIGKILL) };
+                        *kill = Some((*sleep, Instant::now()));
                     }
                 }
                 Some((sleep, at)) => {
