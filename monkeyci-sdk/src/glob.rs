@@ -3,76 +3,94 @@
 //! `*` matches within one path segment, `**` (as a whole segment) matches any number of
 //! segments, `?` matches one character other than `/`, `[abc]`/`[a-z]`/`[!abc]` match one
 //! character of (or not of) a set. Everything else matches itself.
+//!
+//! Matching takes time linear in the path's length, whatever the pattern: the pattern is
+//! compiled with `globset` (no backtracking), and the last pattern compiled on each thread is
+//! kept, since `touched` matches one pattern against every changed path. To keep the rules
+//! above, the pattern is rewritten for globset first: `*`, `?` and classes never match `/`
+//! (`literal_separator`); `\`, `{` and `}` match themselves (no escapes, no alternatives); a
+//! `[` without its `]` matches itself; `**` inside a segment (`a**b`) is a `*`. Two details
+//! are globset's: a class also negates with `^` (`[^abc]`), and a pattern globset still
+//! refuses matches nothing.
+
+use std::cell::RefCell;
+
+use globset::{GlobBuilder, GlobMatcher};
 
 /// Whether `path` matches `pattern`.
 pub(crate) fn matches(pattern: &str, path: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let path: Vec<char> = path.chars().collect();
-    match_from(&pattern, &path)
-}
-
-fn match_from(pattern: &[char], path: &[char]) -> bool {
-    match pattern.first() {
-        None => path.is_empty(),
-        Some('*') if pattern.get(1) == Some(&'*') => {
-            // `**/` matches zero or more whole segments; a trailing `**` matches everything.
-            let rest = &pattern[2..];
-            let rest = rest.strip_prefix(&['/']).unwrap_or(rest);
-            if rest.is_empty() {
-                return true;
-            }
-            if match_from(rest, path) {
-                return true;
-            }
-            path.iter().enumerate().filter(|(_, c)| **c == '/').any(|(i, _)| match_from(rest, &path[i + 1..]))
-        }
-        Some('*') => {
-            let rest = &pattern[1..];
-            for i in 0..=path.len() {
-                if match_from(rest, &path[i..]) {
-                    return true;
-                }
-                if path.get(i) == Some(&'/') {
-                    break;
-                }
-            }
-            false
-        }
-        Some('?') => matches!(path.first(), Some(c) if *c != '/') && match_from(&pattern[1..], &path[1..]),
-        Some('[') => match (path.first(), class_end(pattern)) {
-            (Some(c), Some(end)) if *c != '/' => {
-                in_class(&pattern[1..end], *c) && match_from(&pattern[end + 1..], &path[1..])
-            }
-            (Some(c), None) => *c == '[' && match_from(&pattern[1..], &path[1..]),
-            _ => false,
-        },
-        Some(p) => path.first() == Some(p) && match_from(&pattern[1..], &path[1..]),
+    thread_local! {
+        static LAST: RefCell<Option<(String, Option<GlobMatcher>)>> = const { RefCell::new(None) };
     }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.as_ref().is_none_or(|(compiled, _)| compiled != pattern) {
+            *last = Some((pattern.to_owned(), compile(pattern)));
+        }
+        matches!(&*last, Some((_, Some(matcher))) if matcher.is_match(path))
+    })
 }
 
+/// `pattern` compiled with the rules above; `None` if globset refuses it.
+fn compile(pattern: &str) -> Option<GlobMatcher> {
+    let glob = GlobBuilder::new(&for_globset(pattern))
+        .literal_separator(true)
+        .backslash_escape(false)
+        .case_insensitive(false)
+        .build()
+        .ok()?;
+    Some(glob.compile_matcher())
+}
+
+/// `pattern` in globset's syntax, meaning what the module's rules say.
+fn for_globset(pattern: &str) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '*' if chars.get(i + 1) == Some(&'*') => {
+                let mut end = i;
+                while chars.get(end) == Some(&'*') {
+                    end += 1;
+                }
+                let whole_segment = (i == 0 || chars[i - 1] == '/') && (end == chars.len() || chars[end] == '/');
+                out.push_str(if whole_segment { "**" } else { "*" });
+                i = end;
+            }
+            '[' => match class_end(&chars[i..]) {
+                Some(len) => {
+                    let class: String = chars[i..=i + len].iter().collect();
+                    out.push_str(&class);
+                    i += len + 1;
+                }
+                None => {
+                    out.push_str("[[]");
+                    i += 1;
+                }
+            },
+            '{' => {
+                out.push_str("[{]");
+                i += 1;
+            }
+            '}' => {
+                out.push_str("[}]");
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Where the class opened by `pattern[0]` (`[`) closes; a `]` right after `[` or `[!` is a
+/// member.
 fn class_end(pattern: &[char]) -> Option<usize> {
-    // A `]` right after `[` or `[!` is a literal member.
     let start = if pattern.get(1) == Some(&'!') { 3 } else { 2 };
     (start..pattern.len()).find(|&i| pattern[i] == ']')
-}
-
-fn in_class(class: &[char], c: char) -> bool {
-    let (negated, members) = match class.split_first() {
-        Some(('!', rest)) => (true, rest),
-        _ => (false, class),
-    };
-    let mut found = false;
-    let mut i = 0;
-    while i < members.len() {
-        if i + 2 < members.len() && members[i + 1] == '-' {
-            found |= members[i] <= c && c <= members[i + 2];
-            i += 3;
-        } else {
-            found |= members[i] == c;
-            i += 1;
-        }
-    }
-    found != negated
 }
 
 #[cfg(test)]
@@ -104,5 +122,30 @@ mod tests {
         assert!(matches("v[!0-9].txt", "vx.txt"));
         assert!(matches("[ab]", "b"));
         assert!(matches("[", "["));
+    }
+
+    #[test]
+    fn other_characters_match_themselves() {
+        assert!(matches("a{b,c}", "a{b,c}"));
+        assert!(!matches("a{b,c}", "ab"));
+        assert!(matches(r"a\*", r"a\x"));
+        assert!(!matches(r"a\*", "a*"));
+        assert!(matches("[*.rs", "[x.rs"));
+        assert!(matches("a**b", "axxb"));
+        assert!(!matches("a**b", "a/b"));
+        assert!(matches("src/***", "src/a/b"));
+    }
+
+    #[test]
+    fn matching_takes_linear_time() {
+        // With backtracking, this took seconds (exponential in the number of stars).
+        let pattern = format!("{}b", "*a".repeat(10));
+        let path = "a".repeat(40);
+        let started = std::time::Instant::now();
+        for _ in 0..100 {
+            assert!(!matches(&pattern, &path));
+        }
+        assert!(!matches("**/*a*a*a*a*a*a*a*a*a*a*b", &format!("x/{path}")));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
     }
 }

@@ -6,7 +6,9 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
 
 use crate::ctx::Ctx;
 use crate::dsl::job::{ActionFn, Job, JobBodyKind};
@@ -81,9 +83,39 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+    /// Pipeline code did not return within the planning limit (60 s, or `MONKEYCI_PLAN_TIMEOUT`).
+    #[error("{what} did not return within {}", seconds(.limit))]
+    TimedOut {
+        /// What was being evaluated.
+        what: String,
+        /// How long it may take.
+        limit: Duration,
+    },
     /// The pipeline declares no jobs at all.
     #[error("the pipeline declares no jobs: add a #[job] function or a #[pipeline]")]
     NoJobs,
+}
+
+/// How long each `when` condition, container spec and `#[pipeline]` function may take while
+/// a build is planned.
+pub(crate) const PLAN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Overrides [`PLAN_TIMEOUT`]: seconds, as a decimal number (`0.5`).
+pub(crate) const PLAN_TIMEOUT_ENV: &str = "MONKEYCI_PLAN_TIMEOUT";
+
+/// The planning limit: [`PLAN_TIMEOUT_ENV`] if it is a positive number of seconds.
+fn plan_limit() -> Duration {
+    std::env::var(PLAN_TIMEOUT_ENV)
+        .ok()
+        .and_then(|secs| secs.trim().parse::<f64>().ok())
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .filter(|limit| !limit.is_zero())
+        .unwrap_or(PLAN_TIMEOUT)
+}
+
+/// `60 s`, `0.5 s`.
+fn seconds(limit: &Duration) -> String {
+    format!("{} s", limit.as_secs_f64())
 }
 
 /// The jobs of a build, in an order where every job comes after its dependencies.
@@ -125,16 +157,25 @@ fn planned(job: &Job) -> PlannedJob {
 /// Plans the jobs registered in this binary for `ctx`, keeping only `filter` and what it
 /// depends on (all jobs when `filter` is empty).
 pub(crate) fn resolve(ctx: &Ctx, filter: &[String]) -> Result<Resolved, Error> {
-    let (jobs, skipped) = registered_jobs(ctx)?;
+    let (jobs, skipped) = registered_jobs_within_limit(ctx)?;
     if jobs.is_empty() && skipped.is_empty() {
         return Err(Error::NoJobs);
     }
     order(jobs, skipped, filter)
 }
 
+/// Every `#[job]` (whose condition holds) and every job of every `#[pipeline]`, computed on a
+/// thread of their own so that pipeline code that never returns fails planning, naming it,
+/// after [`plan_limit`]. That thread cannot be stopped: it is left behind, and the script
+/// exits with the error.
+fn registered_jobs_within_limit(ctx: &Ctx) -> Result<(Vec<Job>, Vec<SkippedJob>), Error> {
+    let ctx = ctx.clone();
+    within_limit(plan_limit(), move |watch| registered_jobs(&ctx, watch))
+}
+
 /// Every `#[job]` (whose condition holds) and every job of every `#[pipeline]`, in the order
-/// they were declared.
-fn registered_jobs(ctx: &Ctx) -> Result<(Vec<Job>, Vec<SkippedJob>), Error> {
+/// they were declared; `watch` runs the pipeline's code.
+fn registered_jobs(ctx: &Ctx, watch: &Watch) -> Result<(Vec<Job>, Vec<SkippedJob>), Error> {
     let mut defs: Vec<&JobDef> = inventory::iter::<JobDef>.into_iter().collect();
     defs.sort_by_key(|def| source_order(def.location));
     let mut pipelines: Vec<&PipelineDef> = inventory::iter::<PipelineDef>.into_iter().collect();
@@ -144,7 +185,8 @@ fn registered_jobs(ctx: &Ctx) -> Result<(Vec<Job>, Vec<SkippedJob>), Error> {
     let mut skipped = Vec::new();
     for def in defs {
         if let Some(cond) = &def.when {
-            let holds = guard(|| (cond.check)(ctx), || format!("the condition `{}` of job `{}`", cond.name, def.id))?;
+            let holds = watch
+                .guard(|| (cond.check)(ctx), || format!("the `when` condition `{}` of job `{}`", cond.name, def.id))?;
             if !holds {
                 skipped
                     .push(SkippedJob { id: def.id.to_owned(), reason: format!("condition `{}` is false", cond.name) });
@@ -156,10 +198,9 @@ fn registered_jobs(ctx: &Ctx) -> Result<(Vec<Job>, Vec<SkippedJob>), Error> {
                 let action: ActionFn = std::sync::Arc::new(f);
                 JobBodyKind::Action(action)
             }
-            JobBody::Container(f) => JobBodyKind::Container(Box::new(guard(
-                || f(ctx),
-                || format!("the container spec of job `{}`", def.id),
-            )?)),
+            JobBody::Container(f) => JobBodyKind::Container(Box::new(
+                watch.guard(|| f(ctx), || format!("the container spec of job `{}`", def.id))?,
+            )),
         };
         let mut job = Job::new(def.id.to_owned(), body);
         job.depends_on = (def.depends_on)().into_iter().map(str::to_owned).collect();
@@ -171,7 +212,7 @@ fn registered_jobs(ctx: &Ctx) -> Result<(Vec<Job>, Vec<SkippedJob>), Error> {
         jobs.push(job);
     }
     for def in pipelines {
-        let computed = guard(|| (def.jobs)(ctx), || format!("#[pipeline] `{}`", def.name))?;
+        let computed = watch.guard(|| (def.jobs)(ctx), || format!("the #[pipeline] function `{}`", def.name))?;
         for mut job in computed {
             job.declared_at.get_or_insert_with(|| format!("#[pipeline] {} ({})", def.name, def.location));
             jobs.push(job);
@@ -188,10 +229,67 @@ fn source_order(location: &str) -> (&str, u32) {
     }
 }
 
-/// Runs user code, turning a panic into a planning error.
-fn guard<T>(f: impl FnOnce() -> T, what: impl FnOnce() -> String) -> Result<T, Error> {
-    catch_unwind(AssertUnwindSafe(f))
-        .map_err(|payload| Error::Panicked { what: what(), message: panic_message(&*payload) })
+/// What pipeline code the planning thread runs, and since when.
+#[derive(Default)]
+struct Watch {
+    running: parking_lot::Mutex<Option<(String, Instant)>>,
+}
+
+impl Watch {
+    /// Runs pipeline code (`what()` says which), turning a panic into a planning error.
+    fn guard<T>(&self, f: impl FnOnce() -> T, what: impl FnOnce() -> String) -> Result<T, Error> {
+        let what = what();
+        *self.running.lock() = Some((what.clone(), Instant::now()));
+        let result = catch_unwind(AssertUnwindSafe(f))
+            .map_err(|payload| Error::Panicked { what, message: panic_message(&*payload) });
+        *self.running.lock() = None;
+        result
+    }
+}
+
+/// Runs `plan` on a thread of its own and returns its result, or an error naming the pipeline
+/// code it runs ([`Watch::guard`]) as soon as one piece has run for longer than `limit`.
+fn within_limit<T: Send + 'static>(
+    limit: Duration,
+    plan: impl FnOnce(&Watch) -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let watch = Arc::new(Watch::default());
+    let (done, result) = std::sync::mpsc::channel();
+    let planner = Arc::clone(&watch);
+    // Pipeline code may use the async runtime's handle, as it could on the caller's thread.
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    std::thread::Builder::new()
+        .name("monkeyci-plan".to_owned())
+        .spawn(move || {
+            let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
+            let _ = done.send(plan(&planner));
+        })
+        .map_err(|err| Error::Panicked {
+            what: "planning".to_owned(),
+            message: format!("cannot start a thread to plan on: {err}"),
+        })?;
+    loop {
+        let left = match &*watch.running.lock() {
+            Some((_, since)) => limit.saturating_sub(since.elapsed()),
+            None => limit,
+        };
+        match result.recv_timeout(left.max(Duration::from_millis(1))) {
+            Ok(result) => return result,
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(Error::Panicked {
+                    what: "planning".to_owned(),
+                    message: "the planning thread ended without a plan".to_owned(),
+                });
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if let Some((what, since)) = &*watch.running.lock()
+                    && since.elapsed() >= limit
+                {
+                    return Err(Error::TimedOut { what: what.clone(), limit });
+                }
+            }
+        }
+    }
 }
 
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -423,5 +521,52 @@ mod tests {
         assert_eq!(ids(&r), ["a", "b", "c"]);
         let err = order(jobs, vec![], &["zz".into()]).err().unwrap();
         assert_eq!(err.to_string(), "unknown job `zz`; the jobs are: a, b, c, d");
+    }
+
+    #[test]
+    fn pipeline_code_that_does_not_return_fails_planning_naming_it() {
+        let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stuck = Arc::clone(&release);
+        let started = Instant::now();
+        let err = within_limit(Duration::from_millis(200), move |watch| {
+            watch.guard(|| true, || "the `when` condition `quick` of job `build`".to_owned())?;
+            watch.guard(
+                || {
+                    while !stuck.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                },
+                || "the `when` condition `forever` of job `deploy`".to_owned(),
+            )
+        })
+        .err()
+        .unwrap();
+        release.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(err.to_string(), "the `when` condition `forever` of job `deploy` did not return within 0.2 s");
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn the_limit_is_for_each_piece_of_pipeline_code_not_their_sum() {
+        let jobs = within_limit(Duration::from_millis(300), |watch| {
+            let mut ids = Vec::new();
+            for i in 0..4 {
+                ids.push(watch.guard(
+                    || {
+                        std::thread::sleep(Duration::from_millis(100));
+                        i
+                    },
+                    || format!("#[pipeline] {i}"),
+                )?);
+            }
+            Ok(ids)
+        })
+        .unwrap();
+        assert_eq!(jobs, [0, 1, 2, 3]);
+        let panicked = within_limit(Duration::from_secs(5), |watch| {
+            watch.guard(|| -> u8 { panic!("boom") }, || "the #[pipeline] function `p`".to_owned())
+        });
+        assert_eq!(panicked.err().unwrap().to_string(), "the #[pipeline] function `p` panicked: boom");
+        assert_eq!(seconds(&PLAN_TIMEOUT), "60 s");
     }
 }

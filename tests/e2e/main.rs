@@ -38,6 +38,12 @@ mod delivery;
 /// `ctx.run`: containers awaited from inside action jobs, across suspensions.
 mod steps;
 
+/// `ctx.shell` hardening: no build credentials in a command's environment; a command's
+/// processes end with its step (left in the background, ignoring SIGTERM, or when the script
+/// is killed); output that is not UTF-8 is kept. And planning that hangs in a `when`
+/// condition fails naming it.
+mod shell;
+
 /// Suspension: the pipeline process exits while only containers run and is resumed from its
 /// journal (also after kill -9); what the process table shows, what runs once, a changed binary.
 mod suspend;

@@ -8,16 +8,19 @@
 //! (`sh -c`); this module decides only whether to run, and what to record.
 
 use std::future::Future;
+use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 
 use crate::dsl::error::JobError;
 use crate::durable::journal::Step;
 use crate::durable::scope::{Scope, StepNumber};
 use crate::protocol::{
-    ContainerRequest, ContainerResult, ContainerSpec, JobStatus, JournalRecord, OutputStream, StepKey,
+    ContainerRequest, ContainerResult, ContainerSpec, JobStatus, JournalRecord, OutputStream, SCRIPT_CONFIG_ENV,
+    StepKey,
 };
 
 /// What a command run with [`Ctx::shell`](crate::Ctx::shell) printed.
@@ -108,21 +111,45 @@ async fn shell_step(scope: &Arc<Scope>, command: &str, taken: Option<Taken>) -> 
         };
     }
     let _slot = build.process_slot().await.map_err(|_| JobError::msg("the build is shutting down"))?;
-    let mut child = tokio::process::Command::new("sh")
+    let mut command_line = tokio::process::Command::new("sh");
+    command_line
         .arg("-c")
         .arg(command)
         .current_dir(scope.work_dir())
+        // The build API's address and token are the script's alone.
+        .env_remove(SCRIPT_CONFIG_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|err| JobError::with_source(format!("could not start `{masked}`"), err))?;
-    let stdout = child.stdout.take().map(|s| pump(Arc::clone(scope), s, OutputStream::Stdout));
-    let stderr = child.stderr.take().map(|s| pump(Arc::clone(scope), s, OutputStream::Stderr));
+        // Its own process group, so that everything it starts can be stopped with it.
+        .process_group(0);
+    keep_environment_from_children();
+    let mut child =
+        command_line.spawn().map_err(|err| JobError::with_source(format!("could not start `{masked}`"), err))?;
+    // From here on, whatever ends this step (the command, an error, a timeout or a cancel
+    // dropping this future, the script's death) stops the command's whole group.
+    let group = child.id().map(ProcessGroup::watch);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stdout = child.stdout.take().map(|s| pump(Arc::clone(scope), s, OutputStream::Stdout, stop_rx.clone()));
+    let stderr = child.stderr.take().map(|s| pump(Arc::clone(scope), s, OutputStream::Stderr, stop_rx));
     let status = child.wait().await.map_err(|err| JobError::with_source(format!("waiting for `{masked}`"), err))?;
-    let (stdout, stdout_lines) = join_pump(stdout).await;
-    let (stderr, stderr_lines) = join_pump(stderr).await;
+    // The shell is gone, but what it left running may hold its output open: take what is
+    // there for a short moment, then stop reading and stop them.
+    let drained = async {
+        let stdout = join_pump(stdout).await;
+        let stderr = join_pump(stderr).await;
+        (stdout, stderr)
+    };
+    tokio::pin!(drained);
+    let ((stdout, stdout_lines), (stderr, stderr_lines)) =
+        match tokio::time::timeout(DRAIN_AFTER_EXIT, &mut drained).await {
+            Ok(read) => read,
+            Err(_) => {
+                let _ = stop_tx.send(true);
+                drained.await
+            }
+        };
+    drop(group);
     if let Some(Taken { number: StepNumber { attempt, n, .. }, recorded: None }) = taken {
         let record = JournalRecord::ShellResult {
             attempt,
@@ -137,20 +164,136 @@ async fn shell_step(scope: &Arc<Scope>, command: &str, taken: Option<Taken>) -> 
     shell_outcome(&masked, status.code(), stdout, stderr)
 }
 
-/// Reads `reader` to its end into the job's log; the task returns what it read and how many
-/// log lines it wrote.
-fn pump<R>(scope: Arc<Scope>, reader: R, stream: OutputStream) -> tokio::task::JoinHandle<(String, u64)>
+/// How long a `ctx.shell` step still reads the output of what its shell left running.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
+
+/// How long the processes of a step that ends get between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Makes the script's memory and environment (`/proc/<pid>/environ`, which still shows the
+/// build API's token) unreadable to the processes it starts, though they run as its user.
+fn keep_environment_from_children() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: prctl(PR_SET_DUMPABLE) takes plain integers and touches no memory of ours.
+        unsafe {
+            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        }
+    });
+}
+
+/// The process group of a `ctx.shell` command, stopped when this is dropped: SIGTERM, then
+/// SIGKILL after [`STOP_GRACE`] to what is left.
+///
+/// A watcher (`sh` in a group of its own, reading a pipe only the script holds) kills the
+/// group if the script dies first, even by SIGKILL: the pipe closes with the script.
+/// (`PR_SET_PDEATHSIG` would not do: it reaches only the shell, not what the shell started,
+/// and fires when the spawning thread ends, not the script.)
+struct ProcessGroup {
+    id: libc::pid_t,
+    watcher: Option<std::process::Child>,
+}
+
+impl ProcessGroup {
+    fn watch(leader: u32) -> ProcessGroup {
+        let id = leader as libc::pid_t;
+        let watcher = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(r#"read -r line; kill -9 "-$1" 2>/dev/null"#)
+            .arg("monkeyci-group-watcher")
+            .arg(id.to_string())
+            .env_remove(SCRIPT_CONFIG_ENV)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .ok();
+        ProcessGroup { id, watcher }
+    }
+
+    /// Sends `signal` to the group; `false` once no process is left in it.
+    fn signal(id: libc::pid_t, signal: libc::c_int) -> bool {
+        // SAFETY: kill takes plain integers; a negative id names a process group.
+        unsafe { libc::kill(-id, signal) == 0 }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let id = self.id;
+        let watcher = self.watcher.take();
+        let stop_watcher = |watcher: Option<std::process::Child>| {
+            if let Some(mut watcher) = watcher {
+                let _ = watcher.kill();
+                let _ = watcher.wait();
+            }
+        };
+        if !ProcessGroup::signal(id, libc::SIGTERM) {
+            stop_watcher(watcher);
+            return;
+        }
+        // The grace runs on a thread of its own: this may be a future dropped by a timeout.
+        let _ = std::thread::Builder::new().name("monkeyci-stop-group".into()).spawn(move || {
+            let deadline = std::time::Instant::now() + STOP_GRACE;
+            let mut left = true;
+            while left && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+                left = ProcessGroup::signal(id, 0);
+            }
+            if left {
+                ProcessGroup::signal(id, libc::SIGKILL);
+            }
+            stop_watcher(watcher);
+        });
+    }
+}
+
+/// Reads `reader` to its end (or until `stop`) into the job's log, line by line, bytes that
+/// are not UTF-8 replaced by U+FFFD; the task returns what it read and how many log lines it
+/// wrote.
+fn pump<R>(
+    scope: Arc<Scope>,
+    mut reader: R,
+    stream: OutputStream,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<(String, u64)>
 where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
-        let mut lines = BufReader::new(reader).lines();
         let mut all = String::new();
         let mut written = 0;
-        while let Ok(Some(line)) = lines.next_line().await {
+        let mut pending: Vec<u8> = Vec::new();
+        let mut chunk = vec![0u8; 8192];
+        let mut line_out = |bytes: &[u8], all: &mut String| {
+            let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+            let line = String::from_utf8_lossy(bytes);
             written += scope.output_line(stream, &line);
             all.push_str(&line);
             all.push('\n');
+        };
+        loop {
+            let read = tokio::select! {
+                biased;
+                _ = stop.wait_for(|stop| *stop) => break,
+                read = reader.read(&mut chunk) => read,
+            };
+            match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    pending.extend_from_slice(&chunk[..n]);
+                    let mut start = 0;
+                    while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
+                        line_out(&pending[start..start + end], &mut all);
+                        start += end + 1;
+                    }
+                    pending.drain(..start);
+                }
+            }
+        }
+        if !pending.is_empty() {
+            line_out(&pending, &mut all);
         }
         (all, written)
     })
@@ -177,4 +320,78 @@ fn shell_outcome(
         None => "was killed by a signal".to_owned(),
     };
     Err(JobError::msg(format!("command `{masked_command}` {how}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::dsl::job::Job;
+    use crate::protocol::JobStatus;
+    use crate::testing::TestCtx;
+
+    /// The processes whose command line has `arg` as one of its arguments.
+    fn processes_with(arg: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+            let args: Vec<String> =
+                cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            if args.iter().skip(1).any(|a| a == arg) {
+                found.push(args.join(" "));
+            }
+        }
+        found
+    }
+
+    /// Waits up to `limit` for the processes with `arg` to be gone; what is left.
+    fn gone_within(arg: &str, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = processes_with(arg);
+            if left.is_empty() || Instant::now() > deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn a_command_that_leaves_a_process_behind_returns_when_its_shell_exits_and_the_process_is_stopped() {
+        let job = Job::action("bg", |ctx| async move {
+            let out = ctx.shell("sleep 7340011 & echo started").await?;
+            Ok(out.stdout)
+        });
+        let started = Instant::now();
+        let run = TestCtx::new().run_jobs(vec![job]).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert_eq!(run.job_status("bg"), Some(JobStatus::Success), "{:?}", run.message("bg"));
+        assert_eq!(run.output_json("bg"), Some(&serde_json::json!("started\n")));
+        assert_eq!(gone_within("7340011", Duration::from_secs(5)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_command_that_ignores_sigterm_is_killed_after_its_job_times_out() {
+        let job = Job::action("stubborn", |ctx| async move {
+            ctx.shell("trap '' TERM; sleep 7340012; echo never").await?;
+            Ok(())
+        })
+        .timeout(Duration::from_millis(300));
+        let run = TestCtx::new().run_jobs(vec![job]).unwrap();
+        assert_eq!(run.job_status("stubborn"), Some(JobStatus::Timeout), "{:?}", run.message("stubborn"));
+        assert_eq!(gone_within("7340012", Duration::from_secs(6)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn output_that_is_not_utf8_is_kept_with_replacement_characters() {
+        let job = Job::action("bytes", |ctx| async move {
+            let out = ctx.shell(r"printf 'a\377b\nafter\n'; printf 'err\376\n' >&2; printf tail").await?;
+            Ok((out.stdout, out.stderr))
+        });
+        let run = TestCtx::new().run_jobs(vec![job]).unwrap();
+        assert_eq!(run.job_status("bytes"), Some(JobStatus::Success), "{:?}", run.message("bytes"));
+        assert_eq!(run.output_json("bytes"), Some(&serde_json::json!(["a\u{fffd}b\nafter\ntail\n", "err\u{fffd}\n"])));
+        let log = run.log("bytes");
+        assert!(log.contains(&"a\u{fffd}b") && log.contains(&"tail"), "{log:?}");
+    }
 }
