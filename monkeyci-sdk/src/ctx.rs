@@ -267,6 +267,12 @@ impl Ctx {
     /// resumed and the job runs again, a command that already ran is not run again; its
     /// recorded exit code and output (with secrets masked) are returned.
     ///
+    /// The command runs in a process group of its own, without the build's credentials
+    /// (`MONKEYCI_SCRIPT`). The step ends when the shell exits: what the command left running
+    /// in the background is stopped (SIGTERM, then SIGKILL), and so is everything in the group
+    /// when the job times out, is canceled or the script dies. Output that is not UTF-8 is kept,
+    /// with replacement characters.
+    ///
     /// ```no_run
     /// use monkeyci_sdk::prelude::*;
     ///
