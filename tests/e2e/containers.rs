@@ -10,13 +10,12 @@
 //! missing image, cgroup limits) are podman only.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use monkeyci_protocol::{BuildStatus, EventKind, JobStatus, OutputStream};
 
 use crate::util::{
-    BUSYBOX, CmdlineWatch, MonkeyciCommand, Output, TestRepo, assert_no_container_left, engines, file_in_new_build,
-    processes_running, run_on, test_images_available,
+    BUSYBOX, CmdlineWatch, MonkeyciCommand, Output, TestRepo, assert_no_container_left, assert_no_process_left,
+    engines, file_in_new_build, processes_running, run_on, test_images_available,
 };
 
 /// The image and engine of `job`'s `container/start` events.
@@ -72,28 +71,6 @@ fn position_of(out: &Output, pred: impl Fn(&EventKind) -> bool) -> Option<usize>
 /// The directory of `job`'s first attempt in this run's build record.
 fn job_dir(out: &Output, job: &str) -> PathBuf {
     out.build_dir().join("jobs").join(format!("{job}-1"))
-}
-
-/// Fails (after killing them) if processes running exactly `argv` are still there a moment
-/// after the build ended.
-#[track_caller]
-fn assert_no_process_left(argv: &[&str], out: &Output) {
-    let mut left = processes_running(argv);
-    for _ in 0..30 {
-        if left.is_empty() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        left = processes_running(argv);
-    }
-    for (pid, _) in &left {
-        // These are the test's own job's processes, found by their unique arguments.
-        // SAFETY: kill(2) on a pid we just read has no memory effects.
-        unsafe {
-            libc::kill(*pid as libc::pid_t, libc::SIGKILL);
-        }
-    }
-    assert!(left.is_empty(), "processes of the job outlived the build: {left:?}; {out:?}");
 }
 
 /// A `sleep` duration no other process uses, so the test can tell whether its sleep is gone.
@@ -311,7 +288,7 @@ fn timeout_stops_the_container() {
         if engine == "podman" {
             assert_no_container_left("podman", &out);
         }
-        assert_no_process_left(&["sleep", &seconds], &out);
+        assert_no_process_left(&["sleep", &seconds], engine, &out);
     }
 }
 
@@ -668,6 +645,6 @@ fn cancels_a_running_container_job(signal: libc::c_int) {
         if engine == "podman" {
             assert_no_container_left("podman", &out);
         }
-        assert_no_process_left(&["sleep", &seconds], &out);
+        assert_no_process_left(&["sleep", &seconds], engine, &out);
     }
 }

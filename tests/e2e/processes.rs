@@ -13,39 +13,16 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
 use std::rc::Rc;
-use std::time::Duration;
 
 use monkeyci_protocol::{EventKind, JobStatus};
 
 use crate::util::{
-    Output, TestRepo, builds_dir, container_names, docker_available, engines, processes_running, run_on,
+    TestRepo, assert_no_process_left, builds_dir, container_names, docker_available, engines, processes_running, run_on,
 };
 
 /// A number no other test's `sleep` uses: `offset` tells this module's tests apart.
 fn unique_seconds(offset: u32) -> String {
     (300_000 + 1_000 * offset + std::process::id() % 1_000).to_string()
-}
-
-/// Fails (after killing them) if processes running exactly `argv` are still there a moment
-/// after `out`'s build ended.
-#[track_caller]
-fn assert_no_process_left(argv: &[&str], what: &str, out: &Output) {
-    let mut left = processes_running(argv);
-    for _ in 0..30 {
-        if left.is_empty() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        left = processes_running(argv);
-    }
-    for (pid, _) in &left {
-        // These are the test's own job's processes, found by their unique arguments.
-        // SAFETY: kill(2) on a pid we just read has no memory effects.
-        unsafe {
-            libc::kill(*pid as libc::pid_t, libc::SIGKILL);
-        }
-    }
-    assert!(left.is_empty(), "{what}: processes of the job outlived it: {left:?}; {out:?}");
 }
 
 /// The containers of `engine` whose name holds `build_id`.

@@ -833,3 +833,25 @@ pub fn replayed_counts(out: &Output) -> Vec<usize> {
         })
         .collect()
 }
+
+/// Fails (after killing them) if processes running exactly `argv` are still there a moment
+/// after `out`'s build ended.
+#[track_caller]
+pub fn assert_no_process_left(argv: &[&str], what: &str, out: &Output) {
+    let mut left = processes_running(argv);
+    for _ in 0..30 {
+        if left.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        left = processes_running(argv);
+    }
+    for (pid, _) in &left {
+        // These are the test's own job's processes, found by their unique arguments.
+        // SAFETY: kill(2) on a pid we just read has no memory effects.
+        unsafe {
+            libc::kill(*pid as libc::pid_t, libc::SIGKILL);
+        }
+    }
+    assert!(left.is_empty(), "{what}: processes of the job outlived it: {left:?}; {out:?}");
+}
