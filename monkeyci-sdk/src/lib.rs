@@ -102,7 +102,6 @@
 //!
 //! The runtime refuses to resume under a different binary: the journal belongs to the binary
 //! that wrote it.
-#![warn(missing_docs, unreachable_pub)]
 #![doc(test(attr(deny(warnings))))]
 
 // Lets the sdk's own tests use `#[job]`, whose expansion names `::monkeyci_sdk`.
