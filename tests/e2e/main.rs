@@ -35,6 +35,9 @@ mod containers;
 /// that are not UTF-8 on the pipeline's stdout stop nothing.
 mod delivery;
 
+/// Which toolchain compiles the pipeline, and which toolchain and environment its jobs get.
+mod toolchain;
+
 /// `ctx.run`: containers awaited from inside action jobs, across suspensions.
 mod steps;
 

@@ -2,6 +2,15 @@
 //! shared by all pipelines compiled with the same cache directory, and caches the binary by a
 //! hash of everything that goes into it, so an unchanged pipeline starts without invoking cargo.
 //!
+//! # Which toolchain
+//!
+//! A pipeline is MonkeyCI's code, not the project's, so the repository's own
+//! `rust-toolchain.toml` (an old MSRV pin, say) does not choose the toolchain that compiles it
+//! ([`Toolchain`]): a `rust-toolchain.toml` (or `rust-toolchain`) in the pipeline crate's own
+//! directory does; else the toolchain `RUSTUP_TOOLCHAIN` names for this process (under
+//! `cargo run`, the one MonkeyCI itself was built with); else rustup's default. The jobs the
+//! pipeline runs follow the repository's pin (see `monkeyci_jobs::hostenv`).
+//!
 //! It does not run the binary (the [`controller`](crate::controller) does) and does not remove
 //! old binaries (the [`prune`](crate::prune) module does).
 
@@ -145,9 +154,23 @@ impl Compiler {
         self.cache_dir.join("target")
     }
 
-    /// A `cargo <subcommand>` for `krate`, with the shared target dir and the sdk patch.
+    /// A `cargo <subcommand>` for `krate`, with the shared target dir, the sdk patch and the
+    /// pipeline's [`Toolchain`].
     pub fn cargo(&self, krate: &PipelineCrate, subcommand: &str) -> Command {
-        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        let mut cmd = match Toolchain::of(&krate.dir) {
+            // The rustup proxy reads the crate's own file, unless told otherwise.
+            Toolchain::PipelineFile(_) => {
+                let mut cmd = Command::new("cargo");
+                cmd.env_remove("RUSTUP_TOOLCHAIN");
+                cmd
+            }
+            Toolchain::Named(name) => {
+                let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+                cmd.env("RUSTUP_TOOLCHAIN", name);
+                cmd
+            }
+            Toolchain::OnPath => Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),
+        };
         cmd.arg(subcommand)
             .arg("--manifest-path")
             .arg(&krate.manifest)
@@ -236,7 +259,7 @@ impl Compiler {
         let mut hasher = Sha256::new();
         hasher.update(concat!("monkeyci-runtime ", env!("CARGO_PKG_VERSION"), "\n"));
         hasher.update(toolchain_id(&krate.dir).as_bytes());
-        for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "RUSTUP_TOOLCHAIN"] {
+        for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
             if let Some(value) = std::env::var_os(var) {
                 hasher.update(format!("{var}={}\n", value.to_string_lossy()));
             }
@@ -342,29 +365,74 @@ fn hash_tree(hasher: &mut Sha256, dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// The toolchain that compiles a pipeline crate (see the module's docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Toolchain {
+    /// The crate's own `rust-toolchain.toml` or `rust-toolchain`, which rustup reads.
+    PipelineFile(PathBuf),
+    /// A rustup toolchain by name: `RUSTUP_TOOLCHAIN`'s, or rustup's default.
+    Named(String),
+    /// No rustup to ask: the `cargo` on the `PATH`.
+    OnPath,
+}
+
+impl Toolchain {
+    /// The toolchain for the pipeline crate in `dir`.
+    ///
+    /// ```
+    /// use monkeyci_build::compiler::Toolchain;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// std::fs::write(dir.path().join("rust-toolchain.toml"), "[toolchain]\nchannel = \"1.95\"\n")?;
+    /// assert_eq!(Toolchain::of(dir.path()), Toolchain::PipelineFile(dir.path().join("rust-toolchain.toml")));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn of(dir: &Path) -> Toolchain {
+        let own =
+            ["rust-toolchain.toml", "rust-toolchain"].into_iter().map(|file| dir.join(file)).find(|p| p.is_file());
+        if let Some(file) = own {
+            return Toolchain::PipelineFile(file);
+        }
+        if let Some(name) = std::env::var("RUSTUP_TOOLCHAIN").ok().filter(|name| !name.is_empty()) {
+            return Toolchain::Named(name);
+        }
+        match rustup_settings().and_then(|settings| default_toolchain(&settings)) {
+            Some(name) => Toolchain::Named(name),
+            None => Toolchain::OnPath,
+        }
+    }
+}
+
+/// rustup's `settings.toml`, if there is one.
+fn rustup_settings() -> Option<String> {
+    let home = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::home_dir().map(|h| h.join(".rustup")))?;
+    std::fs::read_to_string(home.join("settings.toml")).ok()
+}
+
+/// The `default_toolchain` of rustup's settings.
+fn default_toolchain(settings: &str) -> Option<String> {
+    let doc: toml::Table = toml::from_str(settings).ok()?;
+    doc.get("default_toolchain")?.as_str().filter(|name| !name.is_empty()).map(str::to_owned)
+}
+
 /// Identifies the toolchain that would build a crate in `dir` without running rustc (which
 /// costs tens of milliseconds through rustup): the `rustc` found first, and what selects it.
 fn toolchain_id(dir: &Path) -> String {
     let mut id = String::from("toolchain");
-    for file in ["rust-toolchain.toml", "rust-toolchain"] {
-        if let Some(path) = find_up(dir, file)
-            && let Ok(text) = std::fs::read_to_string(&path)
-        {
+    match Toolchain::of(dir) {
+        Toolchain::PipelineFile(path) => {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
             id.push_str(&format!(" {}={text}", path.display()));
         }
+        Toolchain::Named(name) => id.push_str(&format!(" {name}")),
+        Toolchain::OnPath => {}
     }
     let rustc = std::env::var_os("RUSTC").map(PathBuf::from).or_else(|| which::which("rustc").ok());
     if let Some(rustc) = rustc {
         let modified = std::fs::metadata(&rustc).and_then(|m| m.modified()).ok();
         id.push_str(&format!(" rustc={} {modified:?}", rustc.display()));
-    }
-    // rustup's default toolchain decides when no file does.
-    let rustup_home =
-        std::env::var_os("RUSTUP_HOME").map(PathBuf::from).or_else(|| std::env::home_dir().map(|h| h.join(".rustup")));
-    if let Some(home) = rustup_home
-        && let Ok(settings) = std::fs::read_to_string(home.join("settings.toml"))
-    {
-        id.push_str(&settings);
     }
     id.push('\n');
     id

@@ -298,6 +298,9 @@ impl<F: FnMut(Update)> Followed<F> {
     /// Starts the script once and follows its events and lines until it exits.
     async fn launch(&mut self, binary: &Path, checkout: &Path, config: &ScriptConfig) -> Result<ExitStatus, Error> {
         let mut child = tokio::process::Command::new(binary)
+            // The user's environment, not what cargo or rustup set for MonkeyCI's own run.
+            .env_clear()
+            .envs(monkeyci_jobs::hostenv::user_vars())
             .env(SCRIPT_CONFIG_ENV, serde_json::to_string(config).map_err(Error::Config)?)
             .current_dir(checkout)
             .stdin(Stdio::null())

@@ -50,6 +50,7 @@
 mod choice;
 mod engine;
 pub mod follow;
+pub mod hostenv;
 pub mod jobscript;
 mod output;
 mod owner;

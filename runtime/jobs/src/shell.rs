@@ -4,7 +4,7 @@
 //! container jobs run everywhere, and is tested on its own.
 //!
 //! A job's processes end with it. The wrapper runs in its own process group, with an
-//! environment made here (a few of the host's variables, the job's own, the job script
+//! environment made here (the user's variables of [`crate::hostenv::HOST_JOB_VARS`], the job's own, the job script
 //! protocol's: nothing else of this process, so no `MONKEYCI_SCRIPT`; a script's secret
 //! values come from its secrets file, see [`crate::jobscript`]). When the job is stopped
 //! the abort file is written first (so the wrapper starts no other line), then the group gets
@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::engine::{self, BoxFuture, ContainerEngine, EngineError, EngineExit, EngineJob};
+use crate::hostenv;
 use crate::jobscript::JobLayout;
 use crate::output::ProcessOutput;
 use crate::owner::{self, Owner};
@@ -40,9 +41,6 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(2);
 
 /// How often a process group is looked at while it is ending.
 const GROUP_POLL: Duration = Duration::from_millis(20);
-
-/// The host's variables a job gets; nothing else of this process's environment is passed on.
-const HOST_ENV: [&str; 5] = ["PATH", "HOME", "USER", "LANG", "TMPDIR"];
 
 /// Runs jobs with the host's `/bin/sh`.
 pub(crate) struct ShellEngine {
@@ -83,12 +81,7 @@ impl ContainerEngine for ShellEngine {
                 .kill_on_drop(true)
                 // Its own process group, so stopping the job stops everything it started.
                 .process_group(0);
-            for var in HOST_ENV {
-                if let Some(value) = std::env::var_os(var) {
-                    cmd.env(var, value);
-                }
-            }
-            cmd.envs(&job.env).envs(&job.secret_env);
+            cmd.envs(hostenv::host_job_vars()).envs(&job.env).envs(&job.secret_env);
             cmd.envs(job.protocol_env_on_host.iter().map(|(k, v)| (k, v)));
             // Last, so the job's own variables cannot hide them.
             cmd.env(owner::ENV_BUILD, &job.build_id).env(owner::ENV_OWNER, Owner::this().to_string());
