@@ -1,4 +1,4 @@
-// A job whose id is not derived from its function name.
+//! A job whose id is not derived from its function name.
 use monkeyci_sdk::prelude::*;
 
 #[job(id = "unit-test.v2")]
@@ -10,5 +10,3 @@ fn unit_test(_ctx: &Ctx) -> ContainerJob {
 async fn report(_ctx: &Ctx) -> Result<()> {
     Ok(())
 }
-
-fn main() {}

@@ -1,4 +1,4 @@
-// A container job: a plain fn returning a `ContainerJob`.
+//! A container job: a plain fn returning a `ContainerJob`.
 use monkeyci_sdk::prelude::*;
 
 #[job(timeout = "10m")]
@@ -11,5 +11,3 @@ fn unit_test(ctx: &Ctx) -> ContainerJob {
 fn package(_ctx: &Ctx) -> ContainerJob {
     container("docker.io/rust:1.95").command(["cargo", "package"])
 }
-
-fn main() {}

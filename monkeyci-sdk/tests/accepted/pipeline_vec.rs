@@ -1,4 +1,4 @@
-// A #[pipeline] returning `Vec<Job>`, and one needing no context.
+//! A #[pipeline] returning `Vec<Job>`, and one needing no context.
 use monkeyci_sdk::prelude::*;
 
 #[job]
@@ -25,5 +25,3 @@ fn fixed() -> Vec<Job> {
         Ok(())
     })]
 }
-
-fn main() {}

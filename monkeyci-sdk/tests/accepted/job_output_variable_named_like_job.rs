@@ -1,4 +1,4 @@
-// A local variable may share its name with a job: the job marker is a type, not a value.
+//! A local variable may share its name with a job: the job marker is a type, not a value.
 use monkeyci_sdk::prelude::*;
 
 #[job]
@@ -12,5 +12,3 @@ async fn package(ctx: &Ctx) -> Result<()> {
     ctx.log(format!("packaging {version}"));
     Ok(())
 }
-
-fn main() {}

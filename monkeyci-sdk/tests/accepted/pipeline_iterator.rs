@@ -1,4 +1,4 @@
-// A #[pipeline] may return any iterator of `Job`s.
+//! A #[pipeline] may return any iterator of `Job`s.
 use monkeyci_sdk::prelude::*;
 
 #[pipeline]
@@ -12,5 +12,3 @@ fn per_target(_ctx: &Ctx) -> impl Iterator<Item = Job> {
 fn optional(ctx: &Ctx) -> Option<Job> {
     ctx.tag().map(|tag| Job::container(format!("release-{tag}"), container("rust:1.95")))
 }
-
-fn main() {}

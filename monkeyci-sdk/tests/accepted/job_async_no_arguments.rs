@@ -1,4 +1,4 @@
-// An action job needing no context, and one returning nothing.
+//! An action job needing no context, and one returning nothing.
 use monkeyci_sdk::prelude::*;
 
 #[job]
@@ -8,5 +8,3 @@ async fn answer() -> Result<u32> {
 
 #[job(depends_on = [answer])]
 async fn nothing() {}
-
-fn main() {}

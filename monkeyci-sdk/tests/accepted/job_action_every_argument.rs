@@ -1,4 +1,4 @@
-// An action job using every #[job] argument.
+//! An action job using every #[job] argument.
 use monkeyci_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -42,5 +42,3 @@ async fn announce(ctx: &Ctx) -> Result<()> {
     ctx.log(format!("released {}", release.version));
     Ok(())
 }
-
-fn main() {}

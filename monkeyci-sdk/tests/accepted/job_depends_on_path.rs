@@ -1,4 +1,4 @@
-// Jobs in a submodule are named by path in `depends_on`.
+//! Jobs in a submodule are named by path in `depends_on`.
 use monkeyci_sdk::prelude::*;
 
 mod build {
@@ -15,11 +15,9 @@ mod build {
     }
 }
 
-#[job(depends_on = [build::compile, crate::build::version])]
+#[job(depends_on = [build::compile, crate::job_depends_on_path::build::version])]
 async fn publish(ctx: &Ctx) -> Result<()> {
     let version = ctx.output::<build::version>()?;
     ctx.log(format!("publishing {version}"));
     Ok(())
 }
-
-fn main() {}
