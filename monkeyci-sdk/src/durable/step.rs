@@ -128,27 +128,36 @@ async fn shell_step(scope: &Arc<Scope>, command: &str, taken: Option<Taken>) -> 
         command_line.spawn().map_err(|err| JobError::with_source(format!("could not start `{masked}`"), err))?;
     // From here on, whatever ends this step (the command, an error, a timeout or a cancel
     // dropping this future, the script's death) stops the command's whole group.
-    let group = child.id().map(ProcessGroup::watch);
+    let mut group = child.id().map(ProcessGroup::watch);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stdout = child.stdout.take().map(|s| pump(Arc::clone(scope), s, OutputStream::Stdout, stop_rx.clone()));
     let stderr = child.stderr.take().map(|s| pump(Arc::clone(scope), s, OutputStream::Stderr, stop_rx));
     let status = child.wait().await.map_err(|err| JobError::with_source(format!("waiting for `{masked}`"), err))?;
-    // The shell is gone, but what it left running may hold its output open: take what is
-    // there for a short moment, then stop reading and stop them.
+    // The shell is gone, but what it left running may hold its output open. Whatever was
+    // written is read to the end of the pipes: they end when the last process holding them
+    // does. So what is left gets a short moment, then is stopped with the group, and reading
+    // goes on until the pipes end; only a process that left the group (`setsid`) and still
+    // holds them makes reading stop without their end.
     let drained = async {
         let stdout = join_pump(stdout).await;
         let stderr = join_pump(stderr).await;
         (stdout, stderr)
     };
     tokio::pin!(drained);
-    let ((stdout, stdout_lines), (stderr, stderr_lines)) =
-        match tokio::time::timeout(DRAIN_AFTER_EXIT, &mut drained).await {
-            Ok(read) => read,
-            Err(_) => {
-                let _ = stop_tx.send(true);
-                drained.await
-            }
-        };
+    let read = match tokio::time::timeout(DRAIN_AFTER_EXIT, &mut drained).await {
+        Ok(read) => Some(read),
+        Err(_) => {
+            drop(group.take());
+            tokio::time::timeout(STOP_GRACE + DRAIN_AFTER_EXIT, &mut drained).await.ok()
+        }
+    };
+    let ((stdout, stdout_lines), (stderr, stderr_lines)) = match read {
+        Some(read) => read,
+        None => {
+            let _ = stop_tx.send(true);
+            drained.await
+        }
+    };
     drop(group);
     if let Some(Taken { number: StepNumber { attempt, n, .. }, recorded: None }) = taken {
         let record = JournalRecord::ShellResult {
@@ -164,7 +173,8 @@ async fn shell_step(scope: &Arc<Scope>, command: &str, taken: Option<Taken>) -> 
     shell_outcome(&masked, status.code(), stdout, stderr)
 }
 
-/// How long a `ctx.shell` step still reads the output of what its shell left running.
+/// How long what a `ctx.shell` command's shell left running may go on after the shell ended,
+/// before it is stopped.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(200);
 
 /// How long the processes of a step that ends get between SIGTERM and SIGKILL.
