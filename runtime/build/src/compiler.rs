@@ -83,6 +83,16 @@ pub enum Error {
     },
 }
 
+/// The profile pipelines are built with, on top of cargo's `dev`.
+const PROFILE: [&str; 2] = [
+    // The sdk masks secrets at every launch with aho-corasick: unoptimised, a PEM key costs
+    // 150-250 ms a launch (a resume included); optimised, a few.
+    "profile.dev.package.aho-corasick.opt-level=3",
+    // Line tables keep panics' backtraces readable; full debug info made every cached pipeline
+    // binary 45 MB instead of 20, and its link slower.
+    "profile.dev.debug=\"line-tables-only\"",
+];
+
 /// A pipeline crate on disk.
 #[derive(Debug, Clone)]
 pub struct PipelineCrate {
@@ -178,11 +188,10 @@ impl Compiler {
             .arg(self.target_dir())
             .current_dir(&krate.dir)
             // One-shot builds gain nothing from incremental compilation and pay its disk cost.
-            .env("CARGO_INCREMENTAL", "0")
-            // The sdk masks secrets at every launch with aho-corasick: unoptimised, a PEM key
-            // costs 150-250 ms a launch (a resume included); optimised, a few.
-            .arg("--config")
-            .arg("profile.dev.package.aho-corasick.opt-level=3");
+            .env("CARGO_INCREMENTAL", "0");
+        for setting in PROFILE {
+            cmd.arg("--config").arg(setting);
+        }
         if let (false, Some(sdk)) = (krate.sdk_by_path, &self.sdk_path) {
             cmd.arg("--config").arg(format!("patch.crates-io.monkeyci-sdk.path={}", toml_string(sdk)));
         }
@@ -258,6 +267,9 @@ impl Compiler {
     fn source_hash(&self, krate: &PipelineCrate) -> Result<String, Error> {
         let mut hasher = Sha256::new();
         hasher.update(concat!("monkeyci-runtime ", env!("CARGO_PKG_VERSION"), "\n"));
+        for setting in PROFILE {
+            hasher.update(format!("{setting}\n"));
+        }
         hasher.update(toolchain_id(&krate.dir).as_bytes());
         for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
             if let Some(value) = std::env::var_os(var) {
