@@ -742,33 +742,44 @@ pub fn test_images_available() -> bool {
 /// imports them where `docker info` works). Outside CI a missing piece skips the test with a
 /// visible reason; in CI it fails it: CI installs docker.io and starts dockerd.
 pub fn docker_available() -> bool {
-    let answers = Command::new("docker").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status();
-    let reason = if !answers.is_ok_and(|s| s.success()) {
-        "no docker daemon answers here (CI installs docker.io and starts dockerd)"
-    } else if !Command::new("docker").args(["image", "inspect", BUSYBOX]).output().is_ok_and(|o| o.status.success()) {
-        "docker lacks the test images: run `bash scripts/test-images.sh` with dockerd running"
-    } else {
-        return true;
-    };
-    assert!(std::env::var_os("CI").is_none(), "{reason}");
-    eprintln!("skipped: {reason}");
-    false
+    // Asked once a run (a daemon round trip), told to every test that skips.
+    static MISSING: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    available(*MISSING.get_or_init(|| {
+        let answers = Command::new("docker").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        if !answers.is_ok_and(|s| s.success()) {
+            Some("no docker daemon answers here (CI installs docker.io and starts dockerd)")
+        } else if !Command::new("docker").args(["image", "inspect", BUSYBOX]).output().is_ok_and(|o| o.status.success())
+        {
+            Some("docker lacks the test images: run `bash scripts/test-images.sh` with dockerd running")
+        } else {
+            None
+        }
+    }))
 }
 
 /// Whether podman can run containers here. Outside CI a missing podman skips the test with a
 /// visible reason; in CI (`CI` set) it fails it: CI installs podman.
 pub fn podman_available() -> bool {
-    let works = Command::new("podman")
-        .args(["info", "--format", "{{.Host.OCIRuntime.Name}}"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !works {
-        assert!(std::env::var_os("CI").is_none(), "podman is required in CI but does not work here");
-        eprintln!("skipped: podman is not installed or does not work (CI installs it)");
-    }
-    works
+    // Asked once a run: `podman info` looks up its components' packages (dpkg-query), which
+    // took 3% of the suite's CPU when every test asked.
+    static MISSING: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    available(*MISSING.get_or_init(|| {
+        let works = Command::new("podman")
+            .args(["info", "--format", "{{.Host.OCIRuntime.Name}}"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        (!works).then_some("podman is not installed or does not work (CI installs it)")
+    }))
+}
+
+/// `true` when nothing is `missing`; else skips with the reason outside CI, and fails in CI.
+fn available(missing: Option<&str>) -> bool {
+    let Some(reason) = missing else { return true };
+    assert!(std::env::var_os("CI").is_none(), "{reason}");
+    eprintln!("skipped: {reason}");
+    false
 }
 
 /// `monkeyci build run` of `repo` with container engine `engine` (`podman`, `docker`, `shell`).
