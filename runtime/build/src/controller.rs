@@ -7,6 +7,11 @@
 //!
 //! It does not compile (see [`crate::compiler`]), does not decide what the build means (see
 //! [`crate::state`]) and does not render (that is the caller's, e.g. the `monkeyci` binary).
+//!
+//! The build's events come through one bounded channel ([`EVENTS_CAPACITY`]): whoever sends
+//! faster than the controller handles them (a job printing as fast as it can) waits for room,
+//! so the controller must keep taking events whenever it waits on something a sender may need
+//! (the containers it stops, the containers a suspended script waits for).
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -27,6 +32,14 @@ use crate::state::{BuildState, Verdict};
 use monkeyci_jobs::{ContainerJobs, EngineChoice};
 use monkeyci_store::files::{ActionArtifacts, JobFiles};
 use monkeyci_store::{BlobStore, LocalBlobStore};
+
+/// How many events may wait for the controller: enough for several of the script's batches
+/// (500 events at most) and a few polls of a job's output, small enough that what is queued
+/// when the build is canceled is rendered and recorded in a fraction of a second (about 0.25 s
+/// in a debug build), and that memory stays bounded (mostly output lines, at most
+/// 64 KiB each). A sender finding it full waits: the job's output slows to the controller's
+/// pace instead of piling up.
+pub const EVENTS_CAPACITY: usize = 4096;
 
 /// Something that happened in the build, in the order it reached the controller.
 #[derive(Debug, Clone)]
@@ -213,9 +226,9 @@ struct BuildServices {
 impl BuildServices {
     /// Starts them; the receiver gets every event of the build (the script's and the
     /// container jobs').
-    async fn start(request: &ScriptRequest) -> Result<(BuildServices, mpsc::UnboundedReceiver<Event>), Error> {
+    async fn start(request: &ScriptRequest) -> Result<(BuildServices, mpsc::Receiver<Event>), Error> {
         let token = BuildToken::generate().map_err(Error::Token)?;
-        let (event_tx, events_rx) = mpsc::unbounded_channel::<Event>();
+        let (event_tx, events_rx) = mpsc::channel::<Event>(EVENTS_CAPACITY);
         let store: Arc<dyn BlobStore> = Arc::new(
             LocalBlobStore::new(&request.store_root)
                 .map_err(|source| Error::Store { root: request.store_root.clone(), source })?,
@@ -259,10 +272,12 @@ impl BuildServices {
     }
 
     /// Stops what is left: containers still running belong to a script that is gone (killed,
-    /// canceled); their last events are still followed. Then the API stops.
+    /// canceled); their last events are still followed, taken while they stop (a job waiting
+    /// for room must not keep its stop from completing; after a moment the jobs give up on
+    /// what they had left to show, see [`ContainerJobs::shutdown`]). Then the API stops.
     async fn shutdown<F: FnMut(Update)>(self, build: &mut Followed<F>) {
         if let Some(containers) = &self.containers {
-            containers.shutdown().await;
+            build.taking_events(containers.shutdown()).await;
         }
         while let Ok(event) = build.events.try_recv() {
             build.handle(Update::Event(event));
@@ -279,12 +294,24 @@ struct Followed<F> {
     recorder: Option<Recorder>,
     masker: Masker,
     on_update: F,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: mpsc::Receiver<Event>,
     stop: Interrupts,
     interrupts: u32,
 }
 
 impl<F: FnMut(Update)> Followed<F> {
+    /// Runs `work` to its end while taking the build's events as they come: a sender waiting
+    /// for room may be what `work` waits for.
+    async fn taking_events<T>(&mut self, work: impl Future<Output = T>) -> T {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                Some(event) = self.events.recv() => self.handle(Update::Event(event)),
+            }
+        }
+    }
+
     fn handle(&mut self, update: Update) {
         if let Update::Event(event) = &update {
             if let Some(recorder) = &mut self.recorder {
@@ -343,7 +370,8 @@ impl<F: FnMut(Update)> Followed<F> {
         // The script flushes its events before it exits; whatever it printed last follows.
         // Only what is queued now, and nothing once interrupted: a container still printing
         // fast would keep this going, and its stop ([`BuildServices::shutdown`], which then
-        // takes the rest) waits for this launch to return.
+        // takes the rest) waits for this launch to return. Meanwhile senders wait for room;
+        // none of them is needed for the script's lines to end.
         let queued = if self.interrupts > 0 { 0 } else { self.events.len() };
         for _ in 0..queued {
             match self.events.try_recv() {
@@ -443,7 +471,8 @@ async fn next_step<F: FnMut(Update)>(
                 _ = &mut one_ended => {
                     // Containers ending together cause one resume, not one each; when none is
                     // left running there is nothing to wait for.
-                    let _ = tokio::time::timeout(RESUME_COALESCE, containers.wait_until_fewer_running(1)).await;
+                    let others = tokio::time::timeout(RESUME_COALESCE, containers.wait_until_fewer_running(1));
+                    let _ = build.taking_events(others).await;
                     break;
                 }
                 // The containers' output is shown and recorded as it comes, suspended or not.
@@ -455,7 +484,7 @@ async fn next_step<F: FnMut(Update)>(
             }
         }
     }
-    if !identity.still_matches(binary).await {
+    if !build.taking_events(identity.still_matches(binary)).await {
         let message = format!(
             "the pipeline binary {} changed while the build was suspended; a resume under another binary could \
              replay its journal wrongly, so nothing was re-run",

@@ -9,6 +9,13 @@
 //! stream, enforces the time limit, saves artifacts and caches, and keeps the result for
 //! whoever waits on it.
 //!
+//! The build's event stream is a bounded channel: a job's output waits for room in it, so a
+//! job printing faster than the build takes its lines is slowed to the build's pace (its
+//! process blocks on its pipe, its files are followed later) and no line is dropped. Nothing
+//! waiting for room holds up a stop: after [`ContainerJobs::shutdown`] a job's events wait
+//! one more second at most, then what is left is only in the job's files, and each job's end
+//! (`container/end`) has room kept for it from its start.
+//!
 //! [`ContainerEngine`] is the contract an engine implements: run one prepared job to its end,
 //! stopping it (SIGTERM, grace, kill) when told to; nothing a job starts outlives it, and what
 //! a `monkeyci` killed with `kill -9` left running is stopped by the next build that starts a
@@ -149,7 +156,7 @@ impl ContainerJobs {
         jobs_dir: PathBuf,
         files: files::JobFiles,
         params: ParamMap,
-        events: mpsc::UnboundedSender<Event>,
+        events: mpsc::Sender<Event>,
     ) -> ContainerJobs {
         let masker = Arc::new(Masker::new(params.values().map(String::as_str)));
         ContainerJobs {
@@ -160,6 +167,7 @@ impl ContainerJobs {
                 params,
                 masker,
                 events,
+                give_up_at: watch::Sender::new(None),
                 finished: watch::Sender::new(0),
             }),
             runs: Mutex::new(HashMap::new()),
@@ -243,8 +251,16 @@ impl ContainerJobs {
         let _ = finished.wait_for(|finished| started().saturating_sub(*finished) < waiting).await;
     }
 
-    /// Stops every running job and waits until they are gone.
+    /// Stops every running job and waits until they are gone: the build is canceled. Their
+    /// events still wait for room in the stream for [`output::CANCEL_PATIENCE`], then are cut
+    /// (see the module docs), so this ends though nobody reads them.
     pub async fn shutdown(&self) {
+        let give_up_at = tokio::time::Instant::now() + output::CANCEL_PATIENCE;
+        self.build.give_up_at.send_if_modified(|at| {
+            let first = at.is_none();
+            at.get_or_insert(give_up_at);
+            first
+        });
         self.stop.send_replace(true);
         let tasks = std::mem::take(&mut *self.tasks.lock());
         for task in tasks {
@@ -264,12 +280,12 @@ mod tests {
     use super::*;
     use monkeyci_store::{BlobStore, LocalBlobStore};
 
-    fn jobs(dir: &Path, params: ParamMap) -> (ContainerJobs, mpsc::UnboundedReceiver<Event>) {
+    fn jobs(dir: &Path, params: ParamMap) -> (ContainerJobs, mpsc::Receiver<Event>) {
         let checkout = dir.join("checkout");
         std::fs::create_dir_all(checkout.join("sub")).unwrap();
         let store: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::new(dir.join("blobs")).unwrap());
         let files = files::JobFiles::new(store, "b1", &checkout);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(1024);
         let jobs = ContainerJobs::new(EngineChoice::Shell, "b1".into(), checkout, dir.join("jobs"), files, params, tx);
         (jobs, rx)
     }

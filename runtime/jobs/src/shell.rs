@@ -315,8 +315,10 @@ mod tests {
     }
 
     fn output() -> ProcessOutput {
-        let (tx, _rx) = mpsc::unbounded_channel();
-        ProcessOutput::new(JobEvents::new("j".into(), Arc::new(Masker::new(std::iter::empty::<&str>())), tx))
+        // Nobody reads: the output is dropped, and the job never waits for room.
+        let (tx, _) = mpsc::channel(16);
+        let masker = Arc::new(Masker::new(std::iter::empty::<&str>()));
+        ProcessOutput::new(JobEvents::new("j".into(), masker, tx, watch::channel(None).1))
     }
 
     /// Whether `pid` (read from `file`) is still running (a zombie is not).

@@ -1,5 +1,11 @@
 //! `POST /events`: the script reports what happens, in numbered batches that are applied once
 //! each (see [`EventBatch`]), or as a bare array applied as it comes.
+//!
+//! Each event waits for room in the build's bounded event stream, up to
+//! [`ROOM_WAIT`](super::state::ROOM_WAIT) for the whole request; then the answer is 503 and
+//! the batch, sent again, is taken up where it stopped. An event's effects happen together,
+//! once there is room: a journal record is written only when its event can be handed on at
+//! once, so a batch applied in part never writes a record twice.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -23,8 +29,9 @@ pub(super) async fn events_post(
         check_ids(event)
             .map_err(|err| ApiError::BadRequest(format!("event {i} ({}): {err}", event.kind.type_name())))?;
     }
+    let deadline = tokio::time::Instant::now() + state.inner.room_wait;
     let Some((launch, seq)) = numbered else {
-        apply(&state, events, &mut 0).await?;
+        apply(&state, events, deadline, &mut 0).await?;
         return Ok(StatusCode::ACCEPTED);
     };
     // Held until the batch is applied: the same batch sent again meanwhile waits, then is
@@ -42,9 +49,10 @@ pub(super) async fn events_post(
             "batch {seq} of launch {launch} arrived before batch {expected}: batches are applied in order"
         )));
     }
-    // A batch applied in part (the journal failed) is taken up again where it stopped.
+    // A batch applied in part (the journal failed, the stream stayed full) is taken up again
+    // where it stopped.
     let skip = progress.applied;
-    let result = apply(&state, events.into_iter().skip(skip).collect(), &mut progress.applied).await;
+    let result = apply(&state, events.into_iter().skip(skip).collect(), deadline, &mut progress.applied).await;
     progress.complete = result.is_ok();
     result.map(|()| StatusCode::ACCEPTED)
 }
@@ -71,9 +79,22 @@ fn parse(body: &[u8]) -> Result<(Numbered, Vec<Event>), ApiError> {
     Ok((Some((batch.launch, batch.seq)), batch.events))
 }
 
-/// Hands `events` to the build in order, counting in `applied` each one taken.
-async fn apply(state: &BuildApiState, events: Vec<Event>, applied: &mut usize) -> Result<(), ApiError> {
+/// Hands `events` to the build in order, waiting for room until `deadline`, counting in
+/// `applied` each one taken.
+async fn apply(
+    state: &BuildApiState,
+    events: Vec<Event>,
+    deadline: tokio::time::Instant,
+    applied: &mut usize,
+) -> Result<(), ApiError> {
     for mut event in events {
+        // Room first: once the journal has a record, its event is handed on without waiting,
+        // and counted, so the batch sent again does not write the record twice.
+        let permit = match tokio::time::timeout_at(deadline, state.inner.events.reserve()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => return Err(ApiError::Unavailable("the build is over")),
+            Err(_) => return Err(ApiError::Unavailable("the build's event stream stayed full; send the batch again")),
+        };
         // The build's record keeps the entry as the journal does: a large one by reference.
         if let EventKind::JournalRecord { entry } = &mut event.kind {
             *entry = state
@@ -83,7 +104,7 @@ async fn apply(state: &BuildApiState, events: Vec<Event>, applied: &mut usize) -
                 .await
                 .map_err(|err| ApiError::Internal(monkeyci_protocol::error_chain(&err)))?;
         }
-        state.inner.events.send(event).map_err(|_| ApiError::Unavailable("the build is over"))?;
+        permit.send(event);
         *applied += 1;
     }
     Ok(())

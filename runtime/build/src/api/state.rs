@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use monkeyci_jobs::ContainerJobs;
 use monkeyci_protocol::{Event, ParamMap};
@@ -26,7 +27,10 @@ pub(super) struct Inner {
     pub(super) params: ParamMap,
     pub(super) approved: BTreeSet<String>,
     pub(super) asker: Option<Asker>,
-    pub(super) events: mpsc::UnboundedSender<Event>,
+    pub(super) events: mpsc::Sender<Event>,
+    /// How long `POST /events` waits for room in the build's event stream before it answers
+    /// 503 (see [`ROOM_WAIT`]).
+    pub(super) room_wait: Duration,
     pub(super) containers: Option<Arc<ContainerJobs>>,
     pub(super) artifacts: Option<Arc<ActionArtifacts>>,
     pub(super) journal: JournalStore,
@@ -34,6 +38,12 @@ pub(super) struct Inner {
     /// batch is applied, so a batch sent twice at once is still applied once.
     pub(super) delivered: tokio::sync::Mutex<HashMap<u32, Delivered>>,
 }
+
+/// How long `POST /events` waits for room in the build's event stream (full while the
+/// controller is behind) before it answers 503, keeping what it took: well within the sdk's
+/// 20 s per attempt, so the sdk resends the batch and it is taken up where it stopped rather
+/// than the attempt timing out while its request still waits.
+pub(super) const ROOM_WAIT: Duration = Duration::from_secs(10);
 
 /// How far one launch's numbered event stream was applied: every batch before `seq`, and the
 /// first `applied` events of batch `seq` (all of them once it is `complete`).
@@ -61,14 +71,35 @@ impl BuildApiState {
         token: BuildToken,
         params: ParamMap,
         approvals: Approvals,
-        events: mpsc::UnboundedSender<Event>,
+        events: mpsc::Sender<Event>,
         containers: Option<Arc<ContainerJobs>>,
         artifacts: Option<Arc<ActionArtifacts>>,
         journal: JournalStore,
     ) -> BuildApiState {
         let Approvals { approved, asker } = approvals;
         let delivered = tokio::sync::Mutex::default();
-        let inner = Inner { token, params, approved, asker, events, containers, artifacts, journal, delivered };
+        let inner = Inner {
+            token,
+            params,
+            approved,
+            asker,
+            events,
+            room_wait: ROOM_WAIT,
+            containers,
+            artifacts,
+            journal,
+            delivered,
+        };
         BuildApiState { inner: Arc::new(inner) }
+    }
+
+    /// Waits `room_wait` for room in the event stream instead of [`ROOM_WAIT`] (on a state not
+    /// shared yet).
+    #[cfg(test)]
+    pub(super) fn with_room_wait(mut self, room_wait: Duration) -> BuildApiState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.room_wait = room_wait;
+        }
+        self
     }
 }

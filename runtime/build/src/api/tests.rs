@@ -14,7 +14,7 @@ use super::{BuildApiState, BuildToken, router};
 struct Api {
     state: BuildApiState,
     token: BuildToken,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: mpsc::Receiver<Event>,
 }
 
 fn api() -> Api {
@@ -23,8 +23,13 @@ fn api() -> Api {
 
 /// The API of a build approving `deploy` up front and asking `asker` about other jobs.
 fn api_asking(asker: Option<super::Asker>) -> Api {
+    api_with(asker, 1024, super::state::ROOM_WAIT)
+}
+
+/// The same, with an event stream holding `capacity`, waited for `room_wait` at most.
+fn api_with(asker: Option<super::Asker>, capacity: usize, room_wait: std::time::Duration) -> Api {
     let token = BuildToken::generate().unwrap();
-    let (tx, events) = mpsc::unbounded_channel();
+    let (tx, events) = mpsc::channel(capacity);
     let params = ParamMap::from([("TOKEN".to_owned(), "s3cret".to_owned())]);
     let state = BuildApiState::new(
         token.clone(),
@@ -34,7 +39,8 @@ fn api_asking(asker: Option<super::Asker>) -> Api {
         None,
         None,
         Default::default(),
-    );
+    )
+    .with_room_wait(room_wait);
     Api { state, token, events }
 }
 
@@ -234,4 +240,66 @@ async fn a_numbered_batch_sent_again_is_acknowledged_and_not_applied_twice() {
     statuses.sort();
     assert_eq!(statuses, [StatusCode::OK, StatusCode::ACCEPTED]);
     assert_eq!(taken(&mut api), 2);
+}
+
+/// A numbered batch of launch 1 holding a journal record and a `job/pending`.
+fn journaled_batch(seq: u64) -> String {
+    serde_json::json!({"launch": 1, "seq": seq, "events": [
+        {"time": 1, "type": "journal/record", "entry": {"job_id": "a", "seq": 0, "kind": "job/start", "attempt": 1}},
+        {"time": 2, "type": "job/pending", "job_id": "a"},
+    ]})
+    .to_string()
+}
+
+async fn journal_entries(api: &Api) -> usize {
+    api.state.inner.journal.journal().await.unwrap().entries.len()
+}
+
+/// The journal record of a batch was written before its event was handed on; when that failed
+/// (the build was over) the sdk resent the batch, and the record was written again, once per
+/// attempt. A record is now written only once its event can be handed on.
+#[tokio::test]
+async fn a_batch_that_cannot_be_handed_on_writes_its_journal_record_once_at_most() {
+    let mut api = api();
+    let token = api.token.as_str().to_owned();
+    // The build is over: nobody takes its events.
+    drop(std::mem::replace(&mut api.events, mpsc::channel(1).1));
+    for _ in 0..3 {
+        let (status, body) = call(&api, "POST", "/events", Some(&token), &journaled_batch(1)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    }
+    let written = journal_entries(&api).await;
+    assert!(written <= 1, "the record was written {written} times");
+}
+
+/// The event stream is bounded: `POST /events` waits for room, and when the stream stays full
+/// answers 503 keeping what it took; the batch sent again is taken up where it stopped, so
+/// each event (and journal record) is taken once.
+#[tokio::test]
+async fn a_batch_waiting_too_long_for_room_is_refused_and_taken_up_where_it_stopped() {
+    let mut api = api_with(None, 1, std::time::Duration::from_millis(200));
+    let token = api.token.as_str().to_owned();
+    let filler = r#"[{"time":1,"type":"job/pending","job_id":"first"}]"#;
+    assert_eq!(call(&api, "POST", "/events", Some(&token), filler).await.0, StatusCode::ACCEPTED);
+
+    let (status, body) = call(&api, "POST", "/events", Some(&token), &journaled_batch(1)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body["error"].as_str().unwrap().contains("stayed full"), "{body}");
+    assert_eq!(journal_entries(&api).await, 0, "nothing is written without room for its event");
+
+    // The build reads again; the batch sent again is taken whole, once.
+    let mut events = std::mem::replace(&mut api.events, mpsc::channel(1).1);
+    let taking = tokio::spawn(async move {
+        let mut taken = Vec::new();
+        while taken.len() < 3 {
+            taken.push(events.recv().await.unwrap().kind.type_name().to_owned());
+        }
+        taken
+    });
+    let (status, _) = call(&api, "POST", "/events", Some(&token), &journaled_batch(1)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = call(&api, "POST", "/events", Some(&token), &journaled_batch(1)).await;
+    assert_eq!(status, StatusCode::OK, "a batch applied is not applied again");
+    assert_eq!(taking.await.unwrap(), ["job/pending", "journal/record", "job/pending"]);
+    assert_eq!(journal_entries(&api).await, 1);
 }
