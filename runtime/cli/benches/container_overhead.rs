@@ -9,9 +9,13 @@
 // A benchmark is a tool, not a test to clippy: it panics on setup failures, as tests do.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::median_duration as median;
 
 const JOBS: usize = 8;
 const IMAGE: &str = "localhost/monkeyci-test/busybox";
@@ -23,7 +27,7 @@ fn main() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_monkeyci");
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
+    let workspace = common::workspace();
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("container-overhead");
     let cache = root.join("cache");
     let with_jobs = pipeline(&root.join("with-jobs"), &workspace, JOBS);
@@ -65,19 +69,7 @@ fn main() {
 
 /// A pipeline crate with `jobs` chained container jobs (or one trivial action job for none).
 fn pipeline(dir: &Path, workspace: &Path, jobs: usize) -> PathBuf {
-    let crate_dir = dir.join(".monkeyci");
-    std::fs::create_dir_all(crate_dir.join("src")).unwrap();
     let name = format!("bench-overhead-{jobs}");
-    std::fs::write(
-        crate_dir.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\n\
-             monkeyci-sdk = {{ path = {:?} }}\n\n[workspace]\n",
-            workspace.join("monkeyci-sdk")
-        ),
-    )
-    .unwrap();
-    std::fs::copy(workspace.join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
     let main = format!(
         r#"use monkeyci_sdk::prelude::*;
 
@@ -94,7 +86,7 @@ fn chain(_ctx: &Ctx) -> Vec<Job> {{
 monkeyci_sdk::main!();
 "#
     );
-    std::fs::write(crate_dir.join("src/main.rs"), main).unwrap();
+    common::write_pipeline(&dir.join(".monkeyci"), workspace, &name, "", &main);
     dir.to_owned()
 }
 
@@ -109,9 +101,4 @@ fn run_build(bin: &str, dir: &Path, cache: &Path) -> Duration {
         .unwrap();
     assert!(status.success(), "monkeyci build run failed in {}", dir.display());
     started.elapsed()
-}
-
-fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
 }

@@ -46,6 +46,8 @@
 // A benchmark is a tool, not a test to clippy: it panics on setup failures, as tests do.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -54,6 +56,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::{children_cpu_seconds, median};
 use monkeyci_protocol::{Event, EventKind};
 
 const IMAGE: &str = "localhost/monkeyci-test/busybox";
@@ -241,7 +244,7 @@ struct Build {
 
 impl Bench {
     fn new() -> Bench {
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
+        let workspace = common::workspace();
         let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("suspend-bench");
         let bench = Bench {
             monkeyci: env!("CARGO_BIN_EXE_monkeyci"),
@@ -306,24 +309,8 @@ impl Bench {
 
 /// The pipeline crate (sdk by path, the workspace's lock file, libc for the probe).
 fn write_pipeline(crate_dir: &Path, workspace: &Path) {
-    std::fs::create_dir_all(crate_dir.join("src")).unwrap();
-    let manifest = format!(
-        "[package]\nname = \"{PACKAGE}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\n\
-         monkeyci-sdk = {{ path = {:?} }}\nlibc = \"0.2\"\n\n[workspace]\n",
-        workspace.join("monkeyci-sdk")
-    );
-    write_if_changed(&crate_dir.join("Cargo.toml"), &manifest);
-    write_if_changed(&crate_dir.join("src/main.rs"), &PIPELINE.replace("\"IMAGE\"", &format!("{IMAGE:?}")));
-    if !crate_dir.join("Cargo.lock").exists() {
-        std::fs::copy(workspace.join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
-    }
-}
-
-/// Leaves an unchanged file alone, so the binary cache still has the pipeline.
-fn write_if_changed(path: &Path, contents: &str) {
-    if std::fs::read_to_string(path).ok().as_deref() != Some(contents) {
-        std::fs::write(path, contents).unwrap();
-    }
+    let main = PIPELINE.replace("\"IMAGE\"", &format!("{IMAGE:?}"));
+    common::write_pipeline(crate_dir, workspace, PACKAGE, "libc = \"0.2\"\n", &main);
 }
 
 fn read_events(path: &Path) -> Vec<Event> {
@@ -716,24 +703,6 @@ fn script_cost(bench: &Bench, engine: &str) {
 fn row_ms(label: &str, never: f64, always: f64) {
     let ratio = if never >= 1.0 { format!("{:.0}x", always / never) } else { "-".to_owned() };
     println!("{label:<48} {never:>8.1}ms {always:>8.1}ms {ratio:>9}");
-}
-
-/// User + system CPU of this process's children that ended and were waited for, and theirs.
-fn children_cpu_seconds() -> f64 {
-    // SAFETY: getrusage only fills the struct it is given.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-        usage
-    };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
-}
-
-fn median(samples: &[f64]) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn now_ms() -> u64 {

@@ -11,10 +11,19 @@
 //! <root>/events.jsonl       the event log: one JSON object per line, appended by the wrapper
 //! <root>/start              start lock: the wrapper waits until it exists
 //! <root>/abort              give-up file: the wrapper stops waiting, or stops between lines
+//! <root>/wake               a FIFO the wrapper waits on, read-write, until `start` exists;
+//!                           the host writes a newline to it after creating `start` or `abort`
 //! <root>/secrets            the job's secret variables (mode 0600), if it has any: the wrapper
 //!                           exports them and deletes the file before anything else
 //! <root>/work/              the job's workspace copy; the lines run in it or in a subdirectory
 //! ```
+//!
+//! The wrapper waits for `start` without polling where it can: it opens `wake` (read-write,
+//! so the open never blocks), then looks for `start` and `abort`, and blocks reading `wake`
+//! until the host's newline. The host creates `start` (or `abort`) first and then writes
+//! (without blocking), so either the wrapper had `wake` open and is woken, or it opens it
+//! later and finds the file. Without a usable `wake` (no FIFOs on the file system, another
+//! user in the container), it looks every 5 ms at first, then less often, up to 100 ms.
 //!
 //! The wrapper learns where the root is from the environment, so the same files work wherever
 //! the root is mounted (`/monkeyci` in a container, the host path with the shell engine):
@@ -173,6 +182,11 @@ impl JobLayout {
         self.root.join("abort")
     }
 
+    /// `wake`: the FIFO the wrapper waits on for the start file.
+    pub fn wake_file(&self) -> PathBuf {
+        self.root.join("wake")
+    }
+
     /// `secrets`: the job's secret variables, until the wrapper read them.
     pub fn secrets_file(&self) -> PathBuf {
         self.root.join("secrets")
@@ -199,12 +213,17 @@ impl JobLayout {
         Ok([(ENV_ROOT, self.root.clone()), (ENV_WORK_DIR, self.work_dir(work_sub)?)])
     }
 
-    /// Creates `script/`, `logs/` and `work/` and writes one file per line plus the wrapper
-    /// (last, so an existing wrapper means the lines are in place). Leaves `events.jsonl`,
-    /// `start` and `abort` alone: the root is expected to be fresh for each run.
+    /// Creates `script/`, `logs/`, `work/` and the `wake` FIFO and writes one file per line
+    /// plus the wrapper (last, so an existing wrapper means the lines are in place). Leaves
+    /// `events.jsonl`, `start` and `abort` alone: the root is expected to be fresh for each run.
     pub fn write_script<S: AsRef<str>>(&self, lines: &[S]) -> Result<(), Error> {
         for dir in [self.script_dir(), self.logs_dir(), self.work_root()] {
             fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+        }
+        // Without it (a file system without FIFOs) the wrapper polls for the start file.
+        if let Ok(wake) = std::ffi::CString::new(self.wake_file().into_os_string().into_encoded_bytes()) {
+            // SAFETY: mkfifo(3) with a NUL-terminated path.
+            unsafe { libc::mkfifo(wake.as_ptr(), 0o600) };
         }
         for (i, line) in lines.iter().enumerate() {
             let line = line.as_ref();
@@ -261,18 +280,34 @@ impl JobLayout {
         }
     }
 
-    /// Creates the start file: the workspace (and artifacts, caches) are in place.
+    /// Creates the start file: the workspace (and artifacts, caches) are in place. Then wakes
+    /// the wrapper if it waits.
     pub fn signal_start(&self) -> Result<(), Error> {
         let path = self.start_file();
-        fs::write(&path, b"").map_err(io_err("create start file", &path))
+        fs::write(&path, b"").map_err(io_err("create start file", &path))?;
+        self.wake()
     }
 
     /// Creates the abort file, holding `reason`: the wrapper gives up waiting (or stops before
     /// its next line) and ends with status `aborted`. The wrapper only checks that the file
-    /// exists; the reason is for whoever reads the job's directory.
+    /// exists; the reason is for whoever reads the job's directory. Then wakes the wrapper if
+    /// it waits.
     pub fn signal_abort(&self, reason: &str) -> Result<(), Error> {
         let path = self.abort_file();
-        fs::write(&path, format!("{reason}\n")).map_err(io_err("create abort file", &path))
+        fs::write(&path, format!("{reason}\n")).map_err(io_err("create abort file", &path))?;
+        self.wake()
+    }
+
+    /// Wakes a wrapper waiting on `wake` for the start or abort file (see the module docs).
+    /// Nothing to do when there is no `wake` (the wrapper polls) or no one reads it; what the
+    /// job may have put there instead of the FIFO is refused, never written to.
+    fn wake(&self) -> Result<(), Error> {
+        let woken = crate::follow::confined::Dir::open(&self.root).and_then(|root| root.wake_fifo("wake"));
+        match woken {
+            Ok(_) => Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(Error::Io { action: "wake the wrapper through", path: self.wake_file(), source }),
+        }
     }
 }
 
@@ -329,13 +364,22 @@ end() {{
   exit "$2"
 }}
 
-# The job's directory is usually filled within milliseconds: look often at first, then less.
+# Waits for the start file: woken through the FIFO `wake` (opened before looking, so the
+# host's newline after creating `start` or `abort` cannot be missed), else looking often at
+# first, then less (the job's directory is usually filled within milliseconds).
+waker=
+if [ -p "$root/wake" ] && {{ command exec 3<>"$root/wake"; }} 2>/dev/null; then waker=1; fi
 tick=0.005
 while [ ! -e "$root/start" ]; do
   if [ -e "$root/abort" ]; then end aborted {aborted}; fi
+  if [ -n "$waker" ]; then
+    read -r woken <&3 || waker=
+    continue
+  fi
   sleep "$tick" 2>/dev/null || {{ tick=1; sleep 1; }}
   case $tick in 0.005) tick=0.01 ;; 0.01) tick=0.02 ;; 0.02) tick=0.05 ;; 0.05) tick=0.1 ;; esac
 done
+if [ -n "$waker" ]; then exec 3<&-; fi
 emit '{{"type":"container/start"}}'
 
 wd=${{MONKEYCI_WORK_DIR:-$root/work}}
@@ -722,6 +766,65 @@ mod tests {
             );
             assert_eq!(fs::read_to_string(layout.work_root().join("ran")).unwrap(), "ran\n");
         }
+    }
+
+    /// The children of process `pid`, if `/proc` says.
+    fn children(pid: u32) -> Option<String> {
+        fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()
+    }
+
+    /// The wrapper waits on `wake` for the start file, in one blocking read: it starts no
+    /// `sleep` (a poll every 5 to 100 ms did), and starts as soon as it is woken. Without
+    /// `wake` it polls.
+    #[test]
+    fn jobscript_waits_on_wake_without_polling_and_polls_without_it() {
+        for shell in shells() {
+            for with_wake in [true, false] {
+                let (_dir, layout) = job(&["echo ran > ran"], false);
+                if !with_wake {
+                    fs::remove_file(layout.wake_file()).unwrap();
+                }
+                let mut child = wrapper_cmd(&shell, &layout, None, true).spawn().unwrap();
+                std::thread::sleep(Duration::from_millis(200));
+                let mut seen = Vec::new();
+                for _ in 0..10 {
+                    std::thread::sleep(Duration::from_millis(23));
+                    seen.extend(children(child.id()));
+                }
+                assert!(child.try_wait().unwrap().is_none(), "{}: the wrapper must wait", shell.name);
+                if with_wake && !seen.is_empty() {
+                    assert!(seen.iter().all(|c| c.trim().is_empty()), "{}: it polls: {seen:?}", shell.name);
+                }
+                if !with_wake && !seen.is_empty() {
+                    assert!(seen.iter().any(|c| !c.trim().is_empty()), "{}: it must poll: {seen:?}", shell.name);
+                }
+                layout.signal_start().unwrap();
+                let status = wait_timeout(&mut child, Duration::from_secs(30));
+                assert_eq!(status.code(), Some(0), "{}", shell.name);
+                assert_eq!(fs::read_to_string(layout.work_root().join("ran")).unwrap(), "ran\n");
+            }
+        }
+    }
+
+    /// The job may put anything at `wake` once it runs: the host never writes to it but a FIFO.
+    #[test]
+    fn jobscript_wakes_only_a_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host.txt");
+        fs::write(&host, "host file\n").unwrap();
+        let (_dir, layout) = job(&["true"], false);
+        fs::remove_file(layout.wake_file()).unwrap();
+        std::os::unix::fs::symlink(&host, layout.wake_file()).unwrap();
+        let err = layout.signal_abort("stopped").unwrap_err();
+        assert!(err.to_string().starts_with("cannot wake the wrapper through"), "{err}");
+        assert_eq!(fs::read_to_string(&host).unwrap(), "host file\n");
+        fs::remove_file(layout.wake_file()).unwrap();
+        fs::write(layout.wake_file(), "").unwrap();
+        assert!(layout.signal_start().is_err());
+        assert_eq!(fs::read_to_string(layout.wake_file()).unwrap(), "");
+        // No FIFO, or one no one reads: nothing to wake.
+        fs::remove_file(layout.wake_file()).unwrap();
+        layout.signal_start().unwrap();
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The workspace of a container job: its own copy of the checkout, so parallel jobs cannot
-//! trample each other. In a git checkout it holds the tracked and untracked files that are
+//! trample each other or the checkout. Each file is a clone (`FICLONE`: blocks shared
+//! copy-on-write) where the file system can make one, else a copy; never a hard link, which
+//! a job could write through. In a git checkout it holds the tracked and untracked files that are
 //! not ignored (`.git` only when asked); elsewhere, everything but `.git`. Files keep their
 //! modification times, so build tools see the checkout as it is (a warm cache stays warm).
 
@@ -58,17 +60,14 @@ pub fn copy_checkout(src: &Path, dest: &Path, with_git: bool) -> Result<usize, E
     Ok(copied)
 }
 
-/// Tracked and untracked, not ignored files of the git work tree at `dir`, relative to it;
-/// `None` when `dir` is not the top of a work tree.
+/// Tracked and untracked, not ignored files of the git work tree `dir` is in, relative to
+/// `dir`; `None` when it is in none. One `git` process: `ls-files` fails outside a work tree.
 fn git_files(dir: &Path) -> Option<Vec<PathBuf>> {
-    let top = Command::new("git").arg("-C").arg(dir).args(["rev-parse", "--show-toplevel"]).output().ok()?;
-    if !top.status.success() {
-        return None;
-    }
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
         .args(["ls-files", "--cached", "--others", "--exclude-standard", "-z"])
+        .stderr(std::process::Stdio::null())
         .output()
         .ok()?;
     if !out.status.success() {
@@ -116,17 +115,49 @@ fn copy_entry(from: &Path, to: &Path) -> Result<usize, Error> {
         let target = std::fs::read_link(from).map_err(err)?;
         std::os::unix::fs::symlink(target, to).map_err(err)?;
     } else if meta.is_file() {
-        std::fs::copy(from, to).map_err(err)?;
-        // With the original time, as a warm `cargo build` in the checkout would see it: a new
-        // time on every file makes cargo rebuild what a restored `target` cache holds.
-        let modified = meta.modified().map_err(err)?;
-        // Opened to read: setting times needs ownership, not write access (the copy may be
-        // read-only).
-        std::fs::File::open(to).and_then(|file| file.set_modified(modified)).map_err(err)?;
+        copy_file(from, to, &meta).map_err(err)?;
     } else {
         return Ok(0);
     }
     Ok(1)
+}
+
+/// Copies the regular file `from` (whose metadata is `meta`) to `to`, with its permissions and
+/// modification time: as a clone (`FICLONE`) where the file system can make one (btrfs, XFS,
+/// bcachefs: the two share their blocks until either is written, and a write to one never
+/// changes the other), else as a copy (`copy_file_range`, in the kernel).
+fn copy_file(from: &Path, to: &Path, meta: &std::fs::Metadata) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut src = std::fs::File::open(from)?;
+    let mut dest = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(meta.permissions().mode() & 0o7777)
+        .open(to)?;
+    if !clone(&src, &dest) {
+        std::io::copy(&mut src, &mut dest)?;
+    }
+    // The mode without the umask, as `fs::copy` gives it.
+    dest.set_permissions(meta.permissions())?;
+    // With the original time, as a warm `cargo build` in the checkout would see it: a new
+    // time on every file makes cargo rebuild what a restored `target` cache holds. Set
+    // through the open file, which works even when the copy is read-only.
+    dest.set_modified(meta.modified()?)
+}
+
+/// Makes the empty file `dest` a clone of `src`; false when the file system cannot (or they
+/// are on two file systems).
+#[cfg(target_os = "linux")]
+fn clone(src: &std::fs::File, dest: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: ioctl(2) FICLONE with two open file descriptors; no memory is passed.
+    unsafe { libc::ioctl(dest.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) == 0 }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn clone(_src: &std::fs::File, _dest: &std::fs::File) -> bool {
+    false
 }
 
 #[cfg(test)]
@@ -181,6 +212,28 @@ mod tests {
         let out = dest.path().join("work");
         copy_checkout(src.path(), &out, false).unwrap();
         assert_eq!(std::fs::metadata(out.join("lib.rs")).unwrap().modified().unwrap(), then);
+    }
+
+    /// A copy (or clone) is the job's own: writing it leaves the checkout alone; modes are kept.
+    #[test]
+    fn copies_are_the_jobs_own_with_their_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let src = tempfile::tempdir().unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(src.path().join("big.bin"), &big).unwrap();
+        std::fs::write(src.path().join("run.sh"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(src.path().join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(src.path().join("ro.txt"), "read only").unwrap();
+        std::fs::set_permissions(src.path().join("ro.txt"), std::fs::Permissions::from_mode(0o444)).unwrap();
+        let out = dest.path().join("work");
+        assert_eq!(copy_checkout(src.path(), &out, false).unwrap(), 3);
+        assert_eq!(std::fs::read(out.join("big.bin")).unwrap(), big);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&out.join("run.sh")), 0o755);
+        assert_eq!(mode(&out.join("ro.txt")), 0o444);
+        std::fs::write(out.join("big.bin"), "changed by the job").unwrap();
+        assert_eq!(std::fs::read(src.path().join("big.bin")).unwrap(), big);
     }
 
     #[test]

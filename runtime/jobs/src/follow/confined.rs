@@ -5,9 +5,11 @@
 //! `fstat` on the opened descriptor, which must be the entry `fstatat` saw), without blocking
 //! on a FIFO (`O_NONBLOCK`).
 //!
-//! It only opens, creates, renames and removes entries; what is read and how much is its
-//! callers' business ([`crate::follow`], `save`). New files are always created (`O_EXCL`) and
-//! moved into place with `renameat`: an existing entry is never opened for writing.
+//! It only opens, creates, renames and removes entries, and wakes a FIFO; what is read and how
+//! much is its callers' business ([`crate::follow`], `save`, [`crate::jobscript`]). New files
+//! are always created (`O_EXCL`) and moved into place with `renameat`: an existing entry is
+//! never opened for writing, except a FIFO by [`Dir::wake_fifo`] (checked to be one, before
+//! and after opening; it writes one newline and nothing else).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -187,6 +189,54 @@ impl Dir {
             return Err(refused(now, wanted));
         }
         Ok(OwnedFd::from(file))
+    }
+
+    /// Writes one newline to the FIFO `name` without blocking, to wake a reader waiting on it:
+    /// true when written, false when no one has it open for reading (or a newline waits in it
+    /// already). Anything but a FIFO is refused, as [`Dir::file`] refuses what is not a file:
+    /// the entry must be one before it is opened (without following a link, not blocking) and
+    /// the opened descriptor must be that entry.
+    pub(crate) fn wake_fifo(&self, name: &str) -> io::Result<bool> {
+        let is_fifo = |mode: libc::mode_t| mode & libc::S_IFMT == libc::S_IFIFO;
+        let not_fifo = |mode: libc::mode_t| {
+            let kind = Kind::of(mode);
+            let what = if kind == Kind::Other { "a socket or device" } else { kind.described() };
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("it is {what}, not a FIFO; the host follows no link in a job's directory"),
+            )
+        };
+        let seen = self.stat(name)?.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        if !is_fifo(seen.st_mode) {
+            return Err(not_fifo(seen.st_mode));
+        }
+        let c = c_name(name)?;
+        let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY | libc::O_CLOEXEC;
+        // SAFETY: openat(2) with a valid dir fd and NUL-terminated name; the fd is owned here.
+        let fd = match cvt(unsafe { libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags) }) {
+            Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
+            // A FIFO no one reads.
+            Err(err) if err.raw_os_error() == Some(libc::ENXIO) => return Ok(false),
+            Err(err) if err.raw_os_error() == Some(libc::ELOOP) => return Err(refused(Kind::Link, Kind::Other)),
+            Err(err) => return Err(err),
+        };
+        // SAFETY: an all-zero `stat` is a valid value for fstat(2) to fill.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat(2) of an fd owned here into a `stat`.
+        cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+        if !is_fifo(st.st_mode) || st.st_dev != seen.st_dev || st.st_ino != seen.st_ino {
+            return Err(not_fifo(st.st_mode));
+        }
+        loop {
+            // SAFETY: write(2) of one byte from a valid buffer to an fd owned here.
+            match cvt(unsafe { libc::write(fd.as_raw_fd(), b"\n".as_ptr().cast(), 1) } as libc::c_int) {
+                Ok(_) => return Ok(true),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                // Full: the reader has newlines to read already.
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(err) => return Err(err),
+            }
+        }
     }
 
     /// Opens subdirectory `name`, refusing a link or anything else.
