@@ -49,6 +49,11 @@ pub use time::now_ms;
 /// the pipeline script.
 pub const SCRIPT_CONFIG_ENV: &str = "MONKEYCI_SCRIPT";
 
+/// The value of [`SCRIPT_CONFIG_ENV`] saying that the configuration comes as JSON on the
+/// script's standard input instead: a build's configuration (a checkout's changed files) can
+/// be larger than the 128 KiB the kernel allows one environment variable.
+pub const SCRIPT_CONFIG_ON_STDIN: &str = "stdin";
+
 /// The exit code of a script that suspended: it exited while only container jobs run, and
 /// wants to be relaunched with `resume` once one of them ends.
 pub const SCRIPT_EXIT_SUSPENDED: u8 = 3;

@@ -16,7 +16,8 @@ use crate::durable::journal::Replay;
 use crate::durable::scope::Scope;
 use crate::protocol::error_chain;
 use crate::protocol::{
-    BuildStatus, EventKind, SCRIPT_CONFIG_ENV, SCRIPT_EXIT_SUSPENDED, ScriptConfig, ScriptMode, SuspendMode,
+    BuildStatus, EventKind, SCRIPT_CONFIG_ENV, SCRIPT_CONFIG_ON_STDIN, SCRIPT_EXIT_SUSPENDED, ScriptConfig, ScriptMode,
+    SuspendMode,
 };
 use crate::runner::{EventSink, Seams};
 use crate::{plan, scheduler};
@@ -36,6 +37,16 @@ pub(crate) fn main() -> ExitCode {
             );
             return ExitCode::from(PLANNING_FAILED);
         }
+    };
+    let config = if config == SCRIPT_CONFIG_ON_STDIN {
+        let mut text = String::new();
+        if let Err(err) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+            eprintln!("monkeyci: cannot read the script configuration from stdin: {err}");
+            return ExitCode::from(PLANNING_FAILED);
+        }
+        text
+    } else {
+        config
     };
     let config: ScriptConfig = match serde_json::from_str(&config) {
         Ok(config) => config,

@@ -88,6 +88,34 @@ fn uncommitted_changes_are_read_from_git() {
     assert_eq!(out.status("check-docs"), Some(JobStatus::Skipped), "{out:?}");
 }
 
+/// Found by the fixed-cost benchmark: a checkout with 10,000 untracked files failed every
+/// build with "Argument list too long", because the script's configuration (the changed
+/// files among it) went into one environment variable, which holds at most 128 KiB.
+#[test]
+fn thousands_of_changed_files_reach_the_pipeline() {
+    let repo = TestRepo::with_pipeline(
+        "many_changes",
+        r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+async fn count(ctx: &Ctx) -> Result<()> {
+    ctx.log(format!("{} added", ctx.changes().added.len()));
+    Ok(())
+}
+
+monkeyci_sdk::main!();
+"#,
+    );
+    let name = "x".repeat(60);
+    for i in 0..4000 {
+        repo.write(&format!("generated/{name}-{i:05}.txt"), "");
+    }
+    let out = MonkeyciCommand::run(repo.path()).output();
+    out.assert_code(0);
+    assert_eq!(out.log("count"), ["4000 added"], "{out:?}");
+}
+
 #[test]
 fn committed_changes_since_base_are_read_from_git() {
     let repo = repo_with_app_and_docs("committed_changes");

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use monkeyci_protocol::Masker;
 use monkeyci_protocol::{
     ApiEndpoint, BuildInfo, BuildStatus, Event, EventKind, OutputStream, ParamMap, Plan, SCRIPT_CONFIG_ENV,
-    SCRIPT_EXIT_SUSPENDED, ScriptConfig, ScriptMode, SuspendMode,
+    SCRIPT_CONFIG_ON_STDIN, SCRIPT_EXIT_SUSPENDED, ScriptConfig, ScriptMode, SuspendMode,
 };
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
@@ -299,6 +299,10 @@ struct Followed<F> {
     interrupts: u32,
 }
 
+/// The largest script configuration passed in its variable: the kernel takes at most 128 KiB
+/// for one.
+const CONFIG_IN_ENV_MAX: usize = 64 * 1024;
+
 impl<F: FnMut(Update)> Followed<F> {
     /// Runs `work` to its end while taking the build's events as they come: a sender waiting
     /// for room may be what `work` waits for.
@@ -323,19 +327,32 @@ impl<F: FnMut(Update)> Followed<F> {
     }
 
     /// Starts the script once and follows its events and lines until it exits.
+    ///
+    /// Its configuration is [`SCRIPT_CONFIG_ENV`]; one larger than [`CONFIG_IN_ENV_MAX`]
+    /// comes on its stdin ([`SCRIPT_CONFIG_ON_STDIN`]).
     async fn launch(&mut self, binary: &Path, checkout: &Path, config: &ScriptConfig) -> Result<ExitStatus, Error> {
+        let config = serde_json::to_string(config).map_err(Error::Config)?;
+        // A configuration too large for one variable (a checkout's changed files) comes on
+        // stdin.
+        let on_stdin = config.len() > CONFIG_IN_ENV_MAX;
         let mut child = tokio::process::Command::new(binary)
             // The user's environment, not what cargo or rustup set for MonkeyCI's own run.
             .env_clear()
             .envs(monkeyci_jobs::hostenv::user_vars())
-            .env(SCRIPT_CONFIG_ENV, serde_json::to_string(config).map_err(Error::Config)?)
+            .env(SCRIPT_CONFIG_ENV, if on_stdin { SCRIPT_CONFIG_ON_STDIN } else { &config })
             .current_dir(checkout)
-            .stdin(Stdio::null())
+            .stdin(if on_stdin { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .map_err(|source| Error::Spawn { binary: binary.to_owned(), source })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // A script that exits without reading it is judged by its exit, not here.
+            tokio::spawn(async move {
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut stdin, config.as_bytes()).await;
+            });
+        }
         let (line_tx, mut line_rx) = mpsc::unbounded_channel::<(OutputStream, String)>();
         if let Some(out) = child.stdout.take() {
             tokio::spawn(forward_lines(out, OutputStream::Stdout, line_tx.clone()));
