@@ -111,7 +111,8 @@ monkeyci_sdk::main!();
             let log = out.log("count");
             counts.push(log.iter().rev().find_map(|l| l.trim().parse::<u32>().ok()).expect("a count"));
             let saved = log.iter().any(|l| l.starts_with("saved cache `counter` ("));
-            let hit = log.iter().any(|l| l.starts_with("cache `counter` unchanged (key ") && l.ends_with(" hit): not saved"));
+            let hit =
+                log.iter().any(|l| l.starts_with("cache `counter` unchanged (key ") && l.ends_with(" hit): not saved"));
             // Build 0 restores nothing, build 3 the archive of key v1: both save theirs.
             let expect_saved = build == 0 || build == 3;
             assert_eq!((saved, hit), (expect_saved, !expect_saved), "{engine}: build {build}: {out:?}");
