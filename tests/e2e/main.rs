@@ -25,6 +25,9 @@ mod cli;
 /// Artifacts and caches: files handed between jobs of a build and kept between builds.
 mod artifacts;
 
+/// Build records: what a user reads later is kept, not workspace copies.
+mod records;
+
 /// Container jobs on the podman and host-shell engines: script lines and their logs, env,
 /// work dir and size, time limits, images without a shell or missing, secrets, parallelism,
 /// idempotent dispatch, Ctrl-C.

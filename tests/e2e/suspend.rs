@@ -8,7 +8,8 @@
 //! The tests look at the process table (`/proc`) for the pipeline binary
 //! (`$MONKEYCI_CACHE_DIR/bin/<hash>/<package>`), and count how often each job's code ran by the
 //! lines it appends to a log file outside the checkout. Container jobs show they run through
-//! marker files in their own work dir (`jobs/<job>-1/work/`, which podman containers see too).
+//! marker files in their own directory (`jobs/<job>-1/`, `$MONKEYCI_ROOT` inside, which podman
+//! containers see too; not in `work/`, which goes when the job ends).
 //! Each test runs on the shell engine, and on podman where it and the test images are here.
 
 use std::collections::BTreeSet;
@@ -136,8 +137,8 @@ impl ScriptWatch {
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
         let package = package.to_owned();
-        let mut started = file_in_new_build(&format!("jobs/{job}-1/work/started"));
-        let mut done = file_in_new_build(&format!("jobs/{job}-1/work/done"));
+        let mut started = file_in_new_build(&format!("jobs/{job}-1/started"));
+        let mut done = file_in_new_build(&format!("jobs/{job}-1/done"));
         let thread = std::thread::spawn(move || {
             let mut samples = Vec::new();
             while !stopped.load(Ordering::Relaxed) {
@@ -198,7 +199,7 @@ async fn before(ctx: &Ctx) -> Result<(u32, String)> {
 
 #[job(depends_on = [before])]
 fn CONTAINER_JOB(_ctx: &Ctx) -> ContainerJob {
-    container("IMAGE").script(["touch started", "sleep 5", "touch done"])
+    container("IMAGE").script(["touch \"$MONKEYCI_ROOT/started\"", "sleep 5", "touch \"$MONKEYCI_ROOT/done\""])
 }
 
 #[job(depends_on = [before, CONTAINER_JOB])]

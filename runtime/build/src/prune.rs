@@ -1,6 +1,6 @@
 //! Keeping the cache bounded: old build records (with their artifacts and stored journal
-//! records), pipeline binaries not used for a while, and all but the newest archives of each
-//! cache.
+//! records), the workspace copies crashed runs left in the records kept, pipeline binaries not
+//! used for a while, and all but the newest archives of each cache.
 //!
 //! [`Policy`] decides what is kept; [`prune()`] only removes. A build still running holds the
 //! lock of its record ([`crate::record::Recorder`]) and is never removed, however old. Its
@@ -66,6 +66,11 @@ pub struct Pruned {
     pub bytes: u64,
     /// Old builds kept because they still run.
     pub running: usize,
+    /// Workspace copies (and scratch directories) removed from the records kept: a crashed
+    /// run's, whose jobs never removed them.
+    pub workspaces: usize,
+    /// What could not be removed and why (it does not stop the prune).
+    pub warnings: Vec<String>,
 }
 
 impl std::fmt::Display for Pruned {
@@ -81,8 +86,15 @@ impl std::fmt::Display for Pruned {
             if self.blobs == 1 { "" } else { "s" },
             self.bytes as f64 / (1024.0 * 1024.0)
         )?;
+        if self.workspaces > 0 {
+            let s = if self.workspaces == 1 { "y" } else { "ies" };
+            write!(f, "; and {} workspace cop{s} left in the records kept", self.workspaces)?;
+        }
         if self.running > 0 {
             write!(f, "; kept {} old build{} still running", self.running, if self.running == 1 { "" } else { "s" })?;
+        }
+        for warning in &self.warnings {
+            write!(f, "\nwarning: {warning}")?;
         }
         Ok(())
     }
@@ -142,7 +154,34 @@ fn prune_builds(cache_dir: &Path, store: &dyn BlobStore, policy: &Policy, pruned
             remove_blobs(store, store.list_info(&prefix)?, pruned)?;
         }
     }
+    for id in &all[old..] {
+        let dir = builds_dir.join(id);
+        if !crate::record::is_running(&dir) {
+            remove_workspaces(&dir, pruned);
+        }
+    }
     Ok(())
+}
+
+/// The workspace copies a crashed run left in the record in `dir` (its jobs remove their own
+/// when they end). No link is followed: a link goes itself. What cannot be removed is a
+/// warning, not an error: a prune goes on.
+fn remove_workspaces(dir: &Path, pruned: &mut Pruned) {
+    for path in crate::record::workspaces(dir) {
+        let bytes = size_of_tree(&path);
+        let removed = match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
+            Ok(_) => std::fs::remove_file(&path),
+            Err(err) => Err(err),
+        };
+        match removed {
+            Ok(()) => {
+                pruned.workspaces += 1;
+                pruned.bytes += bytes;
+            }
+            Err(err) => pruned.warnings.push(format!("cannot remove {}: {err}", path.display())),
+        }
+    }
 }
 
 /// Pipeline binaries (`bin/<hash>/`) not used for `unused_binaries` (the compiler touches a
@@ -295,6 +334,46 @@ mod tests {
             ]
         );
         assert_eq!(prune(cache, &store, &policy).unwrap(), Pruned::default(), "a second prune finds nothing");
+    }
+
+    /// A crashed run's record kept the workspace copy of each job it ran (a `target/` each):
+    /// pruning removes them from the records it keeps, but not from a build still running,
+    /// and keeps what a user reads later.
+    #[test]
+    fn workspaces_left_in_kept_records_go_but_not_while_the_build_runs() {
+        let cache = tempfile::tempdir().unwrap();
+        let cache = cache.path();
+        let store = LocalBlobStore::new(cache).unwrap();
+        let outside = cache.join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("keep"), "keep").unwrap();
+        for id in ["b-crashed", "b-running"] {
+            build(cache, id, Duration::ZERO);
+            let job = cache.join("builds").join(id).join("jobs/test-1");
+            std::fs::create_dir_all(job.join("work/target/debug")).unwrap();
+            std::fs::write(job.join("work/target/debug/big"), vec![0u8; 8192]).unwrap();
+            std::os::unix::fs::symlink(&outside, job.join("work/target/link")).unwrap();
+            std::fs::create_dir_all(job.join("tmp")).unwrap();
+            std::fs::create_dir_all(job.join("logs")).unwrap();
+            std::fs::write(job.join("logs/0.out"), "out").unwrap();
+            std::fs::write(job.join("events.jsonl"), "{}\n").unwrap();
+        }
+        let lock = crate::record::lock(&cache.join("builds/b-running")).unwrap();
+
+        let pruned = prune(cache, &store, &Policy::default()).unwrap();
+        assert_eq!((pruned.builds, pruned.workspaces), (0, 2), "{pruned}");
+        assert!(pruned.bytes >= 8192 && pruned.warnings.is_empty(), "{pruned}");
+        assert!(pruned.to_string().ends_with("; and 2 workspace copies left in the records kept"), "{pruned}");
+        let crashed = cache.join("builds/b-crashed/jobs/test-1");
+        assert!(!crashed.join("work").exists() && !crashed.join("tmp").exists());
+        assert!(crashed.join("logs/0.out").is_file() && crashed.join("events.jsonl").is_file());
+        assert!(outside.join("keep").is_file(), "a link in a workspace is not followed");
+        let running = cache.join("builds/b-running/jobs/test-1");
+        assert!(running.join("work/target/debug/big").is_file(), "a running build's jobs may use theirs");
+
+        drop(lock);
+        assert_eq!(prune(cache, &store, &Policy::default()).unwrap().workspaces, 2);
+        assert_eq!(crate::record::workspaces(&cache.join("builds/b-running")), Vec::<PathBuf>::new());
     }
 
     #[test]

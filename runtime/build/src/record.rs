@@ -3,8 +3,11 @@
 //!
 //! A build's directory (`<cache>/builds/<build id>/`) holds `events.jsonl` (every event, in
 //! order), `logs/<job>.log` (each job's output lines, as shown live) and `jobs/<job>-<attempt>/`
-//! (container jobs' own directories, with `logs/<i>.out|.err` per command, written by
-//! `monkeyci-jobs`). Writing is best-effort: a full disk warns once on stderr and never fails
+//! (container jobs' own directories, written by `monkeyci-jobs`: `logs/<i>.out|.err` per
+//! command, the job's own `events.jsonl` and its `script/` lines). What a user reads later is
+//! kept, not workspaces: a job's workspace copy (`work/`) and scratch (`tmp/`) are removed once
+//! the job ended, and [`prune`](crate::prune) removes those a crashed run left
+//! ([`workspaces`]). Writing is best-effort: a full disk warns once on stderr and never fails
 //! the build. Removing old records is [`prune`](crate::prune)'s.
 //!
 //! ```
@@ -194,6 +197,21 @@ pub(crate) fn binaries_in_use(builds_dir: &Path) -> Vec<PathBuf> {
         .filter_map(|dir| std::fs::read(dir.join("binary")).ok())
         .map(|bytes| PathBuf::from(String::from_utf8_lossy(&bytes).into_owned()))
         .collect()
+}
+
+/// The workspace copies and scratch directories (`jobs/<job>-<attempt>/work`, `.../tmp`) in the
+/// record in `dir`: a job's are removed when it ends, so these are a crashed run's (or of a
+/// job that runs, in a running build's record).
+pub(crate) fn workspaces(dir: &Path) -> Vec<PathBuf> {
+    let Ok(jobs) = std::fs::read_dir(dir.join("jobs")) else { return Vec::new() };
+    let mut found: Vec<PathBuf> = jobs
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .flat_map(|e| ["work", "tmp"].map(|name| e.path().join(name)))
+        .filter(|path| std::fs::symlink_metadata(path).is_ok())
+        .collect();
+    found.sort();
+    found
 }
 
 /// The recorded builds in `builds_dir`, oldest first.

@@ -1,5 +1,8 @@
 //! What a job leaves once it ended: its per-command logs with secrets masked, its artifacts
-//! (whenever its script ran) and, after a success, its caches.
+//! (whenever its script ran) and, after a success, its caches (not saved again when restored
+//! by the key they have, see [`files`]); and what it does not leave: its workspace copy, which
+//! [`discard_work`] removes once all of that is saved, so the build record keeps what a user
+//! reads later (the job's logs, events and script), not a `target/` per job.
 //!
 //! It reads the job's directory and writes the build's blobs; it must not judge the job
 //! beyond "an artifact that cannot be saved fails a job that succeeded", nor send events (its
@@ -10,13 +13,15 @@
 //! job's log limit, and a masked log is a new file renamed over the old entry, never a write
 //! into an existing file. Links and other special files in `logs/`, or a `logs` that is not a
 //! directory, are removed (the link, not what it points to), so the build record holds none.
+//! The workspace copy is removed the same way: no link in it is followed.
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use monkeyci_protocol::error_chain as chain;
 use monkeyci_protocol::{ContainerResult, ContainerSpec, JobStatus, Masker, OutputStream};
-use monkeyci_store::files::{self, JobFiles};
+use monkeyci_store::files::{self, CacheSave, JobFiles};
 
 use crate::follow::LOG_LIMIT;
 use crate::follow::confined::{Dir, Kind};
@@ -187,7 +192,13 @@ pub(crate) async fn save_files(
         }
         for cache in &caches {
             match files.save_cache(cache, &work, &scratch) {
-                Ok(count) => notes.push((OutputStream::Stdout, format!("saved cache `{}` ({count} files)", cache.id))),
+                Ok(CacheSave::Saved(count)) => {
+                    notes.push((OutputStream::Stdout, format!("saved cache `{}` ({count} files)", cache.id)))
+                }
+                Ok(CacheSave::KeyHit(hash)) => notes.push((
+                    OutputStream::Stdout,
+                    format!("cache `{}` unchanged (key {hash} hit): not saved", cache.id),
+                )),
                 Err(err) => notes
                     .push((OutputStream::Stderr, format!("warning: cache `{}` not saved: {}", cache.id, chain(&err)))),
             }
@@ -199,5 +210,93 @@ pub(crate) async fn save_files(
         Err(e) => (Vec::new(), Err(Error::Task(e))),
         Ok((notes, Some(err))) if succeeded => (notes, Err(err)),
         Ok((notes, _)) => (notes, Ok(())),
+    }
+}
+
+/// Removes the job's workspace copy (`work/`) and its scratch directory (`tmp/`) once the job
+/// ended and its artifacts and caches are saved, whatever its status: nothing reads them
+/// afterwards. [`std::fs::remove_dir_all`] follows no link (a link is removed, not what it
+/// points to). A failure is a warning for the job's output, never the job's failure; pruning
+/// (after every `monkeyci build run`, and `monkeyci cache prune`) removes what is left, from
+/// records of crashed runs too.
+pub(crate) async fn discard_work(files: &JobFiles, layout: &JobLayout) -> Vec<Note> {
+    files.forget(&layout.work_root());
+    let dirs = [layout.work_root(), layout.root().join("tmp")];
+    tokio::task::spawn_blocking(move || discard(&dirs)).await.unwrap_or_default()
+}
+
+fn discard(dirs: &[PathBuf]) -> Vec<Note> {
+    let mut notes = Vec::new();
+    for dir in dirs {
+        // A job may have left a file or a link in the place of the directory: it goes itself.
+        let removed = match std::fs::symlink_metadata(dir) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(dir),
+            Ok(_) => std::fs::remove_file(dir),
+            Err(err) => Err(err),
+        };
+        match removed {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => notes.push((
+                OutputStream::Stderr,
+                format!(
+                    "monkeyci: warning: cannot remove {} from the build record: {err}; `monkeyci cache prune` \
+                     tries again",
+                    dir.display()
+                ),
+            )),
+        }
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    /// A job's workspace copy is removed once it ended, and no link in it is followed: what a
+    /// link points to outside stays, whether the link is inside `work/` or `work` itself.
+    #[tokio::test]
+    async fn the_workspace_copy_goes_without_following_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(outside.join("dir")).unwrap();
+        std::fs::write(outside.join("dir/keep"), "keep").unwrap();
+        std::fs::write(outside.join("file"), "keep").unwrap();
+        let store: Arc<dyn monkeyci_store::BlobStore> =
+            Arc::new(monkeyci_store::LocalBlobStore::new(tmp.path().join("blobs")).unwrap());
+        let files = JobFiles::new(store, "b1", tmp.path());
+
+        let layout = JobLayout::new(tmp.path().join("jobs/j-1"));
+        let work = layout.work_root();
+        std::fs::create_dir_all(work.join("target/debug")).unwrap();
+        std::fs::write(work.join("target/debug/big"), vec![0u8; 1 << 20]).unwrap();
+        symlink(outside.join("dir"), work.join("target/link-dir")).unwrap();
+        symlink(outside.join("file"), work.join("link-file")).unwrap();
+        std::fs::create_dir_all(layout.root().join("tmp")).unwrap();
+        std::fs::create_dir_all(layout.logs_dir()).unwrap();
+        std::fs::write(layout.stdout_log(0), "out").unwrap();
+        assert!(discard_work(&files, &layout).await.is_empty());
+        assert!(!work.exists() && !layout.root().join("tmp").exists());
+        assert_eq!(std::fs::read_to_string(layout.stdout_log(0)).unwrap(), "out", "the logs stay");
+        assert!(outside.join("dir/keep").is_file() && outside.join("file").is_file());
+
+        // A job that replaced `work` with a link: the link goes, not what it points to.
+        let layout = JobLayout::new(tmp.path().join("jobs/j-2"));
+        std::fs::create_dir_all(layout.root()).unwrap();
+        symlink(&outside, layout.work_root()).unwrap();
+        assert!(discard_work(&files, &layout).await.is_empty());
+        assert!(std::fs::symlink_metadata(layout.work_root()).is_err());
+        assert!(outside.join("dir/keep").is_file() && outside.join("file").is_file());
+        // Nothing to remove is no warning.
+        assert!(discard_work(&files, &layout).await.is_empty());
+
+        // What cannot be removed is said, and fails nothing.
+        let notes = discard(&[outside.join("file/work")]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].1.starts_with("monkeyci: warning: cannot remove "), "{notes:?}");
+        assert!(notes[0].1.ends_with("`monkeyci cache prune` tries again"), "{notes:?}");
     }
 }

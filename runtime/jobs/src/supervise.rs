@@ -105,6 +105,7 @@ pub(crate) async fn run_job(
             if let Err(err) = saved {
                 result = JobError::from(err).result(result.exit);
             }
+            emit_notes(&events, save::discard_work(&build.dirs.files, &layout).await);
             result
         }
         Err(err) => {

@@ -3,16 +3,20 @@
 //!
 //! Keys come from [`crate::keys`]: artifacts are scoped to the build, caches shared by the
 //! builds of a repository (a cache's key hashes its key files, and a cache without an exact
-//! match falls back to the newest of the same id). Paths are relative to the job's work dir and
-//! restored at the same place. Archives are made by [`monkeyci_archive`]; this module only picks
+//! match falls back to the newest of the same id). A key's archive is kept as first saved, as
+//! CI caches do: a cache restored by its exact key whose key files did not change is not packed
+//! and saved again ([`CacheSave::KeyHit`]); one restored from nothing or from another key is.
+//! Paths are relative to the job's work dir and restored at the same place. Archives are made by [`monkeyci_archive`]; this module only picks
 //! the paths and keys. Every function blocks: call them from `spawn_blocking`.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use monkeyci_protocol::id::InvalidId;
 use monkeyci_protocol::{ArtifactSpec, CacheSpec, RestoreSpec};
+use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
 use monkeyci_archive as archive;
@@ -72,12 +76,25 @@ pub enum Error {
     Store(#[from] crate::Error),
 }
 
+/// What [`JobFiles::save_cache`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheSave {
+    /// The cache was packed and saved; holds the number of files.
+    Saved(u64),
+    /// Nothing was saved: the cache was restored by the key it has now (holds the key's hash),
+    /// and a key's archive is kept as first saved.
+    KeyHit(String),
+}
+
 /// Where a build's artifacts and a repository's caches live.
 #[derive(Clone)]
 pub struct JobFiles {
     store: Arc<dyn BlobStore>,
     build_id: String,
     repo: String,
+    /// The caches restored by their exact key: (work dir, key), until they are saved or
+    /// [forgotten](JobFiles::forget).
+    hits: Arc<Mutex<HashSet<(PathBuf, BlobKey)>>>,
 }
 
 impl JobFiles {
@@ -86,7 +103,7 @@ impl JobFiles {
         // A local repository is known by where it is; the digest keeps the key short and safe.
         let digest = Sha256::digest(checkout.to_string_lossy().as_bytes());
         let repo: String = hex::encode(&digest[..8]);
-        JobFiles { store, build_id: build_id.to_owned(), repo }
+        JobFiles { store, build_id: build_id.to_owned(), repo, hits: Arc::default() }
     }
 
     fn artifact_key(&self, id: &str) -> Result<BlobKey, Error> {
@@ -118,34 +135,58 @@ impl JobFiles {
     }
 
     /// Restores a cache into `work`: the one for the current key files, else the newest of the
-    /// same id. Returns which key was restored, if any.
+    /// same id. Returns which key was restored, if any. An exact hit is remembered for
+    /// [`save_cache`](JobFiles::save_cache) of the same work dir.
     pub fn restore_cache(&self, spec: &CacheSpec, work: &Path) -> Result<Option<String>, Error> {
         check_id("cache", &spec.id)?;
         checked_path("cache", &spec.id, &spec.path)?;
         let exact = self.cache_key(spec, work)?;
-        let key = if self.store.exists(&exact)? {
-            Some(exact)
+        let (key, hit) = if self.store.exists(&exact)? {
+            (Some(exact), true)
         } else {
-            self.store.newest(&keys::cache_prefix(&self.repo, &spec.id))?
+            (self.store.newest(&keys::cache_prefix(&self.repo, &spec.id))?, false)
         };
         let Some(key) = key else { return Ok(None) };
         match self.store.get(&key)? {
             Some(reader) => {
                 archive::unpack(reader, work)?;
-                Ok(Some(key.as_str().rsplit('/').next().unwrap_or_default().trim_end_matches(".tar.zst").to_owned()))
+                let hash = key_hash(&key);
+                if hit {
+                    self.hits.lock().insert((work.to_owned(), key));
+                }
+                Ok(Some(hash))
             }
             None => Ok(None),
         }
     }
 
-    /// Saves a cache from `work` under the current key; returns the number of files.
-    pub fn save_cache(&self, spec: &CacheSpec, work: &Path, scratch: &Path) -> Result<u64, Error> {
+    /// Saves a cache from `work` under the current key, unless it was restored into `work` by
+    /// that very key ([`CacheSave::KeyHit`]: the key files did not change, and a key's archive
+    /// is kept as first saved).
+    pub fn save_cache(&self, spec: &CacheSpec, work: &Path, scratch: &Path) -> Result<CacheSave, Error> {
         let path = checked_path("cache", &spec.id, &spec.path)?;
+        let key = self.cache_key(spec, work)?;
+        let hit = {
+            let mut hits = self.hits.lock();
+            let hit = hits.remove(&(work.to_owned(), key.clone()));
+            // A hit under a key the job changed since is done with too.
+            let prefix = format!("{}/", keys::cache_prefix(&self.repo, &spec.id));
+            hits.retain(|(dir, old)| dir != work || !old.as_str().starts_with(&prefix));
+            hit
+        };
+        if hit {
+            return Ok(CacheSave::KeyHit(key_hash(&key)));
+        }
         if std::fs::symlink_metadata(work.join(&path)).is_err() {
             return Err(Error::NothingToSave { what: "cache", id: spec.id.clone(), path: spec.path.clone() });
         }
-        let key = self.cache_key(spec, work)?;
-        self.put_archive(&key, work, &path, scratch)
+        self.put_archive(&key, work, &path, scratch).map(CacheSave::Saved)
+    }
+
+    /// Forgets the caches restored into `work` that were not saved (the job failed, or the
+    /// key changed): call it once the job using `work` ended.
+    pub fn forget(&self, work: &Path) {
+        self.hits.lock().retain(|(dir, _)| dir != work);
     }
 
     /// The key of the cache for the current key files.
@@ -207,6 +248,11 @@ impl ActionArtifacts {
         let spec = RestoreSpec { id: id.to_owned(), optional: true };
         self.files.restore_artifact(&spec, &self.checkout)
     }
+}
+
+/// The hash part of a cache's key (`caches/<repo>/<id>/<hash>.tar.zst`).
+fn key_hash(key: &BlobKey) -> String {
+    key.as_str().rsplit('/').next().unwrap_or_default().trim_end_matches(".tar.zst").to_owned()
 }
 
 fn check_id(what: &'static str, id: &str) -> Result<(), Error> {
@@ -285,5 +331,55 @@ mod tests {
             .save_artifact(&ArtifactSpec { id: "dist".into(), path: "out".into() }, &work, tmp.path())
             .unwrap_err();
         assert_eq!(err.to_string(), "path `out` of artifact `dist` does not exist in the work dir: nothing to save");
+    }
+
+    /// What real projects' CI showed: a cache whose key hit was packed and saved again after
+    /// every job (5 s of a 17 s job). A key's archive is kept as first saved; a cache restored
+    /// from nothing or from another key, or whose key files changed during the job, is saved.
+    #[test]
+    fn a_cache_restored_by_its_exact_key_is_not_saved_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store: Arc<dyn BlobStore> = Arc::new(crate::LocalBlobStore::new(tmp.path().join("store")).unwrap());
+        let files = JobFiles::new(Arc::clone(&store), "b1", tmp.path());
+        let spec = CacheSpec { id: "target".into(), path: "target".into(), key_files: vec!["Cargo.lock".into()] };
+        let scratch = tmp.path().join("scratch");
+        let job = |name: &str, lock: &str| {
+            let work = tmp.path().join(name);
+            std::fs::create_dir_all(work.join("target")).unwrap();
+            std::fs::write(work.join("Cargo.lock"), lock).unwrap();
+            std::fs::write(work.join("target").join(name), name).unwrap();
+            work
+        };
+        let archives = || store.list("caches").unwrap().len();
+
+        let first = job("first", "v1");
+        assert_eq!(files.restore_cache(&spec, &first).unwrap(), None);
+        assert_eq!(files.save_cache(&spec, &first, &scratch).unwrap(), CacheSave::Saved(1));
+
+        let second = job("second", "v1");
+        let hash = files.restore_cache(&spec, &second).unwrap().unwrap();
+        assert_eq!(files.save_cache(&spec, &second, &scratch).unwrap(), CacheSave::KeyHit(hash));
+        assert_eq!(archives(), 1);
+
+        // Restored from another key: saved under the new one.
+        let third = job("third", "v2");
+        assert!(files.restore_cache(&spec, &third).unwrap().is_some());
+        assert!(third.join("target/first").is_file(), "the newest archive of the id is restored");
+        assert!(matches!(files.save_cache(&spec, &third, &scratch).unwrap(), CacheSave::Saved(_)));
+        assert_eq!(archives(), 2);
+
+        // A key hit whose key files change during the job: saved under the new key.
+        let fourth = job("fourth", "v2");
+        assert!(files.restore_cache(&spec, &fourth).unwrap().is_some());
+        std::fs::write(fourth.join("Cargo.lock"), "v3").unwrap();
+        assert!(matches!(files.save_cache(&spec, &fourth, &scratch).unwrap(), CacheSave::Saved(_)));
+        assert_eq!(archives(), 3);
+
+        // A hit not saved (the job failed) is forgotten with its work dir.
+        let fifth = job("fifth", "v3");
+        assert!(files.restore_cache(&spec, &fifth).unwrap().is_some());
+        assert_eq!(files.hits.lock().len(), 1);
+        files.forget(&fifth);
+        assert!(files.hits.lock().is_empty());
     }
 }
