@@ -101,11 +101,12 @@ pub(crate) async fn run_job(
             progress.notes(save::mask_logs(&build.masker, &layout, request.spec.script.len()).await);
             let (notes, saved) = save::save_files(&build.dirs.files, &request.spec, &layout, &result).await;
             progress.notes(notes);
+            // Nothing reads the workspace copy once its artifacts and caches are saved.
+            progress.notes(save::discard_work(&build.dirs.files, &layout).await);
             progress.outbox.flush().await;
             if let Err(err) = saved {
                 result = JobError::from(err).result(result.exit);
             }
-            emit_notes(&events, save::discard_work(&build.dirs.files, &layout).await);
             result
         }
         Err(err) => {
