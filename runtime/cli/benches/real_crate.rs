@@ -22,15 +22,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{children_cpu_seconds, median, median_duration};
+
 /// The crate, and the version requirement fetched.
 const CRATE: (&str, &str) = ("semver", "=1.0.26");
 const RUNS: usize = 3;
-/// The variables the shell engine passes on to a job: the peer runs with the same.
-const HOST_ENV: [&str; 5] = ["PATH", "HOME", "USER", "LANG", "TMPDIR"];
 
 fn main() {
     let bin = env!("CARGO_BIN_EXE_monkeyci");
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
+    let workspace = common::workspace();
     // Outside the workspace: a crate below it would be taken for one of its members.
     let tmp = tempfile::Builder::new().prefix("monkeyci-real-crate-").tempdir().unwrap();
     // The pipeline cache is kept between bench runs, so the sdk compiles once; outside the
@@ -83,8 +85,10 @@ fn main() {
     let peer_verbose = run_by_hand(&commands, &by_hand, true);
     let peer_dirty = peer_verbose.output.lines().filter(|l| l.contains("Dirty")).count();
 
-    let (ours_wall, peer_wall) = (median(ours.iter().map(|r| r.wall)), median(peer.iter().map(|r| r.wall)));
-    let (ours_cpu, peer_cpu) = (median_f(ours.iter().map(|r| r.cpu)), median_f(peer.iter().map(|r| r.cpu)));
+    let wall = |runs: &[Run]| median_duration(&mut runs.iter().map(|r| r.wall).collect::<Vec<_>>());
+    let cpu = |runs: &[Run]| median(&runs.iter().map(|r| r.cpu).collect::<Vec<_>>());
+    let (ours_wall, peer_wall) = (wall(&ours), wall(&peer));
+    let (ours_cpu, peer_cpu) = (cpu(&ours), cpu(&peer));
     println!(
         "warm `{}` {} ({}), median of {RUNS} runs: {}",
         CRATE.0,
@@ -178,18 +182,6 @@ fn copy_tree(from: &Path, to: &Path) {
 /// `Cargo.lock`. Its `-v` variant (from `MONKEYCI_BENCH_VERBOSE` in a build parameter) passes
 /// `-v` to cargo.
 fn pipeline(repo: &Path, workspace: &Path, commands: &[&str]) {
-    let crate_dir = repo.join(".monkeyci");
-    std::fs::create_dir_all(crate_dir.join("src")).unwrap();
-    std::fs::write(
-        crate_dir.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"bench-real-crate\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\n\
-             monkeyci-sdk = {{ path = {:?} }}\n\n[workspace]\n",
-            workspace.join("monkeyci-sdk")
-        ),
-    )
-    .unwrap();
-    std::fs::copy(workspace.join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
     let main = format!(
         r#"use monkeyci_sdk::prelude::*;
 
@@ -206,7 +198,7 @@ fn ci(_ctx: &Ctx) -> ContainerJob {{
 monkeyci_sdk::main!();
 "#
     );
-    std::fs::write(crate_dir.join("src/main.rs"), main).unwrap();
+    common::write_pipeline(&repo.join(".monkeyci"), workspace, "bench-real-crate", "", &main);
 }
 
 /// One run of a side: its wall time, the CPU-seconds of the processes it waited for, and what
@@ -231,44 +223,17 @@ fn run_by_hand(commands: &[&str], dir: &Path, verbose: bool) -> Run {
     let script = commands.iter().map(|c| if verbose { format!("{c} -v") } else { c.to_string() });
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-ec").arg(script.collect::<Vec<_>>().join("\n")).current_dir(dir).env_clear();
-    for var in HOST_ENV {
-        if let Some(value) = std::env::var_os(var) {
-            cmd.env(var, value);
-        }
-    }
+    // The variables the shell engine passes on to a job: the peer runs with the same.
+    cmd.envs(monkeyci_jobs::hostenv::host_job_vars());
     measured(cmd, "the commands by hand")
 }
 
 fn measured(mut cmd: Command, what: &str) -> Run {
-    let cpu_before = children_cpu();
+    let cpu_before = children_cpu_seconds();
     let started = Instant::now();
     let out = cmd.stdin(Stdio::null()).output().unwrap();
     let wall = started.elapsed();
     let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{what} failed:\n{output}");
-    Run { wall, cpu: children_cpu() - cpu_before, output }
-}
-
-/// CPU-seconds (user and system) of the children this process waited for.
-fn children_cpu() -> f64 {
-    // SAFETY: getrusage only fills the struct it is given.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-        usage
-    };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
-}
-
-fn median(samples: impl Iterator<Item = Duration>) -> Duration {
-    let mut sorted: Vec<Duration> = samples.collect();
-    sorted.sort();
-    sorted[sorted.len() / 2]
-}
-
-fn median_f(samples: impl Iterator<Item = f64>) -> f64 {
-    let mut sorted: Vec<f64> = samples.collect();
-    sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
+    Run { wall, cpu: children_cpu_seconds() - cpu_before, output }
 }
