@@ -62,6 +62,11 @@ pub struct PlannedJob {
     /// declared `idempotent = false` fails instead, and the script never suspends under it.
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub idempotent: bool,
+    /// Its failure (or timeout) does not fail the build, and jobs depending on it run as if
+    /// it had succeeded: `#[job(allow_failure)]`, for jobs such as an MSRV check. It still
+    /// ends with status `failure` (or `timeout`), shown as allowed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_failure: bool,
     /// What a container job runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<ContainerSpec>,

@@ -158,6 +158,7 @@ pub use secret::Secret;
 /// | `timeout = "10m"` | stops an attempt after this long (`500ms`, `30s`, `10m`, `1h30m`) |
 /// | `retries = 2` | runs an action job again when it fails, up to this many times |
 /// | `idempotent = false` | an action job that must not run twice: the script does not suspend while it runs, and after a crash it fails instead of running again ([`Job::idempotent`]) |
+/// | `allow_failure` | its failure or timeout does not fail the build; it shows as `failure (allowed)` and its dependents run as if it had succeeded ([`Job::allow_failure`]) |
 ///
 /// ```
 /// use monkeyci_sdk::prelude::*;

@@ -149,6 +149,7 @@ fn planned(job: &Job) -> PlannedJob {
         timeout_ms: job.timeout.map(|t| t.as_millis() as u64),
         retries: job.retries,
         idempotent: job.idempotent,
+        allow_failure: job.allow_failure,
         container,
         declared_at: job.declared_at.clone(),
     }
@@ -208,6 +209,7 @@ fn registered_jobs(ctx: &Ctx, watch: &Watch) -> Result<(Vec<Job>, Vec<SkippedJob
         job.timeout = def.timeout_ms.map(Duration::from_millis);
         job.retries = def.retries;
         job.idempotent = def.idempotent;
+        job.allow_failure = def.allow_failure;
         job.declared_at = Some(def.location.to_owned());
         jobs.push(job);
     }

@@ -361,3 +361,25 @@ fn suspend_and_resume_runs_each_container_once_and_publishes() {
     assert!(published[0].starts_with("publishing v1.0.0 (both suites passed) as release "), "{out:?}");
     out.assert_stdout_contains("script suspended while");
 }
+
+/// Runs failure-handling on the shell engine with `context`.
+fn failure_handling(context: &[&str]) -> crate::util::Output {
+    MonkeyciCommand::run(example("failure-handling")).args(["--engine", "shell"]).args(context).output()
+}
+
+#[test]
+fn failure_handling_an_allowed_failure_keeps_the_build_green() {
+    let out = failure_handling(&["--branch", "main"]);
+    out.assert_code(0);
+    assert_eq!(out.status("msrv"), Some(JobStatus::Failure), "{out:?}");
+    assert_eq!(out.status("package"), Some(JobStatus::Success), "its dependents run; {out:?}");
+    assert_eq!(out.log("package"), ["packaged app.tar.gz"]);
+    let (status, why) = out.build_end().expect("script/end");
+    assert_eq!(status, BuildStatus::Success);
+    assert_eq!(why, Some("job `msrv` failed, which it is allowed to"), "{out:?}");
+    // Shown as allowed, in the job's line and in the summary.
+    out.assert_stdout_contains("[msrv] failure (allowed) after");
+    let row = out.stdout.lines().find(|l| l.starts_with("msrv ")).unwrap_or_default();
+    assert!(row.contains("failure (allowed)"), "{out:?}");
+    out.assert_stdout_contains("build success: job `msrv` failed, which it is allowed to");
+}

@@ -54,6 +54,7 @@ pub struct Job {
     pub(crate) timeout: Option<Duration>,
     pub(crate) retries: u32,
     pub(crate) idempotent: bool,
+    pub(crate) allow_failure: bool,
     pub(crate) body: JobBodyKind,
     pub(crate) declared_at: Option<String>,
 }
@@ -88,6 +89,7 @@ impl Job {
             timeout: None,
             retries: 0,
             idempotent: true,
+            allow_failure: false,
             body,
             declared_at: None,
         }
@@ -141,6 +143,23 @@ impl Job {
     /// ```
     pub fn idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = idempotent;
+        self
+    }
+
+    /// Lets this job fail without failing the build (GitHub's `continue-on-error`, GitLab's
+    /// `allow_failure`), for checks you want to see but not block on, such as a build on the
+    /// minimum supported Rust version. A failure or timeout still shows as such, marked as
+    /// allowed; jobs depending on it run as if it had succeeded (an action job's output is
+    /// then missing: [`Ctx::output`] fails). A canceled build is still canceled.
+    ///
+    /// ```
+    /// use monkeyci_sdk::prelude::*;
+    ///
+    /// let msrv = Job::container("msrv", container("rust:1.80").script(["cargo check"])).allow_failure();
+    /// # let _ = msrv;
+    /// ```
+    pub fn allow_failure(mut self) -> Self {
+        self.allow_failure = true;
         self
     }
 

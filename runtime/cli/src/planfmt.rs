@@ -60,6 +60,9 @@ fn text(plan: &Plan) -> String {
         if !job.idempotent {
             line.push_str("  [not idempotent]");
         }
+        if job.allow_failure {
+            line.push_str("  [may fail]");
+        }
         let _ = writeln!(out, "{}", line.trim_end());
     }
     if !plan.skipped.is_empty() {
@@ -122,6 +125,7 @@ mod tests {
             blocked: false,
             timeout_ms: None,
             retries: 0,
+            allow_failure: false,
             idempotent: true,
             container: None,
             declared_at: None,

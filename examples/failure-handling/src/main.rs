@@ -1,0 +1,53 @@
+//! Failures a pipeline plans for.
+//!
+//! `#[job(allow_failure)]` lets a job fail without failing the build: `msrv` builds on the
+//! oldest supported Rust, which is worth seeing but not worth blocking a merge on. Its failure
+//! shows as `failure (allowed)`, the build succeeds, and `package`, which depends on it, runs
+//! as if it had succeeded (as GitHub's `continue-on-error` does for `needs`).
+//!
+//! The container jobs run anywhere with `--engine shell` (their images are then ignored).
+
+use monkeyci_sdk::prelude::*;
+
+/// Builds with the minimum supported Rust version; it fails today, and may.
+#[job(allow_failure)]
+fn msrv(_ctx: &Ctx) -> ContainerJob {
+    container("docker.io/rust:1.80")
+        .script(["echo 'error[E0658]: `let` expressions in this position are unstable'", "exit 101"])
+}
+
+/// Runs the tests: they fail on the branch `broken`, as a real regression would.
+#[job]
+async fn test(ctx: &Ctx) -> Result<()> {
+    if ctx.branch() == Some("broken") {
+        return Err(JobError::msg("3 tests failed"));
+    }
+    ctx.log("all tests passed");
+    Ok(())
+}
+
+/// Packages the release once the tests passed; `msrv` failing does not stop it.
+#[job(depends_on = [test, msrv])]
+async fn package(ctx: &Ctx) -> Result<()> {
+    ctx.log("packaged app.tar.gz");
+    Ok(())
+}
+
+monkeyci_sdk::main!();
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use monkeyci_sdk::testing::{JobStatus, TestCtx};
+
+    #[test]
+    fn msrv_is_allowed_to_fail() {
+        let plan = TestCtx::new().plan().unwrap();
+        assert!(plan.job("msrv").unwrap().allow_failure);
+        assert!(!plan.job("test").unwrap().allow_failure);
+        // The fake engine of unit tests succeeds every container: the build goes on either way.
+        let run = TestCtx::new().branch("main").run().unwrap();
+        assert!(run.succeeded(), "{run:?}");
+        assert_eq!(run.job_status("package"), Some(JobStatus::Success));
+    }
+}
