@@ -40,7 +40,7 @@ pub use journal::{Journal, JournalEntry, JournalRecord, StepKey};
 pub use mask::Masker;
 pub use plan::{
     ArtifactSpec, CacheSpec, ContainerRequest, ContainerResult, ContainerSpec, ContainerStarted, ContainerState,
-    JobKind, MAX_SIZE, Plan, PlannedJob, RestoreSpec, SkippedJob,
+    JobKind, MAX_SIZE, Plan, PlannedJob, RestoreSpec, Runs, SkippedJob,
 };
 pub use status::{BuildStatus, JobStatus, OutputStream};
 pub use time::now_ms;

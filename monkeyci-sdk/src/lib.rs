@@ -134,7 +134,7 @@ pub use dsl::job::{Job, JobId};
 pub use dsl::output::{JobMarker, JobOutput};
 pub use durable::step::ShellOutput;
 /// What a build is about and what a container job runs, as [`Ctx`] and [`ContainerJob`] show them.
-pub use monkeyci_protocol::{Changes, ContainerSpec, Source};
+pub use monkeyci_protocol::{Changes, ContainerSpec, Runs, Source};
 pub use plan::Error as PlanError;
 pub use secret::Secret;
 
@@ -158,6 +158,7 @@ pub use secret::Secret;
 /// | `timeout = "10m"` | stops an attempt after this long (`500ms`, `30s`, `10m`, `1h30m`) |
 /// | `retries = 2` | runs an action job again when it fails, up to this many times |
 /// | `idempotent = false` | an action job that must not run twice: the script does not suspend while it runs, and after a crash it fails instead of running again ([`Job::idempotent`]) |
+/// | `runs = on_failure` | runs once its dependencies ended, only if one failed (or was skipped because a job before it failed); `runs = always` runs however they ended (not when the build is canceled); default `on_success` ([`Job::runs`]) |
 /// | `allow_failure` | its failure or timeout does not fail the build; it shows as `failure (allowed)` and its dependents run as if it had succeeded ([`Job::allow_failure`]) |
 ///
 /// ```

@@ -150,6 +150,7 @@ fn planned(job: &Job) -> PlannedJob {
         retries: job.retries,
         idempotent: job.idempotent,
         allow_failure: job.allow_failure,
+        runs: job.runs,
         container,
         declared_at: job.declared_at.clone(),
     }
@@ -210,6 +211,7 @@ fn registered_jobs(ctx: &Ctx, watch: &Watch) -> Result<(Vec<Job>, Vec<SkippedJob
         job.retries = def.retries;
         job.idempotent = def.idempotent;
         job.allow_failure = def.allow_failure;
+        job.runs = def.runs;
         job.declared_at = Some(def.location.to_owned());
         jobs.push(job);
     }

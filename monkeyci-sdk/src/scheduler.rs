@@ -30,7 +30,7 @@ use crate::durable::journal::{Ended, Replay, Resume};
 use crate::durable::scope::Scope;
 use crate::future::BoxFuture;
 use crate::plan::{Resolved, panic_message};
-use crate::protocol::{BuildStatus, EventKind, JobStatus, JournalEntry, JournalRecord, StepKey, now_ms};
+use crate::protocol::{BuildStatus, EventKind, JobStatus, JournalEntry, JournalRecord, Runs, StepKey, now_ms};
 
 /// How to run a build.
 #[derive(Debug, Clone, Default)]
@@ -174,7 +174,10 @@ async fn run_on_worker(build: Arc<Build>, resolved: Resolved, options: Options) 
     let mut journaled: Vec<Option<Ended>> = ids.iter().map(|id| options.replay.ended.get(id).cloned()).collect();
     loop {
         while let Some(i) = dag.ready.pop_front() {
-            if let Some(stop) = &stopped {
+            // After a fail_fast stop, reports and cleanup (`runs = on_failure`, `always`) still
+            // run; after a cancel, nothing does.
+            let for_failures = matches!(stopped, Some(Stop::FailFast(_))) && dag.runs[i] != Runs::OnSuccess;
+            if let Some(stop) = stopped.as_ref().filter(|_| !for_failures) {
                 let outcome = Outcome::not_run(JobStatus::Skipped, stop.skip_reason());
                 dag.finish(build, i, outcome, None);
                 continue;
@@ -324,8 +327,12 @@ struct Dag {
     ids: Vec<String>,
     dependents: Vec<Vec<usize>>,
     allow_failure: Vec<bool>,
-    /// Dependencies of each job that have not ended well yet.
+    runs: Vec<Runs>,
+    /// Dependencies of each job that have not ended yet.
     remaining: Vec<usize>,
+    /// Whether a dependency of each job failed, or was skipped because a job before it failed:
+    /// what `runs = on_failure` waits for.
+    upstream_failed: Vec<bool>,
     outcomes: Vec<Option<Outcome>>,
     ready: VecDeque<usize>,
 }
@@ -346,7 +353,9 @@ impl Dag {
             ids,
             dependents,
             allow_failure: jobs.iter().map(|job| job.allow_failure).collect(),
+            runs: jobs.iter().map(|job| job.runs).collect(),
             remaining,
+            upstream_failed: vec![false; jobs.len()],
             outcomes: (0..jobs.len()).map(|_| None).collect(),
         }
     }
@@ -364,67 +373,59 @@ impl Dag {
 
     /// Takes the journaled end of job `i`, told before: its dependents go on as they did.
     fn replayed(&mut self, build: &Build, i: usize, outcome: Outcome) {
-        if self.passed(i, outcome.status) {
-            self.release(build, i, outcome.output.as_ref());
-        }
-        self.outcomes[i] = Some(outcome);
+        self.settle(build, i, outcome, None, false);
     }
 
-    /// Keeps a job's output for its dependents and queues those whose last dependency this
-    /// was.
-    fn release(&mut self, build: &Build, i: usize, output: Option<&serde_json::Value>) {
-        if let Some(output) = output {
-            build.keep_output(&self.ids[i], output);
-        }
-        for &d in &self.dependents[i] {
-            self.remaining[d] -= 1;
-            if self.remaining[d] == 0 && self.outcomes[d].is_none() {
-                self.ready.push_back(d);
-            }
-        }
-    }
-
-    /// Records how job `i` ended, reports it, and either releases its dependents or skips
-    /// every job waiting on it. `root` is what started a cascade of skips, so a job far down
-    /// a chain still says which job failed.
+    /// Records how job `i` ended and reports it.
     fn finish(&mut self, build: &Build, i: usize, outcome: Outcome, root: Option<&str>) {
+        self.settle(build, i, outcome, root, true);
+    }
+
+    /// Records how job `i` ended, reports it if `tell`, and moves its dependents on: each is
+    /// queued once all of its dependencies ended as its [`Runs`] wants, or skipped, saying why.
+    /// `root` is what started a cascade of skips, so a job far down a chain still says which
+    /// job failed.
+    fn settle(&mut self, build: &Build, i: usize, outcome: Outcome, root: Option<&str>, tell: bool) {
         let status = outcome.status;
         let id = self.ids[i].clone();
         let message = outcome.message.clone().unwrap_or_default();
-        if status == JobStatus::Skipped {
-            build.emit(EventKind::JobSkipped { job_id: id.clone(), reason: message.clone() });
-        } else {
-            build.emit(EventKind::JobEnd {
-                job_id: id.clone(),
-                attempt: outcome.attempt,
-                status,
-                duration_ms: outcome.duration_ms,
-                message: outcome.message.clone(),
+        if tell {
+            if status == JobStatus::Skipped {
+                build.emit(EventKind::JobSkipped { job_id: id.clone(), reason: message.clone() });
+            } else {
+                build.emit(EventKind::JobEnd {
+                    job_id: id.clone(),
+                    attempt: outcome.attempt,
+                    status,
+                    duration_ms: outcome.duration_ms,
+                    message: outcome.message.clone(),
+                });
+            }
+            build.emit(EventKind::JournalRecord {
+                entry: JournalEntry::new(
+                    id.clone(),
+                    StepKey::End,
+                    JournalRecord::JobEnd {
+                        status,
+                        attempt: outcome.attempt,
+                        output: outcome.output.clone(),
+                        message: outcome.message.clone(),
+                    },
+                ),
             });
         }
-        build.emit(EventKind::JournalRecord {
-            entry: JournalEntry::new(
-                id.clone(),
-                StepKey::End,
-                JournalRecord::JobEnd {
-                    status,
-                    attempt: outcome.attempt,
-                    output: outcome.output.clone(),
-                    message: outcome.message.clone(),
-                },
-            ),
-        });
-        if self.passed(i, status) {
-            if status == JobStatus::Success {
-                self.release(build, i, outcome.output.as_ref());
-            } else {
-                self.release(build, i, None);
-            }
-            self.outcomes[i] = Some(outcome);
-            return;
+        let passed = self.passed(i, status);
+        if status == JobStatus::Success
+            && let Some(output) = &outcome.output
+        {
+            build.keep_output(&id, output);
         }
+        // A failure, or a skip because of one, is what `runs = on_failure` dependents wait for.
+        let failed = self.fails_build(i, status) || (status == JobStatus::Skipped && self.upstream_failed[i]);
         self.outcomes[i] = Some(outcome);
+        // Why an `on_success` dependent does not run, and the root of the cascade.
         let (reason, root) = match status {
+            _ if passed => (String::new(), String::new()),
             JobStatus::Skipped => {
                 let root = root.map_or(message, str::to_owned);
                 (format!("dependency `{id}` was skipped ({root})"), root)
@@ -439,8 +440,24 @@ impl Dag {
             }
         };
         for d in self.dependents[i].clone() {
-            if self.outcomes[d].is_none() {
-                self.finish(build, d, Outcome::not_run(JobStatus::Skipped, reason.clone()), Some(&root));
+            if self.outcomes[d].is_some() {
+                continue;
+            }
+            self.remaining[d] -= 1;
+            self.upstream_failed[d] |= failed;
+            let skip = match self.runs[d] {
+                Runs::OnSuccess if !passed => Some((reason.clone(), Some(root.as_str()))),
+                _ if self.remaining[d] > 0 => continue,
+                Runs::OnFailure if !self.upstream_failed[d] => {
+                    Some(("runs = on_failure, and no dependency failed".to_owned(), None))
+                }
+                Runs::OnSuccess | Runs::OnFailure | Runs::Always => None,
+            };
+            match skip {
+                Some((reason, root)) => {
+                    self.settle(build, d, Outcome::not_run(JobStatus::Skipped, reason), root, tell);
+                }
+                None => self.ready.push_back(d),
             }
         }
     }
@@ -930,6 +947,62 @@ mod tests {
             _ => None,
         });
         assert_eq!(end.as_deref(), Some("job `test` failed"));
+    }
+
+    #[test]
+    fn reports_run_on_failure_and_cleanup_always() {
+        use crate::Runs;
+        let jobs = |test: Job| {
+            vec![
+                ok("build"),
+                test.depends_on(["build"]),
+                ok("package").depends_on(["test"]),
+                ok("report").depends_on(["package"]).runs(Runs::OnFailure),
+                ok("notify").depends_on(["report"]),
+                ok("cleanup").depends_on(["test", "package"]).runs(Runs::Always),
+            ]
+        };
+        let failed = TestCtx::new().run_jobs(jobs(failing("test"))).unwrap();
+        assert_eq!(failed.status(), BuildStatus::Failure);
+        assert_eq!(failed.message("package"), Some("dependency `test` failed"), "skipped as before");
+        // `package` was skipped because `test` failed: that is a failure for `report`.
+        assert_eq!(failed.job_status("report"), Some(JobStatus::Success));
+        assert_eq!(failed.job_status("notify"), Some(JobStatus::Success));
+        assert_eq!(failed.job_status("cleanup"), Some(JobStatus::Success));
+
+        let passed = TestCtx::new().run_jobs(jobs(ok("test"))).unwrap();
+        assert_eq!(passed.status(), BuildStatus::Success);
+        assert_eq!(passed.job_status("report"), Some(JobStatus::Skipped));
+        assert_eq!(passed.message("report"), Some("runs = on_failure, and no dependency failed"));
+        assert_eq!(
+            passed.message("notify"),
+            Some("dependency `report` was skipped (runs = on_failure, and no dependency failed)")
+        );
+        assert_eq!(passed.job_status("cleanup"), Some(JobStatus::Success));
+
+        // A dependency skipped for another reason than a failure is no failure; `always` runs.
+        let declined = vec![
+            ok("deploy").blocked(),
+            ok("report").depends_on(["deploy"]).runs(Runs::OnFailure),
+            ok("cleanup").depends_on(["deploy"]).runs(Runs::Always),
+        ];
+        let declined = TestCtx::new().run_jobs(declined).unwrap();
+        assert_eq!(declined.job_status("report"), Some(JobStatus::Skipped));
+        assert_eq!(declined.job_status("cleanup"), Some(JobStatus::Success));
+
+        // An allowed failure counts as a success.
+        let allowed = vec![failing("msrv").allow_failure(), ok("report").depends_on(["msrv"]).runs(Runs::OnFailure)];
+        assert_eq!(TestCtx::new().run_jobs(allowed).unwrap().job_status("report"), Some(JobStatus::Skipped));
+
+        // fail_fast stops the rest, but reports and cleanup still run.
+        let fast = TestCtx::new().fail_fast().run_jobs(jobs(failing("test"))).unwrap();
+        assert_eq!(fast.job_status("report"), Some(JobStatus::Success));
+        assert_eq!(fast.job_status("cleanup"), Some(JobStatus::Success));
+        assert_eq!(fast.job_status("notify"), Some(JobStatus::Skipped));
+        assert_eq!(fast.message("notify"), Some("fail_fast: job `test` failed"));
+
+        let plan = TestCtx::new().plan_jobs(jobs(ok("test"))).unwrap();
+        assert_eq!(plan.job("report").map(|job| job.runs), Some(Runs::OnFailure));
     }
 
     #[test]

@@ -383,3 +383,20 @@ fn failure_handling_an_allowed_failure_keeps_the_build_green() {
     assert!(row.contains("failure (allowed)"), "{out:?}");
     out.assert_stdout_contains("build success: job `msrv` failed, which it is allowed to");
 }
+
+#[test]
+fn failure_handling_reports_a_failure_and_always_cleans_up() {
+    let out = failure_handling(&["--branch", "broken"]);
+    out.assert_code(1);
+    assert_eq!(out.status("test"), Some(JobStatus::Failure), "{out:?}");
+    assert_eq!(out.skip_reason("package"), Some("dependency `test` failed"), "{out:?}");
+    assert_eq!(out.log("report"), ["the build of broken failed: see the jobs above"], "{out:?}");
+    assert_eq!(out.log("cleanup"), ["removed the staging directory"], "{out:?}");
+    assert_eq!(out.build_end(), Some((BuildStatus::Failure, Some("job `test` failed"))), "{out:?}");
+
+    // With nothing failed, the report is skipped, saying why, and cleanup still runs.
+    let green = failure_handling(&["--branch", "main"]);
+    assert_eq!(green.skip_reason("report"), Some("runs = on_failure, and no dependency failed"), "{green:?}");
+    assert_eq!(green.status("cleanup"), Some(JobStatus::Success), "{green:?}");
+    green.assert_stdout_contains("[report] skipped: runs = on_failure, and no dependency failed");
+}

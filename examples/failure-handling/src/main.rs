@@ -5,6 +5,11 @@
 //! shows as `failure (allowed)`, the build succeeds, and `package`, which depends on it, runs
 //! as if it had succeeded (as GitHub's `continue-on-error` does for `needs`).
 //!
+//! `runs = on_failure` and `runs = always` run a job once its dependencies ended, whatever
+//! happened to them (GitHub's `if: failure()` and `if: always()`): `report` says what failed,
+//! and only runs when something did (on the branch `broken`, where `test` fails and `package`
+//! is skipped because of it); `cleanup` runs every time.
+//!
 //! The container jobs run anywhere with `--engine shell` (their images are then ignored).
 
 use monkeyci_sdk::prelude::*;
@@ -33,11 +38,24 @@ async fn package(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// Tells what failed; skipped, saying why, when nothing did.
+#[job(depends_on = [package], runs = on_failure)]
+async fn report(ctx: &Ctx) -> Result<()> {
+    ctx.log(format!("the build of {} failed: see the jobs above", ctx.branch().unwrap_or("HEAD")));
+    Ok(())
+}
+
+/// Removes what the build left behind, however it went.
+#[job(depends_on = [test, package], runs = always)]
+async fn cleanup(ctx: &Ctx) -> Result<()> {
+    ctx.log("removed the staging directory");
+    Ok(())
+}
+
 monkeyci_sdk::main!();
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use monkeyci_sdk::testing::{JobStatus, TestCtx};
 
     #[test]
@@ -49,5 +67,16 @@ mod tests {
         let run = TestCtx::new().branch("main").run().unwrap();
         assert!(run.succeeded(), "{run:?}");
         assert_eq!(run.job_status("package"), Some(JobStatus::Success));
+        assert_eq!(run.job_status("report"), Some(JobStatus::Skipped));
+        assert_eq!(run.job_status("cleanup"), Some(JobStatus::Success));
+    }
+
+    #[test]
+    fn a_failure_is_reported_and_cleaned_up_after() {
+        let run = TestCtx::new().branch("broken").run().unwrap();
+        assert!(!run.succeeded());
+        assert_eq!(run.message("package"), Some("dependency `test` failed"));
+        assert_eq!(run.log("report"), ["the build of broken failed: see the jobs above"]);
+        assert_eq!(run.log("cleanup"), ["removed the staging directory"]);
     }
 }

@@ -13,6 +13,7 @@ use crate::dsl::container::ContainerJob;
 use crate::dsl::error::JobError;
 use crate::dsl::output::{JobMarker, JobOutput, output_to_json};
 use crate::future::BoxFuture;
+use crate::protocol::Runs;
 
 pub(crate) type ActionFn = Arc<dyn Fn(Ctx) -> BoxFuture<'static, Result<serde_json::Value, JobError>> + Send + Sync>;
 
@@ -55,6 +56,7 @@ pub struct Job {
     pub(crate) retries: u32,
     pub(crate) idempotent: bool,
     pub(crate) allow_failure: bool,
+    pub(crate) runs: Runs,
     pub(crate) body: JobBodyKind,
     pub(crate) declared_at: Option<String>,
 }
@@ -90,6 +92,7 @@ impl Job {
             retries: 0,
             idempotent: true,
             allow_failure: false,
+            runs: Runs::OnSuccess,
             body,
             declared_at: None,
         }
@@ -160,6 +163,26 @@ impl Job {
     /// ```
     pub fn allow_failure(mut self) -> Self {
         self.allow_failure = true;
+        self
+    }
+
+    /// When the job runs, given how its dependencies ended: [`Runs::OnSuccess`] (the
+    /// default), [`Runs::OnFailure`] (a report of what failed) or [`Runs::Always`] (cleanup).
+    /// A job that is skipped (by `runs = on_failure` when nothing failed, say) says why.
+    ///
+    /// ```
+    /// use monkeyci_sdk::prelude::*;
+    ///
+    /// let report = Job::action("report", |ctx: Ctx| async move {
+    ///     ctx.log("something failed: see above");
+    ///     Ok(())
+    /// })
+    /// .depends_on(["test"])
+    /// .runs(Runs::OnFailure);
+    /// # let _ = report;
+    /// ```
+    pub fn runs(mut self, runs: Runs) -> Self {
+        self.runs = runs;
         self
     }
 

@@ -28,6 +28,8 @@ pub struct JobDef {
     pub idempotent: bool,
     /// Its failure does not fail the build.
     pub allow_failure: bool,
+    /// When it runs, given how its dependencies ended.
+    pub runs: crate::protocol::Runs,
     /// What it runs.
     pub body: JobBody,
     /// `file:line` of the declaration.

@@ -61,6 +61,8 @@ fn arguments_reach_the_registration() {
     assert!(publish.allow_failure && publish.blocked && !publish.idempotent);
     assert_eq!((publish.retries, publish.timeout_ms), (2, Some(5_400_000)));
     assert!(!def("announce").allow_failure);
+    assert_eq!((publish.runs, def("announce").runs), (monkeyci_sdk::Runs::Always, monkeyci_sdk::Runs::OnFailure));
+    assert_eq!(def("lint").runs, monkeyci_sdk::Runs::OnSuccess);
 }
 
 #[test]

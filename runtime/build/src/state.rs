@@ -316,6 +316,7 @@ mod tests {
             retries: 0,
             idempotent: true,
             allow_failure,
+            runs: Default::default(),
             container: None,
             declared_at: None,
         };
