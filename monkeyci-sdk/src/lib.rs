@@ -156,7 +156,7 @@ pub use secret::Secret;
 /// | `id = "name"` | the job id (default: the function name with `_` as `-`) |
 /// | `blocked` | waits for approval before it runs |
 /// | `timeout = "10m"` | stops an attempt after this long (`500ms`, `30s`, `10m`, `1h30m`) |
-/// | `retries = 2` | runs an action job again when it fails, up to this many times |
+/// | `retries = 2` | runs the job again when it fails, up to this many times (a container job in a new container, with the next attempt number) |
 /// | `idempotent = false` | an action job that must not run twice: the script does not suspend while it runs, and after a crash it fails instead of running again ([`Job::idempotent`]) |
 /// | `runs = on_failure` | runs once its dependencies ended, only if one failed (or was skipped because a job before it failed); `runs = always` runs however they ended (not when the build is canceled); default `on_success` ([`Job::runs`]) |
 /// | `allow_failure` | its failure or timeout does not fail the build; it shows as `failure (allowed)` and its dependents run as if it had succeeded ([`Job::allow_failure`]) |

@@ -478,10 +478,8 @@ async fn run_job(scope: Arc<Scope>, job: Job, resume: Option<Resume>) -> Outcome
             Err(err) => return Outcome::not_run(JobStatus::Failure, format!("approval failed: {err}")),
         }
     }
-    let attempts = match job.body {
-        JobBodyKind::Action(_) => job.retries.saturating_add(1),
-        JobBodyKind::Container(_) => 1,
-    };
+    // A container job's new attempt is a new container run, with its attempt number.
+    let attempts = job.retries.saturating_add(1);
     let mut attempt = resume.map_or(0, |resume| resume.attempt - 1);
     loop {
         attempt += 1;
@@ -1003,6 +1001,30 @@ mod tests {
 
         let plan = TestCtx::new().plan_jobs(jobs(ok("test"))).unwrap();
         assert_eq!(plan.job("report").map(|job| job.runs), Some(Runs::OnFailure));
+    }
+
+    #[test]
+    fn container_jobs_retry_in_a_new_container_per_attempt() {
+        let job = || Job::container("flaky", crate::container("alpine").script(["./it.sh"])).retries(2);
+        let run = TestCtx::new().fail_container("flaky", 2).run_jobs(vec![job()]).unwrap();
+        assert_eq!(run.job_status("flaky"), Some(JobStatus::Success));
+        assert_eq!(run.containers().len(), 3);
+        let retrying: Vec<(u32, &str)> = run
+            .events()
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::JobRetrying { attempt, message, .. } => Some((*attempt, message.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            retrying,
+            [(1, "attempt 1 failed (TestCtx::fail_container)"), (2, "attempt 2 failed (TestCtx::fail_container)")]
+        );
+
+        let out_of_attempts = TestCtx::new().fail_container("flaky", 3).run_jobs(vec![job()]).unwrap();
+        assert_eq!(out_of_attempts.job_status("flaky"), Some(JobStatus::Failure));
+        assert_eq!(out_of_attempts.message("flaky"), Some("attempt 3 failed (TestCtx::fail_container)"));
     }
 
     #[test]

@@ -400,3 +400,23 @@ fn failure_handling_reports_a_failure_and_always_cleans_up() {
     assert_eq!(green.status("cleanup"), Some(JobStatus::Success), "{green:?}");
     green.assert_stdout_contains("[report] skipped: runs = on_failure, and no dependency failed");
 }
+
+#[test]
+fn failure_handling_retries_a_container_job_in_a_new_container() {
+    let out = failure_handling(&["--branch", "main"]);
+    out.assert_code(0);
+    let attempts: Vec<u32> = out
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::JobStart { job_id, attempt } if job_id == "integration" => Some(*attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2], "{out:?}");
+    let containers = out.events_of("container/start").iter().filter(|e| e.kind.job_id() == Some("integration")).count();
+    assert_eq!(containers, 2, "one container per attempt; {out:?}");
+    assert_eq!(out.status("integration"), Some(JobStatus::Success), "{out:?}");
+    out.assert_stdout_contains("[integration] started (attempt 2)");
+    out.assert_stdout_contains("[integration] attempt 1 failed:");
+}

@@ -10,6 +10,11 @@
 //! and only runs when something did (on the branch `broken`, where `test` fails and `package`
 //! is skipped because of it); `cleanup` runs every time.
 //!
+//! `#[job(retries = 2)]` gives a container job up to two more attempts, each in a new
+//! container: `integration` fails its first attempt (as a test against a service that is not
+//! up yet would) and passes the second. Its marker file is in `/tmp`, which the attempts share
+//! only on the host shell engine.
+//!
 //! The container jobs run anywhere with `--engine shell` (their images are then ignored).
 
 use monkeyci_sdk::prelude::*;
@@ -38,6 +43,20 @@ async fn package(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// The file that tells `integration` it already ran once in this build.
+fn marker(ctx: &Ctx) -> String {
+    format!("/tmp/monkeyci-example-integration-{}", ctx.build_id())
+}
+
+/// Fails its first attempt, then passes.
+#[job(retries = 2)]
+fn integration(ctx: &Ctx) -> ContainerJob {
+    container("docker.io/alpine:3").env("MARKER", marker(ctx)).script([
+        r#"if [ ! -e "$MARKER" ]; then touch "$MARKER"; echo "connection refused"; exit 1; fi"#,
+        "echo 'integration tests passed'",
+    ])
+}
+
 /// Tells what failed; skipped, saying why, when nothing did.
 #[job(depends_on = [package], runs = on_failure)]
 async fn report(ctx: &Ctx) -> Result<()> {
@@ -46,8 +65,9 @@ async fn report(ctx: &Ctx) -> Result<()> {
 }
 
 /// Removes what the build left behind, however it went.
-#[job(depends_on = [test, package], runs = always)]
+#[job(depends_on = [test, package, integration], runs = always)]
 async fn cleanup(ctx: &Ctx) -> Result<()> {
+    ctx.shell(&format!("rm -f {}", marker(ctx))).await?;
     ctx.log("removed the staging directory");
     Ok(())
 }
@@ -69,6 +89,14 @@ mod tests {
         assert_eq!(run.job_status("package"), Some(JobStatus::Success));
         assert_eq!(run.job_status("report"), Some(JobStatus::Skipped));
         assert_eq!(run.job_status("cleanup"), Some(JobStatus::Success));
+    }
+
+    #[test]
+    fn integration_gets_another_container_when_it_fails() {
+        let run = TestCtx::new().branch("main").fail_container("integration", 1).run().unwrap();
+        assert!(run.succeeded(), "{run:?}");
+        let attempts = run.containers().iter().filter(|(id, _)| id == "integration").count();
+        assert_eq!(attempts, 2);
     }
 
     #[test]

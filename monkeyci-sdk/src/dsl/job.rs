@@ -121,7 +121,9 @@ impl Job {
         self
     }
 
-    /// Runs an action job up to `n` more times when it fails.
+    /// Runs the job up to `n` more times when it fails or times out: an action job runs its
+    /// function again, a container job gets a new container (with a fresh copy of the
+    /// checkout) for each attempt. Each attempt is reported with its number.
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
         self
