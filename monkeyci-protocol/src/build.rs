@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 /// Build parameters by name. Values are secrets: scripts see them only as the sdk's `Secret`.
 pub type ParamMap = BTreeMap<String, String>;
 
+/// Plain build variables by name (`--var NAME=VALUE`): not secret, never masked, read with
+/// the sdk's `Ctx::var`.
+pub type VarMap = BTreeMap<String, String>;
+
 /// Who started a build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -94,6 +98,10 @@ pub struct BuildInfo {
     /// the whole build, the same on every launch of the script.
     #[serde(default)]
     pub started_at_ms: u64,
+    /// Plain variables: values that are not secrets, such as the event that triggered the
+    /// build. Unlike params they travel with the build info and are never masked.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: VarMap,
 }
 
 /// How a script reaches its build API.

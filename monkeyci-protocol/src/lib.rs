@@ -34,7 +34,9 @@ mod plan;
 mod status;
 mod time;
 
-pub use build::{ApiEndpoint, BuildInfo, Changes, GitInfo, ParamMap, ScriptConfig, ScriptMode, Source, SuspendMode};
+pub use build::{
+    ApiEndpoint, BuildInfo, Changes, GitInfo, ParamMap, ScriptConfig, ScriptMode, Source, SuspendMode, VarMap,
+};
 pub use event::{Event, EventBatch, EventKind};
 pub use journal::{Journal, JournalEntry, JournalRecord, StepKey};
 pub use mask::Masker;

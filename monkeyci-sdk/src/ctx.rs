@@ -1,6 +1,6 @@
 //! [`Ctx`]: what a job knows about its build, and the only way a pipeline performs effects.
 //!
-//! Reading the build (branch, tag, changed files, params) and acting in it (logging, running
+//! Reading the build (branch, tag, changed files, params, variables) and acting in it (logging, running
 //! commands, reading a dependency's output) all go through `Ctx`, so every effect can be
 //! seen, masked and journaled. `Ctx` is a facade: a cheap handle on a scope of the engine
 //! (`durable::scope`, the script or one job), and each method delegates to the engine in a line
@@ -174,6 +174,19 @@ impl Ctx {
     /// accident, and it is masked in job output.
     pub fn param(&self, name: &str) -> Result<Secret, JobError> {
         self.build().param(name)
+    }
+
+    /// A plain build variable (`monkeyci build run --var NAME=VALUE`), or `None` when it is not
+    /// set. Variables are not secrets: they are never masked, so a value such as `push` reads
+    /// as itself in logs. Use [`Ctx::param`] for tokens and passwords.
+    ///
+    /// ```
+    /// let ctx = monkeyci_sdk::testing::TestCtx::new().var("DEPLOY_ENV", "staging").ctx();
+    /// assert_eq!(ctx.var("DEPLOY_ENV"), Some("staging"));
+    /// assert_eq!(ctx.var("OTHER"), None);
+    /// ```
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.build().info().vars.get(name).map(String::as_str)
     }
 
     /// The output of the `#[job]` `J`, which this job depends on (directly or through others):

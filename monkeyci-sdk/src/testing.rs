@@ -90,6 +90,7 @@ impl TestCtx {
                 git: GitInfo::default(),
                 source: Source::Cli,
                 started_at_ms: crate::protocol::now_ms(),
+                vars: Default::default(),
             },
             params: ParamMap::new(),
             approved: HashSet::new(),
@@ -150,6 +151,12 @@ impl TestCtx {
     /// Sets a build parameter.
     pub fn param(mut self, name: &str, value: &str) -> Self {
         self.params.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Sets a plain build variable, as `--var NAME=VALUE` does.
+    pub fn var(mut self, name: &str, value: &str) -> Self {
+        self.info.vars.insert(name.to_owned(), value.to_owned());
         self
     }
 

@@ -420,3 +420,17 @@ fn failure_handling_retries_a_container_job_in_a_new_container() {
     out.assert_stdout_contains("[integration] started (attempt 2)");
     out.assert_stdout_contains("[integration] attempt 1 failed:");
 }
+
+#[test]
+fn build_context_variables_are_plain_and_never_masked() {
+    let out = MonkeyciCommand::run(example("build-context"))
+        .args(["--var", "EVENT=push", "--var", "DEPLOY_ENV", "--param", "TOKEN=s3cret-value"])
+        .env("DEPLOY_ENV", "staging")
+        .output();
+    out.assert_code(0);
+    assert_eq!(out.log("announce"), ["building on push, deploying to staging"], "{out:?}");
+    out.assert_stdout_contains("[announce] | building on push, deploying to staging");
+
+    let missing = MonkeyciCommand::run(example("build-context")).args(["--var", "NOT_SET_ANYWHERE"]).output();
+    missing.assert_code(2).assert_stderr_contains("--var NOT_SET_ANYWHERE: no value given");
+}

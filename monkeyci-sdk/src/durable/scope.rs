@@ -315,6 +315,7 @@ mod tests {
             git: GitInfo::default(),
             source: Source::Cli,
             started_at_ms: 0,
+            vars: Default::default(),
         };
         let seams = Seams {
             events: Arc::new(MemorySink::default()),
