@@ -35,7 +35,7 @@ mod status;
 mod time;
 
 pub use build::{
-    ApiEndpoint, BuildInfo, Changes, GitInfo, ParamMap, ScriptConfig, ScriptMode, Source, SuspendMode, VarMap,
+    ApiEndpoint, BuildInfo, Changes, GitInfo, ParamMap, ScriptConfig, ScriptMode, Source, SuspendMode, Trigger, VarMap,
 };
 pub use event::{Event, EventBatch, EventKind};
 pub use journal::{Journal, JournalEntry, JournalRecord, StepKey};

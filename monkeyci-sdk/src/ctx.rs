@@ -20,7 +20,7 @@ use crate::durable::build::Build;
 use crate::durable::scope::Scope;
 use crate::durable::step::{self, ShellOutput};
 use crate::glob;
-use crate::protocol::{Changes, ContainerResult, OutputStream, Source};
+use crate::protocol::{Changes, ContainerResult, OutputStream, Source, Trigger};
 use crate::secret::Secret;
 
 /// The build context handed to every job, condition and `#[pipeline]` function.
@@ -150,7 +150,27 @@ impl Ctx {
         self.changes().all().any(|path| glob::matches(pattern, path))
     }
 
-    /// Who triggered the build.
+    /// The event the build is for: a push, a pull request, a tag, a manual start or a
+    /// schedule (`--trigger`; by default `Tag` when building a tag, else `Push`).
+    ///
+    /// ```
+    /// use monkeyci_sdk::prelude::*;
+    ///
+    /// fn not_pull_request(ctx: &Ctx) -> bool {
+    ///     ctx.trigger() != Trigger::PullRequest
+    /// }
+    ///
+    /// let ctx = monkeyci_sdk::testing::TestCtx::new().trigger(Trigger::PullRequest).ctx();
+    /// assert!(!not_pull_request(&ctx));
+    /// let tagged = monkeyci_sdk::testing::TestCtx::new().tag("v1.0").ctx();
+    /// assert_eq!(tagged.trigger(), Trigger::Tag);
+    /// ```
+    pub fn trigger(&self) -> Trigger {
+        self.build().info().trigger()
+    }
+
+    /// Who started the build: the command line, the API or a webhook (see [`Ctx::trigger`]
+    /// for why).
     pub fn source(&self) -> Source {
         self.build().info().source
     }

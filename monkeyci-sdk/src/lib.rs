@@ -134,7 +134,7 @@ pub use dsl::job::{Job, JobId};
 pub use dsl::output::{JobMarker, JobOutput};
 pub use durable::step::ShellOutput;
 /// What a build is about and what a container job runs, as [`Ctx`] and [`ContainerJob`] show them.
-pub use monkeyci_protocol::{Changes, ContainerSpec, Runs, Source};
+pub use monkeyci_protocol::{Changes, ContainerSpec, Runs, Source, Trigger};
 pub use plan::Error as PlanError;
 pub use secret::Secret;
 

@@ -53,7 +53,7 @@ use crate::durable::scope::Scope;
 use crate::future::BoxFuture;
 use crate::plan::{self, Resolved};
 use crate::protocol::{
-    ArtifactSpec, BuildInfo, ContainerRequest, ContainerResult, ContainerSpec, GitInfo, ParamMap, Source,
+    ArtifactSpec, BuildInfo, ContainerRequest, ContainerResult, ContainerSpec, GitInfo, ParamMap, Source, Trigger,
 };
 use crate::runner::{Approver, ArtifactStore, ContainerRunner, MemorySink, Seams, Started};
 use crate::scheduler;
@@ -91,6 +91,7 @@ impl TestCtx {
                 source: Source::Cli,
                 started_at_ms: crate::protocol::now_ms(),
                 vars: Default::default(),
+                trigger: None,
             },
             params: ParamMap::new(),
             approved: HashSet::new(),
@@ -157,6 +158,13 @@ impl TestCtx {
     /// Sets a plain build variable, as `--var NAME=VALUE` does.
     pub fn var(mut self, name: &str, value: &str) -> Self {
         self.info.vars.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Sets the event the build is for, as `--trigger` does (default: `Tag` when building a
+    /// tag, else `Push`).
+    pub fn trigger(mut self, trigger: Trigger) -> Self {
+        self.info.trigger = Some(trigger);
         self
     }
 

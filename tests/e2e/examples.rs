@@ -434,3 +434,26 @@ fn build_context_variables_are_plain_and_never_masked() {
     let missing = MonkeyciCommand::run(example("build-context")).args(["--var", "NOT_SET_ANYWHERE"]).output();
     missing.assert_code(2).assert_stderr_contains("--var NOT_SET_ANYWHERE: no value given");
 }
+
+#[test]
+fn build_context_trigger_comes_from_the_command_line_or_the_ref() {
+    let pull_request = MonkeyciCommand::plan(example("build-context"))
+        .args(["--format", "json", "--branch", "feature", "--trigger", "pull-request"])
+        .output();
+    pull_request.assert_code(0);
+    let plan = pull_request.plan();
+    assert_eq!(plan.job_ids(), ["announce"], "{plan:?}");
+    assert!(plan.skipped.iter().any(|s| s.id == "publish-preview" && s.reason.contains("not_pull_request")));
+
+    let tagged = MonkeyciCommand::run(example("build-context")).args(["--tag", "v1.0.0"]).output();
+    tagged.assert_code(0);
+    assert_eq!(tagged.log("publish-preview"), ["publishing a preview for this tag"], "{tagged:?}");
+    let pushed = MonkeyciCommand::run(example("build-context")).args(["--branch", "main"]).output();
+    assert_eq!(pushed.log("publish-preview"), ["publishing a preview for this push"], "{pushed:?}");
+
+    MonkeyciCommand::plan(example("build-context"))
+        .args(["--trigger", "merge-request"])
+        .output()
+        .assert_code(2)
+        .assert_stderr_contains("pull-request");
+}

@@ -316,6 +316,7 @@ mod tests {
             source: Source::Cli,
             started_at_ms: 0,
             vars: Default::default(),
+            trigger: None,
         };
         let seams = Seams {
             events: Arc::new(MemorySink::default()),

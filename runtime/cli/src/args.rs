@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
-use monkeyci_protocol::{Source, SuspendMode};
+use monkeyci_protocol::{Source, SuspendMode, Trigger};
 
 use crate::planfmt::PlanFormat;
 use monkeyci_jobs::EngineChoice;
@@ -119,7 +119,11 @@ pub(crate) struct ContextArgs {
     /// value from the environment variable NAME; read with `ctx.var("NAME")`. Repeatable.
     #[arg(long = "var", value_name = "NAME[=VALUE]")]
     pub(crate) vars: Vec<String>,
-    /// Who triggered the build: cli, api or webhook.
+    /// The event the build is for: push, pull-request, tag, manual or schedule (read with
+    /// `ctx.trigger()`) [default: tag when the ref built is a tag, else push].
+    #[arg(long)]
+    pub(crate) trigger: Option<Trigger>,
+    /// Who started the build: cli, api or webhook.
     #[arg(long, default_value = "cli")]
     pub(crate) source: Source,
 }

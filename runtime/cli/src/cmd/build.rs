@@ -64,6 +64,7 @@ fn build_info(checkout_dir: &Path, args: &ContextArgs) -> anyhow::Result<(BuildI
         source: args.source,
         started_at_ms: monkeyci_protocol::now_ms(),
         vars: parse_pairs("--var", &args.vars)?,
+        trigger: args.trigger,
     };
     Ok((build, parse_pairs("--param", &args.params)?))
 }
