@@ -11,7 +11,7 @@ use crate::dsl::error::JobError;
 use crate::dsl::job::Job;
 pub use crate::dsl::output::JobMarker;
 use crate::dsl::output::{JobOutput, output_to_json};
-pub use crate::dsl::registry::{ActionFuture, Condition, JobBody, JobDef, PipelineDef};
+pub use crate::dsl::registry::{ActionFuture, Condition, JobBody, JobDef, PipelineDef, PipelineEnv};
 
 /// The id of a `#[job]`, through its marker.
 pub fn job_id<J: JobMarker>() -> &'static str {

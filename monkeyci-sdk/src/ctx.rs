@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::dsl::container::{Artifact, ContainerJob};
 use crate::dsl::error::JobError;
 use crate::dsl::output::JobMarker;
+use crate::dsl::registry::pipeline_env;
 use crate::durable::build::Build;
 use crate::durable::scope::Scope;
 use crate::durable::step::{self, ShellOutput};
@@ -93,7 +94,7 @@ impl Ctx {
     /// # fn main() {}
     /// ```
     pub fn run(&self, spec: ContainerJob) -> impl Future<Output = Result<ContainerResult, JobError>> + Send + '_ {
-        step::run(&self.scope, spec.into_spec())
+        step::run(&self.scope, spec.with_default_env(pipeline_env()).into_spec())
     }
 
     /// The id of this build.

@@ -222,11 +222,33 @@ pub use tokio::join;
 
 /// The `main` function of a pipeline crate: put `monkeyci_sdk::main!();` at the end of
 /// `main.rs`. The binary then does what `monkeyci` asks of it (plan or run the jobs).
+///
+/// `main!(env = [("NAME", "value"), ...])` also sets environment variables for every job of
+/// the pipeline, as a workflow's `env:` does: container jobs get them (a job's own `.env`
+/// wins, and `build plan` shows them), and so do the commands of action jobs (`ctx.shell`, and
+/// the containers of `ctx.run`). Unit tests with [`testing::TestCtx`] see them too.
+///
+/// ```
+/// use monkeyci_sdk::prelude::*;
+///
+/// #[job]
+/// fn test(_ctx: &Ctx) -> ContainerJob {
+///     container("rust:1.95").script(["cargo test"]).env("RUST_BACKTRACE", "full")
+/// }
+///
+/// monkeyci_sdk::main!(env = [("CARGO_TERM_COLOR", "always"), ("RUST_BACKTRACE", "1")]);
+/// ```
 #[macro_export]
 macro_rules! main {
     () => {
         fn main() -> ::std::process::ExitCode {
             ::monkeyci_sdk::__private::run_main()
         }
+    };
+    (env = [$(($name:expr, $value:expr)),* $(,)?] $(,)?) => {
+        ::monkeyci_sdk::__private::inventory::submit! {
+            ::monkeyci_sdk::__private::PipelineEnv { vars: &[$(($name, $value)),*] }
+        }
+        $crate::main!();
     };
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::ctx::Ctx;
 use crate::dsl::job::{ActionFn, Job, JobBodyKind};
-use crate::dsl::registry::{JobBody, JobDef, PipelineDef};
+use crate::dsl::registry::{JobBody, JobDef, PipelineDef, pipeline_env};
 use crate::protocol::{JobKind, Plan, PlannedJob, SkippedJob};
 
 /// Why a build could not be planned.
@@ -220,6 +220,12 @@ fn registered_jobs(ctx: &Ctx, watch: &Watch) -> Result<(Vec<Job>, Vec<SkippedJob
         for mut job in computed {
             job.declared_at.get_or_insert_with(|| format!("#[pipeline] {} ({})", def.name, def.location));
             jobs.push(job);
+        }
+    }
+    // The pipeline's environment, under each container job's own.
+    for job in &mut jobs {
+        if let JobBodyKind::Container(spec) = &mut job.body {
+            **spec = (**spec).clone().with_default_env(pipeline_env());
         }
     }
     Ok((jobs, skipped))

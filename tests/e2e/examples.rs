@@ -424,7 +424,7 @@ fn failure_handling_retries_a_container_job_in_a_new_container() {
 #[test]
 fn build_context_variables_are_plain_and_never_masked() {
     let out = MonkeyciCommand::run(example("build-context"))
-        .args(["--var", "EVENT=push", "--var", "DEPLOY_ENV", "--param", "TOKEN=s3cret-value"])
+        .args(["--var", "EVENT=push", "--var", "DEPLOY_ENV", "--param", "TOKEN=s3cret-value", "--engine", "shell"])
         .env("DEPLOY_ENV", "staging")
         .output();
     out.assert_code(0);
@@ -442,13 +442,14 @@ fn build_context_trigger_comes_from_the_command_line_or_the_ref() {
         .output();
     pull_request.assert_code(0);
     let plan = pull_request.plan();
-    assert_eq!(plan.job_ids(), ["announce"], "{plan:?}");
+    assert_eq!(plan.job_ids(), ["announce", "lint", "versions"], "{plan:?}");
     assert!(plan.skipped.iter().any(|s| s.id == "publish-preview" && s.reason.contains("not_pull_request")));
 
-    let tagged = MonkeyciCommand::run(example("build-context")).args(["--tag", "v1.0.0"]).output();
+    let tagged = MonkeyciCommand::run(example("build-context")).args(["--tag", "v1.0.0", "--engine", "shell"]).output();
     tagged.assert_code(0);
     assert_eq!(tagged.log("publish-preview"), ["publishing a preview for this tag"], "{tagged:?}");
-    let pushed = MonkeyciCommand::run(example("build-context")).args(["--branch", "main"]).output();
+    let pushed =
+        MonkeyciCommand::run(example("build-context")).args(["--branch", "main", "--engine", "shell"]).output();
     assert_eq!(pushed.log("publish-preview"), ["publishing a preview for this push"], "{pushed:?}");
 
     MonkeyciCommand::plan(example("build-context"))
@@ -456,4 +457,15 @@ fn build_context_trigger_comes_from_the_command_line_or_the_ref() {
         .output()
         .assert_code(2)
         .assert_stderr_contains("pull-request");
+}
+
+#[test]
+fn build_context_the_pipeline_environment_reaches_every_job() {
+    let out =
+        MonkeyciCommand::run(example("build-context")).args(["--engine", "shell"]).env_remove("RUST_LOG").output();
+    out.assert_code(0);
+    // A container job: the pipeline's variable, and its own over the pipeline's.
+    assert_eq!(out.log("lint"), ["color=always log=debug"], "{out:?}");
+    // An action job's command.
+    assert_eq!(out.log("versions"), ["color=always log=info"], "{out:?}");
 }
