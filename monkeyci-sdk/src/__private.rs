@@ -7,11 +7,12 @@ pub use inventory;
 pub use serde;
 
 use crate::dsl::container::ContainerJob;
+pub use crate::dsl::env::PipelineEnv;
 use crate::dsl::error::JobError;
 use crate::dsl::job::Job;
 pub use crate::dsl::output::JobMarker;
 use crate::dsl::output::{JobOutput, output_to_json};
-pub use crate::dsl::registry::{ActionFuture, Condition, JobBody, JobDef, PipelineDef, PipelineEnv};
+pub use crate::dsl::registry::{ActionFuture, Condition, JobBody, JobDef, PipelineDef};
 
 /// The id of a `#[job]`, through its marker.
 pub fn job_id<J: JobMarker>() -> &'static str {

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::dsl::container::{Artifact, ContainerJob};
+use crate::dsl::env::pipeline_env;
 use crate::dsl::error::JobError;
 use crate::dsl::output::JobMarker;
-use crate::dsl::registry::pipeline_env;
 use crate::durable::build::Build;
 use crate::durable::scope::Scope;
 use crate::durable::step::{self, ShellOutput};

@@ -11,8 +11,9 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use crate::ctx::Ctx;
+use crate::dsl::env::pipeline_env;
 use crate::dsl::job::{ActionFn, Job, JobBodyKind};
-use crate::dsl::registry::{JobBody, JobDef, PipelineDef, pipeline_env};
+use crate::dsl::registry::{JobBody, JobDef, PipelineDef};
 use crate::protocol::{JobKind, Plan, PlannedJob, SkippedJob};
 
 /// Why a build could not be planned.

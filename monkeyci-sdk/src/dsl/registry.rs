@@ -1,6 +1,5 @@
-//! What `#[job]`, `#[pipeline]` and `main!` register in the pipeline binary: a [`JobDef`] per
-//! job function, a [`PipelineDef`] per pipeline function and the pipeline's [`PipelineEnv`],
-//! collected with `inventory`.
+//! What `#[job]` and `#[pipeline]` register in the pipeline binary: a [`JobDef`] per job
+//! function and a [`PipelineDef`] per pipeline function, collected with `inventory`.
 //!
 //! These are plain data that planning reads (`plan`) and generated code builds (through
 //! `__private`); nothing here evaluates a condition or runs a job.
@@ -66,18 +65,5 @@ pub struct PipelineDef {
     pub location: &'static str,
 }
 
-/// The environment of every job of the pipeline, from `main!(env = [...])`.
-pub struct PipelineEnv {
-    /// (name, value) pairs.
-    pub vars: &'static [(&'static str, &'static str)],
-}
-
 inventory::collect!(JobDef);
 inventory::collect!(PipelineDef);
-inventory::collect!(PipelineEnv);
-
-/// The pipeline-wide environment registered in this binary (`main!(env = [...])`), later
-/// pairs winning.
-pub(crate) fn pipeline_env() -> impl Iterator<Item = (&'static str, &'static str)> {
-    inventory::iter::<PipelineEnv>.into_iter().flat_map(|env| env.vars.iter().copied())
-}
