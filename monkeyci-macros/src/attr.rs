@@ -18,6 +18,8 @@ pub(crate) const BLOCKED: Symbol = Symbol("blocked");
 pub(crate) const TIMEOUT: Symbol = Symbol("timeout");
 pub(crate) const RETRIES: Symbol = Symbol("retries");
 pub(crate) const IDEMPOTENT: Symbol = Symbol("idempotent");
+pub(crate) const ALLOW_FAILURE: Symbol = Symbol("allow_failure");
+pub(crate) const RUNS: Symbol = Symbol("runs");
 
 impl PartialEq<Symbol> for syn::Ident {
     fn eq(&self, word: &Symbol) -> bool {

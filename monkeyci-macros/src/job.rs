@@ -5,10 +5,13 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::attr::{Attr, BLOCKED, DEPENDS_ON, ID, IDEMPOTENT, RETRIES, Symbol, TIMEOUT, WHEN};
+use crate::attr::{ALLOW_FAILURE, Attr, BLOCKED, DEPENDS_ON, ID, IDEMPOTENT, RETRIES, RUNS, Symbol, TIMEOUT, WHEN};
 use crate::ctxt::Ctxt;
 
-const KEYS: &[Symbol] = &[DEPENDS_ON, WHEN, ID, BLOCKED, TIMEOUT, RETRIES, IDEMPOTENT];
+const KEYS: &[Symbol] = &[DEPENDS_ON, WHEN, ID, BLOCKED, TIMEOUT, RETRIES, IDEMPOTENT, ALLOW_FAILURE, RUNS];
+
+/// The values of `runs = ...`, and the `monkeyci_sdk::Runs` variant each names.
+const RUNS_VALUES: &[(&str, &str)] = &[("on_success", "OnSuccess"), ("on_failure", "OnFailure"), ("always", "Always")];
 
 /// What `#[job(...)]` was given.
 struct JobArgs {
@@ -20,6 +23,9 @@ struct JobArgs {
     retries: u32,
     /// `idempotent = false`, as written (it only applies to action jobs).
     idempotent: Option<syn::LitBool>,
+    allow_failure: bool,
+    /// The `Runs` variant, as in [`RUNS_VALUES`].
+    runs: Option<&'static str>,
 }
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -99,6 +105,8 @@ fn usage(key: Symbol) -> &'static str {
         "timeout" => "`timeout = \"10m\"`",
         "retries" => "`retries = 2`",
         "idempotent" => "`idempotent = false`",
+        "allow_failure" => "`allow_failure` or `allow_failure = true`",
+        "runs" => "`runs = on_failure` (or `on_success`, `always`)",
         _ => unreachable!("no usage for `{key}`"),
     }
 }
@@ -111,6 +119,8 @@ fn parse_args(cx: &Ctxt, args: TokenStream) -> JobArgs {
     let mut timeout = Attr::none(cx, TIMEOUT);
     let mut retries = Attr::none(cx, RETRIES);
     let mut idempotent = Attr::none(cx, IDEMPOTENT);
+    let mut allow_failure = Attr::none(cx, ALLOW_FAILURE);
+    let mut runs = Attr::none(cx, RUNS);
 
     let parser = syn::meta::parser(|meta| {
         let key = meta.path.clone();
@@ -125,6 +135,8 @@ fn parse_args(cx: &Ctxt, args: TokenStream) -> JobArgs {
         if !meta.input.peek(syn::Token![=]) {
             if key == BLOCKED {
                 blocked.set(&key, true);
+            } else if key == ALLOW_FAILURE {
+                allow_failure.set(&key, true);
             } else {
                 cx.error_spanned_by(&key, format!("`{symbol}` needs a value: {}", usage(symbol)));
                 skip_value(meta.input)?;
@@ -188,6 +200,29 @@ fn parse_args(cx: &Ctxt, args: TokenStream) -> JobArgs {
                 },
                 other => cx.error_spanned_by(other, expected("a whole number")),
             }
+        } else if key == ALLOW_FAILURE {
+            match &value {
+                syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(lit), .. }) => {
+                    allow_failure.set(&key, lit.value);
+                }
+                other => cx.error_spanned_by(other, expected("no value or a `bool`")),
+            }
+        } else if key == RUNS {
+            let word = match &value {
+                syn::Expr::Path(p) if p.qself.is_none() => p.path.get_ident().cloned(),
+                _ => None,
+            };
+            let Some(word) = word else {
+                cx.error_spanned_by(&value, expected("a word"));
+                return Ok(());
+            };
+            match RUNS_VALUES.iter().find(|(name, _)| word == name) {
+                Some((_, variant)) => runs.set(&key, *variant),
+                None => {
+                    let names = RUNS_VALUES.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ");
+                    cx.error_spanned_by(&word, format!("unknown `runs` value `{word}`; expected one of: {names}"));
+                }
+            }
         } else if key == IDEMPOTENT {
             match &value {
                 syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(lit), .. }) => idempotent.set(&key, lit.clone()),
@@ -208,6 +243,8 @@ fn parse_args(cx: &Ctxt, args: TokenStream) -> JobArgs {
         timeout_ms: timeout.get(),
         retries: retries.get().unwrap_or(0),
         idempotent: idempotent.get(),
+        allow_failure: allow_failure.get().unwrap_or(false),
+        runs: runs.get(),
     }
 }
 
@@ -392,6 +429,8 @@ fn generate(func: &syn::ItemFn, args: &JobArgs, register: bool) -> TokenStream {
     };
     let blocked = args.blocked;
     let retries = args.retries;
+    let allow_failure = args.allow_failure;
+    let runs = syn::Ident::new(args.runs.unwrap_or("OnSuccess"), Span::call_site());
     let idempotent = args.idempotent.as_ref().is_none_or(|lit| lit.value);
     let timeout_ms = match args.timeout_ms {
         Some(ms) => quote!(::core::option::Option::Some(#ms)),
@@ -444,6 +483,8 @@ fn generate(func: &syn::ItemFn, args: &JobArgs, register: bool) -> TokenStream {
                     timeout_ms: #timeout_ms,
                     retries: #retries,
                     idempotent: #idempotent,
+                    allow_failure: #allow_failure,
+                    runs: ::monkeyci_sdk::Runs::#runs,
                     body: #body,
                     location: ::core::concat!(::core::file!(), ":", ::core::line!()),
                 }

@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 /// Build parameters by name. Values are secrets: scripts see them only as the sdk's `Secret`.
 pub type ParamMap = BTreeMap<String, String>;
 
+/// Plain build variables by name (`--var NAME=VALUE`): not secret, never masked, read with
+/// the sdk's `Ctx::var`.
+pub type VarMap = BTreeMap<String, String>;
+
 /// Who started a build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -31,6 +35,58 @@ impl std::str::FromStr for Source {
             "webhook" => Ok(Source::Webhook),
             other => Err(format!("unknown build source {other:?}; expected cli, api or webhook")),
         }
+    }
+}
+
+/// The event a build is for: what a webhook (GitHub's `push`, `pull_request`,
+/// `workflow_dispatch`, `schedule`; GitLab's Push, Tag Push and Merge Request hooks) or the
+/// command line (`--trigger`) says happened. [`Source`] says who asked for the build; this
+/// says why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// Commits pushed to a branch.
+    Push,
+    /// A pull (merge) request opened or updated.
+    PullRequest,
+    /// A tag pushed.
+    Tag,
+    /// Started by hand (GitHub's `workflow_dispatch`, a button, the API).
+    Manual,
+    /// Started by a schedule.
+    Schedule,
+}
+
+impl Trigger {
+    /// Every trigger, with its name as written on the command line and the wire.
+    pub const ALL: [(&'static str, Trigger); 5] = [
+        ("push", Trigger::Push),
+        ("pull-request", Trigger::PullRequest),
+        ("tag", Trigger::Tag),
+        ("manual", Trigger::Manual),
+        ("schedule", Trigger::Schedule),
+    ];
+
+    /// The name as written on the command line and the wire, such as `pull-request`.
+    pub fn as_str(self) -> &'static str {
+        Trigger::ALL.iter().find(|(_, trigger)| *trigger == self).map_or("push", |(name, _)| name)
+    }
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Trigger {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Trigger::ALL.iter().find(|(name, _)| *name == s).map(|(_, trigger)| *trigger).ok_or_else(|| {
+            let names: Vec<&str> = Trigger::ALL.iter().map(|(name, _)| *name).collect();
+            format!("unknown trigger {s:?}; expected one of: {}", names.join(", "))
+        })
     }
 }
 
@@ -94,6 +150,35 @@ pub struct BuildInfo {
     /// the whole build, the same on every launch of the script.
     #[serde(default)]
     pub started_at_ms: u64,
+    /// Plain variables: values that are not secrets, such as the event that triggered the
+    /// build. Unlike params they travel with the build info and are never masked.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: VarMap,
+    /// The event the build is for, when it was said; see [`BuildInfo::trigger`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+}
+
+impl BuildInfo {
+    /// The event the build is for: as said, else [`Trigger::Tag`] when the ref built is a tag
+    /// (`--tag`, or a checkout at a tag), else [`Trigger::Push`].
+    ///
+    /// ```
+    /// use monkeyci_protocol::{BuildInfo, Trigger};
+    ///
+    /// let mut info: BuildInfo = serde_json::from_str(r#"{"build_id":"b","checkout_dir":"."}"#).unwrap();
+    /// assert_eq!(info.trigger(), Trigger::Push);
+    /// info.git.git_ref = Some("refs/tags/v1.0".into());
+    /// assert_eq!(info.trigger(), Trigger::Tag);
+    /// info.trigger = Some(Trigger::Manual);
+    /// assert_eq!(info.trigger(), Trigger::Manual);
+    /// ```
+    pub fn trigger(&self) -> Trigger {
+        self.trigger.unwrap_or_else(|| match &self.git.git_ref {
+            Some(git_ref) if git_ref.starts_with("refs/tags/") => Trigger::Tag,
+            _ => Trigger::Push,
+        })
+    }
 }
 
 /// How a script reaches its build API.

@@ -34,13 +34,15 @@ mod plan;
 mod status;
 mod time;
 
-pub use build::{ApiEndpoint, BuildInfo, Changes, GitInfo, ParamMap, ScriptConfig, ScriptMode, Source, SuspendMode};
+pub use build::{
+    ApiEndpoint, BuildInfo, Changes, GitInfo, ParamMap, ScriptConfig, ScriptMode, Source, SuspendMode, Trigger, VarMap,
+};
 pub use event::{Event, EventBatch, EventKind};
 pub use journal::{Journal, JournalEntry, JournalRecord, StepKey};
 pub use mask::Masker;
 pub use plan::{
     ArtifactSpec, CacheSpec, ContainerRequest, ContainerResult, ContainerSpec, ContainerStarted, ContainerState,
-    JobKind, MAX_SIZE, Plan, PlannedJob, RestoreSpec, SkippedJob,
+    JobKind, MAX_SIZE, Plan, PlannedJob, RestoreSpec, Runs, SkippedJob,
 };
 pub use status::{BuildStatus, JobStatus, OutputStream};
 pub use time::now_ms;

@@ -62,12 +62,50 @@ pub struct PlannedJob {
     /// declared `idempotent = false` fails instead, and the script never suspends under it.
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub idempotent: bool,
+    /// Its failure (or timeout) does not fail the build, and jobs depending on it run as if
+    /// it had succeeded: `#[job(allow_failure)]`, for jobs such as an MSRV check. It still
+    /// ends with status `failure` (or `timeout`), shown as allowed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_failure: bool,
+    /// When it runs, given how its dependencies ended (default: when they all succeeded).
+    #[serde(default, skip_serializing_if = "Runs::is_default")]
+    pub runs: Runs,
     /// What a container job runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<ContainerSpec>,
     /// Where it was declared (`src/main.rs:12`, or the `#[pipeline]` function).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declared_at: Option<String>,
+}
+
+/// When a job runs, given how its dependencies ended (GitHub's `success()`, `failure()` and
+/// `always()`). A job allowed to fail counts as succeeded here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Runs {
+    /// When every dependency succeeded; skipped, naming it, as soon as one did not.
+    #[default]
+    OnSuccess,
+    /// Once every dependency ended, if one of them failed, timed out or was canceled, or was
+    /// skipped because a job before it did: reports and notifications about a failure.
+    OnFailure,
+    /// Once every dependency ended, however: cleanup. Not when the build is canceled.
+    Always,
+}
+
+impl Runs {
+    /// `on_success`, `on_failure`, `always`: as written in `#[job(runs = ...)]`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runs::OnSuccess => "on_success",
+            Runs::OnFailure => "on_failure",
+            Runs::Always => "always",
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == Runs::OnSuccess
+    }
 }
 
 /// A job that is not part of this build.

@@ -51,6 +51,21 @@ impl JobStatus {
         matches!(self, JobStatus::Failure | JobStatus::Timeout | JobStatus::Canceled)
     }
 
+    /// Whether this is a failure that a job declared `allow_failure` is allowed: a failure
+    /// or a timeout, not a cancellation (a canceled build is never a success). Such a job
+    /// keeps its status, does not fail the build, and counts as succeeded for its dependents.
+    ///
+    /// ```
+    /// use monkeyci_protocol::JobStatus;
+    ///
+    /// assert!(JobStatus::Timeout.is_allowed_failure(true));
+    /// assert!(!JobStatus::Failure.is_allowed_failure(false));
+    /// assert!(!JobStatus::Canceled.is_allowed_failure(true));
+    /// ```
+    pub fn is_allowed_failure(self, allow_failure: bool) -> bool {
+        allow_failure && matches!(self, JobStatus::Failure | JobStatus::Timeout)
+    }
+
     /// The lowercase name used on the wire and in output.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -7,6 +7,7 @@ pub use inventory;
 pub use serde;
 
 use crate::dsl::container::ContainerJob;
+pub use crate::dsl::env::PipelineEnv;
 use crate::dsl::error::JobError;
 use crate::dsl::job::Job;
 pub use crate::dsl::output::JobMarker;

@@ -1,6 +1,6 @@
 //! [`Ctx`]: what a job knows about its build, and the only way a pipeline performs effects.
 //!
-//! Reading the build (branch, tag, changed files, params) and acting in it (logging, running
+//! Reading the build (branch, tag, changed files, params, variables) and acting in it (logging, running
 //! commands, reading a dependency's output) all go through `Ctx`, so every effect can be
 //! seen, masked and journaled. `Ctx` is a facade: a cheap handle on a scope of the engine
 //! (`durable::scope`, the script or one job), and each method delegates to the engine in a line
@@ -14,13 +14,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::dsl::container::{Artifact, ContainerJob};
+use crate::dsl::env::pipeline_env;
 use crate::dsl::error::JobError;
 use crate::dsl::output::JobMarker;
 use crate::durable::build::Build;
 use crate::durable::scope::Scope;
 use crate::durable::step::{self, ShellOutput};
 use crate::glob;
-use crate::protocol::{Changes, ContainerResult, OutputStream, Source};
+use crate::protocol::{Changes, ContainerResult, OutputStream, Source, Trigger};
 use crate::secret::Secret;
 
 /// The build context handed to every job, condition and `#[pipeline]` function.
@@ -93,7 +94,7 @@ impl Ctx {
     /// # fn main() {}
     /// ```
     pub fn run(&self, spec: ContainerJob) -> impl Future<Output = Result<ContainerResult, JobError>> + Send + '_ {
-        step::run(&self.scope, spec.into_spec())
+        step::run(&self.scope, spec.with_default_env(pipeline_env()).into_spec())
     }
 
     /// The id of this build.
@@ -150,7 +151,27 @@ impl Ctx {
         self.changes().all().any(|path| glob::matches(pattern, path))
     }
 
-    /// Who triggered the build.
+    /// The event the build is for: a push, a pull request, a tag, a manual start or a
+    /// schedule (`--trigger`; by default `Tag` when building a tag, else `Push`).
+    ///
+    /// ```
+    /// use monkeyci_sdk::prelude::*;
+    ///
+    /// fn not_pull_request(ctx: &Ctx) -> bool {
+    ///     ctx.trigger() != Trigger::PullRequest
+    /// }
+    ///
+    /// let ctx = monkeyci_sdk::testing::TestCtx::new().trigger(Trigger::PullRequest).ctx();
+    /// assert!(!not_pull_request(&ctx));
+    /// let tagged = monkeyci_sdk::testing::TestCtx::new().tag("v1.0").ctx();
+    /// assert_eq!(tagged.trigger(), Trigger::Tag);
+    /// ```
+    pub fn trigger(&self) -> Trigger {
+        self.build().info().trigger()
+    }
+
+    /// Who started the build: the command line, the API or a webhook (see [`Ctx::trigger`]
+    /// for why).
     pub fn source(&self) -> Source {
         self.build().info().source
     }
@@ -174,6 +195,19 @@ impl Ctx {
     /// accident, and it is masked in job output.
     pub fn param(&self, name: &str) -> Result<Secret, JobError> {
         self.build().param(name)
+    }
+
+    /// A plain build variable (`monkeyci build run --var NAME=VALUE`), or `None` when it is not
+    /// set. Variables are not secrets: they are never masked, so a value such as `push` reads
+    /// as itself in logs. Use [`Ctx::param`] for tokens and passwords.
+    ///
+    /// ```
+    /// let ctx = monkeyci_sdk::testing::TestCtx::new().var("DEPLOY_ENV", "staging").ctx();
+    /// assert_eq!(ctx.var("DEPLOY_ENV"), Some("staging"));
+    /// assert_eq!(ctx.var("OTHER"), None);
+    /// ```
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.build().info().vars.get(name).map(String::as_str)
     }
 
     /// The output of the `#[job]` `J`, which this job depends on (directly or through others):

@@ -134,7 +134,7 @@ pub use dsl::job::{Job, JobId};
 pub use dsl::output::{JobMarker, JobOutput};
 pub use durable::step::ShellOutput;
 /// What a build is about and what a container job runs, as [`Ctx`] and [`ContainerJob`] show them.
-pub use monkeyci_protocol::{Changes, ContainerSpec, Source};
+pub use monkeyci_protocol::{Changes, ContainerSpec, Runs, Source, Trigger};
 pub use plan::Error as PlanError;
 pub use secret::Secret;
 
@@ -156,8 +156,10 @@ pub use secret::Secret;
 /// | `id = "name"` | the job id (default: the function name with `_` as `-`) |
 /// | `blocked` | waits for approval before it runs |
 /// | `timeout = "10m"` | stops an attempt after this long (`500ms`, `30s`, `10m`, `1h30m`) |
-/// | `retries = 2` | runs an action job again when it fails, up to this many times |
+/// | `retries = 2` | runs the job again when it fails, up to this many times (a container job in a new container, with the next attempt number) |
 /// | `idempotent = false` | an action job that must not run twice: the script does not suspend while it runs, and after a crash it fails instead of running again ([`Job::idempotent`]) |
+/// | `runs = on_failure` | runs once its dependencies ended, only if one failed (or was skipped because a job before it failed); `runs = always` runs however they ended (not when the build is canceled); default `on_success` ([`Job::runs`]) |
+/// | `allow_failure` | its failure or timeout does not fail the build; it shows as `failure (allowed)` and its dependents run as if it had succeeded ([`Job::allow_failure`]) |
 ///
 /// ```
 /// use monkeyci_sdk::prelude::*;
@@ -220,11 +222,33 @@ pub use tokio::join;
 
 /// The `main` function of a pipeline crate: put `monkeyci_sdk::main!();` at the end of
 /// `main.rs`. The binary then does what `monkeyci` asks of it (plan or run the jobs).
+///
+/// `main!(env = [("NAME", "value"), ...])` also sets environment variables for every job of
+/// the pipeline, as a workflow's `env:` does: container jobs get them (a job's own `.env`
+/// wins, and `build plan` shows them), and so do the commands of action jobs (`ctx.shell`, and
+/// the containers of `ctx.run`). Unit tests with [`testing::TestCtx`] see them too.
+///
+/// ```
+/// use monkeyci_sdk::prelude::*;
+///
+/// #[job]
+/// fn test(_ctx: &Ctx) -> ContainerJob {
+///     container("rust:1.95").script(["cargo test"]).env("RUST_BACKTRACE", "full")
+/// }
+///
+/// monkeyci_sdk::main!(env = [("CARGO_TERM_COLOR", "always"), ("RUST_BACKTRACE", "1")]);
+/// ```
 #[macro_export]
 macro_rules! main {
     () => {
         fn main() -> ::std::process::ExitCode {
             ::monkeyci_sdk::__private::run_main()
         }
+    };
+    (env = [$(($name:expr, $value:expr)),* $(,)?] $(,)?) => {
+        ::monkeyci_sdk::__private::inventory::submit! {
+            ::monkeyci_sdk::__private::PipelineEnv { vars: &[$(($name, $value)),*] }
+        }
+        $crate::main!();
     };
 }

@@ -11,6 +11,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use crate::ctx::Ctx;
+use crate::dsl::env::pipeline_env;
 use crate::dsl::job::{ActionFn, Job, JobBodyKind};
 use crate::dsl::registry::{JobBody, JobDef, PipelineDef};
 use crate::protocol::{JobKind, Plan, PlannedJob, SkippedJob};
@@ -149,6 +150,8 @@ fn planned(job: &Job) -> PlannedJob {
         timeout_ms: job.timeout.map(|t| t.as_millis() as u64),
         retries: job.retries,
         idempotent: job.idempotent,
+        allow_failure: job.allow_failure,
+        runs: job.runs,
         container,
         declared_at: job.declared_at.clone(),
     }
@@ -208,6 +211,8 @@ fn registered_jobs(ctx: &Ctx, watch: &Watch) -> Result<(Vec<Job>, Vec<SkippedJob
         job.timeout = def.timeout_ms.map(Duration::from_millis);
         job.retries = def.retries;
         job.idempotent = def.idempotent;
+        job.allow_failure = def.allow_failure;
+        job.runs = def.runs;
         job.declared_at = Some(def.location.to_owned());
         jobs.push(job);
     }
@@ -216,6 +221,12 @@ fn registered_jobs(ctx: &Ctx, watch: &Watch) -> Result<(Vec<Job>, Vec<SkippedJob
         for mut job in computed {
             job.declared_at.get_or_insert_with(|| format!("#[pipeline] {} ({})", def.name, def.location));
             jobs.push(job);
+        }
+    }
+    // The pipeline's environment, under each container job's own.
+    for job in &mut jobs {
+        if let JobBodyKind::Container(spec) = &mut job.body {
+            **spec = (**spec).clone().with_default_env(pipeline_env());
         }
     }
     Ok((jobs, skipped))

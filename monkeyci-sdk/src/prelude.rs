@@ -5,6 +5,7 @@ pub use crate::dsl::container::{ContainerJob, artifact, cache, container};
 pub use crate::dsl::error::{JobError, ResultExt};
 pub use crate::dsl::job::{Job, JobId};
 pub use crate::durable::step::ShellOutput;
+pub use crate::protocol::{Runs, Trigger};
 pub use crate::secret::Secret;
 #[doc(inline)]
 pub use crate::{job, pipeline};

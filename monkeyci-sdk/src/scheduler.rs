@@ -3,14 +3,15 @@
 //!
 //! Async action jobs are not bounded; process work (commands, containers) takes a slot of
 //! `--max-parallel` from the build. Dependents of a job that failed or was skipped are
-//! skipped with the reason; independent branches keep running unless `fail_fast` is set.
+//! skipped with the reason; independent branches keep running unless `fail_fast` is set. A
+//! job allowed to fail counts as succeeded for its dependents and for the build's status.
 //! Planning (conditions, cycles, filters) happens before, in `plan`.
 //!
 //! The scheduler drives the engine (`durable::build::Build`, a `durable::scope::Scope` per job)
 //! and makes a [`Ctx`] only to hand one to a job's code. It never takes a journaled step itself.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -29,7 +30,7 @@ use crate::durable::journal::{Ended, Replay, Resume};
 use crate::durable::scope::Scope;
 use crate::future::BoxFuture;
 use crate::plan::{Resolved, panic_message};
-use crate::protocol::{BuildStatus, EventKind, JobStatus, JournalEntry, JournalRecord, StepKey, now_ms};
+use crate::protocol::{BuildStatus, EventKind, JobStatus, JournalEntry, JournalRecord, Runs, StepKey, now_ms};
 
 /// How to run a build.
 #[derive(Debug, Clone, Default)]
@@ -48,6 +49,14 @@ pub(crate) struct JobReport {
     pub(crate) id: String,
     pub(crate) status: JobStatus,
     pub(crate) message: Option<String>,
+    /// Declared `allow_failure`: a failure does not fail the build.
+    pub(crate) allow_failure: bool,
+}
+
+impl JobReport {
+    fn fails_build(&self) -> bool {
+        self.status.is_failure() && !self.status.is_allowed_failure(self.allow_failure)
+    }
 }
 
 /// How the build ended.
@@ -140,29 +149,21 @@ async fn run_on_worker(build: Arc<Build>, resolved: Resolved, options: Options) 
             id: left_out.id.clone(),
             status: JobStatus::Skipped,
             message: Some(left_out.reason.clone()),
+            allow_failure: false,
         });
     }
 
     let jobs = resolved.jobs;
     let count = jobs.len();
-    let ids: Vec<String> = jobs.iter().map(|job| job.id.clone()).collect();
-    let index: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-    let mut remaining: Vec<usize> = jobs.iter().map(|job| job.depends_on.len()).collect();
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); count];
-    for (i, job) in jobs.iter().enumerate() {
-        for dep in &job.depends_on {
-            dependents[index[dep.as_str()]].push(i);
-        }
-    }
+    let mut dag = Dag::new(&jobs);
+    let ids = dag.ids.clone();
     let mut slots: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
-    let mut outcomes: Vec<Option<Outcome>> = (0..count).map(|_| None).collect();
 
     if !resuming {
         for id in &ids {
             build.emit(EventKind::JobPending { job_id: id.clone() });
         }
     }
-    let mut ready: std::collections::VecDeque<usize> = (0..count).filter(|&i| remaining[i] == 0).collect();
     let mut running: JoinSet<Outcome> = JoinSet::new();
     let mut task_job: HashMap<tokio::task::Id, usize> = HashMap::with_capacity(count);
     let mut stopped: Option<Stop> = None;
@@ -172,19 +173,19 @@ async fn run_on_worker(build: Arc<Build>, resolved: Resolved, options: Options) 
     let mut action_scopes: HashMap<usize, Arc<Scope>> = HashMap::new();
     let mut journaled: Vec<Option<Ended>> = ids.iter().map(|id| options.replay.ended.get(id).cloned()).collect();
     loop {
-        while let Some(i) = ready.pop_front() {
-            if let Some(stop) = &stopped {
+        while let Some(i) = dag.ready.pop_front() {
+            // After a fail_fast stop, reports and cleanup (`runs = on_failure`, `always`) still
+            // run; after a cancel, nothing does.
+            let for_failures = matches!(stopped, Some(Stop::FailFast(_))) && dag.runs[i] != Runs::OnSuccess;
+            if let Some(stop) = stopped.as_ref().filter(|_| !for_failures) {
                 let outcome = Outcome::not_run(JobStatus::Skipped, stop.skip_reason());
-                finish(build, &ids, &dependents, &mut outcomes, i, outcome, None);
+                dag.finish(build, i, outcome, None);
                 continue;
             }
             // Replayed: the journaled end, without running the job or telling anyone again.
             if let Some((status, attempt, output, message)) = journaled[i].take() {
                 slots[i] = None;
-                if status == JobStatus::Success {
-                    succeeded(build, &ids[i], output.as_ref(), &dependents[i], &mut remaining, &outcomes, &mut ready);
-                }
-                outcomes[i] = Some(Outcome { status, attempt, duration_ms: 0, message, output });
+                dag.replayed(build, i, Outcome { status, attempt, duration_ms: 0, message, output });
                 continue;
             }
             let Some(job) = slots[i].take() else { continue };
@@ -202,7 +203,7 @@ async fn run_on_worker(build: Arc<Build>, resolved: Resolved, options: Options) 
                     message: Some(message),
                     output: None,
                 };
-                finish(build, &ids, &dependents, &mut outcomes, i, outcome, None);
+                dag.finish(build, i, outcome, None);
                 continue;
             }
             let resume = options.replay.resumed.get(&ids[i]).copied();
@@ -251,54 +252,29 @@ async fn run_on_worker(build: Arc<Build>, resolved: Resolved, options: Options) 
         };
         let Some(i) = i else { continue };
         action_scopes.remove(&i);
-        let status = outcome.status;
-        if status == JobStatus::Success {
-            succeeded(build, &ids[i], outcome.output.as_ref(), &dependents[i], &mut remaining, &outcomes, &mut ready);
-        }
-        finish(build, &ids, &dependents, &mut outcomes, i, outcome, None);
-        if status.is_failure() && options.fail_fast && stopped.is_none() {
+        let fails_build = dag.fails_build(i, outcome.status);
+        dag.finish(build, i, outcome, None);
+        if fails_build && options.fail_fast && stopped.is_none() {
             stopped = Some(Stop::FailFast(ids[i].clone()));
             running.abort_all();
         }
     }
 
-    for (i, outcome) in outcomes.into_iter().enumerate() {
+    for (i, outcome) in std::mem::take(&mut dag.outcomes).into_iter().enumerate() {
         let (status, message) = match outcome {
             Some(o) => (o.status, o.message),
             // Unreachable for a valid plan; report rather than hide it.
             None => (JobStatus::Skipped, Some("never became ready".to_owned())),
         };
-        reports.push(JobReport { id: ids[i].clone(), status, message });
+        reports.push(JobReport { id: ids[i].clone(), status, message, allow_failure: dag.allow_failure[i] });
     }
     let (status, message) = match stopped {
         Some(Stop::Canceled) => (BuildStatus::Canceled, Some("the build was canceled".to_owned())),
-        _ if reports.iter().any(|r| r.status.is_failure()) => (BuildStatus::Failure, failure_summary(&reports)),
-        _ => (BuildStatus::Success, None),
+        _ if reports.iter().any(JobReport::fails_build) => (BuildStatus::Failure, failure_summary(&reports)),
+        _ => (BuildStatus::Success, allowed_summary(&reports)),
     };
     build.emit(EventKind::ScriptEnd { status, message });
     BuildReport { status, jobs: reports, suspended: None }
-}
-
-/// Keeps a successful job's output for its dependents and queues those whose last
-/// dependency this was.
-fn succeeded(
-    build: &Build,
-    id: &str,
-    output: Option<&serde_json::Value>,
-    dependents: &[usize],
-    remaining: &mut [usize],
-    outcomes: &[Option<Outcome>],
-    ready: &mut std::collections::VecDeque<usize>,
-) {
-    if let Some(output) = output {
-        build.keep_output(id, output);
-    }
-    for &d in dependents {
-        remaining[d] -= 1;
-        if remaining[d] == 0 && outcomes[d].is_none() {
-            ready.push_back(d);
-        }
-    }
 }
 
 /// Why the scheduler stopped starting jobs.
@@ -326,7 +302,7 @@ impl Stop {
 }
 
 fn failure_summary(reports: &[JobReport]) -> Option<String> {
-    let failed: Vec<&str> = reports.iter().filter(|r| r.status.is_failure()).map(|r| r.id.as_str()).collect();
+    let failed: Vec<&str> = reports.iter().filter(|r| r.fails_build()).map(|r| r.id.as_str()).collect();
     match failed.as_slice() {
         [] => None,
         [one] => Some(format!("job `{one}` failed")),
@@ -334,73 +310,155 @@ fn failure_summary(reports: &[JobReport]) -> Option<String> {
     }
 }
 
-/// Records how job `i` ended, reports it, and skips every job waiting on it if it did not
-/// succeed. `root` is what started a cascade of skips, so a job far down a chain still says
-/// which job failed.
-fn finish(
-    build: &Build,
-    ids: &[String],
-    dependents: &[Vec<usize>],
-    outcomes: &mut [Option<Outcome>],
-    i: usize,
-    outcome: Outcome,
-    root: Option<&str>,
-) {
-    let status = outcome.status;
-    let id = &ids[i];
-    let message = outcome.message.clone().unwrap_or_default();
-    if status == JobStatus::Skipped {
-        build.emit(EventKind::JobSkipped { job_id: id.clone(), reason: message.clone() });
-    } else {
-        build.emit(EventKind::JobEnd {
-            job_id: id.clone(),
-            attempt: outcome.attempt,
-            status,
-            duration_ms: outcome.duration_ms,
-            message: outcome.message.clone(),
-        });
+/// What a build that succeeded says of the jobs that were allowed to fail and did.
+fn allowed_summary(reports: &[JobReport]) -> Option<String> {
+    let allowed: Vec<&str> =
+        reports.iter().filter(|r| r.status.is_allowed_failure(r.allow_failure)).map(|r| r.id.as_str()).collect();
+    match allowed.as_slice() {
+        [] => None,
+        [one] => Some(format!("job `{one}` failed, which it is allowed to")),
+        many => Some(format!("{} jobs failed, which they are allowed to: {}", many.len(), many.join(", "))),
     }
-    build.emit(EventKind::JournalRecord {
-        entry: JournalEntry::new(
-            id.clone(),
-            StepKey::End,
-            JournalRecord::JobEnd {
-                status,
-                attempt: outcome.attempt,
-                output: outcome.output.clone(),
-                message: outcome.message.clone(),
-            },
-        ),
-    });
-    outcomes[i] = Some(outcome);
-    if status == JobStatus::Success {
-        return;
-    }
-    let (reason, root) = match status {
-        JobStatus::Skipped => {
-            let root = root.map_or(message, str::to_owned);
-            (format!("dependency `{id}` was skipped ({root})"), root)
+}
+
+/// The jobs' graph, and how far the build went through it: which jobs ended and how, which
+/// wait for how many dependencies, which are ready to start.
+struct Dag {
+    ids: Vec<String>,
+    dependents: Vec<Vec<usize>>,
+    allow_failure: Vec<bool>,
+    runs: Vec<Runs>,
+    /// Dependencies of each job that have not ended yet.
+    remaining: Vec<usize>,
+    /// Whether a dependency of each job failed, or was skipped because a job before it failed:
+    /// what `runs = on_failure` waits for.
+    upstream_failed: Vec<bool>,
+    outcomes: Vec<Option<Outcome>>,
+    ready: VecDeque<usize>,
+}
+
+impl Dag {
+    fn new(jobs: &[Job]) -> Dag {
+        let ids: Vec<String> = jobs.iter().map(|job| job.id.clone()).collect();
+        let index: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
+        for (i, job) in jobs.iter().enumerate() {
+            for dep in &job.depends_on {
+                dependents[index[dep.as_str()]].push(i);
+            }
         }
-        _ => {
-            let what = match status {
-                JobStatus::Timeout => "timed out",
-                JobStatus::Canceled => "was canceled",
-                _ => "failed",
+        let remaining: Vec<usize> = jobs.iter().map(|job| job.depends_on.len()).collect();
+        Dag {
+            ready: (0..jobs.len()).filter(|&i| remaining[i] == 0).collect(),
+            ids,
+            dependents,
+            allow_failure: jobs.iter().map(|job| job.allow_failure).collect(),
+            runs: jobs.iter().map(|job| job.runs).collect(),
+            remaining,
+            upstream_failed: vec![false; jobs.len()],
+            outcomes: (0..jobs.len()).map(|_| None).collect(),
+        }
+    }
+
+    /// Whether job `i` ending with `status` lets its dependents run: a success, or a failure
+    /// it is allowed.
+    fn passed(&self, i: usize, status: JobStatus) -> bool {
+        status == JobStatus::Success || status.is_allowed_failure(self.allow_failure[i])
+    }
+
+    /// Whether job `i` ending with `status` fails the build.
+    fn fails_build(&self, i: usize, status: JobStatus) -> bool {
+        status.is_failure() && !status.is_allowed_failure(self.allow_failure[i])
+    }
+
+    /// Takes the journaled end of job `i`, told before: its dependents go on as they did.
+    fn replayed(&mut self, build: &Build, i: usize, outcome: Outcome) {
+        self.settle(build, i, outcome, None, false);
+    }
+
+    /// Records how job `i` ended and reports it.
+    fn finish(&mut self, build: &Build, i: usize, outcome: Outcome, root: Option<&str>) {
+        self.settle(build, i, outcome, root, true);
+    }
+
+    /// Records how job `i` ended, reports it if `tell`, and moves its dependents on: each is
+    /// queued once all of its dependencies ended as its [`Runs`] wants, or skipped, saying why.
+    /// `root` is what started a cascade of skips, so a job far down a chain still says which
+    /// job failed.
+    fn settle(&mut self, build: &Build, i: usize, outcome: Outcome, root: Option<&str>, tell: bool) {
+        let status = outcome.status;
+        let id = self.ids[i].clone();
+        let message = outcome.message.clone().unwrap_or_default();
+        if tell {
+            if status == JobStatus::Skipped {
+                build.emit(EventKind::JobSkipped { job_id: id.clone(), reason: message.clone() });
+            } else {
+                build.emit(EventKind::JobEnd {
+                    job_id: id.clone(),
+                    attempt: outcome.attempt,
+                    status,
+                    duration_ms: outcome.duration_ms,
+                    message: outcome.message.clone(),
+                });
+            }
+            build.emit(EventKind::JournalRecord {
+                entry: JournalEntry::new(
+                    id.clone(),
+                    StepKey::End,
+                    JournalRecord::JobEnd {
+                        status,
+                        attempt: outcome.attempt,
+                        output: outcome.output.clone(),
+                        message: outcome.message.clone(),
+                    },
+                ),
+            });
+        }
+        let passed = self.passed(i, status);
+        if status == JobStatus::Success
+            && let Some(output) = &outcome.output
+        {
+            build.keep_output(&id, output);
+        }
+        // A failure, or a skip because of one, is what `runs = on_failure` dependents wait for.
+        let failed = self.fails_build(i, status) || (status == JobStatus::Skipped && self.upstream_failed[i]);
+        self.outcomes[i] = Some(outcome);
+        // Why an `on_success` dependent does not run, and the root of the cascade.
+        let (reason, root) = match status {
+            _ if passed => (String::new(), String::new()),
+            JobStatus::Skipped => {
+                let root = root.map_or(message, str::to_owned);
+                (format!("dependency `{id}` was skipped ({root})"), root)
+            }
+            _ => {
+                let what = match status {
+                    JobStatus::Timeout => "timed out",
+                    JobStatus::Canceled => "was canceled",
+                    _ => "failed",
+                };
+                (format!("dependency `{id}` {what}"), format!("`{id}` {what}"))
+            }
+        };
+        for d in self.dependents[i].clone() {
+            if self.outcomes[d].is_some() {
+                continue;
+            }
+            self.remaining[d] -= 1;
+            self.upstream_failed[d] |= failed;
+            let skip = match self.runs[d] {
+                Runs::OnSuccess if !passed => Some((reason.clone(), Some(root.as_str()))),
+                _ if self.remaining[d] > 0 => continue,
+                Runs::OnFailure if !self.upstream_failed[d] => {
+                    Some(("runs = on_failure, and no dependency failed".to_owned(), None))
+                }
+                Runs::OnSuccess | Runs::OnFailure | Runs::Always => None,
             };
-            (format!("dependency `{id}` {what}"), format!("`{id}` {what}"))
-        }
-    };
-    for &d in &dependents[i] {
-        if outcomes[d].is_none() {
-            finish(
-                build,
-                ids,
-                dependents,
-                outcomes,
-                d,
-                Outcome::not_run(JobStatus::Skipped, reason.clone()),
-                Some(&root),
-            );
+            match skip {
+                Some((reason, root)) => {
+                    self.settle(build, d, Outcome::not_run(JobStatus::Skipped, reason), root, tell);
+                }
+                None => self.ready.push_back(d),
+            }
         }
     }
 }
@@ -420,10 +478,8 @@ async fn run_job(scope: Arc<Scope>, job: Job, resume: Option<Resume>) -> Outcome
             Err(err) => return Outcome::not_run(JobStatus::Failure, format!("approval failed: {err}")),
         }
     }
-    let attempts = match job.body {
-        JobBodyKind::Action(_) => job.retries.saturating_add(1),
-        JobBodyKind::Container(_) => 1,
-    };
+    // A container job's new attempt is a new container run, with its attempt number.
+    let attempts = job.retries.saturating_add(1);
     let mut attempt = resume.map_or(0, |resume| resume.attempt - 1);
     loop {
         attempt += 1;
@@ -852,6 +908,123 @@ mod tests {
             })
             .collect();
         assert_eq!(starts, [1, 2, 3]);
+    }
+
+    #[test]
+    fn an_allowed_failure_does_not_fail_the_build_and_its_dependents_run() {
+        let slow_timeout = Job::action("slow", |ctx| async move {
+            ctx.sleep(Duration::from_secs(30)).await;
+            Ok(())
+        })
+        .timeout(Duration::from_millis(20))
+        .allow_failure();
+        let jobs = vec![failing("msrv").allow_failure(), ok("after").depends_on(["msrv"]), slow_timeout, ok("other")];
+        // Not even fail_fast stops at an allowed failure.
+        let run = TestCtx::new().fail_fast().run_jobs(jobs).unwrap();
+        assert_eq!(run.status(), BuildStatus::Success);
+        assert_eq!(run.job_status("msrv"), Some(JobStatus::Failure));
+        assert_eq!(run.job_status("slow"), Some(JobStatus::Timeout));
+        assert_eq!(run.job_status("after"), Some(JobStatus::Success));
+        assert_eq!(run.job_status("other"), Some(JobStatus::Success));
+        let end = run.events().iter().find_map(|e| match &e.kind {
+            EventKind::ScriptEnd { status, message } => Some((*status, message.clone())),
+            _ => None,
+        });
+        assert_eq!(
+            end,
+            Some((BuildStatus::Success, Some("2 jobs failed, which they are allowed to: msrv, slow".to_owned())))
+        );
+        let plan = TestCtx::new().plan_jobs(vec![failing("msrv").allow_failure()]).unwrap();
+        assert!(plan.jobs[0].allow_failure);
+
+        // A job not allowed to fail still fails the build beside one that is.
+        let run = TestCtx::new().run_jobs(vec![failing("msrv").allow_failure(), failing("test")]).unwrap();
+        assert_eq!(run.status(), BuildStatus::Failure);
+        let end = run.events().iter().find_map(|e| match &e.kind {
+            EventKind::ScriptEnd { message, .. } => message.clone(),
+            _ => None,
+        });
+        assert_eq!(end.as_deref(), Some("job `test` failed"));
+    }
+
+    #[test]
+    fn reports_run_on_failure_and_cleanup_always() {
+        use crate::Runs;
+        let jobs = |test: Job| {
+            vec![
+                ok("build"),
+                test.depends_on(["build"]),
+                ok("package").depends_on(["test"]),
+                ok("report").depends_on(["package"]).runs(Runs::OnFailure),
+                ok("notify").depends_on(["report"]),
+                ok("cleanup").depends_on(["test", "package"]).runs(Runs::Always),
+            ]
+        };
+        let failed = TestCtx::new().run_jobs(jobs(failing("test"))).unwrap();
+        assert_eq!(failed.status(), BuildStatus::Failure);
+        assert_eq!(failed.message("package"), Some("dependency `test` failed"), "skipped as before");
+        // `package` was skipped because `test` failed: that is a failure for `report`.
+        assert_eq!(failed.job_status("report"), Some(JobStatus::Success));
+        assert_eq!(failed.job_status("notify"), Some(JobStatus::Success));
+        assert_eq!(failed.job_status("cleanup"), Some(JobStatus::Success));
+
+        let passed = TestCtx::new().run_jobs(jobs(ok("test"))).unwrap();
+        assert_eq!(passed.status(), BuildStatus::Success);
+        assert_eq!(passed.job_status("report"), Some(JobStatus::Skipped));
+        assert_eq!(passed.message("report"), Some("runs = on_failure, and no dependency failed"));
+        assert_eq!(
+            passed.message("notify"),
+            Some("dependency `report` was skipped (runs = on_failure, and no dependency failed)")
+        );
+        assert_eq!(passed.job_status("cleanup"), Some(JobStatus::Success));
+
+        // A dependency skipped for another reason than a failure is no failure; `always` runs.
+        let declined = vec![
+            ok("deploy").blocked(),
+            ok("report").depends_on(["deploy"]).runs(Runs::OnFailure),
+            ok("cleanup").depends_on(["deploy"]).runs(Runs::Always),
+        ];
+        let declined = TestCtx::new().run_jobs(declined).unwrap();
+        assert_eq!(declined.job_status("report"), Some(JobStatus::Skipped));
+        assert_eq!(declined.job_status("cleanup"), Some(JobStatus::Success));
+
+        // An allowed failure counts as a success.
+        let allowed = vec![failing("msrv").allow_failure(), ok("report").depends_on(["msrv"]).runs(Runs::OnFailure)];
+        assert_eq!(TestCtx::new().run_jobs(allowed).unwrap().job_status("report"), Some(JobStatus::Skipped));
+
+        // fail_fast stops the rest, but reports and cleanup still run.
+        let fast = TestCtx::new().fail_fast().run_jobs(jobs(failing("test"))).unwrap();
+        assert_eq!(fast.job_status("report"), Some(JobStatus::Success));
+        assert_eq!(fast.job_status("cleanup"), Some(JobStatus::Success));
+        assert_eq!(fast.job_status("notify"), Some(JobStatus::Skipped));
+        assert_eq!(fast.message("notify"), Some("fail_fast: job `test` failed"));
+
+        let plan = TestCtx::new().plan_jobs(jobs(ok("test"))).unwrap();
+        assert_eq!(plan.job("report").map(|job| job.runs), Some(Runs::OnFailure));
+    }
+
+    #[test]
+    fn container_jobs_retry_in_a_new_container_per_attempt() {
+        let job = || Job::container("flaky", crate::container("alpine").script(["./it.sh"])).retries(2);
+        let run = TestCtx::new().fail_container("flaky", 2).run_jobs(vec![job()]).unwrap();
+        assert_eq!(run.job_status("flaky"), Some(JobStatus::Success));
+        assert_eq!(run.containers().len(), 3);
+        let retrying: Vec<(u32, &str)> = run
+            .events()
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::JobRetrying { attempt, message, .. } => Some((*attempt, message.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            retrying,
+            [(1, "attempt 1 failed (TestCtx::fail_container)"), (2, "attempt 2 failed (TestCtx::fail_container)")]
+        );
+
+        let out_of_attempts = TestCtx::new().fail_container("flaky", 3).run_jobs(vec![job()]).unwrap();
+        assert_eq!(out_of_attempts.job_status("flaky"), Some(JobStatus::Failure));
+        assert_eq!(out_of_attempts.message("flaky"), Some("attempt 3 failed (TestCtx::fail_container)"));
     }
 
     #[test]

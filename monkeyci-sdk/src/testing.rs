@@ -53,7 +53,7 @@ use crate::durable::scope::Scope;
 use crate::future::BoxFuture;
 use crate::plan::{self, Resolved};
 use crate::protocol::{
-    ArtifactSpec, BuildInfo, ContainerRequest, ContainerResult, ContainerSpec, GitInfo, ParamMap, Source,
+    ArtifactSpec, BuildInfo, ContainerRequest, ContainerResult, ContainerSpec, GitInfo, ParamMap, Source, Trigger,
 };
 use crate::runner::{Approver, ArtifactStore, ContainerRunner, MemorySink, Seams, Started};
 use crate::scheduler;
@@ -70,6 +70,8 @@ pub struct TestCtx {
     approved: HashSet<String>,
     jobs: Vec<String>,
     fail_fast: bool,
+    /// Container jobs the fake engine fails, and for how many attempts.
+    failing_containers: HashMap<String, u32>,
 }
 
 impl Default for TestCtx {
@@ -88,11 +90,14 @@ impl TestCtx {
                 git: GitInfo::default(),
                 source: Source::Cli,
                 started_at_ms: crate::protocol::now_ms(),
+                vars: Default::default(),
+                trigger: None,
             },
             params: ParamMap::new(),
             approved: HashSet::new(),
             jobs: Vec::new(),
             fail_fast: false,
+            failing_containers: HashMap::new(),
         }
     }
 
@@ -150,6 +155,19 @@ impl TestCtx {
         self
     }
 
+    /// Sets a plain build variable, as `--var NAME=VALUE` does.
+    pub fn var(mut self, name: &str, value: &str) -> Self {
+        self.info.vars.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Sets the event the build is for, as `--trigger` does (default: `Tag` when building a
+    /// tag, else `Push`).
+    pub fn trigger(mut self, trigger: Trigger) -> Self {
+        self.info.trigger = Some(trigger);
+        self
+    }
+
     /// Sets who triggered the build.
     pub fn source(mut self, source: Source) -> Self {
         self.info.source = source;
@@ -180,9 +198,37 @@ impl TestCtx {
         self
     }
 
+    /// Makes the fake container engine fail the first `attempts` attempts of container job
+    /// `job_id` (exit code 1), to test what happens when it fails: `retries`, `allow_failure`,
+    /// `runs = on_failure`. `u32::MAX` fails every attempt.
+    ///
+    /// ```standalone_crate
+    /// use monkeyci_sdk::prelude::*;
+    /// use monkeyci_sdk::testing::{JobStatus, TestCtx};
+    ///
+    /// #[job(retries = 1)]
+    /// fn flaky(_ctx: &Ctx) -> ContainerJob {
+    ///     container("alpine").script(["./integration-test.sh"])
+    /// }
+    ///
+    /// # fn main() {
+    /// let run = TestCtx::new().fail_container("flaky", 1).run().unwrap();
+    /// assert_eq!(run.job_status("flaky"), Some(JobStatus::Success));
+    /// assert_eq!(run.containers().len(), 2, "two attempts, two containers");
+    /// # }
+    /// ```
+    pub fn fail_container(mut self, job_id: &str, attempts: u32) -> Self {
+        self.failing_containers.insert(job_id.to_owned(), attempts);
+        self
+    }
+
+    fn fake_engine(&self) -> FakeContainerEngine {
+        FakeContainerEngine { failing: self.failing_containers.clone(), ..FakeContainerEngine::default() }
+    }
+
     /// The context, as conditions and `#[pipeline]` functions see it.
     pub fn ctx(&self) -> Ctx {
-        let build = self.build(Arc::new(MemorySink::default()), Arc::new(FakeContainerEngine::default()));
+        let build = self.build(Arc::new(MemorySink::default()), Arc::new(self.fake_engine()));
         Ctx::new(Arc::new(Scope::script(build)))
     }
 
@@ -220,7 +266,7 @@ impl TestCtx {
     /// [`TestCtx::run`] for async tests.
     pub async fn run_async(&self) -> Result<TestRun, plan::Error> {
         let events = Arc::new(MemorySink::default());
-        let containers = Arc::new(FakeContainerEngine::default());
+        let containers = Arc::new(self.fake_engine());
         let build = self.build(events.clone(), containers.clone());
         let resolved = plan::resolve(&Ctx::new(Arc::new(Scope::script(Arc::clone(&build)))), &self.jobs)?;
         Ok(self.execute(build, resolved, events, containers, Replay::default()).await)
@@ -239,7 +285,7 @@ impl TestCtx {
     /// [`TestCtx::run_jobs`] for async code.
     pub async fn run_jobs_async(&self, jobs: Vec<Job>) -> Result<TestRun, plan::Error> {
         let events = Arc::new(MemorySink::default());
-        let containers = Arc::new(FakeContainerEngine::default());
+        let containers = Arc::new(self.fake_engine());
         let build = self.build(events.clone(), containers.clone());
         let resolved = plan::order(jobs, Vec::new(), &self.jobs)?;
         Ok(self.execute(build, resolved, events, containers, Replay::default()).await)
@@ -249,7 +295,7 @@ impl TestCtx {
     #[cfg(test)]
     pub(crate) async fn run_jobs_replaying(&self, jobs: Vec<Job>, replay: Replay) -> Result<TestRun, plan::Error> {
         let events = Arc::new(MemorySink::default());
-        let containers = Arc::new(FakeContainerEngine::default());
+        let containers = Arc::new(self.fake_engine());
         let build = self.build(events.clone(), containers.clone());
         let resolved = plan::order(jobs, Vec::new(), &self.jobs)?;
         Ok(self.execute(build, resolved, events, containers, replay).await)
@@ -357,18 +403,24 @@ impl TestRun {
 }
 
 /// **Fake** container engine for unit tests: records each spec and reports success without
-/// running anything.
+/// running anything (or a failure, for the attempts [`TestCtx::fail_container`] names).
 #[derive(Default)]
 struct FakeContainerEngine {
     started: Mutex<Vec<(String, ContainerSpec)>>,
+    failing: HashMap<String, u32>,
 }
 
 impl ContainerRunner for FakeContainerEngine {
     fn start<'a>(&'a self, request: &'a ContainerRequest) -> BoxFuture<'a, Result<Started, JobError>> {
         self.started.lock().push((request.job_id.clone(), request.spec.clone()));
-        Box::pin(async {
-            Ok(Started::Ended(ContainerResult { status: JobStatus::Success, exit: Some(0), message: None }))
-        })
+        let fails = self.failing.get(&request.job_id).is_some_and(|&attempts| request.attempt <= attempts);
+        let result = if fails {
+            let message = format!("attempt {} failed (TestCtx::fail_container)", request.attempt);
+            ContainerResult { status: JobStatus::Failure, exit: Some(1), message: Some(message) }
+        } else {
+            ContainerResult { status: JobStatus::Success, exit: Some(0), message: None }
+        };
+        Box::pin(async { Ok(Started::Ended(result)) })
     }
 
     fn wait<'a>(

@@ -361,3 +361,111 @@ fn suspend_and_resume_runs_each_container_once_and_publishes() {
     assert!(published[0].starts_with("publishing v1.0.0 (both suites passed) as release "), "{out:?}");
     out.assert_stdout_contains("script suspended while");
 }
+
+/// Runs failure-handling on the shell engine with `context`.
+fn failure_handling(context: &[&str]) -> crate::util::Output {
+    MonkeyciCommand::run(example("failure-handling")).args(["--engine", "shell"]).args(context).output()
+}
+
+#[test]
+fn failure_handling_an_allowed_failure_keeps_the_build_green() {
+    let out = failure_handling(&["--branch", "main"]);
+    out.assert_code(0);
+    assert_eq!(out.status("msrv"), Some(JobStatus::Failure), "{out:?}");
+    assert_eq!(out.status("package"), Some(JobStatus::Success), "its dependents run; {out:?}");
+    assert_eq!(out.log("package"), ["packaged app.tar.gz"]);
+    let (status, why) = out.build_end().expect("script/end");
+    assert_eq!(status, BuildStatus::Success);
+    assert_eq!(why, Some("job `msrv` failed, which it is allowed to"), "{out:?}");
+    // Shown as allowed, in the job's line and in the summary.
+    out.assert_stdout_contains("[msrv] failure (allowed) after");
+    let row = out.stdout.lines().find(|l| l.starts_with("msrv ")).unwrap_or_default();
+    assert!(row.contains("failure (allowed)"), "{out:?}");
+    out.assert_stdout_contains("build success: job `msrv` failed, which it is allowed to");
+}
+
+#[test]
+fn failure_handling_reports_a_failure_and_always_cleans_up() {
+    let out = failure_handling(&["--branch", "broken"]);
+    out.assert_code(1);
+    assert_eq!(out.status("test"), Some(JobStatus::Failure), "{out:?}");
+    assert_eq!(out.skip_reason("package"), Some("dependency `test` failed"), "{out:?}");
+    assert_eq!(out.log("report"), ["the build of broken failed: see the jobs above"], "{out:?}");
+    assert_eq!(out.log("cleanup"), ["removed the staging directory"], "{out:?}");
+    assert_eq!(out.build_end(), Some((BuildStatus::Failure, Some("job `test` failed"))), "{out:?}");
+
+    // With nothing failed, the report is skipped, saying why, and cleanup still runs.
+    let green = failure_handling(&["--branch", "main"]);
+    assert_eq!(green.skip_reason("report"), Some("runs = on_failure, and no dependency failed"), "{green:?}");
+    assert_eq!(green.status("cleanup"), Some(JobStatus::Success), "{green:?}");
+    green.assert_stdout_contains("[report] skipped: runs = on_failure, and no dependency failed");
+}
+
+#[test]
+fn failure_handling_retries_a_container_job_in_a_new_container() {
+    let out = failure_handling(&["--branch", "main"]);
+    out.assert_code(0);
+    let attempts: Vec<u32> = out
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::JobStart { job_id, attempt } if job_id == "integration" => Some(*attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, [1, 2], "{out:?}");
+    let containers = out.events_of("container/start").iter().filter(|e| e.kind.job_id() == Some("integration")).count();
+    assert_eq!(containers, 2, "one container per attempt; {out:?}");
+    assert_eq!(out.status("integration"), Some(JobStatus::Success), "{out:?}");
+    out.assert_stdout_contains("[integration] started (attempt 2)");
+    out.assert_stdout_contains("[integration] attempt 1 failed:");
+}
+
+#[test]
+fn build_context_variables_are_plain_and_never_masked() {
+    let out = MonkeyciCommand::run(example("build-context"))
+        .args(["--var", "EVENT=push", "--var", "DEPLOY_ENV", "--param", "TOKEN=s3cret-value", "--engine", "shell"])
+        .env("DEPLOY_ENV", "staging")
+        .output();
+    out.assert_code(0);
+    assert_eq!(out.log("announce"), ["building on push, deploying to staging"], "{out:?}");
+    out.assert_stdout_contains("[announce] | building on push, deploying to staging");
+
+    let missing = MonkeyciCommand::run(example("build-context")).args(["--var", "NOT_SET_ANYWHERE"]).output();
+    missing.assert_code(2).assert_stderr_contains("--var NOT_SET_ANYWHERE: no value given");
+}
+
+#[test]
+fn build_context_trigger_comes_from_the_command_line_or_the_ref() {
+    let pull_request = MonkeyciCommand::plan(example("build-context"))
+        .args(["--format", "json", "--branch", "feature", "--trigger", "pull-request"])
+        .output();
+    pull_request.assert_code(0);
+    let plan = pull_request.plan();
+    assert_eq!(plan.job_ids(), ["announce", "lint", "versions"], "{plan:?}");
+    assert!(plan.skipped.iter().any(|s| s.id == "publish-preview" && s.reason.contains("not_pull_request")));
+
+    let tagged = MonkeyciCommand::run(example("build-context")).args(["--tag", "v1.0.0", "--engine", "shell"]).output();
+    tagged.assert_code(0);
+    assert_eq!(tagged.log("publish-preview"), ["publishing a preview for this tag"], "{tagged:?}");
+    let pushed =
+        MonkeyciCommand::run(example("build-context")).args(["--branch", "main", "--engine", "shell"]).output();
+    assert_eq!(pushed.log("publish-preview"), ["publishing a preview for this push"], "{pushed:?}");
+
+    MonkeyciCommand::plan(example("build-context"))
+        .args(["--trigger", "merge-request"])
+        .output()
+        .assert_code(2)
+        .assert_stderr_contains("pull-request");
+}
+
+#[test]
+fn build_context_the_pipeline_environment_reaches_every_job() {
+    let out =
+        MonkeyciCommand::run(example("build-context")).args(["--engine", "shell"]).env_remove("RUST_LOG").output();
+    out.assert_code(0);
+    // A container job: the pipeline's variable, and its own over the pipeline's.
+    assert_eq!(out.log("lint"), ["color=always log=debug"], "{out:?}");
+    // An action job's command.
+    assert_eq!(out.log("versions"), ["color=always log=info"], "{out:?}");
+}

@@ -127,6 +127,17 @@ impl ContainerJob {
         self
     }
 
+    /// Sets each variable of `env` this job does not set itself (the pipeline's environment:
+    /// a job's own `.env` wins).
+    pub(crate) fn with_default_env<'a>(mut self, env: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        for (name, value) in env {
+            if !self.spec.secret_env.contains_key(name) {
+                self.spec.env.entry(name.to_owned()).or_insert_with(|| value.to_owned());
+            }
+        }
+        self
+    }
+
     /// The spec as it is sent to the build API.
     pub fn spec(&self) -> &ContainerSpec {
         &self.spec

@@ -13,6 +13,7 @@ use crate::dsl::container::ContainerJob;
 use crate::dsl::error::JobError;
 use crate::dsl::output::{JobMarker, JobOutput, output_to_json};
 use crate::future::BoxFuture;
+use crate::protocol::Runs;
 
 pub(crate) type ActionFn = Arc<dyn Fn(Ctx) -> BoxFuture<'static, Result<serde_json::Value, JobError>> + Send + Sync>;
 
@@ -54,6 +55,8 @@ pub struct Job {
     pub(crate) timeout: Option<Duration>,
     pub(crate) retries: u32,
     pub(crate) idempotent: bool,
+    pub(crate) allow_failure: bool,
+    pub(crate) runs: Runs,
     pub(crate) body: JobBodyKind,
     pub(crate) declared_at: Option<String>,
 }
@@ -88,6 +91,8 @@ impl Job {
             timeout: None,
             retries: 0,
             idempotent: true,
+            allow_failure: false,
+            runs: Runs::OnSuccess,
             body,
             declared_at: None,
         }
@@ -116,7 +121,9 @@ impl Job {
         self
     }
 
-    /// Runs an action job up to `n` more times when it fails.
+    /// Runs the job up to `n` more times when it fails or times out: an action job runs its
+    /// function again, a container job gets a new container (with a fresh copy of the
+    /// checkout) for each attempt. Each attempt is reported with its number.
     pub fn retries(mut self, n: u32) -> Self {
         self.retries = n;
         self
@@ -141,6 +148,43 @@ impl Job {
     /// ```
     pub fn idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = idempotent;
+        self
+    }
+
+    /// Lets this job fail without failing the build (GitHub's `continue-on-error`, GitLab's
+    /// `allow_failure`), for checks you want to see but not block on, such as a build on the
+    /// minimum supported Rust version. A failure or timeout still shows as such, marked as
+    /// allowed; jobs depending on it run as if it had succeeded (an action job's output is
+    /// then missing: [`Ctx::output`] fails). A canceled build is still canceled.
+    ///
+    /// ```
+    /// use monkeyci_sdk::prelude::*;
+    ///
+    /// let msrv = Job::container("msrv", container("rust:1.80").script(["cargo check"])).allow_failure();
+    /// # let _ = msrv;
+    /// ```
+    pub fn allow_failure(mut self) -> Self {
+        self.allow_failure = true;
+        self
+    }
+
+    /// When the job runs, given how its dependencies ended: [`Runs::OnSuccess`] (the
+    /// default), [`Runs::OnFailure`] (a report of what failed) or [`Runs::Always`] (cleanup).
+    /// A job that is skipped (by `runs = on_failure` when nothing failed, say) says why.
+    ///
+    /// ```
+    /// use monkeyci_sdk::prelude::*;
+    ///
+    /// let report = Job::action("report", |ctx: Ctx| async move {
+    ///     ctx.log("something failed: see above");
+    ///     Ok(())
+    /// })
+    /// .depends_on(["test"])
+    /// .runs(Runs::OnFailure);
+    /// # let _ = report;
+    /// ```
+    pub fn runs(mut self, runs: Runs) -> Self {
+        self.runs = runs;
         self
     }
 

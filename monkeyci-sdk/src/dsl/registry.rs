@@ -26,6 +26,10 @@ pub struct JobDef {
     pub retries: u32,
     /// May run again after a crash or a suspension.
     pub idempotent: bool,
+    /// Its failure does not fail the build.
+    pub allow_failure: bool,
+    /// When it runs, given how its dependencies ended.
+    pub runs: crate::protocol::Runs,
     /// What it runs.
     pub body: JobBody,
     /// `file:line` of the declaration.

@@ -315,6 +315,8 @@ mod tests {
             git: GitInfo::default(),
             source: Source::Cli,
             started_at_ms: 0,
+            vars: Default::default(),
+            trigger: None,
         };
         let seams = Seams {
             events: Arc::new(MemorySink::default()),

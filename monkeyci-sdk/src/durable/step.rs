@@ -116,6 +116,8 @@ async fn shell_step(scope: &Arc<Scope>, command: &str, taken: Option<Taken>) -> 
         .arg("-c")
         .arg(command)
         .current_dir(scope.work_dir())
+        // The pipeline's environment (`main!(env = [...])`), over the script's.
+        .envs(crate::dsl::env::pipeline_env())
         // The build API's address and token are the script's alone.
         .env_remove(SCRIPT_CONFIG_ENV)
         .stdin(Stdio::null())

@@ -30,13 +30,15 @@ pub struct Release {
     timeout = "1h30m",
     retries = 2,
     idempotent = false,
+    allow_failure,
+    runs = always,
 )]
 pub async fn publish(ctx: &Ctx) -> Result<Release> {
     ctx.log("publishing");
     Ok(Release { version: ctx.tag().unwrap_or_default().to_owned() })
 }
 
-#[job(depends_on = [publish], blocked = false, timeout = "500ms", retries = 0, idempotent = true)]
+#[job(depends_on = [publish], blocked = false, timeout = "500ms", retries = 0, idempotent = true, allow_failure = false, runs = on_failure)]
 async fn announce(ctx: &Ctx) -> Result<()> {
     let release: Release = ctx.output::<publish>()?;
     ctx.log(format!("released {}", release.version));

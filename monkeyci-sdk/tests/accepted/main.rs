@@ -55,6 +55,17 @@ fn every_module_registers_its_jobs_under_their_ids() {
 }
 
 #[test]
+fn arguments_reach_the_registration() {
+    let def = |id: &str| inventory::iter::<JobDef>.into_iter().find(|def| def.id == id).expect("registered");
+    let publish = def("publish-crate");
+    assert!(publish.allow_failure && publish.blocked && !publish.idempotent);
+    assert_eq!((publish.retries, publish.timeout_ms), (2, Some(5_400_000)));
+    assert!(!def("announce").allow_failure);
+    assert_eq!((publish.runs, def("announce").runs), (monkeyci_sdk::Runs::Always, monkeyci_sdk::Runs::OnFailure));
+    assert_eq!(def("lint").runs, monkeyci_sdk::Runs::OnSuccess);
+}
+
+#[test]
 fn every_pipeline_function_is_registered() {
     let mut names: Vec<_> = inventory::iter::<PipelineDef>.into_iter().map(|def| def.name).collect();
     names.sort();

@@ -44,6 +44,16 @@ pub struct JobState {
     pub message: Option<String>,
     /// The script lines of its latest attempt, for a container job.
     pub commands: Vec<CommandState>,
+    /// Declared `allow_failure` (from the plan): a failure does not fail the build.
+    pub allow_failure: bool,
+}
+
+impl JobState {
+    /// Whether it failed (or timed out) and was allowed to: shown as such, not as a failure
+    /// of the build.
+    pub fn failed_allowed(&self) -> bool {
+        self.status.is_allowed_failure(self.allow_failure)
+    }
 }
 
 /// One script line of a container job.
@@ -86,7 +96,7 @@ impl BuildState {
         match &event.kind {
             EventKind::ScriptStart { jobs, skipped } => {
                 for job in jobs {
-                    self.job_mut(&job.id);
+                    self.job_mut(&job.id).allow_failure = job.allow_failure;
                 }
                 for s in skipped {
                     let job = self.job_mut(&s.id);
@@ -213,6 +223,7 @@ impl BuildState {
                 duration_ms: None,
                 message: None,
                 commands: Vec::new(),
+                allow_failure: false,
             });
         }
         &mut self.jobs[i]
@@ -292,6 +303,37 @@ mod tests {
         assert!(matches!(ended(BuildStatus::Error).verdict(None), Verdict::Unusable(_)));
         let Verdict::Unusable(why) = BuildState::default().verdict(None) else { panic!("no end is unusable") };
         assert!(why.contains("before planning"), "{why}");
+    }
+
+    #[test]
+    fn a_failure_is_allowed_when_the_plan_says_so() {
+        let planned = |id: &str, allow_failure| monkeyci_protocol::PlannedJob {
+            id: id.into(),
+            kind: monkeyci_protocol::JobKind::Action,
+            depends_on: Vec::new(),
+            blocked: false,
+            timeout_ms: None,
+            retries: 0,
+            idempotent: true,
+            allow_failure,
+            runs: Default::default(),
+            container: None,
+            declared_at: None,
+        };
+        let end = |id: &str, status| EventKind::JobEnd {
+            job_id: id.into(),
+            attempt: 1,
+            status,
+            duration_ms: 1,
+            message: None,
+        };
+        let state = fold([
+            (1, EventKind::ScriptStart { jobs: vec![planned("msrv", true), planned("test", false)], skipped: vec![] }),
+            (2, end("msrv", JobStatus::Failure)),
+            (3, end("test", JobStatus::Failure)),
+        ]);
+        assert!(state.job("msrv").unwrap().failed_allowed());
+        assert!(!state.job("test").unwrap().failed_allowed());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
-use monkeyci_protocol::{Source, SuspendMode};
+use monkeyci_protocol::{Source, SuspendMode, Trigger};
 
 use crate::planfmt::PlanFormat;
 use monkeyci_jobs::EngineChoice;
@@ -111,11 +111,19 @@ pub(crate) struct ContextArgs {
     /// Report changes relative to this commit (default: HEAD, i.e. uncommitted changes).
     #[arg(long, value_name = "REV")]
     pub(crate) base: Option<String>,
-    /// A build parameter, NAME=VALUE, or NAME to take the value from the environment variable
-    /// NAME (keeps it out of the process list). Repeatable.
+    /// A secret build parameter (masked in all output), NAME=VALUE, or NAME to take the value
+    /// from the environment variable NAME (keeps it out of the process list). Repeatable.
     #[arg(long = "param", value_name = "NAME[=VALUE]")]
     pub(crate) params: Vec<String>,
-    /// Who triggered the build: cli, api or webhook.
+    /// A plain build variable (not secret, never masked), NAME=VALUE, or NAME to take the
+    /// value from the environment variable NAME; read with `ctx.var("NAME")`. Repeatable.
+    #[arg(long = "var", value_name = "NAME[=VALUE]")]
+    pub(crate) vars: Vec<String>,
+    /// The event the build is for: push, pull-request, tag, manual or schedule (read with
+    /// `ctx.trigger()`) [default: tag when the ref built is a tag, else push].
+    #[arg(long)]
+    pub(crate) trigger: Option<Trigger>,
+    /// Who started the build: cli, api or webhook.
     #[arg(long, default_value = "cli")]
     pub(crate) source: Source,
 }

@@ -60,6 +60,12 @@ fn text(plan: &Plan) -> String {
         if !job.idempotent {
             line.push_str("  [not idempotent]");
         }
+        if job.allow_failure {
+            line.push_str("  [may fail]");
+        }
+        if job.runs != monkeyci_protocol::Runs::OnSuccess {
+            line.push_str(&format!("  [runs {}]", job.runs.as_str()));
+        }
         let _ = writeln!(out, "{}", line.trim_end());
     }
     if !plan.skipped.is_empty() {
@@ -122,6 +128,8 @@ mod tests {
             blocked: false,
             timeout_ms: None,
             retries: 0,
+            allow_failure: false,
+            runs: Default::default(),
             idempotent: true,
             container: None,
             declared_at: None,

@@ -2,7 +2,7 @@
 //! `monkeyci_build` (the cache, the sdk, the git context, approvals asked at the terminal) and
 //! shows it. Running, recording and judging the build are the library's.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,28 +63,32 @@ fn build_info(checkout_dir: &Path, args: &ContextArgs) -> anyhow::Result<(BuildI
         git,
         source: args.source,
         started_at_ms: monkeyci_protocol::now_ms(),
+        vars: parse_pairs("--var", &args.vars)?,
+        trigger: args.trigger,
     };
-    Ok((build, parse_params(&args.params)?))
+    Ok((build, parse_pairs("--param", &args.params)?))
 }
 
-fn parse_params(raw: &[String]) -> anyhow::Result<ParamMap> {
-    let mut params = ParamMap::new();
+/// The values of `flag` (`--param`, `--var`): `NAME=VALUE`, or `NAME` for the environment
+/// variable's value.
+fn parse_pairs(flag: &str, raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut pairs = BTreeMap::new();
     for item in raw {
         let (name, value) = match item.split_once('=') {
             Some((name, value)) => (name.to_owned(), value.to_owned()),
             None => {
                 let value = std::env::var(item).ok().with_context(|| {
-                    format!("--param {item}: no value given and no environment variable {item} is set")
+                    format!("{flag} {item}: no value given and no environment variable {item} is set")
                 })?;
                 (item.clone(), value)
             }
         };
         if name.is_empty() {
-            bail!("--param {item:?}: the name is empty; write NAME=VALUE");
+            bail!("{flag} {item:?}: the name is empty; write NAME=VALUE");
         }
-        params.insert(name, value);
+        pairs.insert(name, value);
     }
-    Ok(params)
+    Ok(pairs)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

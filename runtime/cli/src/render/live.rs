@@ -10,7 +10,7 @@ use monkeyci_build::controller::Update;
 use monkeyci_build::state::BuildState;
 
 use super::plain::describe;
-use super::view::{format_ms, paint};
+use super::view::{format_ms, paint_job, status_text};
 
 /// Jobs shown one per line; beyond this, only running jobs are listed.
 const MAX_LINES: usize = 15;
@@ -33,8 +33,8 @@ impl LiveBlock {
                 | EventKind::JobBlocked { .. }
                 | EventKind::ScriptSuspended { .. }
                 | EventKind::ScriptResumed { .. }
-                | EventKind::ScriptEnd { .. } => describe(event),
-                EventKind::JobEnd { status, .. } if status.is_failure() => describe(event),
+                | EventKind::ScriptEnd { .. } => describe(event, view),
+                EventKind::JobEnd { status, .. } if status.is_failure() => describe(event, view),
                 _ => None,
             },
         };
@@ -75,6 +75,7 @@ impl LiveBlock {
                 _ => String::new(),
             };
             let symbol = match job.status {
+                _ if job.failed_allowed() => "!",
                 JobStatus::Success => "✓",
                 JobStatus::Failure | JobStatus::Timeout | JobStatus::Canceled => "✗",
                 JobStatus::Running => "●",
@@ -82,13 +83,13 @@ impl LiveBlock {
                 JobStatus::Blocked => "‖",
                 JobStatus::Pending | JobStatus::Queued => "·",
             };
-            let mut text = format!("{symbol} {:<width$}  {:<8} {elapsed:>8}", job.id, job.status.as_str());
+            let mut text = format!("{symbol} {:<width$}  {:<8} {elapsed:>8}", job.id, status_text(job));
             if let Some(message) = job.message.as_deref().and_then(|m| m.lines().next()) {
                 text.push_str("  ");
                 text.push_str(message);
             }
             let text: String = text.chars().take(columns.saturating_sub(1)).collect();
-            let _ = writeln!(out, "{}", paint(color, job.status, &text));
+            let _ = writeln!(out, "{}", paint_job(color, job, &text));
         }
         self.drawn = shown.len();
         if view.jobs().len() > MAX_LINES {

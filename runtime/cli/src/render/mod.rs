@@ -64,7 +64,7 @@ impl Console {
         let mut out = Vec::new();
         match &mut self.live {
             Some(block) => block.update(&mut out, &self.state, update, self.color),
-            None => plain::line(&mut out, update),
+            None => plain::line(&mut out, update, &self.state),
         }
         emit(&out);
     }

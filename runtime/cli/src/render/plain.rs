@@ -8,16 +8,18 @@ use monkeyci_protocol::{Event, EventKind, OutputStream};
 
 use super::view::format_ms;
 use monkeyci_build::controller::Update;
+use monkeyci_build::state::BuildState;
 
-/// Writes the line for `update`, if it deserves one.
-pub(super) fn line(out: &mut Vec<u8>, update: &Update) {
+/// Writes the line for `update`, if it deserves one; `state` is the build with `update`
+/// applied.
+pub(super) fn line(out: &mut Vec<u8>, update: &Update, state: &BuildState) {
     match update {
         Update::ScriptLine(stream, line) => {
             let line = strip_ansi(line);
             let _ = writeln!(out, "{} [script] {}{line}", clock(monkeyci_protocol::now_ms()), marker(*stream));
         }
         Update::Event(event) => {
-            if let Some(text) = describe(event) {
+            if let Some(text) = describe(event, state) {
                 let _ = writeln!(out, "{} {}", clock(event.time), strip_ansi(&text));
             }
         }
@@ -31,8 +33,9 @@ fn marker(stream: OutputStream) -> &'static str {
     }
 }
 
-/// The text of an event's line, or `None` for events not worth one.
-pub(super) fn describe(event: &Event) -> Option<String> {
+/// The text of an event's line, or `None` for events not worth one; `state` is the build
+/// with `event` applied (it knows which jobs may fail).
+pub(super) fn describe(event: &Event, state: &BuildState) -> Option<String> {
     Some(match &event.kind {
         EventKind::ScriptStart { jobs, .. } => {
             let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
@@ -52,10 +55,13 @@ pub(super) fn describe(event: &Event) -> Option<String> {
         EventKind::JobRetrying { job_id, attempt, message } => {
             format!("[{job_id}] attempt {attempt} failed: {message}; retrying")
         }
-        EventKind::JobEnd { job_id, status, duration_ms, message, .. } => match message {
-            Some(message) => format!("[{job_id}] {status} after {}: {message}", format_ms(*duration_ms)),
-            None => format!("[{job_id}] {status} after {}", format_ms(*duration_ms)),
-        },
+        EventKind::JobEnd { job_id, status, duration_ms, message, .. } => {
+            let allowed = if state.job(job_id).is_some_and(|job| job.failed_allowed()) { " (allowed)" } else { "" };
+            match message {
+                Some(message) => format!("[{job_id}] {status}{allowed} after {}: {message}", format_ms(*duration_ms)),
+                None => format!("[{job_id}] {status}{allowed} after {}", format_ms(*duration_ms)),
+            }
+        }
         EventKind::JobSkipped { job_id, reason } => format!("[{job_id}] skipped: {reason}"),
         EventKind::ContainerStart { job_id, image, engine } => {
             format!("[{job_id}] container started: {image} ({engine})")

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use monkeyci_build::state::BuildState;
+use monkeyci_build::state::{BuildState, JobState};
 use monkeyci_protocol::JobStatus;
 
 /// The table printed at the end of a build (and by `build logs`): job, status, duration,
@@ -13,12 +13,13 @@ pub(crate) fn summary(state: &BuildState, out: &mut Vec<u8>, color: bool) {
         return;
     }
     let width = state.jobs().iter().map(|j| j.id.len()).max().unwrap_or(3).max(3);
+    let status_width = state.jobs().iter().map(|j| status_text(j).len()).max().unwrap_or(8).max(8);
     let _ = writeln!(out);
-    let _ = writeln!(out, "{:<width$}  {:<8}  {:>9}  MESSAGE", "JOB", "STATUS", "DURATION");
+    let _ = writeln!(out, "{:<width$}  {:<status_width$}  {:>9}  MESSAGE", "JOB", "STATUS", "DURATION");
     for job in state.jobs() {
         let duration = job.duration_ms.map(format_ms).unwrap_or_default();
         let message = job.message.as_deref().unwrap_or("").lines().next().unwrap_or("");
-        let status = paint(color, job.status, &format!("{:<8}", job.status.as_str()));
+        let status = paint_job(color, job, &format!("{:<status_width$}", status_text(job)));
         let line = format!("{:<width$}  {status}  {duration:>9}  {message}", job.id);
         let _ = writeln!(out, "{}", line.trim_end());
     }
@@ -33,8 +34,21 @@ pub(crate) fn summary(state: &BuildState, out: &mut Vec<u8>, color: bool) {
 
 pub(crate) use monkeyci_protocol::duration::clock as format_ms;
 
+/// A job's status as people read it: `failure (allowed)` for a job allowed to fail.
+pub(crate) fn status_text(job: &JobState) -> String {
+    if job.failed_allowed() { format!("{} (allowed)", job.status) } else { job.status.as_str().to_owned() }
+}
+
+/// Colors a job's status for a terminal: a failure it is allowed is a warning, not an error.
+pub(crate) fn paint_job(color: bool, job: &JobState, text: &str) -> String {
+    if color && job.failed_allowed() {
+        return format!("\x1b[33m{text}\x1b[0m");
+    }
+    paint(color, job.status, text)
+}
+
 /// Colors a status for a terminal.
-pub(crate) fn paint(color: bool, status: JobStatus, text: &str) -> String {
+fn paint(color: bool, status: JobStatus, text: &str) -> String {
     if !color {
         return text.to_owned();
     }
