@@ -7,7 +7,7 @@
 //! command, the job's own `events.jsonl` and its `script/` lines). What a user reads later is
 //! kept, not workspaces: a job's workspace copy (`work/`) and scratch (`tmp/`) are removed once
 //! the job ended, and [`prune`](crate::prune) removes those a crashed run left
-//! ([`workspaces`]). Writing is best-effort: a full disk warns once on stderr and never fails
+//! (`workspaces`). Writing is best-effort: a full disk warns once on stderr and never fails
 //! the build. Removing old records is [`prune`](crate::prune)'s.
 //!
 //! ```

@@ -252,7 +252,7 @@ impl ContainerJobs {
     }
 
     /// Stops every running job and waits until they are gone: the build is canceled. Their
-    /// events still wait for room in the stream for [`output::CANCEL_PATIENCE`], then are cut
+    /// events still wait for room in the stream for a second (`CANCEL_PATIENCE`), then are cut
     /// (see the module docs), so this ends though nobody reads them.
     pub async fn shutdown(&self) {
         let give_up_at = tokio::time::Instant::now() + output::CANCEL_PATIENCE;
