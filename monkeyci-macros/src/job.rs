@@ -178,11 +178,9 @@ fn parse_args(cx: &Ctxt, args: TokenStream) -> JobArgs {
                 None => cx.error_spanned_by(&value, expected("a string")),
             }
         } else if key == BLOCKED {
-            match &value {
-                syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(lit), .. }) => {
-                    blocked.set(&key, lit.value);
-                }
-                other => cx.error_spanned_by(other, expected("no value or a `bool`")),
+            match bool_literal(&value) {
+                Some(lit) => blocked.set(&key, lit.value),
+                None => cx.error_spanned_by(&value, expected("no value or a `bool`")),
             }
         } else if key == TIMEOUT {
             match string_literal(&value) {
@@ -201,11 +199,9 @@ fn parse_args(cx: &Ctxt, args: TokenStream) -> JobArgs {
                 other => cx.error_spanned_by(other, expected("a whole number")),
             }
         } else if key == ALLOW_FAILURE {
-            match &value {
-                syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(lit), .. }) => {
-                    allow_failure.set(&key, lit.value);
-                }
-                other => cx.error_spanned_by(other, expected("no value or a `bool`")),
+            match bool_literal(&value) {
+                Some(lit) => allow_failure.set(&key, lit.value),
+                None => cx.error_spanned_by(&value, expected("no value or a `bool`")),
             }
         } else if key == RUNS {
             let word = match &value {
@@ -224,9 +220,9 @@ fn parse_args(cx: &Ctxt, args: TokenStream) -> JobArgs {
                 }
             }
         } else if key == IDEMPOTENT {
-            match &value {
-                syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(lit), .. }) => idempotent.set(&key, lit.clone()),
-                other => cx.error_spanned_by(other, expected("a `bool`")),
+            match bool_literal(&value) {
+                Some(lit) => idempotent.set(&key, lit.clone()),
+                None => cx.error_spanned_by(&value, expected("a `bool`")),
             }
         }
         Ok(())
@@ -251,6 +247,13 @@ fn parse_args(cx: &Ctxt, args: TokenStream) -> JobArgs {
 fn string_literal(value: &syn::Expr) -> Option<&syn::LitStr> {
     match value {
         syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(lit), .. }) => Some(lit),
+        _ => None,
+    }
+}
+
+fn bool_literal(value: &syn::Expr) -> Option<&syn::LitBool> {
+    match value {
+        syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Bool(lit), .. }) => Some(lit),
         _ => None,
     }
 }
