@@ -201,13 +201,34 @@ impl Compiler {
     /// The compiled binary of `krate`: from the cache when nothing that goes into it changed,
     /// else built with cargo (diagnostics go to stderr as cargo prints them).
     pub fn compile(&self, krate: &PipelineCrate) -> Result<CompiledScript, Error> {
+        self.compile_reporting(krate, None)
+    }
+
+    /// [`Compiler::compile`], with cargo's diagnostics (and the line saying a compile starts)
+    /// written to `diagnostics` instead of stderr: the log of a build a service runs, say.
+    pub fn compile_reporting(
+        &self,
+        krate: &PipelineCrate,
+        diagnostics: Option<std::fs::File>,
+    ) -> Result<CompiledScript, Error> {
         let hash = self.source_hash(krate)?;
         let cached = self.cache_dir.join("bin").join(&hash).join(&krate.package);
         if cached.is_file() {
             mark_used(cached.parent().unwrap_or(&cached));
             return Ok(CompiledScript { binary: cached });
         }
-        eprintln!("compiling pipeline `{}` ({})", krate.package, krate.dir.display());
+        let starting = format!("compiling pipeline `{}` ({})", krate.package, krate.dir.display());
+        let diagnostics = match diagnostics {
+            Some(mut file) => {
+                use std::io::Write as _;
+                let _ = writeln!(file, "{starting}");
+                Stdio::from(file)
+            }
+            None => {
+                eprintln!("{starting}");
+                Stdio::inherit()
+            }
+        };
         // Cargo keys a package's artifacts in the shared target dir by its name and version,
         // not its path: another pipeline of the same name (every `monkeyci init` pipeline is
         // called `pipeline`) may have left a build that cargo takes as this one, up to date.
@@ -223,7 +244,7 @@ impl Compiler {
             .cargo(krate, "build")
             .arg("--message-format=json-render-diagnostics")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(diagnostics)
             .spawn()
             .map_err(Error::Cargo)?;
         let mut executable = None;

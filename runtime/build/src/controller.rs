@@ -78,6 +78,19 @@ pub struct ScriptRequest {
     pub suspend: SuspendMode,
     /// How long `auto` waits before suspending.
     pub suspend_after: std::time::Duration,
+    /// What asks the build to stop.
+    pub stop: StopSource,
+}
+
+/// What asks a build to stop. Each request counts as one interrupt: the first asks the
+/// script to cancel the build (it reports what it stopped), the second kills it.
+#[derive(Debug, Clone)]
+pub enum StopSource {
+    /// Ctrl-C and SIGTERM to this process (a local build: `monkeyci build run`).
+    Signals,
+    /// A count of requests to stop, raised by whoever runs the build (a server's agent, on
+    /// a cancel through its API). Signals to the process are left to its owner.
+    Requests(tokio::sync::watch::Receiver<u32>),
 }
 
 /// How the script ended.
@@ -174,7 +187,7 @@ pub async fn run_script(
         masker: Masker::new(request.params.values().map(String::as_str)),
         on_update,
         events,
-        stop: Interrupts::watch()?,
+        stop: Interrupts::watch(&request.stop)?,
         interrupts: 0,
     };
     // The journal belongs to this binary: note what it is now, so a changed one is refused.
@@ -412,27 +425,43 @@ impl<F: FnMut(Update)> Followed<F> {
 /// Ctrl-C and SIGTERM, watched by one listener each for the whole build: one arriving between
 /// two looks (while an event is handled, or between launches) is kept, not lost. SIGTERM (a
 /// service manager, `kill`, a CI runner stopping a job) is handled as Ctrl-C is, so running
-/// containers are stopped and secrets masked before MonkeyCI exits.
-struct Interrupts {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
+/// containers are stopped and secrets masked before MonkeyCI exits. Or, for a build run by a
+/// service, the requests its owner counts ([`StopSource::Requests`]), each taken once.
+enum Interrupts {
+    Signals { int: tokio::signal::unix::Signal, term: tokio::signal::unix::Signal },
+    Requests { requests: tokio::sync::watch::Receiver<u32>, taken: u32 },
 }
 
 impl Interrupts {
-    fn watch() -> Result<Interrupts, Error> {
+    fn watch(source: &StopSource) -> Result<Interrupts, Error> {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok(Interrupts {
-            int: signal(SignalKind::interrupt()).map_err(Error::Signals)?,
-            term: signal(SignalKind::terminate()).map_err(Error::Signals)?,
+        Ok(match source {
+            StopSource::Signals => Interrupts::Signals {
+                int: signal(SignalKind::interrupt()).map_err(Error::Signals)?,
+                term: signal(SignalKind::terminate()).map_err(Error::Signals)?,
+            },
+            StopSource::Requests(requests) => Interrupts::Requests { requests: requests.clone(), taken: 0 },
         })
     }
 
-    /// The next Ctrl-C or SIGTERM.
+    /// The next Ctrl-C or SIGTERM, or the next request not taken yet.
     async fn recv(&mut self) {
-        tokio::select! {
-            Some(()) = self.int.recv() => {}
-            Some(()) = self.term.recv() => {}
-            else => std::future::pending().await,
+        match self {
+            Interrupts::Signals { int, term } => tokio::select! {
+                Some(()) = int.recv() => {}
+                Some(()) = term.recv() => {}
+                else => std::future::pending().await,
+            },
+            Interrupts::Requests { requests, taken } => loop {
+                if *requests.borrow_and_update() > *taken {
+                    *taken += 1;
+                    return;
+                }
+                if requests.changed().await.is_err() {
+                    // Whoever counted is gone: nothing will ask any more.
+                    std::future::pending::<()>().await;
+                }
+            },
         }
     }
 }

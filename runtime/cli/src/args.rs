@@ -28,6 +28,17 @@ pub(crate) enum Command {
     /// Manage the cache of compiled pipelines, build records and stored files.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Run a MonkeyCI server: webhooks in, a build queue, an embedded agent, the REST API.
+    Server(Box<crate::remote_args::ServerArgs>),
+    /// Make API tokens.
+    #[command(subcommand)]
+    Token(crate::remote_args::TokenCommand),
+    /// Manage orgs on a server.
+    #[command(subcommand)]
+    Org(crate::remote_args::OrgCommand),
+    /// Manage repositories on a server.
+    #[command(subcommand)]
+    Repo(crate::remote_args::RepoCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,6 +77,14 @@ pub(crate) enum BuildCommand {
     Test(TestArgs),
     /// Show a recorded build: its jobs, or one job's output and command logs.
     Logs(LogsArgs),
+    /// Queue a build of a repository on a server (and follow it with --watch).
+    Trigger(crate::remote_args::TriggerArgs),
+    /// Show a build on a server.
+    Show(crate::remote_args::BuildIdArgs),
+    /// Follow a build on a server live; exits as `build run` does (0, 1 or 2).
+    Watch(crate::remote_args::BuildIdArgs),
+    /// Cancel a build on a server.
+    Cancel(crate::remote_args::BuildIdArgs),
 }
 
 /// When to ask about blocked jobs.

@@ -16,6 +16,7 @@ mod cmd;
 mod outcome;
 mod paths;
 mod planfmt;
+mod remote_args;
 mod render;
 
 use std::process::ExitCode;

@@ -20,6 +20,18 @@ pub(crate) fn cache_dir() -> anyhow::Result<PathBuf> {
     }
 }
 
+/// Where `monkeyci server` keeps its data by default: `$XDG_DATA_HOME/monkeyci`, else
+/// `~/.local/share/monkeyci`.
+pub(crate) fn data_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("monkeyci"));
+    }
+    match std::env::home_dir().filter(|home| !home.as_os_str().is_empty()) {
+        Some(home) => Ok(home.join(".local").join("share").join("monkeyci")),
+        None => bail!("cannot tell where to keep the server's data: give --data-dir or set HOME"),
+    }
+}
+
 /// The local sdk for pipelines that depend on `monkeyci-sdk` by version: the one given, else
 /// the sdk this runtime was built from, if that checkout still exists.
 pub(crate) fn sdk_path(given: Option<&Path>) -> Option<PathBuf> {

@@ -140,6 +140,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         store_root: cache_dir.clone(),
         suspend: args.suspend,
         suspend_after: args.suspend_after,
+        stop: controller::StopSource::Signals,
     };
     let style = if args.plain { Style::Plain } else { Style::detect() };
     let console = Arc::new(Mutex::new(Console::new(style)));
@@ -251,6 +252,7 @@ fn plan_of(pipeline: &Pipeline, context: &ContextArgs, jobs: Vec<String>) -> any
         store_root: crate::paths::cache_dir()?,
         suspend: monkeyci_protocol::SuspendMode::Never,
         suspend_after: std::time::Duration::ZERO,
+        stop: controller::StopSource::Signals,
     };
     let outcome = runtime()?.block_on(controller::run_script(&pipeline.binary, request, |update| {
         // Whatever the script prints while planning (a panic, say) goes to stderr.

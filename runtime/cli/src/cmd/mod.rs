@@ -4,6 +4,7 @@
 mod build;
 mod cache;
 mod init;
+mod remote;
 
 use super::args::{BuildCommand, CacheCommand, Cli, Command};
 use crate::outcome::Outcome;
@@ -16,8 +17,16 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
             BuildCommand::Verify(args) => build::verify(args),
             BuildCommand::Test(args) => build::test(args),
             BuildCommand::Logs(args) => build::logs(args),
+            BuildCommand::Trigger(args) => remote::trigger(args),
+            BuildCommand::Show(args) => remote::show(args),
+            BuildCommand::Watch(args) => remote::watch(args),
+            BuildCommand::Cancel(args) => remote::cancel(args),
         },
         Command::Init(args) => init::run(args),
         Command::Cache(CacheCommand::Prune(args)) => cache::prune(args),
+        Command::Server(args) => remote::server(*args),
+        Command::Token(command) => remote::token(command),
+        Command::Org(command) => remote::org(command),
+        Command::Repo(command) => remote::repo(command),
     }
 }

@@ -1,0 +1,333 @@
+//! The agent: claims queued builds and runs each with the same code as `monkeyci build run`
+//! (`monkeyci_build`: compile with the shared cache, the build API, the engines, the journal,
+//! suspension), after cloning the repository at the build's commit.
+//!
+//! This module owns a build's life on an agent: claim, clone, compile, run, heartbeat, cancel,
+//! and the build's end. Everything the build shows goes through its stream's [`Writer`], in
+//! order. The agent embedded in `monkeyci server` calls the database directly.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use monkeyci_build::compiler::{self, Compiler, PipelineCrate};
+use monkeyci_build::controller::{self, ScriptRequest, StopSource, Update};
+use monkeyci_build::git::{self, GitOverrides};
+use monkeyci_build::state::Verdict;
+use monkeyci_jobs::EngineChoice;
+use monkeyci_protocol::{BuildInfo, OutputStream, ScriptMode, Source, SuspendMode, Trigger};
+use parking_lot::Mutex;
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::db::{Db, DbError};
+use crate::model::{Build, BuildEnd, Line, RecordBody, Status};
+use crate::stream::{Streams, Writer};
+
+/// How an agent runs builds.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The agent's name, shown on the builds it runs.
+    pub name: String,
+    /// Builds at once.
+    pub capacity: usize,
+    /// Where builds are checked out and recorded while they run.
+    pub work_dir: PathBuf,
+    /// The compile cache and blob store (as `~/.cache/monkeyci` for a local build).
+    pub cache_dir: PathBuf,
+    /// The sdk pipelines are compiled against, when they name it by version.
+    pub sdk_path: Option<PathBuf>,
+    /// What runs container jobs.
+    pub engine: EngineChoice,
+}
+
+/// How often a running build's agent says it is alive and looks for cancel requests.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// An agent in this process.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: AgentConfig,
+    db: Db,
+    streams: Streams,
+    wake: Notify,
+    running: Mutex<HashMap<String, watch::Sender<u32>>>,
+}
+
+impl Agent {
+    /// An agent taking builds from `db`.
+    pub fn new(config: AgentConfig, db: Db, streams: Streams) -> Agent {
+        Agent {
+            inner: Arc::new(Inner { config, db, streams, wake: Notify::new(), running: Mutex::new(HashMap::new()) }),
+        }
+    }
+
+    /// Tells the agent a build was queued, so it looks now rather than at its next poll.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Tells the agent a cancel was asked for `build_id`, if it runs it (it also finds out
+    /// at its next heartbeat).
+    pub fn cancel(&self, build_id: &str, requests: i64) {
+        if let Some(stop) = self.inner.running.lock().get(build_id) {
+            let _ = stop.send(u32::try_from(requests).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// Claims and runs builds until the process ends.
+    pub async fn run(self) {
+        loop {
+            while self.inner.running.lock().len() < self.inner.config.capacity.max(1) {
+                match self.inner.db.claim_build(&self.inner.config.name).await {
+                    Ok(Some(build)) => {
+                        let (stop, stopped) = watch::channel(0u32);
+                        self.inner.running.lock().insert(build.id.clone(), stop);
+                        let agent = self.clone();
+                        tokio::spawn(async move {
+                            let id = build.id.clone();
+                            agent.run_build(build, stopped).await;
+                            agent.inner.running.lock().remove(&id);
+                            agent.wake();
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        tracing::warn!("cannot claim a build: {}", monkeyci_protocol::error_chain(&err));
+                        break;
+                    }
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.inner.wake.notified()).await;
+        }
+    }
+
+    async fn run_build(&self, build: Build, stop: watch::Receiver<u32>) {
+        let db = &self.inner.db;
+        let mut writer = match Writer::open(db, &self.inner.streams, &build.id).await {
+            Ok(writer) => writer,
+            Err(err) => {
+                tracing::error!("build {}: cannot open its stream: {}", build.id, monkeyci_protocol::error_chain(&err));
+                let _ = db.finish_build(&build.id, Status::Error, Some("the server cannot store its events")).await;
+                return;
+            }
+        };
+        let dir = self.inner.config.work_dir.join(&build.id);
+        let heartbeat = tokio::spawn(heartbeat(self.clone(), build.id.clone()));
+        let (status, error) = match self.build_in(&build, &dir, stop, &mut writer).await {
+            Ok(ended) => ended,
+            Err(err) => (Status::Error, Some(monkeyci_protocol::error_chain(&*err))),
+        };
+        heartbeat.abort();
+        if let Err(err) = std::fs::remove_dir_all(&dir)
+            && err.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("build {}: cannot remove {}: {err}", build.id, dir.display());
+        }
+        match db.finish_build(&build.id, status, error.as_deref()).await {
+            Ok(true) => {
+                let end = RecordBody::End(BuildEnd { status, error });
+                if let Err(err) = writer.write(vec![end]).await {
+                    tracing::error!(
+                        "build {}: cannot store its end: {}",
+                        build.id,
+                        monkeyci_protocol::error_chain(&err)
+                    );
+                }
+            }
+            // Ended meanwhile (its agent was taken for lost): that end stands.
+            Ok(false) => {}
+            Err(err) => tracing::error!("build {}: cannot end it: {}", build.id, monkeyci_protocol::error_chain(&err)),
+        }
+    }
+
+    /// Clones, compiles and runs `build` in `dir`; how it ended.
+    async fn build_in(
+        &self,
+        build: &Build,
+        dir: &Path,
+        stop: watch::Receiver<u32>,
+        writer: &mut Writer,
+    ) -> Result<(Status, Option<String>), Box<dyn std::error::Error + Send + Sync>> {
+        let config = &self.inner.config;
+        let Some((repo, _)) = self.inner.db.repo(&build.org, &build.repo).await? else {
+            return Ok((Status::Error, Some(format!("the repository {}/{} was removed", build.org, build.repo))));
+        };
+        let checkout = dir.join("checkout");
+        std::fs::create_dir_all(dir)?;
+        say(writer, format!("cloning {}", repo.url)).await?;
+        if let Err(why) = clone(&repo.url, build, &checkout, writer).await? {
+            return Ok((Status::Error, Some(why)));
+        }
+        let commit = git_output(&checkout, &["rev-parse", "HEAD"]).await;
+        self.inner.db.heartbeat(&build.id, commit.as_deref()).await?;
+        let krate = match PipelineCrate::locate(&checkout) {
+            Ok(krate) => krate,
+            Err(err) => return Ok((Status::Error, Some(monkeyci_protocol::error_chain(&err)))),
+        };
+        let diagnostics_path = dir.join("compile.log");
+        let diagnostics = std::fs::File::create(&diagnostics_path)?;
+        let compiler = Compiler::new(config.cache_dir.clone(), config.sdk_path.clone());
+        let compiled =
+            tokio::task::spawn_blocking(move || compiler.compile_reporting(&krate, Some(diagnostics))).await?;
+        let shown = std::fs::read_to_string(&diagnostics_path).unwrap_or_default();
+        let lines: Vec<RecordBody> = shown
+            .lines()
+            .map(|line| RecordBody::Line(Line { stream: OutputStream::Stderr, line: line.to_owned() }))
+            .collect();
+        writer.write(lines).await?;
+        let binary = match compiled {
+            Ok(compiled) => compiled.binary,
+            Err(err @ compiler::Error::CompileFailed) => return Ok((Status::Error, Some(err.to_string()))),
+            Err(err) => return Err(err.into()),
+        };
+        let overrides = GitOverrides {
+            branch: build.branch().map(str::to_owned),
+            tag: build.tag().map(str::to_owned),
+            commit: commit.clone(),
+            main_branch: Some(repo.main_branch.clone()),
+            changed: build.changed.clone().unwrap_or_default(),
+            base: match (&build.changed, &build.before) {
+                (None, Some(before)) => Some(before.clone()),
+                _ => None,
+            },
+        };
+        let git = match git::git_info(&checkout, &overrides) {
+            Ok(git) => git,
+            Err(err) => return Ok((Status::Error, Some(monkeyci_protocol::error_chain(&err)))),
+        };
+        let trigger = Trigger::ALL.iter().find(|(name, _)| *name == build.trigger).map(|(_, t)| *t);
+        let info = BuildInfo {
+            build_id: build.id.clone(),
+            checkout_dir: checkout.canonicalize()?,
+            git,
+            source: if build.source == "webhook" { Source::Webhook } else { Source::Api },
+            started_at_ms: monkeyci_protocol::now_ms(),
+            vars: Default::default(),
+            trigger,
+        };
+        let request = ScriptRequest {
+            build: info,
+            params: Default::default(),
+            mode: ScriptMode::Run,
+            jobs: Vec::new(),
+            max_parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            fail_fast: false,
+            approvals: monkeyci_build::api::Approvals::default(),
+            build_dir: Some(dir.join("record")),
+            engine: config.engine,
+            store_root: config.cache_dir.clone(),
+            suspend: SuspendMode::Auto,
+            suspend_after: Duration::from_secs(5),
+            stop: StopSource::Requests(stop),
+        };
+        // The script's updates come one by one from a synchronous callback; a task keeps
+        // them, in order, in batches.
+        let (tx, mut rx) = mpsc::unbounded_channel::<RecordBody>();
+        let outcome = {
+            let keep = async {
+                let mut batch = Vec::new();
+                while let Some(first) = rx.recv().await {
+                    batch.push(first);
+                    while batch.len() < 256
+                        && let Ok(more) = rx.try_recv()
+                    {
+                        batch.push(more);
+                    }
+                    writer.write(std::mem::take(&mut batch)).await?;
+                }
+                Ok::<_, DbError>(())
+            };
+            let run = async move {
+                let outcome = controller::run_script(&binary, request, |update| {
+                    let _ = tx.send(match update {
+                        Update::Event(event) => RecordBody::Event(event),
+                        Update::ScriptLine(stream, line) => RecordBody::Line(Line { stream, line }),
+                    });
+                })
+                .await;
+                drop(tx);
+                outcome
+            };
+            let (outcome, kept) = tokio::join!(run, keep);
+            kept?;
+            outcome?
+        };
+        let canceled = matches!(outcome.state.end(), Some((monkeyci_protocol::BuildStatus::Canceled, _)));
+        Ok(match outcome.verdict() {
+            Verdict::Success => (Status::Success, None),
+            Verdict::Failed if canceled => (Status::Canceled, Some("the build was canceled".to_owned())),
+            Verdict::Failed => (Status::Failure, None),
+            Verdict::Unusable(why) => (Status::Error, Some(why)),
+        })
+    }
+}
+
+/// Says the build's agent is alive every [`HEARTBEAT`], and passes on cancel requests.
+async fn heartbeat(agent: Agent, build_id: String) {
+    let mut every = tokio::time::interval(HEARTBEAT);
+    loop {
+        every.tick().await;
+        let _ = agent.inner.db.heartbeat(&build_id, None).await;
+        if let Ok(requests) = agent.inner.db.cancel_requests(&build_id).await
+            && requests > 0
+        {
+            agent.cancel(&build_id, requests);
+        }
+    }
+}
+
+async fn say(writer: &mut Writer, line: String) -> Result<(), DbError> {
+    writer.write(vec![RecordBody::Line(Line { stream: OutputStream::Stdout, line })]).await
+}
+
+/// Clones `url` into `checkout` at the build's commit, or at its ref's head; `Ok(Err(why))`
+/// when git could not, with git's own words in the build's stream.
+async fn clone(url: &str, build: &Build, checkout: &Path, writer: &mut Writer) -> Result<Result<(), String>, DbError> {
+    let mut steps: Vec<Vec<String>> = Vec::new();
+    let mut clone = vec!["clone".to_owned(), "--quiet".to_owned(), "--no-checkout".to_owned()];
+    clone.extend(["--".to_owned(), url.to_owned(), checkout.display().to_string()]);
+    steps.push(clone);
+    let target = match (&build.commit, build.branch(), build.tag()) {
+        (Some(commit), _, _) => commit.clone(),
+        (None, Some(branch), _) => format!("origin/{branch}"),
+        (None, None, Some(tag)) => format!("refs/tags/{tag}"),
+        (None, None, None) => "HEAD".to_owned(),
+    };
+    let mut checkout_step = vec!["-C".to_owned(), checkout.display().to_string(), "checkout".to_owned()];
+    checkout_step.extend(["--quiet".to_owned(), "--detach".to_owned(), target.clone(), "--".to_owned()]);
+    steps.push(checkout_step);
+    for args in steps {
+        let output = tokio::process::Command::new("git")
+            .args(&args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await;
+        let output = match output {
+            Ok(output) => output,
+            Err(err) => return Ok(Err(format!("cannot run git: {err}"))),
+        };
+        let lines: Vec<RecordBody> = String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .map(|line| RecordBody::Line(Line { stream: OutputStream::Stderr, line: line.to_owned() }))
+            .collect();
+        writer.write(lines).await?;
+        if !output.status.success() {
+            let what =
+                if args[0] == "clone" { format!("cannot clone {url}") } else { format!("cannot check out {target}") };
+            return Ok(Err(format!("{what} (git's message is in the log)")));
+        }
+    }
+    Ok(Ok(()))
+}
+
+async fn git_output(dir: &Path, args: &[&str]) -> Option<String> {
+    let output = tokio::process::Command::new("git").arg("-C").arg(dir).args(args).output().await.ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}

@@ -1,0 +1,152 @@
+//! Orgs, their repositories, and tokens.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::error::Body;
+use super::{ApiError, AppState, admin_only, reach};
+use crate::auth::{self, Caller};
+use crate::db::NewRepo;
+use crate::model::{NewToken, Org, Repo};
+
+/// `POST /api/v1/orgs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateOrg {
+    /// The new org's id.
+    pub id: String,
+}
+
+/// `POST /api/v1/orgs/{org}/repos`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddRepo {
+    /// Its name within the org.
+    pub name: String,
+    /// Any URL git can clone.
+    pub url: String,
+    /// Its main branch (default `main`).
+    #[serde(default)]
+    pub main_branch: Option<String>,
+    /// Labels for param filters.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// The secret webhooks are signed with; without one, webhooks are refused.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+}
+
+/// `POST /api/v1/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateToken {
+    /// An admin token (needs `org` unset).
+    #[serde(default)]
+    pub admin: bool,
+    /// The org the token is scoped to.
+    #[serde(default)]
+    pub org: Option<String>,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+}
+
+pub(super) async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Org>>, ApiError> {
+    let only = match &caller {
+        Caller::Admin => None,
+        Caller::Org(org) => Some(org.as_str()),
+    };
+    Ok(Json(state.db.orgs(only).await?))
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<CreateOrg>,
+) -> Result<(StatusCode, Json<Org>), ApiError> {
+    admin_only(&caller)?;
+    check_id("id", &body.id)?;
+    Ok((StatusCode::CREATED, Json(state.db.create_org(&body.id).await?)))
+}
+
+pub(super) async fn repos(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> Result<Json<Vec<Repo>>, ApiError> {
+    reach(&caller, &org)?;
+    known_org(&state, &org).await?;
+    Ok(Json(state.db.repos(&org).await?))
+}
+
+pub(super) async fn repo(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, name)): Path<(String, String)>,
+) -> Result<Json<Repo>, ApiError> {
+    reach(&caller, &org)?;
+    let (repo, _) =
+        state.db.repo(&org, &name).await?.ok_or_else(|| ApiError::NotFound(format!("no repository {org}/{name}")))?;
+    Ok(Json(repo))
+}
+
+pub(super) async fn add_repo(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    Body(body): Body<AddRepo>,
+) -> Result<(StatusCode, Json<Repo>), ApiError> {
+    reach(&caller, &org)?;
+    known_org(&state, &org).await?;
+    check_id("name", &body.name)?;
+    if body.url.trim().is_empty() || body.url.starts_with('-') {
+        return Err(ApiError::Invalid(format!("url: {:?} is not a URL git can clone", body.url)));
+    }
+    let main_branch = body.main_branch.unwrap_or_else(|| "main".to_owned());
+    if main_branch.is_empty() || main_branch.starts_with('-') || main_branch.contains("..") {
+        return Err(ApiError::Invalid(format!("main_branch: {main_branch:?} is not a branch name")));
+    }
+    if let Some(secret) = &body.webhook_secret
+        && secret.len() < 8
+    {
+        return Err(ApiError::Invalid("webhook_secret: use at least 8 characters".to_owned()));
+    }
+    let repo = NewRepo {
+        org,
+        name: body.name,
+        url: body.url,
+        main_branch,
+        labels: body.labels,
+        webhook_secret: body.webhook_secret,
+    };
+    Ok((StatusCode::CREATED, Json(state.db.create_repo(&repo).await?)))
+}
+
+pub(super) async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Body(body): Body<CreateToken>,
+) -> Result<(StatusCode, Json<NewToken>), ApiError> {
+    admin_only(&caller)?;
+    match (&body.org, body.admin) {
+        (Some(_), true) => return Err(ApiError::Invalid("org: an admin token has no org".to_owned())),
+        (None, false) => {
+            return Err(ApiError::Invalid("org: name the org the token is for, or ask for admin".to_owned()));
+        }
+        (Some(org), false) => known_org(&state, org).await?,
+        (None, true) => {}
+    }
+    let token = auth::create_token(&state.db, body.admin, body.org.as_deref(), &body.description).await?;
+    Ok((StatusCode::CREATED, Json(NewToken { token, admin: body.admin, org: body.org })))
+}
+
+async fn known_org(state: &AppState, org: &str) -> Result<(), ApiError> {
+    match state.db.org(org).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::NotFound(format!("no org {org:?}"))),
+    }
+}
+
+/// `field` holds a valid id (the job-id alphabet), or 422 naming it.
+pub(super) fn check_id(field: &str, value: &str) -> Result<(), ApiError> {
+    monkeyci_protocol::id::check(value).map_err(|e| ApiError::Invalid(format!("{field}: {e}")))
+}

@@ -1,0 +1,79 @@
+//! API tokens and ids: making them (random, from the OS), keeping only a token's hash, and
+//! what a presented token may reach ([`Caller`]).
+//!
+//! A token is `mci_` and 64 hex digits, shown once when made; the database keeps its SHA-256.
+//! An admin token reaches everything; an org token only its org's orgs, repositories and
+//! builds.
+
+use sha2::{Digest, Sha256};
+
+use crate::db::{Db, DbError};
+
+/// The prefix of every API token, so a leaked one is recognisable (and secret scanners can
+/// match it).
+pub const TOKEN_PREFIX: &str = "mci_";
+
+/// What a request's token may reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// Everything.
+    Admin,
+    /// One org's orgs, repositories and builds.
+    Org(String),
+}
+
+impl Caller {
+    /// Whether the caller may reach `org`'s things.
+    pub fn reaches(&self, org: &str) -> bool {
+        match self {
+            Caller::Admin => true,
+            Caller::Org(own) => own == org,
+        }
+    }
+
+    /// The orgs the caller may list (`None`: all).
+    pub fn orgs(&self) -> Option<Vec<String>> {
+        match self {
+            Caller::Admin => None,
+            Caller::Org(own) => Some(vec![own.clone()]),
+        }
+    }
+}
+
+/// `n` random bytes from the OS, hex-encoded.
+pub fn random_hex(n: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
+/// A new build id: the time in hex (so ids sort as builds were queued) and random digits.
+pub fn new_build_id(now_ms: i64) -> std::io::Result<String> {
+    Ok(format!("{now_ms:012x}{}", random_hex(4)?))
+}
+
+/// The hash a token is kept by.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Makes a token with the given scope and keeps its hash; returns the token, to be shown once.
+pub async fn create_token(db: &Db, admin: bool, org: Option<&str>, description: &str) -> Result<String, DbError> {
+    let token = format!("{TOKEN_PREFIX}{}", random_hex(32).map_err(|e| DbError::Sql(sqlx::Error::Io(e)))?);
+    db.add_token(&token_hash(&token), admin, org, description).await?;
+    Ok(token)
+}
+
+/// Who presents `token`, if it is one of ours. The lookup is by hash, so comparing takes the
+/// same time whatever the token's first wrong digit.
+pub async fn caller(db: &Db, token: &str) -> Result<Option<Caller>, DbError> {
+    if !token.starts_with(TOKEN_PREFIX) {
+        return Ok(None);
+    }
+    Ok(db.token(&token_hash(token)).await?.and_then(|(admin, org)| match (admin, org) {
+        (true, _) => Some(Caller::Admin),
+        (false, Some(org)) => Some(Caller::Org(org)),
+        (false, None) => None,
+    }))
+}

@@ -1,0 +1,137 @@
+//! The MonkeyCI server: repositories, a build queue, agents, the REST API and live events.
+//!
+//! `monkeyci server` is [`Server`]: one process with a database ([`db`]: SQLite in the data
+//! dir, or PostgreSQL), the HTTP API ([`api`]), every build's stream of records ([`stream`],
+//! kept in the database and followed live), and an embedded [`agent`] that claims queued
+//! builds and runs them with `monkeyci-build`, the same code as `monkeyci build run`.
+//!
+//! This crate owns the service around builds: who may do what ([`auth`]), what is queued,
+//! and what each build showed. It never runs a pipeline step itself (that is
+//! `monkeyci-build`'s and `monkeyci-jobs`'), never parses a command line and never prints
+//! for people: the `monkeyci` binary does.
+
+#![doc(test(attr(deny(warnings))))]
+
+pub mod agent;
+pub mod api;
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod db;
+pub mod model;
+pub mod stream;
+
+use std::sync::Arc;
+
+use crate::agent::{Agent, AgentConfig};
+use crate::config::Config;
+use crate::db::{Db, DbError};
+use crate::stream::Streams;
+
+/// The name the embedded agent's builds carry.
+pub const EMBEDDED_AGENT: &str = "embedded";
+
+/// Why the server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The data dir cannot be made.
+    #[error("cannot create the data directory {}", dir.display())]
+    DataDir {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database cannot be opened or migrated.
+    #[error("cannot open the database")]
+    Db(#[from] DbError),
+    /// The engine named in the configuration is not one we know.
+    #[error("engine: {0}")]
+    Engine(String),
+    /// The address cannot be listened on.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A server, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+    db: Db,
+    listener: tokio::net::TcpListener,
+    /// The admin token made on the first start of an empty data dir: to be shown once.
+    pub first_admin_token: Option<String>,
+}
+
+impl Server {
+    /// Opens the data dir and the database (applying migrations) and binds the address.
+    pub async fn start(config: Config) -> Result<Server, Error> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| Error::DataDir { dir: config.data_dir.clone(), source })?;
+        let db = Db::open(&config.database_url()).await?;
+        let first_admin_token = if db.has_admin_token().await? {
+            None
+        } else {
+            Some(auth::create_token(&db, true, None, "made on the first start").await?)
+        };
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Listen { addr: config.listen, source })?;
+        Ok(Server { config, db, listener, first_admin_token })
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `stop` completes, then stops accepting, lets running requests finish and
+    /// hands the embedded agent's running builds back to the queue.
+    pub async fn serve(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+        let engine = self.config.engine.parse().map_err(Error::Engine)?;
+        let streams = Streams::default();
+        // Builds the embedded agent ran when the server last stopped without handing them
+        // back (killed) start again.
+        self.db.requeue_agent_builds(EMBEDDED_AGENT).await?;
+        let agent = (self.config.agent_capacity > 0).then(|| {
+            Agent::new(
+                AgentConfig {
+                    name: EMBEDDED_AGENT.to_owned(),
+                    capacity: self.config.agent_capacity,
+                    work_dir: self.config.data_dir.join("agent"),
+                    cache_dir: self.config.cache_dir.clone().unwrap_or_else(|| self.config.data_dir.join("cache")),
+                    sdk_path: self.config.sdk_path.clone(),
+                    engine,
+                },
+                self.db.clone(),
+                streams.clone(),
+            )
+        });
+        let shutdown = Arc::new(tokio::sync::Notify::new());
+        let state =
+            api::AppState { db: self.db.clone(), streams, agent: agent.clone(), shutdown: Arc::clone(&shutdown) };
+        let agent_task = agent.map(|agent| tokio::spawn(agent.run()));
+        let addr = self.listener.local_addr().map_err(|source| Error::Listen { addr: self.config.listen, source })?;
+        let served = axum::serve(self.listener, api::router(state))
+            .with_graceful_shutdown(async move {
+                stop.await;
+                // Long polls and event streams end, so the requests they hold finish.
+                shutdown.notify_waiters();
+            })
+            .await;
+        if let Some(task) = agent_task {
+            task.abort();
+            let _ = task.await;
+        }
+        self.db.requeue_agent_builds(EMBEDDED_AGENT).await?;
+        self.db.close().await;
+        served.map_err(|source| Error::Listen { addr, source })
+    }
+}

@@ -1,0 +1,69 @@
+//! A build's stream of records on the server: kept in the database first, then handed to
+//! whoever follows the build live (the in-process bus). A follower reads the database up to
+//! where it joined and the bus after, so nothing is lost or repeated, across reconnects too
+//! (records are numbered; SSE's `Last-Event-ID` says where a follower was).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::broadcast;
+
+use crate::db::{Db, DbError};
+use crate::model::{Record, RecordBody};
+
+/// How many records a live follower may fall behind before it reads the database instead.
+const LIVE_CAPACITY: usize = 1024;
+
+/// Every build's live stream, in this process.
+#[derive(Debug, Clone, Default)]
+pub struct Streams {
+    live: Arc<Mutex<HashMap<String, broadcast::Sender<Record>>>>,
+}
+
+impl Streams {
+    /// Follows `build_id`'s records appended from now on.
+    pub fn subscribe(&self, build_id: &str) -> broadcast::Receiver<Record> {
+        self.live.lock().entry(build_id.to_owned()).or_insert_with(|| broadcast::channel(LIVE_CAPACITY).0).subscribe()
+    }
+
+    fn publish(&self, build_id: &str, records: &[Record]) {
+        let mut live = self.live.lock();
+        let Some(sender) = live.get(build_id) else { return };
+        for record in records {
+            // No follower now: fine, the database has it.
+            let _ = sender.send(record.clone());
+        }
+        let ended = records.iter().any(|r| matches!(r.body, RecordBody::End(_)));
+        if ended || sender.receiver_count() == 0 {
+            live.remove(build_id);
+        }
+    }
+}
+
+/// The one writer of a build's stream: numbers records, keeps them, then publishes them.
+#[derive(Debug)]
+pub struct Writer {
+    db: Db,
+    streams: Streams,
+    build_id: String,
+    next_seq: i64,
+}
+
+impl Writer {
+    /// The writer of `build_id`'s stream, continuing after what the database holds.
+    pub async fn open(db: &Db, streams: &Streams, build_id: &str) -> Result<Writer, DbError> {
+        let next_seq = db.last_seq(build_id).await? + 1;
+        Ok(Writer { db: db.clone(), streams: streams.clone(), build_id: build_id.to_owned(), next_seq })
+    }
+
+    /// Keeps `bodies`, in order, and hands them to live followers.
+    pub async fn write(&mut self, bodies: Vec<RecordBody>) -> Result<(), DbError> {
+        let records: Vec<Record> =
+            bodies.into_iter().enumerate().map(|(i, body)| Record { seq: self.next_seq + i as i64, body }).collect();
+        self.db.append_records(&self.build_id, &records).await?;
+        self.next_seq += records.len() as i64;
+        self.streams.publish(&self.build_id, &records);
+        Ok(())
+    }
+}
