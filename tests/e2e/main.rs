@@ -71,3 +71,7 @@ mod processes;
 /// Hostile container jobs (issue "hardening"): links and special files in the job's directory,
 /// forged events, output that is not UTF-8 or comes fast; on the shell, podman and docker.
 mod hostile;
+
+/// `monkeyci server`: builds through the API and the CLI on its embedded agent, errors and
+/// scopes, cancel, the event stream across reconnects, a restart after `kill -9`.
+mod server;
