@@ -441,6 +441,13 @@ fn a_server_killed_with_kill_9_loses_no_queued_build_and_runs_them_after_a_resta
         }
         let numbers: Vec<i64> = ids.iter().map(|id| server.build(id)["number"].as_i64().unwrap()).collect();
         assert_eq!(numbers, [1, 2, 3]);
+        // Each build is a new clone, and still the pipeline compiled at most once: the binary
+        // is cached by its sources, wherever they are.
+        let compiled = ids
+            .iter()
+            .filter(|id| server.records(id).iter().any(|r| r.to_string().contains("compiling pipeline")))
+            .count();
+        assert!(compiled <= 1, "{db:?}: {compiled} of 3 builds compiled the pipeline");
         // The token made offline works on the running server.
         let out = Command::new(MONKEYCI)
             .args(["token", "create", "--org", "acme", "--data-dir"])

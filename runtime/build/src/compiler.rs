@@ -264,9 +264,15 @@ impl Compiler {
             return Err(Error::CompileFailed);
         }
         let executable = executable.ok_or_else(|| Error::NoBinary(krate.package.clone()))?;
-        // Cargo may have just written the lock file (a new pipeline has none): key the binary
-        // by the sources as they are now, so the next run finds it.
-        let cached = self.cache_dir.join("bin").join(self.source_hash(krate)?).join(&krate.package);
+        // Cargo may have just written the lock file (a new pipeline has none, or its lock
+        // lacked the pipeline itself): key the binary by the sources as they are now, so the
+        // next local run finds it, and as they were, so a fresh clone of the same commit (a
+        // server's next build) finds it too.
+        let after = self.source_hash(krate)?;
+        if after != hash {
+            store(&executable, &self.cache_dir.join("bin").join(&hash).join(&krate.package))?;
+        }
+        let cached = self.cache_dir.join("bin").join(after).join(&krate.package);
         store(&executable, &cached)?;
         Ok(CompiledScript { binary: cached })
     }
@@ -297,8 +303,13 @@ impl Compiler {
                 hasher.update(format!("{var}={}\n", value.to_string_lossy()));
             }
         }
+        // Paths inside the repository are hashed relative to it, so the same pipeline checked
+        // out elsewhere (a server's agent clones each build into a new directory) is the same
+        // binary; paths outside it (the sdk) are hashed as they are.
+        let krate_dir = krate.dir.canonicalize().unwrap_or_else(|_| krate.dir.clone());
+        let base = Base(krate_dir.parent().unwrap_or(&krate_dir).to_owned());
         if let Some(lock) = find_up(&krate.dir, "Cargo.lock") {
-            hash_file(&mut hasher, &lock)?;
+            hash_file(&mut hasher, &base, &lock)?;
         }
         let mut crates = vec![krate.dir.clone()];
         if !krate.sdk_by_path
@@ -312,15 +323,15 @@ impl Compiler {
             if !seen.insert(dir.clone()) {
                 continue;
             }
-            hasher.update(format!("crate {}\n", dir.display()));
+            hasher.update(format!("crate {}\n", base.show(&dir)));
             let manifest = dir.join("Cargo.toml");
-            hash_file(&mut hasher, &manifest)?;
+            hash_file(&mut hasher, &base, &manifest)?;
             for file in ["build.rs", "rust-toolchain.toml", "rust-toolchain"] {
                 if dir.join(file).is_file() {
-                    hash_file(&mut hasher, &dir.join(file))?;
+                    hash_file(&mut hasher, &base, &dir.join(file))?;
                 }
             }
-            hash_tree(&mut hasher, &dir.join("src"))?;
+            hash_tree(&mut hasher, &base, &dir.join("src"))?;
             crates.extend(path_dependencies(&dir, &read_manifest(&manifest)?)?);
         }
         Ok(hex::encode(hasher.finalize()))
@@ -373,14 +384,27 @@ fn find_up(dir: &Path, name: &str) -> Option<PathBuf> {
     dir.ancestors().map(|d| d.join(name)).find(|p| p.is_file())
 }
 
-fn hash_file(hasher: &mut Sha256, path: &Path) -> Result<(), Error> {
+/// The directory a pipeline's own paths are hashed relative to: its repository's root.
+struct Base(PathBuf);
+
+impl Base {
+    /// `path` as it goes into the hash: relative to the base when inside it.
+    fn show(&self, path: &Path) -> String {
+        match path.strip_prefix(&self.0) {
+            Ok(inside) => format!("./{}", inside.display()),
+            Err(_) => path.display().to_string(),
+        }
+    }
+}
+
+fn hash_file(hasher: &mut Sha256, base: &Base, path: &Path) -> Result<(), Error> {
     let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
-    hasher.update(format!("file {} {}\n", path.display(), bytes.len()));
+    hasher.update(format!("file {} {}\n", base.show(path), bytes.len()));
     hasher.update(&bytes);
     Ok(())
 }
 
-fn hash_tree(hasher: &mut Sha256, dir: &Path) -> Result<(), Error> {
+fn hash_tree(hasher: &mut Sha256, base: &Base, dir: &Path) -> Result<(), Error> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -390,9 +414,9 @@ fn hash_tree(hasher: &mut Sha256, dir: &Path) -> Result<(), Error> {
     paths.sort();
     for path in paths {
         if path.is_dir() {
-            hash_tree(hasher, &path)?;
+            hash_tree(hasher, base, &path)?;
         } else {
-            hash_file(hasher, &path)?;
+            hash_file(hasher, base, &path)?;
         }
     }
     Ok(())
@@ -528,5 +552,25 @@ mod tests {
         let err = compiler.compile(&pipeline).unwrap_err();
         assert!(matches!(err, Error::CacheNotWritable { .. }), "{err}");
         assert!(err.to_string().contains("MONKEYCI_CACHE_DIR"), "{err}");
+    }
+
+    /// A server's agent clones every build into a new directory: the same sources must be the
+    /// same binary wherever they are, and a change anywhere in them a new one.
+    #[test]
+    fn the_same_pipeline_elsewhere_has_the_same_hash_and_an_edit_changes_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let write = |repo: &str, main: &str| {
+            let krate = tmp.path().join(repo).join(".monkeyci");
+            std::fs::create_dir_all(krate.join("src")).unwrap();
+            std::fs::write(krate.join("Cargo.toml"), "[package]\nname = \"pipeline\"\nversion = \"0.1.0\"\n").unwrap();
+            std::fs::write(krate.join("src/main.rs"), main).unwrap();
+            PipelineCrate::locate(&tmp.path().join(repo)).unwrap()
+        };
+        let compiler = Compiler::new(tmp.path().join("cache"), None);
+        let a = compiler.source_hash(&write("build-1/checkout", "fn main() {}\n")).unwrap();
+        let b = compiler.source_hash(&write("build-2/checkout", "fn main() {}\n")).unwrap();
+        let c = compiler.source_hash(&write("build-3/checkout", "fn main() { }\n")).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
     }
 }
