@@ -201,16 +201,16 @@ impl Compiler {
     /// The compiled binary of `krate`: from the cache when nothing that goes into it changed,
     /// else built with cargo (diagnostics go to stderr as cargo prints them).
     pub fn compile(&self, krate: &PipelineCrate) -> Result<CompiledScript, Error> {
-        self.compile_reporting(krate, None)
+        self.compile_reporting(krate, None::<std::fs::File>)
     }
 
     /// [`Compiler::compile`], with cargo's diagnostics (and the line saying a compile starts)
-    /// written to `diagnostics` instead of stderr: the log of a build a service runs, say.
-    pub fn compile_reporting(
-        &self,
-        krate: &PipelineCrate,
-        diagnostics: Option<std::fs::File>,
-    ) -> Result<CompiledScript, Error> {
+    /// written to `diagnostics` instead of stderr (a file, or a pipe a service reads into the
+    /// build's log as cargo goes).
+    pub fn compile_reporting<D>(&self, krate: &PipelineCrate, diagnostics: Option<D>) -> Result<CompiledScript, Error>
+    where
+        D: std::io::Write + Into<Stdio>,
+    {
         let hash = self.source_hash(krate)?;
         let cached = self.cache_dir.join("bin").join(&hash).join(&krate.package);
         if cached.is_file() {
@@ -220,9 +220,8 @@ impl Compiler {
         let starting = format!("compiling pipeline `{}` ({})", krate.package, krate.dir.display());
         let diagnostics = match diagnostics {
             Some(mut file) => {
-                use std::io::Write as _;
                 let _ = writeln!(file, "{starting}");
-                Stdio::from(file)
+                file.into()
             }
             None => {
                 eprintln!("{starting}");

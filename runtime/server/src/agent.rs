@@ -170,17 +170,28 @@ impl Agent {
             Ok(krate) => krate,
             Err(err) => return Ok((Status::Error, Some(monkeyci_protocol::error_chain(&err)))),
         };
-        let diagnostics_path = dir.join("compile.log");
-        let diagnostics = std::fs::File::create(&diagnostics_path)?;
+        // Cargo's output reaches the build's stream as it comes.
+        let (diagnostics, writes) = std::io::pipe()?;
+        let (line_tx, mut line_rx) = mpsc::unbounded_channel::<String>();
+        let reader = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(diagnostics).lines().map_while(Result::ok) {
+                let _ = line_tx.send(line);
+            }
+        });
         let compiler = Compiler::new(config.cache_dir.clone(), config.sdk_path.clone());
-        let compiled =
-            tokio::task::spawn_blocking(move || compiler.compile_reporting(&krate, Some(diagnostics))).await?;
-        let shown = std::fs::read_to_string(&diagnostics_path).unwrap_or_default();
-        let lines: Vec<RecordBody> = shown
-            .lines()
-            .map(|line| RecordBody::Line(Line { stream: OutputStream::Stderr, line: line.to_owned() }))
-            .collect();
-        writer.write(lines).await?;
+        let compiling = tokio::task::spawn_blocking(move || compiler.compile_reporting(&krate, Some(writes)));
+        while let Some(line) = line_rx.recv().await {
+            let mut lines = vec![line];
+            while let Ok(more) = line_rx.try_recv() {
+                lines.push(more);
+            }
+            let records =
+                lines.into_iter().map(|line| RecordBody::Line(Line { stream: OutputStream::Stderr, line })).collect();
+            writer.write(records).await?;
+        }
+        let _ = reader.await;
+        let compiled = compiling.await?;
         let binary = match compiled {
             Ok(compiled) => compiled.binary,
             Err(err @ compiler::Error::CompileFailed) => return Ok((Status::Error, Some(err.to_string()))),
