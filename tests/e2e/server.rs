@@ -77,14 +77,26 @@ struct TestServer {
     token: String,
     data_dir: tempfile::TempDir,
     database_url: Option<String>,
+    extra: Vec<String>,
 }
 
 impl TestServer {
     fn start(db: &Database, agent_capacity: usize) -> TestServer {
+        TestServer::start_with(db, agent_capacity, &[])
+    }
+
+    /// A server started with `extra` arguments.
+    fn start_with(db: &Database, agent_capacity: usize, extra: &[&str]) -> TestServer {
         let data_dir = tempfile::Builder::new().prefix("monkeyci-e2e-server-").tempdir().unwrap();
         let database_url = db.url_for(data_dir.path());
-        let mut server =
-            TestServer { child: spawn_placeholder(), url: String::new(), token: String::new(), data_dir, database_url };
+        let mut server = TestServer {
+            child: spawn_placeholder(),
+            url: String::new(),
+            token: String::new(),
+            data_dir,
+            database_url,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+        };
         server.token = server.launch(agent_capacity).expect("a first start prints an admin token");
         server
     }
@@ -92,6 +104,8 @@ impl TestServer {
     /// Starts the process (again); returns the admin token if it printed one.
     fn launch(&mut self, agent_capacity: usize) -> Option<String> {
         let mut cmd = Command::new(MONKEYCI);
+        // A secret of the server's own environment, which no build may see.
+        cmd.env("MONKEYCI_E2E_SERVER_SECRET", "the server's own secret");
         cmd.args(["server", "--listen", "127.0.0.1:0", "--engine", "shell"])
             .arg("--data-dir")
             .arg(self.data_dir.path())
@@ -104,6 +118,7 @@ impl TestServer {
         if let Some(url) = &self.database_url {
             cmd.args(["--database-url", url]);
         }
+        cmd.args(&self.extra);
         let mut child = cmd.spawn().expect("monkeyci server starts");
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut token = None;
@@ -458,5 +473,68 @@ fn a_server_killed_with_kill_9_loses_no_queued_build_and_runs_them_after_a_resta
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         assert_eq!(server.call_as(&token, "GET", &format!("/api/v1/builds/{}", ids[0]), None).0, 200);
+    }
+}
+
+/// What a repository's code tries, at compile time (`build.rs`) and at run time (a job and
+/// its `ctx.shell`), to reach outside its build. `DATA` is the server's data dir.
+const ESCAPE_BUILD_RS: &str = r#"
+fn main() {
+    let db = "DATA/server.db";
+    if std::fs::read(db).is_ok() { panic!("build.rs read the server's database {db}"); }
+    if std::env::var("MONKEYCI_E2E_SERVER_SECRET").is_ok() { panic!("build.rs saw the server's environment"); }
+}
+"#;
+
+const ESCAPE_MAIN_RS: &str = r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+async fn escape(ctx: &Ctx) -> Result<()> {
+    let mut reached = Vec::new();
+    for path in ["DATA/server.db", "DATA/agent/another-build/secret.txt"] {
+        if std::fs::read(path).is_ok() { reached.push(path.to_owned()); }
+    }
+    if std::env::var("MONKEYCI_E2E_SERVER_SECRET").is_ok() { reached.push("the server's environment".to_owned()); }
+    if std::fs::read_dir("/run").map(|d| d.count()).unwrap_or(0) > 0 { reached.push("/run (container engine sockets)".to_owned()); }
+    let out = ctx.shell("cat DATA/server.db >/dev/null 2>&1 && echo READ || echo hidden").await?;
+    if out.stdout.contains("READ") { reached.push("DATA/server.db from ctx.shell".to_owned()); }
+    if reached.is_empty() { Ok(()) } else { Err(JobError::msg(format!("reached {}", reached.join(", ")))) }
+}
+
+monkeyci_sdk::main!();
+"#;
+
+#[test]
+fn a_build_cannot_reach_the_servers_data_other_builds_or_its_environment() {
+    for db in databases() {
+        for sandboxed in [true, false] {
+            let server =
+                if sandboxed { TestServer::start(&db, 1) } else { TestServer::start_with(&db, 1, &["--no-sandbox"]) };
+            let data = server.data_dir.path().canonicalize().unwrap();
+            let data = data.to_str().unwrap();
+            let other = server.data_dir.path().join("agent/another-build");
+            std::fs::create_dir_all(&other).unwrap();
+            std::fs::write(other.join("secret.txt"), "another build's file").unwrap();
+            let repo = TestRepo::with_pipeline("server-escape", &ESCAPE_MAIN_RS.replace("DATA", data));
+            server.add_repo("acme", "escape", repo.path());
+            let id = server.trigger("acme", "escape");
+            let build = server.wait_for_end(&id, Duration::from_secs(600));
+            let log: String = server.records(&id).iter().map(|r| r.to_string()).collect();
+            if sandboxed {
+                assert_eq!(build["status"], "success", "{db:?}: {build}\n{log}");
+                // Compile time too: a build script is the repository's code.
+                repo.write(".monkeyci/build.rs", &ESCAPE_BUILD_RS.replace("DATA", data));
+                repo.commit("a build script");
+                let id = server.trigger("acme", "escape");
+                let build = server.wait_for_end(&id, Duration::from_secs(600));
+                let log: String = server.records(&id).iter().map(|r| r.to_string()).collect();
+                assert_eq!(build["status"], "success", "{db:?}: {build}\n{log}");
+            } else {
+                // The same pipeline without the sandbox does reach them: the checks are real.
+                assert_eq!(build["status"], "failure", "{db:?}: {build}\n{log}");
+                assert!(log.contains("server.db") && log.contains("another-build"), "{log}");
+            }
+        }
     }
 }

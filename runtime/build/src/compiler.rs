@@ -151,13 +151,22 @@ pub struct CompiledScript {
 pub struct Compiler {
     cache_dir: PathBuf,
     sdk_path: Option<PathBuf>,
+    sandbox: Option<crate::sandbox::Sandbox>,
 }
 
 impl Compiler {
     /// `cache_dir` holds the shared target directory and the binary cache; `sdk_path`, if
     /// set, is the local sdk checkout that crates depending on `monkeyci-sdk` by version use.
     pub fn new(cache_dir: PathBuf, sdk_path: Option<PathBuf>) -> Compiler {
-        Compiler { cache_dir, sdk_path }
+        Compiler { cache_dir, sdk_path, sandbox: None }
+    }
+
+    /// Runs cargo (and so the pipeline's build scripts and proc macros) in `sandbox`; the
+    /// target dir is made writable in it.
+    pub fn sandboxed(mut self, mut sandbox: crate::sandbox::Sandbox) -> Compiler {
+        sandbox.writable.push(self.target_dir());
+        self.sandbox = Some(sandbox);
+        self
     }
 
     fn target_dir(&self) -> PathBuf {
@@ -167,19 +176,27 @@ impl Compiler {
     /// A `cargo <subcommand>` for `krate`, with the shared target dir, the sdk patch and the
     /// pipeline's [`Toolchain`].
     pub fn cargo(&self, krate: &PipelineCrate, subcommand: &str) -> Command {
+        let program = |name: std::ffi::OsString| match &self.sandbox {
+            Some(sandbox) => {
+                // bwrap does not search PATH for its program the way a shell does.
+                let path = which::which(&name).unwrap_or_else(|_| PathBuf::from(&name));
+                sandbox.command(&path)
+            }
+            None => Command::new(name),
+        };
         let mut cmd = match Toolchain::of(&krate.dir) {
             // The rustup proxy reads the crate's own file, unless told otherwise.
             Toolchain::PipelineFile(_) => {
-                let mut cmd = Command::new("cargo");
+                let mut cmd = program("cargo".into());
                 cmd.env_remove("RUSTUP_TOOLCHAIN");
                 cmd
             }
             Toolchain::Named(name) => {
-                let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+                let mut cmd = program(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
                 cmd.env("RUSTUP_TOOLCHAIN", name);
                 cmd
             }
-            Toolchain::OnPath => Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),
+            Toolchain::OnPath => program(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),
         };
         cmd.arg(subcommand)
             .arg("--manifest-path")

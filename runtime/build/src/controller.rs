@@ -80,6 +80,10 @@ pub struct ScriptRequest {
     pub suspend_after: std::time::Duration,
     /// What asks the build to stop.
     pub stop: StopSource,
+    /// Where the script runs: in a sandbox, with the sandbox's environment, when a service
+    /// builds other people's code (`None`: as this process's child, with the user's
+    /// environment less what cargo and rustup set for MonkeyCI's own run, a local build).
+    pub sandbox: Option<crate::sandbox::Sandbox>,
 }
 
 /// What asks a build to stop. Each request counts as one interrupt: the first asks the
@@ -211,7 +215,7 @@ pub async fn run_script(
             launch: launches,
         };
         let suspensions_before = build.state.suspensions();
-        let status = build.launch(binary, &request.build.checkout_dir, &config).await?;
+        let status = build.launch(binary, &request.build.checkout_dir, &config, request.sandbox.as_ref()).await?;
         let launch = Launch { status, suspended: build.state.suspensions() > suspensions_before };
         match next_step(&mut build, &services, &launch, &mut crash_resumes, &mut identity, binary).await {
             Step::Resume => resume = true,
@@ -343,15 +347,43 @@ impl<F: FnMut(Update)> Followed<F> {
     ///
     /// Its configuration is [`SCRIPT_CONFIG_ENV`]; one larger than [`CONFIG_IN_ENV_MAX`]
     /// comes on its stdin ([`SCRIPT_CONFIG_ON_STDIN`]).
-    async fn launch(&mut self, binary: &Path, checkout: &Path, config: &ScriptConfig) -> Result<ExitStatus, Error> {
+    async fn launch(
+        &mut self,
+        binary: &Path,
+        checkout: &Path,
+        config: &ScriptConfig,
+        sandbox: Option<&crate::sandbox::Sandbox>,
+    ) -> Result<ExitStatus, Error> {
         let config = serde_json::to_string(config).map_err(Error::Config)?;
         // A configuration too large for one variable (a checkout's changed files) comes on
         // stdin.
         let on_stdin = config.len() > CONFIG_IN_ENV_MAX;
-        let mut child = tokio::process::Command::new(binary)
+        let mut command = match sandbox {
+            Some(sandbox) => {
+                let mut command = tokio::process::Command::from(sandbox.command(binary));
+                // Interrupts go to the whole group (see `interrupt`), and bubblewrap itself
+                // ignores them, so the script gets the first one and cancels gracefully; the
+                // signal handler it installs replaces the inherited "ignore".
+                command.process_group(0);
+                // SAFETY: only async-signal-safe calls between fork and exec.
+                unsafe {
+                    command.pre_exec(|| {
+                        libc::signal(libc::SIGINT, libc::SIG_IGN);
+                        Ok(())
+                    });
+                }
+                command
+            }
+            None => tokio::process::Command::new(binary),
+        };
+        let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = match sandbox {
+            Some(sandbox) => sandbox.env.iter().map(|(k, v)| (k.into(), v.into())).collect(),
             // The user's environment, not what cargo or rustup set for MonkeyCI's own run.
+            None => monkeyci_jobs::hostenv::user_vars(),
+        };
+        let mut child = command
             .env_clear()
-            .envs(monkeyci_jobs::hostenv::user_vars())
+            .envs(env)
             .env(SCRIPT_CONFIG_ENV, if on_stdin { SCRIPT_CONFIG_ON_STDIN } else { &config })
             .current_dir(checkout)
             .stdin(if on_stdin { Stdio::piped() } else { Stdio::null() })
@@ -382,6 +414,7 @@ impl<F: FnMut(Update)> Followed<F> {
                 () = self.stop.recv() => {
                     self.interrupts += 1;
                     match (self.interrupts, child.id()) {
+                        (1, Some(pid)) if sandbox.is_some() => interrupt_group(pid),
                         (1, Some(pid)) => interrupt(pid),
                         _ => { let _ = child.start_kill(); }
                     }
@@ -644,6 +677,15 @@ fn file_digest(path: &Path) -> std::io::Result<String> {
 }
 
 /// Sends SIGINT to the script process.
+/// SIGINT to the process group `pid` leads (a sandboxed script and its sandbox).
+fn interrupt_group(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return };
+    // SAFETY: kill(2) has no memory effects; at worst the group is already gone.
+    unsafe {
+        libc::kill(-pid, libc::SIGINT);
+    }
+}
+
 fn interrupt(pid: u32) {
     let Ok(pid) = libc::pid_t::try_from(pid) else { return };
     // SAFETY: kill(2) has no memory effects; at worst the process is already gone.

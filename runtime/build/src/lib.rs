@@ -13,7 +13,8 @@
 //!   script process, and turns what happens into one ordered stream of [`controller::Update`]s;
 //! - [`state`]: the one fold of a build's event stream, which everything above reads;
 //! - [`record`]: what a build leaves on disk, and reading it back;
-//! - [`prune`]: keeping the cache bounded.
+//! - [`prune`]: keeping the cache bounded;
+//! - [`sandbox`]: where a service runs other people's pipelines (compile and script).
 //!
 //! Container jobs are the `monkeyci-jobs` crate's; blobs, artifacts and caches the
 //! `monkeyci-store` crate's. This crate never renders a build for people and never parses a
@@ -28,4 +29,5 @@ pub mod git;
 mod journal;
 pub mod prune;
 pub mod record;
+pub mod sandbox;
 pub mod state;

@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 #[derive(Debug, Args)]
 #[command(after_help = "Configuration layers, lowest first: built-in defaults; the TOML file \
     (--config, default DATA_DIR/server.toml; keys as the flags, with `_`: listen, data_dir, \
-    database_url, agent_capacity, engine, sdk_path, cache_dir); MONKEYCI_* environment variables \
+    database_url, agent_capacity, engine, sdk_path, cache_dir, sandbox); MONKEYCI_* environment variables \
     (shown with each flag); the flags.\n\nThe first start on an empty database prints an admin \
     token once.")]
 pub(crate) struct ServerArgs {
@@ -42,6 +42,10 @@ pub(crate) struct ServerArgs {
     /// The compile cache and blob store of the embedded agent [default: DATA_DIR/cache].
     #[arg(long, env = "MONKEYCI_CACHE_DIR", value_name = "DIR")]
     pub(crate) cache_dir: Option<PathBuf>,
+    /// Run builds without the sandbox (bubblewrap) that keeps a repository's code from the
+    /// server's data and other builds: only for repositories you trust.
+    #[arg(long)]
+    pub(crate) no_sandbox: bool,
 }
 
 /// Which server, as whom.

@@ -14,6 +14,7 @@ use std::time::Duration;
 use monkeyci_build::compiler::{self, Compiler, PipelineCrate};
 use monkeyci_build::controller::{self, ScriptRequest, StopSource, Update};
 use monkeyci_build::git::{self, GitOverrides};
+use monkeyci_build::sandbox::Sandbox;
 use monkeyci_build::state::Verdict;
 use monkeyci_jobs::EngineChoice;
 use monkeyci_protocol::{BuildInfo, OutputStream, ScriptMode, Source, SuspendMode, Trigger};
@@ -39,6 +40,11 @@ pub struct AgentConfig {
     pub sdk_path: Option<PathBuf>,
     /// What runs container jobs.
     pub engine: EngineChoice,
+    /// Whether each build's compile and script run in a [`Sandbox`] (they should: they are
+    /// the repository's code; only for a trusted setup without bubblewrap, `false`).
+    pub sandbox: bool,
+    /// Directories no build may see (the server's data dir).
+    pub private: Vec<PathBuf>,
 }
 
 /// How often a running build's agent says it is alive and looks for cancel requests.
@@ -179,7 +185,16 @@ impl Agent {
                 let _ = line_tx.send(line);
             }
         });
-        let compiler = Compiler::new(config.cache_dir.clone(), config.sdk_path.clone());
+        let mut compiler = Compiler::new(config.cache_dir.clone(), config.sdk_path.clone());
+        if config.sandbox {
+            let mut sandbox = self.sandbox_for(dir);
+            // Cargo writes the lock file and fetches dependencies.
+            sandbox.writable.push(dir.to_owned());
+            if let Some(cargo_home) = cargo_home() {
+                sandbox.writable.extend([cargo_home.join("registry"), cargo_home.join("git")]);
+            }
+            compiler = compiler.sandboxed(sandbox);
+        }
         let compiling = tokio::task::spawn_blocking(move || compiler.compile_reporting(&krate, Some(writes)));
         while let Some(line) = line_rx.recv().await {
             let mut lines = vec![line];
@@ -236,6 +251,12 @@ impl Agent {
             suspend: SuspendMode::Auto,
             suspend_after: Duration::from_secs(5),
             stop: StopSource::Requests(stop),
+            sandbox: config.sandbox.then(|| {
+                let mut sandbox = self.sandbox_for(dir);
+                sandbox.readable.push(binary.clone());
+                sandbox.writable.push(checkout.clone());
+                sandbox
+            }),
         };
         // The script's updates come one by one from a synchronous callback; a task keeps
         // them, in order, in batches.
@@ -277,6 +298,46 @@ impl Agent {
             Verdict::Unusable(why) => (Status::Error, Some(why)),
         })
     }
+}
+
+impl Agent {
+    /// The sandbox of a build in `dir`: the server's data, the cache (every repository's
+    /// artifacts and caches), the home directory and the container engines' sockets hidden;
+    /// the toolchain and the sdk readable. Each use adds what it may write.
+    fn sandbox_for(&self, dir: &Path) -> Sandbox {
+        let config = &self.inner.config;
+        let home = std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.is_absolute());
+        let mut hidden = config.private.clone();
+        hidden.extend([config.cache_dir.clone(), config.work_dir.clone(), "/run".into(), "/var/run".into()]);
+        hidden.extend(home.iter().cloned());
+        let rustup_home =
+            std::env::var_os("RUSTUP_HOME").map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".rustup")));
+        let mut readable: Vec<PathBuf> = rustup_home.iter().cloned().collect();
+        readable.extend(cargo_home());
+        readable.extend(config.sdk_path.iter().cloned());
+        // The build's own directory stays visible (what is written in it is added by each use).
+        readable.push(dir.to_owned());
+        let mut env = vec![
+            ("PATH".to_owned(), std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".to_owned())),
+            ("HOME".to_owned(), "/tmp".to_owned()),
+            ("LANG".to_owned(), "C.UTF-8".to_owned()),
+        ];
+        if let Some(rustup) = &rustup_home {
+            env.push(("RUSTUP_HOME".to_owned(), rustup.display().to_string()));
+        }
+        if let Some(cargo) = cargo_home() {
+            env.push(("CARGO_HOME".to_owned(), cargo.display().to_string()));
+        }
+        Sandbox { hidden, readable, writable: Vec::new(), env }
+    }
+}
+
+/// The host's cargo home: `CARGO_HOME`, else `~/.cargo`.
+fn cargo_home() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .filter(|p| p.is_absolute())
 }
 
 /// Says the build's agent is alive every [`HEARTBEAT`], and passes on cancel requests.

@@ -26,6 +26,8 @@ pub struct Config {
     /// The compile cache and blob store of the embedded agent; default: `cache` in the data
     /// dir.
     pub cache_dir: Option<PathBuf>,
+    /// Whether builds run sandboxed (bubblewrap); only a trusted setup turns it off.
+    pub sandbox: bool,
 }
 
 /// The TOML file: every key optional, named as the flags are (with `_`).
@@ -46,6 +48,8 @@ pub struct Layer {
     pub sdk_path: Option<PathBuf>,
     /// `cache_dir = "/var/cache/monkeyci"`.
     pub cache_dir: Option<PathBuf>,
+    /// `sandbox = false`: run builds unsandboxed (only for trusted repositories).
+    pub sandbox: Option<bool>,
 }
 
 /// Why the configuration cannot be used.
@@ -85,6 +89,7 @@ impl Config {
             engine: "auto".to_owned(),
             sdk_path: None,
             cache_dir: None,
+            sandbox: true,
         }
     }
 
@@ -120,6 +125,9 @@ impl Config {
         }
         if let Some(cache) = layer.cache_dir {
             self.cache_dir = Some(cache);
+        }
+        if let Some(sandbox) = layer.sandbox {
+            self.sandbox = sandbox;
         }
         self
     }

@@ -46,6 +46,9 @@ pub enum Error {
     /// The database cannot be opened or migrated.
     #[error("cannot open the database")]
     Db(#[from] DbError),
+    /// Builds are to run sandboxed, and the sandbox cannot be made.
+    #[error("cannot sandbox builds (or start with --no-sandbox, for trusted repositories only)")]
+    Sandbox(#[from] monkeyci_build::sandbox::Error),
     /// The engine named in the configuration is not one we know.
     #[error("engine: {0}")]
     Engine(String),
@@ -96,6 +99,9 @@ impl Server {
     /// hands the embedded agent's running builds back to the queue.
     pub async fn serve(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
         let engine = self.config.engine.parse().map_err(Error::Engine)?;
+        if self.config.sandbox && self.config.agent_capacity > 0 {
+            monkeyci_build::sandbox::Sandbox::available()?;
+        }
         let streams = Streams::default();
         // Builds the embedded agent ran when the server last stopped without handing them
         // back (killed) start again.
@@ -109,6 +115,8 @@ impl Server {
                     cache_dir: self.config.cache_dir.clone().unwrap_or_else(|| self.config.data_dir.join("cache")),
                     sdk_path: self.config.sdk_path.clone(),
                     engine,
+                    sandbox: self.config.sandbox,
+                    private: vec![self.config.data_dir.clone()],
                 },
                 self.db.clone(),
                 streams.clone(),

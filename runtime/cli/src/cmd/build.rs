@@ -141,6 +141,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         suspend: args.suspend,
         suspend_after: args.suspend_after,
         stop: controller::StopSource::Signals,
+        sandbox: None,
     };
     let style = if args.plain { Style::Plain } else { Style::detect() };
     let console = Arc::new(Mutex::new(Console::new(style)));
@@ -253,6 +254,7 @@ fn plan_of(pipeline: &Pipeline, context: &ContextArgs, jobs: Vec<String>) -> any
         suspend: monkeyci_protocol::SuspendMode::Never,
         suspend_after: std::time::Duration::ZERO,
         stop: controller::StopSource::Signals,
+        sandbox: None,
     };
     let outcome = runtime()?.block_on(controller::run_script(&pipeline.binary, request, |update| {
         // Whatever the script prints while planning (a panic, say) goes to stderr.

@@ -37,6 +37,7 @@ pub(super) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
         engine: args.engine,
         sdk_path: args.sdk_path,
         cache_dir: args.cache_dir,
+        sandbox: args.no_sandbox.then_some(false),
     });
     let config = Config { sdk_path: crate::paths::sdk_path(config.sdk_path.as_deref()), ..config };
     runtime()?.block_on(async {
