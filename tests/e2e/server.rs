@@ -12,13 +12,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::util::{CACHE_DIR, TestRepo, sdk_dir};
+use crate::util::{CACHE_DIR, TestRepo, bwrap_available, podman_available, sdk_dir};
 
 const MONKEYCI: &str = env!("CARGO_BIN_EXE_monkeyci");
 
 /// The databases every test runs on: SQLite always, PostgreSQL when one is configured (in CI
 /// it must be: a missing server fails there rather than skipping).
 fn databases() -> Vec<Database> {
+    // A server sandboxes builds, and refuses the shell engine for their container jobs.
+    if !bwrap_available() || !podman_available() {
+        return Vec::new();
+    }
     let mut all = vec![Database::Sqlite];
     match std::env::var("MONKEYCI_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => all.push(Database::Postgres(url)),
@@ -106,7 +110,9 @@ impl TestServer {
         let mut cmd = Command::new(MONKEYCI);
         // A secret of the server's own environment, which no build may see.
         cmd.env("MONKEYCI_E2E_SERVER_SECRET", "the server's own secret");
-        cmd.args(["server", "--listen", "127.0.0.1:0", "--engine", "shell"])
+        // Container jobs would run in podman: the shell engine is refused for sandboxed
+        // builds (these tests' pipelines have no container job).
+        cmd.args(["server", "--listen", "127.0.0.1:0", "--engine", "podman"])
             .arg("--data-dir")
             .arg(self.data_dir.path())
             .args(["--agent-capacity", &agent_capacity.to_string()])

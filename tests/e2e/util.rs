@@ -774,6 +774,13 @@ pub fn podman_available() -> bool {
     }))
 }
 
+/// Whether bubblewrap is installed (the server sandboxes builds with it); skips or fails as
+/// [`podman_available`] does.
+pub fn bwrap_available() -> bool {
+    let found = Command::new("bwrap").arg("--version").output().is_ok_and(|o| o.status.success());
+    available((!found).then_some("bubblewrap (`bwrap`) is not installed (CI installs it)"))
+}
+
 /// `true` when nothing is `missing`; else skips with the reason outside CI, and fails in CI.
 fn available(missing: Option<&str>) -> bool {
     let Some(reason) = missing else { return true };

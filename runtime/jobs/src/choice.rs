@@ -42,21 +42,32 @@ impl std::str::FromStr for EngineChoice {
     }
 }
 
+impl EngineChoice {
+    /// What `auto` means on this machine: podman if installed, else docker, else the host
+    /// shell; any other choice as it is.
+    pub fn resolve(self) -> EngineChoice {
+        let found = |program| which::which(program).is_ok();
+        match self {
+            EngineChoice::Auto if found("podman") => EngineChoice::Podman,
+            EngineChoice::Auto if found("docker") => EngineChoice::Docker,
+            EngineChoice::Auto => EngineChoice::Shell,
+            chosen => chosen,
+        }
+    }
+}
+
 /// The engine for `choice`; `auto` announces on stderr when it falls back to the host shell.
 pub fn select(choice: EngineChoice) -> Arc<dyn ContainerEngine> {
-    let found = |program| which::which(program).is_ok();
-    match choice {
-        EngineChoice::Podman => Arc::new(podman::CliEngine::podman()),
-        EngineChoice::Docker => Arc::new(podman::CliEngine::docker()),
-        EngineChoice::Shell => Arc::new(shell::ShellEngine::new()),
-        EngineChoice::Auto if found("podman") => Arc::new(podman::CliEngine::podman()),
-        EngineChoice::Auto if found("docker") => Arc::new(podman::CliEngine::docker()),
-        EngineChoice::Auto => {
+    match (choice, choice.resolve()) {
+        (_, EngineChoice::Podman) => Arc::new(podman::CliEngine::podman()),
+        (_, EngineChoice::Docker) => Arc::new(podman::CliEngine::docker()),
+        (EngineChoice::Auto, _) => {
             eprintln!(
                 "note: neither podman nor docker is installed: container jobs run on this machine with /bin/sh, \
                  and their images are ignored (choose with --engine)"
             );
             Arc::new(shell::ShellEngine::new())
         }
+        (_, _) => Arc::new(shell::ShellEngine::new()),
     }
 }

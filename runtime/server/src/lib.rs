@@ -23,6 +23,8 @@ pub mod stream;
 
 use std::sync::Arc;
 
+use monkeyci_jobs::EngineChoice;
+
 use crate::agent::{Agent, AgentConfig};
 use crate::config::Config;
 use crate::db::{Db, DbError};
@@ -49,6 +51,12 @@ pub enum Error {
     /// Builds are to run sandboxed, and the sandbox cannot be made.
     #[error("cannot sandbox builds (or start with --no-sandbox, for trusted repositories only)")]
     Sandbox(#[from] monkeyci_build::sandbox::Error),
+    /// The host shell engine was chosen (or is all there is) for sandboxed builds.
+    #[error(
+        "container jobs on the shell engine would run on this machine outside the sandbox: install podman or \
+         docker (or start with --no-sandbox, for trusted repositories only)"
+    )]
+    UnsandboxedEngine,
     /// The engine named in the configuration is not one we know.
     #[error("engine: {0}")]
     Engine(String),
@@ -67,6 +75,7 @@ pub enum Error {
 #[derive(Debug)]
 pub struct Server {
     config: Config,
+    engine: EngineChoice,
     db: Db,
     listener: tokio::net::TcpListener,
     /// The admin token made on the first start of an empty data dir: to be shown once.
@@ -76,6 +85,13 @@ pub struct Server {
 impl Server {
     /// Opens the data dir and the database (applying migrations) and binds the address.
     pub async fn start(config: Config) -> Result<Server, Error> {
+        let engine = config.engine.parse::<EngineChoice>().map_err(Error::Engine)?.resolve();
+        if config.sandbox && config.agent_capacity > 0 {
+            monkeyci_build::sandbox::Sandbox::available()?;
+            if engine == EngineChoice::Shell {
+                return Err(Error::UnsandboxedEngine);
+            }
+        }
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| Error::DataDir { dir: config.data_dir.clone(), source })?;
         let db = Db::open(&config.database_url()).await?;
@@ -87,7 +103,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Listen { addr: config.listen, source })?;
-        Ok(Server { config, db, listener, first_admin_token })
+        Ok(Server { config, engine, db, listener, first_admin_token })
     }
 
     /// Where it listens.
@@ -98,10 +114,7 @@ impl Server {
     /// Serves until `stop` completes, then stops accepting, lets running requests finish and
     /// hands the embedded agent's running builds back to the queue.
     pub async fn serve(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
-        let engine = self.config.engine.parse().map_err(Error::Engine)?;
-        if self.config.sandbox && self.config.agent_capacity > 0 {
-            monkeyci_build::sandbox::Sandbox::available()?;
-        }
+        let engine = self.engine;
         let streams = Streams::default();
         // Builds the embedded agent ran when the server last stopped without handing them
         // back (killed) start again.
