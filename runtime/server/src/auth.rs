@@ -40,19 +40,6 @@ impl Caller {
     }
 }
 
-/// `n` random bytes from the OS, hex-encoded.
-pub fn random_hex(n: usize) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut bytes = vec![0u8; n];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(hex::encode(bytes))
-}
-
-/// A new build id: the time in hex (so ids sort as builds were queued) and random digits.
-pub fn new_build_id(now_ms: i64) -> std::io::Result<String> {
-    Ok(format!("{now_ms:012x}{}", random_hex(4)?))
-}
-
 /// The hash a token is kept by.
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -60,7 +47,7 @@ pub fn token_hash(token: &str) -> String {
 
 /// Makes a token with the given scope and keeps its hash; returns the token, to be shown once.
 pub async fn create_token(db: &Db, admin: bool, org: Option<&str>, description: &str) -> Result<String, DbError> {
-    let token = format!("{TOKEN_PREFIX}{}", random_hex(32).map_err(|e| DbError::Sql(sqlx::Error::Io(e)))?);
+    let token = format!("{TOKEN_PREFIX}{}", crate::ids::random_hex(32).map_err(|e| DbError::Sql(sqlx::Error::Io(e)))?);
     db.add_token(&token_hash(&token), admin, org, description).await?;
     Ok(token)
 }

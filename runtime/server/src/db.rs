@@ -543,7 +543,7 @@ fn migrator() -> Migrator {
 
 async fn insert_build(tx: &mut sqlx::Transaction<'_, sqlx::Any>, new: &NewBuild) -> Result<Build, DbError> {
     let now = now();
-    let id = crate::auth::new_build_id(now).map_err(|e| DbError::Sql(sqlx::Error::Io(e)))?;
+    let id = crate::ids::new_build_id(now).map_err(|e| DbError::Sql(sqlx::Error::Io(e)))?;
     let changes = new.changed.as_ref().map(to_json);
     let sql = format!(
         "INSERT INTO builds (id, org_id, repo, number, status, source, trigger_kind, git_ref, commit_sha, \

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod ids;
 pub mod model;
 pub mod stream;
 

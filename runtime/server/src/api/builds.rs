@@ -9,8 +9,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use serde::{Deserialize, Serialize};
 
+use super::error::ApiError;
 use super::error::Body;
-use super::{ApiError, AppState, reach};
+use super::state::{AppState, reach};
 use crate::auth::Caller;
 use crate::db::{BuildFilter, NewBuild};
 use crate::model::{Build, Record, RecordBody, Status};

@@ -5,8 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::error::ApiError;
 use super::error::Body;
-use super::{ApiError, AppState, admin_only, reach};
+use super::state::{AppState, admin_only, reach};
 use crate::auth::{self, Caller};
 use crate::db::NewRepo;
 use crate::model::{NewToken, Org, Repo};
