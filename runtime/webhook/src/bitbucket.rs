@@ -7,9 +7,9 @@
 
 use serde::Deserialize;
 
-use crate::Provider;
 use crate::hook::{ChangedFiles, Person, RefName, Repository};
-use crate::parse::{Field, ParseError, RawPush, decode};
+use crate::payload::{Field, ParseError, RawPush, decode};
+use crate::provider::Provider;
 
 #[derive(Debug, Deserialize)]
 struct Payload {

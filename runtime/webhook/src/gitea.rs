@@ -7,10 +7,10 @@
 //! in newer versions. Branch and tag creation and deletion also come as separate `create` and
 //! `delete` events, which are not built.
 
-use crate::Provider;
 use crate::github::{self, CommitAuthor};
 use crate::hook::Person;
-use crate::parse::{Field, ParseError, RawPush, decode};
+use crate::payload::{Field, ParseError, RawPush, decode};
+use crate::provider::Provider;
 
 /// Gitea's default `[ui] FEED_MAX_COMMIT_NUM`: how many commits a payload without
 /// `total_commits` may have been cut to.

@@ -6,9 +6,9 @@
 
 use serde::Deserialize;
 
-use crate::Provider;
 use crate::hook::{ChangedFiles, FilesBuilder, Person, Repository};
-use crate::parse::{Field, ParseError, RawPush, decode};
+use crate::payload::{Field, ParseError, RawPush, decode};
+use crate::provider::Provider;
 
 /// The most commits GitHub lists in a push delivery.
 const MAX_COMMITS: usize = 2048;

@@ -1,5 +1,5 @@
 //! Reading one header of a delivery: absent, present once as visible text, or an error saying
-//! which header is wrong. Shared by [`crate::verify`] and [`crate::parse`]; no other rules here.
+//! which header is wrong. Shared by [`crate::verify()`] and [`crate::parse()`]; no other rules here.
 
 use http::HeaderMap;
 

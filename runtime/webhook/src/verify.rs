@@ -19,8 +19,8 @@ use http::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::Provider;
 use crate::headers::{self, HeaderProblem};
+use crate::provider::Provider;
 
 type HmacSha256 = Hmac<Sha256>;
 
