@@ -220,17 +220,8 @@ impl ContainerSpec {
                 return Some(format!("artifact id {:?}: {err}", restore.id));
             }
         }
-        for cache in &self.caches {
-            if let Err(err) = crate::id::check(&cache.id) {
-                return Some(format!("cache id {:?}: {err}", cache.id));
-            }
-            // `~/...` is the user's home: not supported yet, and warned about when the job runs.
-            if !cache.path.starts_with("~/") && !is_inside(&cache.path) {
-                return Some(format!(
-                    "cache `{}`: path {:?} must be a relative path inside the work dir, without `..`",
-                    cache.id, cache.path
-                ));
-            }
+        if let Some((id, problem)) = crate::cache::first_problem(self) {
+            return Some(format!("cache `{id}`: {problem}"));
         }
         None
     }
@@ -266,17 +257,27 @@ pub struct RestoreSpec {
     pub optional: bool,
 }
 
-/// Files kept between builds of a repository.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Files kept between builds of a repository; the rules of its path and keys are in
+/// [`crate::cache`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheSpec {
     /// The cache's id.
     pub id: String,
-    /// A directory (or file), relative to the job's work dir.
+    /// A directory (or file), relative to the job's work dir; or `~/.cargo/registry`,
+    /// `~/.cargo/git` (or inside them): the job's own cargo home.
     pub path: String,
-    /// Files whose contents key the cache (e.g. `Cargo.lock`); without a match, the newest
-    /// cache of the same id is restored.
+    /// Files whose contents key the cache (e.g. `Cargo.lock`), relative to the work dir.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_files: Vec<String>,
+    /// The key the pipeline computed (e.g. `linux-main`); with key files, the key is this, `-`
+    /// and their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Prefixes tried in order when no archive has the exact key: the newest archive whose key
+    /// starts with the first that matches is restored. Without any, the newest archive of the
+    /// cache id is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore_keys: Vec<String>,
 }
 
 /// `POST /containers`: run a container job. Sending the same `(job_id, attempt)` twice starts
@@ -349,9 +350,15 @@ mod tests {
         assert_eq!(ContainerSpec { save_artifacts: vec![artifact("target/dist")], ..spec() }.problem(), None);
         let bad_id = ArtifactSpec { id: "../x".into(), path: "x".into() };
         assert!(ContainerSpec { save_artifacts: vec![bad_id], ..spec() }.problem().is_some());
-        let cache = |path: &str| CacheSpec { id: "cargo".into(), path: path.into(), key_files: vec![] };
+        let cache = |path: &str| CacheSpec { id: "cargo".into(), path: path.into(), ..CacheSpec::default() };
         assert!(ContainerSpec { caches: vec![cache("/var/cache")], ..spec() }.problem().is_some());
         assert_eq!(ContainerSpec { caches: vec![cache("~/.cargo/registry")], ..spec() }.problem(), None);
+        assert_eq!(
+            ContainerSpec { caches: vec![cache("~/.npm")], ..spec() }.problem().unwrap(),
+            "cache `cargo`: path \"~/.npm\" is in the home directory, which only `~/.cargo/registry` and \
+             `~/.cargo/git` (or paths inside them) may name: the job's own cargo home; give other caches a path \
+             inside the work dir"
+        );
         assert!(ContainerSpec { size: u32::MAX, ..spec() }.problem().is_some_and(|p| p.contains("too large")));
         assert_eq!(ContainerSpec { size: MAX_SIZE, ..spec() }.problem(), None);
     }
