@@ -58,9 +58,7 @@ pub enum Problem {
     #[error("the path is empty; use `.` for the whole work dir")]
     EmptyPath,
     /// The path is absolute.
-    #[error(
-        "path {0:?} is absolute; give a path inside the work dir (or `~/.cargo/registry`, `~/.cargo/git`)"
-    )]
+    #[error("path {0:?} is absolute; give a path inside the work dir (or `~/.cargo/registry`, `~/.cargo/git`)")]
     Absolute(String),
     /// The path goes up with `..`.
     #[error("path {0:?} contains `..`; give a path inside the work dir")]
@@ -212,8 +210,7 @@ mod tests {
         ] {
             assert_eq!(cache(path).location(), Ok(CachePath::CargoHome(inside)), "{path}");
         }
-        for path in ["~", "~/", "~/.cargo", "~/.cargo/bin", "~/.cargo/registry/../bin", "~/.npm", "~root/.cargo/git"]
-        {
+        for path in ["~", "~/", "~/.cargo", "~/.cargo/bin", "~/.cargo/registry/../bin", "~/.npm", "~root/.cargo/git"] {
             assert_eq!(cache(path).location(), Err(Problem::Home(path.into())), "{path}");
         }
         assert_eq!(cache("/root/.cargo/registry").location(), Err(Problem::Absolute("/root/.cargo/registry".into())));

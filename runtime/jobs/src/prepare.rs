@@ -114,6 +114,7 @@ pub(crate) fn layout(dirs: &BuildDirs, id: &str) -> JobLayout {
 pub(crate) async fn create(
     dirs: &BuildDirs,
     id: &str,
+    job_id: &str,
     spec: &ContainerSpec,
     secrets: BTreeMap<String, String>,
 ) -> Result<(EngineJob, JobLayout), Error> {
@@ -138,6 +139,7 @@ pub(crate) async fn create(
         layout.wrapper().strip_prefix(layout.root()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
     let job = EngineJob {
         name: container_name(&dirs.build_id, id),
+        job_id: job_id.to_owned(),
         build_id: dirs.build_id.clone(),
         image: spec.image.clone(),
         root: layout.root().to_owned(),
@@ -298,7 +300,7 @@ mod tests {
             work_dir: Some("missing".into()),
             ..ContainerSpec::default()
         };
-        let (job, layout) = create(&dirs, "j-1", &spec, BTreeMap::new()).await.unwrap();
+        let (job, layout) = create(&dirs, "j-1", "j", &spec, BTreeMap::new()).await.unwrap();
 
         // The wrapper, run with /bin/sh the way the shell engine runs it, waits for the start file
         // (it has no limit of its own: without the abort file it would wait forever).

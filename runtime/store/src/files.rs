@@ -537,7 +537,8 @@ mod tests {
 
         // A miss: the first restore key matching any archive wins, then the newest of those.
         let other = job(tmp.path(), "other", "v1");
-        let restored = files.restore_cache(&spec("linux-fix", &["linux-fix-", "linux-main", "linux-"]), &other).unwrap();
+        let restored =
+            files.restore_cache(&spec("linux-fix", &["linux-fix-", "linux-main", "linux-"]), &other).unwrap();
         assert_eq!(
             restored,
             CacheRestore::Fallback {

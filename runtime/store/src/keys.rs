@@ -52,7 +52,10 @@ mod tests {
     fn keys_live_below_their_prefixes() {
         assert_eq!(artifact("b1", "dist").unwrap().as_str(), "artifacts/b1/dist.tar.zst");
         assert_eq!(cache("r", "cargo", "abc").unwrap().as_str(), "caches/r/cargo/abc.tar.zst");
-        assert_eq!(cache("r", "cargo", "linux-feature/x").unwrap().as_str(), "caches/r/cargo/linux-feature%2Fx.tar.zst");
+        assert_eq!(
+            cache("r", "cargo", "linux-feature/x").unwrap().as_str(),
+            "caches/r/cargo/linux-feature%2Fx.tar.zst"
+        );
         assert_eq!(journal_record("b1", "ff").unwrap().as_str(), "journal/b1/ff.json");
     }
 }
