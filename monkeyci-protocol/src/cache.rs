@@ -1,22 +1,22 @@
-//! The rules of a container job's caches ([`CacheSpec`]) that every side must read the same:
-//! where a cache path lives ([`CachePath`]: the work dir, or the job's own cargo home for
-//! `~/.cargo/registry` and `~/.cargo/git`), which keys and restore keys are valid, and how a
-//! key is written in a blob key ([`escape_key`]). The sdk checks them when a pipeline plans
+//! The rules of a container job's caches ([`CacheSpec`](crate::CacheSpec)) that every side
+//! must read the same: where a cache path lives ([`location`]: the work dir, or the job's own
+//! cargo home for `~/.cargo/registry` and `~/.cargo/git`), which keys and restore keys are
+//! valid ([`problem`]), and how a key is written in a blob key ([`escape_key`]). It stands
+//! below the wire types: `CacheSpec` and `ContainerSpec` call it. The sdk checks them when a pipeline plans
 //! (so `monkeyci build verify` and `build plan` refuse a bad cache, naming its job), the
 //! runtime again before it restores or saves anything.
 //!
-//! A cache's key is its [`key`](CacheSpec::key), its key files' hash, or both joined by `-`
-//! (`linux-main-3fa2…`). On a miss of that exact key, the newest archive whose key starts with
-//! the first [restore key](CacheSpec::restore_keys) that matches any is restored; without
-//! restore keys, the newest archive of the cache id (as if the only restore key were `""`).
+//! A cache's key is its [`key`](crate::CacheSpec::key), its key files' hash, or both joined by
+//! `-` (`linux-main-3fa2…`). On a miss of that exact key, the newest archive whose key starts
+//! with the first [restore key](crate::CacheSpec::restore_keys) that matches any is restored;
+//! without restore keys, the newest archive of the cache id (as if the only restore key were
+//! `""`).
 //!
 //! Pure rules: no I/O.
 
 use std::path::{Component, Path};
 
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
-
-use crate::{CacheSpec, ContainerSpec};
 
 /// The longest key or restore key, in bytes once escaped ([`escape_key`]: `/`, `%` and `\`
 /// count three). With the key files' hash and the archive's extension, a key stays within the
@@ -31,7 +31,7 @@ pub const CARGO_HOME_DIRS: [&str; 2] = ["registry", "git"];
 /// a path of it.
 pub const CARGO_HOME_VAR: &str = "CARGO_HOME";
 
-/// Where a cache's files are, as [`CacheSpec::location`] reads its path.
+/// Where a cache's files are, as [`location`] reads its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CachePath<'a> {
     /// Relative to the job's work dir (the root of its copy of the checkout).
@@ -87,83 +87,64 @@ pub enum Problem {
     CargoHomeSet(String),
 }
 
-impl CacheSpec {
-    /// Where the cache's files are: a path inside the work dir, or one of the job's own cargo
-    /// home (`~/.cargo/registry`, `~/.cargo/git`, or inside them).
-    ///
-    /// ```
-    /// use monkeyci_protocol::CacheSpec;
-    /// use monkeyci_protocol::cache::CachePath;
-    ///
-    /// let cache = |path: &str| CacheSpec { id: "c".into(), path: path.into(), ..CacheSpec::default() };
-    /// assert_eq!(cache("target").location(), Ok(CachePath::Work("target")));
-    /// assert_eq!(cache("~/.cargo/registry/").location(), Ok(CachePath::CargoHome("registry/")));
-    /// assert!(cache("~/.npm").location().is_err());
-    /// assert!(cache("/var/cache").location().is_err());
-    /// ```
-    pub fn location(&self) -> Result<CachePath<'_>, Problem> {
-        let path = self.path.as_str();
-        if path.is_empty() {
-            return Err(Problem::EmptyPath);
-        }
-        if path.starts_with('~') {
-            // `~`, `~/...`, and `~user/...` (someone's home) alike: never a directory of the
-            // work dir named `~`.
-            let inside = path.strip_prefix("~/.cargo/").filter(|rest| {
-                let mut parts = Path::new(rest).components();
-                let top = parts.next();
-                top.is_some_and(|top| CARGO_HOME_DIRS.iter().any(|dir| top.as_os_str() == *dir))
-                    && parts.all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-            });
-            return inside.map(CachePath::CargoHome).ok_or_else(|| Problem::Home(path.to_owned()));
-        }
-        for component in Path::new(path).components() {
-            match component {
-                Component::Normal(_) | Component::CurDir => {}
-                Component::ParentDir => return Err(Problem::Parent(path.to_owned())),
-                Component::RootDir | Component::Prefix(_) => return Err(Problem::Absolute(path.to_owned())),
-            }
-        }
-        Ok(CachePath::Work(path))
+/// Where the files of a cache with this `path` are: a path inside the work dir, or one of
+/// the job's own cargo home (`~/.cargo/registry`, `~/.cargo/git`, or inside them).
+///
+/// ```
+/// use monkeyci_protocol::cache::{CachePath, location};
+///
+/// assert_eq!(location("target"), Ok(CachePath::Work("target")));
+/// assert_eq!(location("~/.cargo/registry/"), Ok(CachePath::CargoHome("registry/")));
+/// assert!(location("~/.npm").is_err());
+/// assert!(location("/var/cache").is_err());
+/// ```
+pub fn location(path: &str) -> Result<CachePath<'_>, Problem> {
+    if path.is_empty() {
+        return Err(Problem::EmptyPath);
     }
-
-    /// What keeps this cache from being restored or saved, if anything: its id, its path (see
-    /// [`CacheSpec::location`]), its key and restore keys (no control characters, at most
-    /// [`MAX_KEY_LEN`] bytes escaped; only a restore key may be empty, matching every key).
-    pub fn problem(&self) -> Option<Problem> {
-        if let Err(reason) = crate::id::check(&self.id) {
-            return Some(Problem::Id { id: self.id.clone(), reason });
-        }
-        if let Err(problem) = self.location() {
-            return Some(problem);
-        }
-        let keys = self.key.iter().map(|key| ("key", key)).chain(self.restore_keys.iter().map(|k| ("restore key", k)));
-        for (which, key) in keys {
-            let reason = if which == "key" && key.is_empty() {
-                "is empty; leave the key out to key the cache by its key files alone".to_owned()
-            } else if key.chars().any(char::is_control) {
-                "holds a control character".to_owned()
-            } else if escape_key(key).len() > MAX_KEY_LEN {
-                format!("is too long: at most {MAX_KEY_LEN} bytes (`/`, `%` and `\\` count three)")
-            } else {
-                continue;
-            };
-            return Some(Problem::Key { which, key: key.clone(), reason });
-        }
-        None
+    if path.starts_with('~') {
+        // `~`, `~/...`, and `~user/...` (someone's home) alike: never a directory of the work
+        // dir named `~`.
+        let inside = path.strip_prefix("~/.cargo/").filter(|rest| {
+            let mut parts = Path::new(rest).components();
+            let top = parts.next();
+            top.is_some_and(|top| CARGO_HOME_DIRS.iter().any(|dir| top.as_os_str() == *dir))
+                && parts.all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+        });
+        return inside.map(CachePath::CargoHome).ok_or_else(|| Problem::Home(path.to_owned()));
     }
+    for component in Path::new(path).components() {
+        match component {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => return Err(Problem::Parent(path.to_owned())),
+            Component::RootDir | Component::Prefix(_) => return Err(Problem::Absolute(path.to_owned())),
+        }
+    }
+    Ok(CachePath::Work(path))
 }
 
-/// The first problem of `spec`'s caches, with the id of the cache it is about.
-pub(crate) fn first_problem(spec: &ContainerSpec) -> Option<(String, Problem)> {
-    for cache in &spec.caches {
-        if let Some(problem) = cache.problem() {
-            return Some((cache.id.clone(), problem));
-        }
-        let in_cargo_home = matches!(cache.location(), Ok(CachePath::CargoHome(_)));
-        if in_cargo_home && (spec.env.contains_key(CARGO_HOME_VAR) || spec.secret_env.contains_key(CARGO_HOME_VAR)) {
-            return Some((cache.id.clone(), Problem::CargoHomeSet(cache.path.clone())));
-        }
+/// What keeps a cache from being restored or saved, if anything: its `id`, its `path` (see
+/// [`location`]), its `key` and `restore_keys` (no control characters, at most [`MAX_KEY_LEN`]
+/// bytes escaped; only a restore key may be empty, matching every key).
+pub fn problem(id: &str, path: &str, key: Option<&str>, restore_keys: &[String]) -> Option<Problem> {
+    if let Err(reason) = crate::id::check(id) {
+        return Some(Problem::Id { id: id.to_owned(), reason });
+    }
+    if let Err(problem) = location(path) {
+        return Some(problem);
+    }
+    let keys = key.into_iter().map(|key| ("key", key)).chain(restore_keys.iter().map(|k| ("restore key", k.as_str())));
+    for (which, key) in keys {
+        let reason = if which == "key" && key.is_empty() {
+            "is empty; leave the key out to key the cache by its key files alone".to_owned()
+        } else if key.chars().any(char::is_control) {
+            "holds a control character".to_owned()
+        } else if escape_key(key).len() > MAX_KEY_LEN {
+            format!("is too long: at most {MAX_KEY_LEN} bytes (`/`, `%` and `\\` count three)")
+        } else {
+            continue;
+        };
+        return Some(Problem::Key { which, key: key.to_owned(), reason });
     }
     None
 }
@@ -194,10 +175,6 @@ pub fn unescape_key(segment: &str) -> String {
 mod tests {
     use super::*;
 
-    fn cache(path: &str) -> CacheSpec {
-        CacheSpec { id: "cargo".into(), path: path.into(), ..CacheSpec::default() }
-    }
-
     /// Issue 10: `~/.cargo/registry` and `~/.cargo/git` (what every Rust CI caches) map to the
     /// job's own cargo home; every other `~`, absolute or `..` path is refused when planning.
     #[test]
@@ -208,19 +185,19 @@ mod tests {
             ("~/.cargo/registry/index/", "registry/index/"),
             ("~/.cargo/git/db", "git/db"),
         ] {
-            assert_eq!(cache(path).location(), Ok(CachePath::CargoHome(inside)), "{path}");
+            assert_eq!(location(path), Ok(CachePath::CargoHome(inside)), "{path}");
         }
         for path in ["~", "~/", "~/.cargo", "~/.cargo/bin", "~/.cargo/registry/../bin", "~/.npm", "~root/.cargo/git"] {
-            assert_eq!(cache(path).location(), Err(Problem::Home(path.into())), "{path}");
+            assert_eq!(location(path), Err(Problem::Home(path.into())), "{path}");
         }
-        assert_eq!(cache("/root/.cargo/registry").location(), Err(Problem::Absolute("/root/.cargo/registry".into())));
-        assert_eq!(cache("a/../../b").location(), Err(Problem::Parent("a/../../b".into())));
-        assert_eq!(cache("").location(), Err(Problem::EmptyPath));
-        assert_eq!(cache("./target").location(), Ok(CachePath::Work("./target")));
-        assert_eq!(cache("~target").location(), Err(Problem::Home("~target".into())));
-        assert_eq!(cache("target~").location(), Ok(CachePath::Work("target~")));
+        assert_eq!(location("/root/.cargo/registry"), Err(Problem::Absolute("/root/.cargo/registry".into())));
+        assert_eq!(location("a/../../b"), Err(Problem::Parent("a/../../b".into())));
+        assert_eq!(location(""), Err(Problem::EmptyPath));
+        assert_eq!(location("./target"), Ok(CachePath::Work("./target")));
+        assert_eq!(location("~target"), Err(Problem::Home("~target".into())));
+        assert_eq!(location("target~"), Ok(CachePath::Work("target~")));
         assert_eq!(
-            cache("~/.npm").problem().unwrap().to_string(),
+            problem("npm", "~/.npm", None, &[]).unwrap().to_string(),
             "path \"~/.npm\" is in the home directory, which only `~/.cargo/registry` and `~/.cargo/git` (or paths \
              inside them) may name: the job's own cargo home; give other caches a path inside the work dir"
         );
@@ -228,35 +205,21 @@ mod tests {
 
     #[test]
     fn keys_and_restore_keys_are_checked() {
-        let keyed = |key: &str, restore: &[&str]| CacheSpec {
-            key: Some(key.into()),
-            restore_keys: restore.iter().map(|k| k.to_string()).collect(),
-            ..cache("target")
+        let message = |key: &str, restore: &[&str]| {
+            let restore: Vec<String> = restore.iter().map(|k| k.to_string()).collect();
+            problem("target", "target", Some(key), &restore).map(|p| p.to_string())
         };
-        assert_eq!(keyed("linux-feature/a b-é", &["linux-", ""]).problem(), None);
-        let message = |spec: CacheSpec| spec.problem().map(|p| p.to_string()).unwrap_or_default();
+        assert_eq!(message("linux-feature/a b-é", &["linux-", ""]), None);
         assert_eq!(
-            message(keyed("", &[])),
+            message("", &[]).unwrap(),
             "key \"\" is empty; leave the key out to key the cache by its key files alone"
         );
-        assert_eq!(message(keyed("a\nb", &[])), "key \"a\\nb\" holds a control character");
-        assert_eq!(message(keyed("ok", &["x\u{7}"])), "restore key \"x\\u{7}\" holds a control character");
-        assert_eq!(keyed(&"a".repeat(MAX_KEY_LEN), &[]).problem(), None);
-        assert!(message(keyed(&"/".repeat(MAX_KEY_LEN / 3 + 1), &[])).contains("is too long: at most 200 bytes"));
-        let bad_id = CacheSpec { id: "a/b".into(), ..cache("target") };
-        assert!(message(bad_id).starts_with("id \"a/b\" is invalid: "));
-    }
-
-    #[test]
-    fn a_job_caching_the_cargo_home_does_not_set_cargo_home() {
-        let spec = |var: &str| ContainerSpec {
-            caches: vec![cache("~/.cargo/registry")],
-            env: [(var.to_owned(), "x".to_owned())].into(),
-            ..ContainerSpec::default()
-        };
-        assert_eq!(first_problem(&spec("RUST_LOG")), None);
-        let (id, problem) = first_problem(&spec("CARGO_HOME")).unwrap();
-        assert_eq!((id.as_str(), problem), ("cargo", Problem::CargoHomeSet("~/.cargo/registry".into())));
+        assert_eq!(message("a\nb", &[]).unwrap(), "key \"a\\nb\" holds a control character");
+        assert_eq!(message("ok", &["x\u{7}"]).unwrap(), "restore key \"x\\u{7}\" holds a control character");
+        assert_eq!(message(&"a".repeat(MAX_KEY_LEN), &[]), None);
+        assert!(message(&"/".repeat(MAX_KEY_LEN / 3 + 1), &[]).unwrap().contains("is too long: at most 200 bytes"));
+        let bad_id = problem("a/b", "target", None, &[]).unwrap().to_string();
+        assert!(bad_id.starts_with("id \"a/b\" is invalid: "), "{bad_id}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cache::{self, CARGO_HOME_VAR, CachePath};
 use crate::status::JobStatus;
 
 /// The jobs of one build, in dependency order.
@@ -220,8 +221,16 @@ impl ContainerSpec {
                 return Some(format!("artifact id {:?}: {err}", restore.id));
             }
         }
-        if let Some((id, problem)) = crate::cache::first_problem(self) {
-            return Some(format!("cache `{id}`: {problem}"));
+        let sets_cargo_home = self.env.contains_key(CARGO_HOME_VAR) || self.secret_env.contains_key(CARGO_HOME_VAR);
+        for cache in &self.caches {
+            let in_cargo_home = matches!(cache.location(), Ok(CachePath::CargoHome(_)));
+            let problem = cache.problem().or_else(|| {
+                // The job's cargo would not look where its cache is restored.
+                (in_cargo_home && sets_cargo_home).then(|| cache::Problem::CargoHomeSet(cache.path.clone()))
+            });
+            if let Some(problem) = problem {
+                return Some(format!("cache `{}`: {problem}", cache.id));
+            }
         }
         None
     }
@@ -278,6 +287,18 @@ pub struct CacheSpec {
     /// cache id is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restore_keys: Vec<String>,
+}
+
+impl CacheSpec {
+    /// Where the cache's files are: see [`cache::location`].
+    pub fn location(&self) -> Result<CachePath<'_>, cache::Problem> {
+        cache::location(&self.path)
+    }
+
+    /// What keeps this cache from being restored or saved, if anything: see [`cache::problem`].
+    pub fn problem(&self) -> Option<cache::Problem> {
+        cache::problem(&self.id, &self.path, self.key.as_deref(), &self.restore_keys)
+    }
 }
 
 /// `POST /containers`: run a container job. Sending the same `(job_id, attempt)` twice starts
@@ -359,6 +380,12 @@ mod tests {
              `~/.cargo/git` (or paths inside them) may name: the job's own cargo home; give other caches a path \
              inside the work dir"
         );
+        // A job caching the cargo home must not point its cargo elsewhere.
+        let registry = ContainerSpec { caches: vec![cache("~/.cargo/registry")], ..spec() };
+        let env = BTreeMap::from([("CARGO_HOME".to_owned(), "/x".to_owned())]);
+        assert!(ContainerSpec { env, ..registry.clone() }.problem().unwrap().contains("must not set `CARGO_HOME`"));
+        let secret_env = BTreeMap::from([("CARGO_HOME".to_owned(), "P".to_owned())]);
+        assert!(ContainerSpec { secret_env, ..registry }.problem().is_some());
         assert!(ContainerSpec { size: u32::MAX, ..spec() }.problem().is_some_and(|p| p.contains("too large")));
         assert_eq!(ContainerSpec { size: MAX_SIZE, ..spec() }.problem(), None);
     }

@@ -222,7 +222,6 @@ impl JobFiles {
             let (CacheRestore::Hit { key } | CacheRestore::Fallback { key, .. } | CacheRestore::Miss { key }) = outcome;
             return Ok(CacheRestore::Miss { key });
         };
-        std::fs::create_dir_all(base).map_err(|e| Error::Temp(base.to_owned(), e))?;
         archive::unpack(reader, base)?;
         if matches!(outcome, CacheRestore::Hit { .. }) {
             self.hits.lock().insert((dirs.work.clone(), key));
