@@ -6,7 +6,8 @@
 //! them can drift:
 //! - what a build is about ([`BuildInfo`], [`GitInfo`], [`ScriptConfig`]);
 //! - the event stream ([`Event`], [`EventKind`], [`JobStatus`], [`BuildStatus`]);
-//! - plans and container jobs ([`Plan`], [`ContainerSpec`], [`ContainerRequest`]);
+//! - plans and container jobs ([`Plan`], [`ContainerSpec`], [`ContainerRequest`]), and the
+//!   rules of their caches' paths and keys ([`cache`]);
 //! - the journal of a build ([`Journal`], [`JournalEntry`], [`StepKey`], [`JournalRecord`]);
 //! - the one job-id rule ([`id`]), the one way to write and read durations ([`duration`]),
 //!   secret masking ([`Masker`]) and how an error and its causes print ([`error_chain`]).
@@ -25,6 +26,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod build;
+pub mod cache;
 pub mod duration;
 mod event;
 pub mod id;

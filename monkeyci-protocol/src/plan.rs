@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cache::{self, CARGO_HOME_VAR, CachePath};
 use crate::status::JobStatus;
 
 /// The jobs of one build, in dependency order.
@@ -220,16 +221,15 @@ impl ContainerSpec {
                 return Some(format!("artifact id {:?}: {err}", restore.id));
             }
         }
+        let sets_cargo_home = self.env.contains_key(CARGO_HOME_VAR) || self.secret_env.contains_key(CARGO_HOME_VAR);
         for cache in &self.caches {
-            if let Err(err) = crate::id::check(&cache.id) {
-                return Some(format!("cache id {:?}: {err}", cache.id));
-            }
-            // `~/...` is the user's home: not supported yet, and warned about when the job runs.
-            if !cache.path.starts_with("~/") && !is_inside(&cache.path) {
-                return Some(format!(
-                    "cache `{}`: path {:?} must be a relative path inside the work dir, without `..`",
-                    cache.id, cache.path
-                ));
+            let in_cargo_home = matches!(cache.location(), Ok(CachePath::CargoHome(_)));
+            let problem = cache.problem().or_else(|| {
+                // The job's cargo would not look where its cache is restored.
+                (in_cargo_home && sets_cargo_home).then(|| cache::Problem::CargoHomeSet(cache.path.clone()))
+            });
+            if let Some(problem) = problem {
+                return Some(format!("cache `{}`: {problem}", cache.id));
             }
         }
         None
@@ -266,17 +266,39 @@ pub struct RestoreSpec {
     pub optional: bool,
 }
 
-/// Files kept between builds of a repository.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Files kept between builds of a repository; the rules of its path and keys are in
+/// [`crate::cache`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheSpec {
     /// The cache's id.
     pub id: String,
-    /// A directory (or file), relative to the job's work dir.
+    /// A directory (or file), relative to the job's work dir; or `~/.cargo/registry`,
+    /// `~/.cargo/git` (or inside them): the job's own cargo home.
     pub path: String,
-    /// Files whose contents key the cache (e.g. `Cargo.lock`); without a match, the newest
-    /// cache of the same id is restored.
+    /// Files whose contents key the cache (e.g. `Cargo.lock`), relative to the work dir.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_files: Vec<String>,
+    /// The key the pipeline computed (e.g. `linux-main`); with key files, the key is this, `-`
+    /// and their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Prefixes tried in order when no archive has the exact key: the newest archive whose key
+    /// starts with the first that matches is restored. Without any, the newest archive of the
+    /// cache id is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore_keys: Vec<String>,
+}
+
+impl CacheSpec {
+    /// Where the cache's files are: see [`cache::location`].
+    pub fn location(&self) -> Result<CachePath<'_>, cache::Problem> {
+        cache::location(&self.path)
+    }
+
+    /// What keeps this cache from being restored or saved, if anything: see [`cache::problem`].
+    pub fn problem(&self) -> Option<cache::Problem> {
+        cache::problem(&self.id, &self.path, self.key.as_deref(), &self.restore_keys)
+    }
 }
 
 /// `POST /containers`: run a container job. Sending the same `(job_id, attempt)` twice starts
@@ -349,9 +371,21 @@ mod tests {
         assert_eq!(ContainerSpec { save_artifacts: vec![artifact("target/dist")], ..spec() }.problem(), None);
         let bad_id = ArtifactSpec { id: "../x".into(), path: "x".into() };
         assert!(ContainerSpec { save_artifacts: vec![bad_id], ..spec() }.problem().is_some());
-        let cache = |path: &str| CacheSpec { id: "cargo".into(), path: path.into(), key_files: vec![] };
+        let cache = |path: &str| CacheSpec { id: "cargo".into(), path: path.into(), ..CacheSpec::default() };
         assert!(ContainerSpec { caches: vec![cache("/var/cache")], ..spec() }.problem().is_some());
         assert_eq!(ContainerSpec { caches: vec![cache("~/.cargo/registry")], ..spec() }.problem(), None);
+        assert_eq!(
+            ContainerSpec { caches: vec![cache("~/.npm")], ..spec() }.problem().unwrap(),
+            "cache `cargo`: path \"~/.npm\" is in the home directory, which only `~/.cargo/registry` and \
+             `~/.cargo/git` (or paths inside them) may name: the job's own cargo home; give other caches a path \
+             inside the work dir"
+        );
+        // A job caching the cargo home must not point its cargo elsewhere.
+        let registry = ContainerSpec { caches: vec![cache("~/.cargo/registry")], ..spec() };
+        let env = BTreeMap::from([("CARGO_HOME".to_owned(), "/x".to_owned())]);
+        assert!(ContainerSpec { env, ..registry.clone() }.problem().unwrap().contains("must not set `CARGO_HOME`"));
+        let secret_env = BTreeMap::from([("CARGO_HOME".to_owned(), "P".to_owned())]);
+        assert!(ContainerSpec { secret_env, ..registry }.problem().is_some());
         assert!(ContainerSpec { size: u32::MAX, ..spec() }.problem().is_some_and(|p| p.contains("too large")));
         assert_eq!(ContainerSpec { size: MAX_SIZE, ..spec() }.problem(), None);
     }

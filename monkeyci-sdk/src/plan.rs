@@ -507,6 +507,25 @@ mod tests {
         assert!(err.to_string().contains("nothing to run"), "{err}");
     }
 
+    /// Issue 10: a cache that can only fail (a home path but the cargo home's registry and git,
+    /// an absolute or `..` path, a bad key) fails planning, naming the job and the path.
+    #[test]
+    fn a_cache_outside_the_work_dir_and_the_cargo_home_is_refused_when_planned() {
+        let with = |cache: crate::Cache| Job::container("build", crate::container("rust").script(["ls"]).cache(cache));
+        let err = order(vec![with(crate::cache("npm", "~/.npm"))], vec![], &[]).err().unwrap();
+        assert!(
+            err.to_string().starts_with("container job `build` (a job): cache `npm`: path \"~/.npm\" is in the home"),
+            "{err}"
+        );
+        let err = order(vec![with(crate::cache("etc", "/etc"))], vec![], &[]).err().unwrap();
+        assert!(err.to_string().contains("cache `etc`: path \"/etc\" is absolute"), "{err}");
+        let err = order(vec![with(crate::cache("t", "target").key("a\tb"))], vec![], &[]).err().unwrap();
+        assert!(err.to_string().contains("cache `t`: key \"a\\tb\" holds a control character"), "{err}");
+        for cache in [crate::Cache::cargo_registry(), crate::Cache::cargo_git(), crate::cache("t", "./target")] {
+            assert!(order(vec![with(cache)], vec![], &[]).is_ok());
+        }
+    }
+
     #[test]
     fn dependents_of_left_out_jobs_are_left_out() {
         let skipped = vec![SkippedJob { id: "release".into(), reason: "condition `is_tag` is false".into() }];

@@ -1,7 +1,7 @@
 //! Everything a pipeline usually needs: `use monkeyci_sdk::prelude::*;`.
 
 pub use crate::ctx::Ctx;
-pub use crate::dsl::container::{ContainerJob, artifact, cache, container};
+pub use crate::dsl::container::{Cache, ContainerJob, artifact, cache, container};
 pub use crate::dsl::error::{JobError, ResultExt};
 pub use crate::dsl::job::{Job, JobId};
 pub use crate::durable::step::ShellOutput;

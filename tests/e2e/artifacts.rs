@@ -3,7 +3,7 @@
 
 use monkeyci_protocol::{EventKind, JobStatus};
 
-use crate::util::{TestRepo, engines, run_on};
+use crate::util::{MonkeyciCommand, TestRepo, engines, run_on};
 
 const HANDOFF_PIPELINE: &str = r#"
 use monkeyci_sdk::prelude::*;
@@ -202,5 +202,151 @@ monkeyci_sdk::main!();
         let listing = std::process::Command::new("tar").arg("--zstd").arg("-xOf").arg(&blob).arg("f").output().unwrap();
         assert!(listing.status.success(), "{engine}: cannot read {}: {listing:?}", blob.display());
         assert_eq!(String::from_utf8_lossy(&listing.stdout), "a\n", "{engine}");
+    }
+}
+
+/// Issue 10: a key computed by the pipeline (here from the branch, with `/` in it) joined with
+/// the key files' hash, and restore keys tried in order on a miss, as `actions/cache`'s
+/// `restore-keys`: the job's log says which archive was restored and by which prefix.
+#[test]
+fn a_cache_key_from_the_branch_falls_back_on_its_restore_keys() {
+    for engine in engines() {
+        let repo = TestRepo::with_pipeline(
+            &format!("cache_keys_{engine}"),
+            r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+fn count(ctx: &Ctx) -> ContainerJob {
+    let branch = ctx.branch().unwrap_or("detached");
+    let name = branch.replace('/', "_");
+    container("localhost/monkeyci-test/busybox")
+        .cache(
+            cache("counter", "cache")
+                .key(format!("os-{branch}"))
+                .key_files(["deps.lock"])
+                .restore_keys([format!("os-{branch}-"), "os-main-".to_owned()]),
+        )
+        .script(["mkdir -p cache".to_owned(), format!("touch cache/{name}-$(cat deps.lock)"), "ls cache".to_owned()])
+}
+
+monkeyci_sdk::main!();
+"#,
+        );
+        repo.git(&["branch", "-M", "main"]);
+        // Each build: the branch, the lock file, what the job's log says about restoring, and
+        // what the cache holds at the end of the job.
+        let builds: [(&str, &str, &str, &[&str]); 4] = [
+            ("main", "v1", "cache `counter` not restored: none has key `os-main-", &["main-v1"]),
+            (
+                "feature/x",
+                "v1",
+                "restored cache `counter` from key `os-main-", // by the second restore key
+                &["feature_x-v1", "main-v1"],
+            ),
+            (
+                "feature/x",
+                "v2",
+                "restored cache `counter` from key `os-feature/x-", // the first restore key wins
+                &["feature_x-v1", "feature_x-v2", "main-v1"],
+            ),
+            // The newest archive is feature/x's, but main's restore key matches main's only.
+            ("main", "v2", "restored cache `counter` from key `os-main-", &["main-v1", "main-v2"]),
+        ];
+        for (i, (branch, lock, restored, holds)) in builds.into_iter().enumerate() {
+            if repo.git(&["branch", "--show-current"]).trim() != branch {
+                if repo.git(&["branch", "--list", branch]).trim().is_empty() {
+                    repo.git(&["checkout", "-q", "-b", branch]);
+                } else {
+                    repo.git(&["checkout", "-q", branch]);
+                }
+            }
+            repo.write("deps.lock", lock);
+            let out = run_on(&repo, engine).output();
+            out.assert_code(0);
+            let log = out.log("count");
+            assert!(log.first().is_some_and(|l| l.starts_with(restored)), "{engine}: build {i}: {log:?}");
+            if i == 1 {
+                assert!(log[0].contains("(restore key `os-main-`): none has key `os-feature/x-"), "{log:?}");
+            }
+            let listed: Vec<&str> = log.iter().copied().filter(|l| holds.contains(l)).collect();
+            assert_eq!(listed, holds, "{engine}: build {i}: {log:?}");
+            assert!(log.iter().any(|l| l.starts_with("saved cache `counter` (")), "{engine}: build {i}: {log:?}");
+        }
+    }
+}
+
+/// Issue 10: `~/.cargo/registry`, the cache every Rust CI keeps, is restored into and saved
+/// from the job's own cargo home, which its `CARGO_HOME` names, on every engine; the user's
+/// `~/.cargo` is never written (on the shell engine the job's `HOME` is the user's).
+#[test]
+fn the_cargo_registry_is_cached_in_the_jobs_own_cargo_home() {
+    for engine in engines() {
+        let repo = TestRepo::with_pipeline(
+            &format!("cargo_home_{engine}"),
+            r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+fn fetch(ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox")
+        .cache(Cache::cargo_registry())
+        .script([
+            "echo \"home=$CARGO_HOME\"".to_owned(),
+            "mkdir -p \"$CARGO_HOME/registry/cache\"".to_owned(),
+            format!("touch \"$CARGO_HOME/registry/cache/crate-{}\"", ctx.build_id()),
+            "ls \"$CARGO_HOME/registry/cache\" | wc -l".to_owned(),
+        ])
+}
+
+monkeyci_sdk::main!();
+"#,
+        );
+        let user_registry = std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".cargo/registry"));
+        let mut counts = Vec::new();
+        for build in 0..2 {
+            let out = run_on(&repo, engine).output();
+            out.assert_code(0);
+            let log = out.log("fetch");
+            let home = log.iter().find_map(|l| l.strip_prefix("home=")).expect("the job's CARGO_HOME");
+            assert!(home.ends_with("/cargo-home"), "{engine}: {home}");
+            if engine == "shell" {
+                assert!(std::path::Path::new(home).starts_with(out.build_dir()), "{engine}: {home}");
+            }
+            let restored =
+                if build == 0 { "cache `cargo-registry` is empty" } else { "restored cache `cargo-registry`" };
+            assert!(log[0].starts_with(restored), "{engine}: build {build}: {log:?}");
+            counts.push(log.iter().rev().find_map(|l| l.trim().parse::<u32>().ok()).expect("a count"));
+            if let Some(registry) = &user_registry {
+                let crate_file = registry.join("cache").join(format!("crate-{}", out.build_id()));
+                assert!(!crate_file.exists(), "{engine}: the user's ~/.cargo was written: {}", crate_file.display());
+            }
+        }
+        assert_eq!(counts, [1, 2], "{engine}: the second build restores the first one's registry");
+    }
+}
+
+/// Issue 10: a cache of any other home, absolute or `..` path used to be accepted by
+/// `monkeyci build verify` and only warned about when the job ran; `verify` and `build plan`
+/// now fail, naming the job and the path.
+#[test]
+fn verify_and_plan_refuse_a_cache_outside_the_work_dir_naming_the_job_and_the_path() {
+    let repo = TestRepo::with_pipeline(
+        "cache_home_path",
+        r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+fn install(_ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox").cache(cache("npm", "~/.npm")).script(["true"])
+}
+
+monkeyci_sdk::main!();
+"#,
+    );
+    for out in [MonkeyciCommand::verify(repo.path()).output(), MonkeyciCommand::plan(repo.path()).output()] {
+        out.assert_code(2);
+        out.assert_stderr_contains("container job `install`");
+        out.assert_stderr_contains("cache `npm`: path \"~/.npm\" is in the home directory");
     }
 }

@@ -120,8 +120,10 @@ impl ContainerJob {
         self
     }
 
-    /// Restores a cache before the job and saves it after it succeeded. Cache problems are
-    /// warnings, never failures.
+    /// Restores a cache before the job and saves it after it succeeded (unless it was restored
+    /// by its exact key: a key's archive is kept as first saved). Problems restoring or saving
+    /// are warnings, never failures; a path or key that can never work (see [`cache`]) fails
+    /// planning, naming the job.
     pub fn cache(mut self, cache: Cache) -> Self {
         self.spec.caches.push(cache.0);
         self
@@ -178,8 +180,33 @@ impl Artifact {
 }
 
 /// Files kept between builds of the repository: `cache("cargo", "target").key_files(["Cargo.lock"])`.
+///
+/// `path` is relative to the work dir, or one of the cargo home's directories every Rust CI
+/// keeps: `~/.cargo/registry` and `~/.cargo/git` (or a path inside them; see
+/// [`Cache::cargo_registry`] and [`Cache::cargo_git`]). Those are the job's *own* cargo home,
+/// which its `CARGO_HOME` names, on every engine (on the host shell engine too: the
+/// machine's `~/.cargo` is never restored into or saved from). Any other absolute, `~` or `..`
+/// path fails `monkeyci build verify` and `build plan`, naming the job and the path.
+///
+/// A cache is saved under its key: the one given with [`Cache::key`], the hash of its
+/// [`Cache::key_files`], or both joined by `-`. Before the job, the archive of that exact key is
+/// restored; on a miss, the newest whose key starts with the first of its
+/// [`Cache::restore_keys`] that matches any; without restore keys, the newest of the cache id.
+/// The job's log says which was restored.
+///
+/// ```
+/// use monkeyci_sdk::prelude::*;
+///
+/// let branch = "main"; // in a #[job]: ctx.branch().unwrap_or("detached")
+/// let job = container("docker.io/rust:1.95")
+///     .cache(cache("target", "target").key(format!("linux-{branch}")).key_files(["Cargo.lock"]).restore_keys(["linux-"]))
+///     .cache(Cache::cargo_registry())
+///     .script(["cargo test --locked"]);
+/// assert_eq!(job.spec().caches[0].key.as_deref(), Some("linux-main"));
+/// assert_eq!(job.spec().caches[1].path, "~/.cargo/registry");
+/// ```
 pub fn cache(id: impl Into<String>, path: impl Into<String>) -> Cache {
-    Cache(CacheSpec { id: id.into(), path: path.into(), key_files: Vec::new() })
+    Cache(CacheSpec { id: id.into(), path: path.into(), ..CacheSpec::default() })
 }
 
 /// A cache; see [`cache`].
@@ -187,8 +214,22 @@ pub fn cache(id: impl Into<String>, path: impl Into<String>) -> Cache {
 pub struct Cache(CacheSpec);
 
 impl Cache {
+    /// `cache("cargo-registry", "~/.cargo/registry").key_files(["Cargo.lock"])`: the crates
+    /// cargo downloaded (and the registry index), in the job's own cargo home. A new lock file
+    /// restores the newest registry meanwhile, and saves its own.
+    pub fn cargo_registry() -> Cache {
+        cache("cargo-registry", "~/.cargo/registry").key_files(["Cargo.lock"])
+    }
+
+    /// `cache("cargo-git", "~/.cargo/git").key_files(["Cargo.lock"])`: git dependencies'
+    /// clones and checkouts, in the job's own cargo home.
+    pub fn cargo_git() -> Cache {
+        cache("cargo-git", "~/.cargo/git").key_files(["Cargo.lock"])
+    }
+
     /// Keys the cache by the contents of these files (relative to the work dir), so a change
-    /// to them starts a new cache (restoring the newest one of the same id meanwhile).
+    /// to them starts a new cache (restoring the newest one of the same id, or of the first
+    /// matching [restore key](Cache::restore_keys), meanwhile).
     pub fn key_files<I, S>(mut self, files: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -196,5 +237,31 @@ impl Cache {
     {
         self.0.key_files.extend(files.into_iter().map(Into::into));
         self
+    }
+
+    /// Keys the cache by a string the pipeline computes, e.g. `format!("{os}-{branch}")`; with
+    /// [`Cache::key_files`] too, the key is this, `-` and their hash. At most 200 bytes, no
+    /// control characters.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.0.key = Some(key.into());
+        self
+    }
+
+    /// Prefixes to fall back on when no archive has the exact key, tried in order (as
+    /// `actions/cache`'s `restore-keys`): the newest archive whose key starts with the first
+    /// one matching any is restored. Giving restore keys replaces the default fallback (the
+    /// newest archive of the cache id); end with `""` to keep it as the last resort.
+    pub fn restore_keys<I, S>(mut self, prefixes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.0.restore_keys.extend(prefixes.into_iter().map(Into::into));
+        self
+    }
+
+    /// The spec as it is sent to the build API.
+    pub fn spec(&self) -> &CacheSpec {
+        &self.0
     }
 }

@@ -40,6 +40,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct EngineJob {
     /// Unique per build, job and attempt (the container name).
     pub name: String,
+    /// The job's id, for messages about it.
+    pub job_id: String,
     /// The build it belongs to (a container label, a shell job's variable): the next build
     /// names it when it stops what a build whose `monkeyci` is gone left running.
     pub build_id: String,

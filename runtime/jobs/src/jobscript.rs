@@ -197,6 +197,12 @@ impl JobLayout {
         self.root.join("work")
     }
 
+    /// `cargo-home/`: the job's own cargo home, where its `~/.cargo/registry` and
+    /// `~/.cargo/git` caches go (its `CARGO_HOME` when it has such a cache).
+    pub fn cargo_home(&self) -> PathBuf {
+        self.root.join("cargo-home")
+    }
+
     /// The directory the lines run in: `work/`, or `work/<sub>` for a job with a work dir.
     /// `sub` must be relative and stay inside `work/` (no `..`, no root).
     pub fn work_dir(&self, sub: Option<&Path>) -> Result<PathBuf, Error> {

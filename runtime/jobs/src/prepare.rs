@@ -5,7 +5,11 @@
 //!    tells an engine how to run it. From here the wrapper can be
 //!    started: it waits for the start file.
 //! 2. [`fill`]: the job's own copy of the workspace, the artifacts and caches it restores, and
-//!    a check that its work dir exists.
+//!    a check that its work dir exists. A job caching `~/.cargo/registry` or `~/.cargo/git`
+//!    gets its own cargo home in its directory ([`JobLayout::cargo_home`]), restored there and
+//!    named by its `CARGO_HOME` (set in step 1), on every engine: on the host shell engine the
+//!    job's `HOME` is the user's, and the user's `~/.cargo` is never restored into or saved
+//!    from.
 //! 3. [`finish`]: the start file when all of that succeeded; otherwise the abort file, naming
 //!    the reason, so a wrapper already waiting gives up at once and the job fails with it.
 //!
@@ -15,9 +19,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use monkeyci_protocol::cache::{CARGO_HOME_VAR, CachePath};
 use monkeyci_protocol::error_chain as chain;
-use monkeyci_protocol::{ContainerSpec, OutputStream};
-use monkeyci_store::files::{self, JobFiles};
+use monkeyci_protocol::{CacheSpec, ContainerSpec, OutputStream};
+use monkeyci_store::files::{self, CacheDirs, CacheRestore, JobFiles};
 
 use crate::engine::EngineJob;
 use crate::jobscript::{self, DEFAULT_MOUNT, JobLayout};
@@ -52,6 +57,15 @@ pub(crate) enum Error {
         /// Why.
         #[source]
         source: files::Error,
+    },
+    /// The job's own cargo home could not be created.
+    #[error("cannot create the job's cargo home {}", path.display())]
+    CargoHome {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// The job's work dir is not a relative path inside its workspace.
     #[error(transparent)]
@@ -100,6 +114,7 @@ pub(crate) fn layout(dirs: &BuildDirs, id: &str) -> JobLayout {
 pub(crate) async fn create(
     dirs: &BuildDirs,
     id: &str,
+    job_id: &str,
     spec: &ContainerSpec,
     secrets: BTreeMap<String, String>,
 ) -> Result<(EngineJob, JobLayout), Error> {
@@ -108,9 +123,15 @@ pub(crate) async fn create(
     let work_sub = spec.work_dir.as_deref().map(Path::new);
     let in_container = layout.mounted_at(DEFAULT_MOUNT);
     let starts_in = if spec.command.is_empty() { None } else { work_sub };
+    let own_cargo_home = caches_cargo_home(spec);
     let env_of = |layout: &JobLayout| -> Result<Vec<(String, String)>, Error> {
         let vars = layout.env(work_sub).map_err(Error::WorkDir)?;
-        Ok(vars.into_iter().map(|(k, v)| (k.to_owned(), v.to_string_lossy().into_owned())).collect())
+        let mut vars: Vec<(String, String)> =
+            vars.into_iter().map(|(k, v)| (k.to_owned(), v.to_string_lossy().into_owned())).collect();
+        if own_cargo_home {
+            vars.push((CARGO_HOME_VAR.to_owned(), layout.cargo_home().to_string_lossy().into_owned()));
+        }
+        Ok(vars)
     };
     let (in_file, secret_env) =
         if spec.command.is_empty() { (secrets, BTreeMap::new()) } else { (BTreeMap::new(), secrets) };
@@ -118,6 +139,7 @@ pub(crate) async fn create(
         layout.wrapper().strip_prefix(layout.root()).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
     let job = EngineJob {
         name: container_name(&dirs.build_id, id),
+        job_id: job_id.to_owned(),
         build_id: dirs.build_id.clone(),
         image: spec.image.clone(),
         root: layout.root().to_owned(),
@@ -150,6 +172,37 @@ pub(crate) async fn create(
     Ok((job, layout))
 }
 
+/// Whether `spec` caches a path of the cargo home, so the job gets its own.
+fn caches_cargo_home(spec: &ContainerSpec) -> bool {
+    spec.caches.iter().any(|cache| matches!(cache.location(), Ok(CachePath::CargoHome(_))))
+}
+
+/// Where `layout`'s job restores and saves its caches.
+pub(crate) fn cache_dirs(layout: &JobLayout) -> CacheDirs {
+    CacheDirs { work: layout.work_root(), cargo_home: layout.cargo_home() }
+}
+
+/// The job's log line about restoring `cache`.
+fn restored_note(cache: &CacheSpec, restore: CacheRestore) -> String {
+    let id = &cache.id;
+    match restore {
+        CacheRestore::Hit { key } => format!("restored cache `{id}` (key `{key}`)"),
+        CacheRestore::Fallback { key, restored, restore_key: Some(prefix) } => {
+            format!("restored cache `{id}` from key `{restored}` (restore key `{prefix}`): none has key `{key}` yet")
+        }
+        CacheRestore::Fallback { key, restored, restore_key: None } => {
+            format!("restored cache `{id}` from key `{restored}` (its newest): none has key `{key}` yet")
+        }
+        CacheRestore::Miss { key } if cache.restore_keys.is_empty() => {
+            format!("cache `{id}` is empty: nothing saved yet (key `{key}`)")
+        }
+        CacheRestore::Miss { key } => {
+            let prefixes: Vec<String> = cache.restore_keys.iter().map(|k| format!("`{k}`")).collect();
+            format!("cache `{id}` not restored: none has key `{key}` nor starts with {}", prefixes.join(", "))
+        }
+    }
+}
+
 /// Step 2: copies the workspace into the job's directory and restores its artifacts (a
 /// missing required one is fatal) and caches (problems are warnings); checks its work dir.
 /// Returns notes for the job's output.
@@ -157,6 +210,8 @@ pub(crate) async fn fill(dirs: &BuildDirs, spec: &ContainerSpec, layout: &JobLay
     let checkout = dirs.checkout_dir.clone();
     let with_git = spec.with_git;
     let work = layout.work_root();
+    let cache_dirs = cache_dirs(layout);
+    let own_cargo_home = caches_cargo_home(spec);
     let work_dir = layout.work_dir(spec.work_dir.as_deref().map(Path::new)).map_err(Error::WorkDir)?;
     let asked_dir = spec.work_dir.clone().unwrap_or_default();
     let files = dirs.files.clone();
@@ -174,12 +229,14 @@ pub(crate) async fn fill(dirs: &BuildDirs, spec: &ContainerSpec, layout: &JobLay
                 Err(source) => return Err(Error::Restore { id: restore.id.clone(), source }),
             }
         }
+        if own_cargo_home {
+            // Named by the job's CARGO_HOME whether or not a cache is restored into it.
+            std::fs::create_dir_all(&cache_dirs.cargo_home)
+                .map_err(|source| Error::CargoHome { path: cache_dirs.cargo_home.clone(), source })?;
+        }
         for cache in &caches {
-            match files.restore_cache(cache, &work) {
-                Ok(Some(key)) => notes.push((OutputStream::Stdout, format!("restored cache `{}` ({key})", cache.id))),
-                Ok(None) => {
-                    notes.push((OutputStream::Stdout, format!("cache `{}` is empty: nothing saved yet", cache.id)))
-                }
+            match files.restore_cache(cache, &cache_dirs) {
+                Ok(restore) => notes.push((OutputStream::Stdout, restored_note(cache, restore))),
                 Err(err) => notes.push((
                     OutputStream::Stderr,
                     format!("warning: cache `{}` not restored: {}", cache.id, chain(&err)),
@@ -243,7 +300,7 @@ mod tests {
             work_dir: Some("missing".into()),
             ..ContainerSpec::default()
         };
-        let (job, layout) = create(&dirs, "j-1", &spec, BTreeMap::new()).await.unwrap();
+        let (job, layout) = create(&dirs, "j-1", "j", &spec, BTreeMap::new()).await.unwrap();
 
         // The wrapper, run with /bin/sh the way the shell engine runs it, waits for the start file
         // (it has no limit of its own: without the abort file it would wait forever).

@@ -175,6 +175,7 @@ pub(crate) async fn save_files(
     let caches = if succeeded { spec.caches.clone() } else { Vec::new() };
     let work = layout.work_root();
     let scratch = layout.root().join("tmp");
+    let cache_dirs = crate::prepare::cache_dirs(layout);
     let saved = tokio::task::spawn_blocking(move || {
         let mut notes = Vec::new();
         let mut failure = None;
@@ -191,13 +192,13 @@ pub(crate) async fn save_files(
             }
         }
         for cache in &caches {
-            match files.save_cache(cache, &work, &scratch) {
+            match files.save_cache(cache, &cache_dirs, &scratch) {
                 Ok(CacheSave::Saved(count)) => {
                     notes.push((OutputStream::Stdout, format!("saved cache `{}` ({count} files)", cache.id)))
                 }
-                Ok(CacheSave::KeyHit(hash)) => notes.push((
+                Ok(CacheSave::KeyHit(key)) => notes.push((
                     OutputStream::Stdout,
-                    format!("cache `{}` unchanged (key {hash} hit): not saved", cache.id),
+                    format!("cache `{}` unchanged (key `{key}` hit): not saved", cache.id),
                 )),
                 Err(err) => notes
                     .push((OutputStream::Stderr, format!("warning: cache `{}` not saved: {}", cache.id, chain(&err)))),

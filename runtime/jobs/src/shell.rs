@@ -1,7 +1,13 @@
 //! The host shell engine: runs a container job's wrapper with `/bin/sh` on this machine, in
 //! the job's own directory. Images are ignored (announced by [`crate::select`] when `auto` falls back to it), and so
-//! are CPU and memory sizes: the job gets what the machine has. It lets pipelines with
-//! container jobs run everywhere, and is tested on its own.
+//! are `.network()` and `.size(..)`: the job has the machine's network, CPUs and memory. The
+//! first job of a build that asks for either gets a note on stderr, once per build for each
+//! ([`Ignored`]). It lets pipelines with container jobs run everywhere, and is tested on its
+//! own.
+//!
+//! A job's `HOME` is the user's: a job caching `~/.cargo/registry` or `~/.cargo/git` gets its
+//! own cargo home (its `CARGO_HOME`, see `prepare`), so the user's `~/.cargo` is never restored
+//! into or saved from; what a script itself does to `~` is not confined.
 //!
 //! A job's processes end with it. The wrapper runs in its own process group, with an
 //! environment made here (the user's variables of [`crate::hostenv::HOST_JOB_VARS`], the job's own, the job script
@@ -21,6 +27,7 @@
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -46,11 +53,44 @@ const GROUP_POLL: Duration = Duration::from_millis(20);
 pub(crate) struct ShellEngine {
     /// Set once what a gone `monkeyci` left running was stopped, before the first job.
     orphans_stopped: tokio::sync::OnceCell<()>,
+    /// The settings this engine ignores that a job of the build asked for, said once each.
+    ignored: Ignored,
 }
 
 impl ShellEngine {
     pub(crate) fn new() -> ShellEngine {
-        ShellEngine { orphans_stopped: tokio::sync::OnceCell::new() }
+        ShellEngine { orphans_stopped: tokio::sync::OnceCell::new(), ignored: Ignored::default() }
+    }
+}
+
+/// The settings of a container job the shell engine ignores, `.network()` and `.size(..)`,
+/// each told once per build (an engine serves one build): the first job asking for it is named.
+#[derive(Default)]
+struct Ignored {
+    network: AtomicBool,
+    size: AtomicBool,
+}
+
+impl Ignored {
+    /// The notes about `job` not said yet for this build.
+    fn notes(&self, job: &EngineJob) -> Vec<String> {
+        let first = |told: &AtomicBool| !told.swap(true, Ordering::Relaxed);
+        let mut notes = Vec::new();
+        if job.network && first(&self.network) {
+            notes.push(format!(
+                "note: the shell engine ignores `.network()` (job `{}`): container jobs run on this machine, with \
+                 its network, whether they ask for one or not",
+                job.job_id
+            ));
+        }
+        if job.cpus > 1 && first(&self.size) {
+            notes.push(format!(
+                "note: the shell engine ignores `.size({})` (job `{}`): container jobs run on this machine, with all \
+                 its CPUs and memory",
+                job.cpus, job.job_id
+            ));
+        }
+        notes
     }
 }
 
@@ -67,6 +107,9 @@ impl ContainerEngine for ShellEngine {
     ) -> BoxFuture<'a, Result<EngineExit, EngineError>> {
         Box::pin(async move {
             self.orphans_stopped.get_or_init(stop_orphans).await;
+            for note in self.ignored.notes(job) {
+                eprintln!("{note}");
+            }
             let (program, args): (String, Vec<String>) = match job.command.split_first() {
                 Some((program, args)) => (program.clone(), args.to_vec()),
                 None => ("/bin/sh".to_owned(), vec![job.wrapper_on_host.to_string_lossy().into_owned()]),
@@ -295,6 +338,7 @@ mod tests {
         }
         let job = EngineJob {
             name: "monkeyci-b1-j-1".into(),
+            job_id: "j".into(),
             build_id: "b1".into(),
             image: "ignored".into(),
             root: layout.root().to_owned(),
@@ -335,6 +379,31 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("{} never appeared", path.display());
+    }
+
+    /// Issue 10: `.network()` and `.size(..)` mean nothing on the shell engine: the first job
+    /// of the build asking for each is named once, and no other job after it.
+    #[test]
+    fn ignored_network_and_size_are_told_once_per_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, _) = job(dir.path(), &["true"], &[]);
+        let networked = EngineJob { job_id: "fetch".into(), network: true, ..plain.clone() };
+        let big = EngineJob { job_id: "build".into(), cpus: 4, memory_gib: 8, ..plain.clone() };
+        let both = EngineJob { job_id: "both".into(), network: true, cpus: 2, ..plain.clone() };
+
+        let ignored = Ignored::default();
+        assert!(ignored.notes(&plain).is_empty());
+        let notes = ignored.notes(&networked);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].starts_with("note: the shell engine ignores `.network()` (job `fetch`): "), "{notes:?}");
+        assert_eq!(
+            ignored.notes(&big),
+            ["note: the shell engine ignores `.size(4)` (job `build`): container jobs \
+            run on this machine, with all its CPUs and memory"]
+        );
+        assert!(ignored.notes(&both).is_empty() && ignored.notes(&networked).is_empty());
+        // Another build, another engine: told again.
+        assert_eq!(Ignored::default().notes(&both).len(), 2);
     }
 
     #[tokio::test]

@@ -93,7 +93,7 @@ pub(crate) async fn run_job(
     let events = build.job_events(&request.job_id);
     // Kept from the start, so the job's end is never lost and never waits for room.
     let last = events.reserve_last().await;
-    let result = match prepare::create(&build.dirs, &id, &request.spec, secrets).await {
+    let result = match prepare::create(&build.dirs, &id, &request.job_id, &request.spec, secrets).await {
         Ok((job, layout)) => {
             let mut progress = Progress::new(events.clone(), &request.spec.script, engine.name(), &job.image);
             let mut result = execute(&engine, &build, &mut progress, &job, &layout, &request, stop).await;

@@ -2,18 +2,25 @@
 //! blob store.
 //!
 //! Keys come from [`crate::keys`]: artifacts are scoped to the build, caches shared by the
-//! builds of a repository (a cache's key hashes its key files, and a cache without an exact
-//! match falls back to the newest of the same id). A key's archive is kept as first saved, as
-//! CI caches do: a cache restored by its exact key whose key files did not change is not packed
-//! and saved again ([`CacheSave::KeyHit`]); one restored from nothing or from another key is.
-//! Paths are relative to the job's work dir and restored at the same place. Archives are made by [`monkeyci_archive`]; this module only picks
-//! the paths and keys. Every function blocks: call them from `spawn_blocking`.
+//! builds of a repository. A cache's key is the one the pipeline gave, its key files' hash, or
+//! both (`linux-main-3fa2…`); on a miss, the newest archive matching the first restore key that
+//! matches any is restored, or without restore keys the newest of the id
+//! ([`CacheRestore`] says which, for the job's log). A key's archive is kept as first saved, as
+//! CI caches do: a cache restored by its exact key whose key did not change is not packed and
+//! saved again ([`CacheSave::KeyHit`]); one restored from nothing or from another key is.
+//!
+//! Paths are relative to the job's work dir, or to the job's own cargo home for
+//! `~/.cargo/registry` and `~/.cargo/git` ([`CacheDirs`]; the rules are
+//! [`monkeyci_protocol::cache`]'s), and restored at the same place. Archives are made by
+//! [`monkeyci_archive`]; this module only picks the paths and keys. Every function blocks: call
+//! them from `spawn_blocking`.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
+use monkeyci_protocol::cache::{self, CachePath};
 use monkeyci_protocol::id::InvalidId;
 use monkeyci_protocol::{ArtifactSpec, CacheSpec, RestoreSpec};
 use parking_lot::Mutex;
@@ -64,6 +71,15 @@ pub enum Error {
         /// Which rule it breaks, and what to use instead.
         reason: String,
     },
+    /// A cache's path or keys break the rules of [`monkeyci_protocol::cache`].
+    #[error("invalid cache `{id}`")]
+    InvalidCache {
+        /// The cache id.
+        id: String,
+        /// What is wrong.
+        #[source]
+        problem: cache::Problem,
+    },
     /// The scratch directory or the temporary archive in it could not be created or read; holds
     /// that path.
     #[error("cannot use `{}` for a temporary archive", .0.display())]
@@ -81,9 +97,59 @@ pub enum Error {
 pub enum CacheSave {
     /// The cache was packed and saved; holds the number of files.
     Saved(u64),
-    /// Nothing was saved: the cache was restored by the key it has now (holds the key's hash),
-    /// and a key's archive is kept as first saved.
+    /// Nothing was saved: the cache was restored by the key it has now (holds the key), and a
+    /// key's archive is kept as first saved.
     KeyHit(String),
+}
+
+/// What [`JobFiles::restore_cache`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheRestore {
+    /// Nothing restored: no archive has the key, nor matches a restore key (without restore
+    /// keys: the id has no archive yet).
+    Miss {
+        /// The cache's key.
+        key: String,
+    },
+    /// The archive of the exact key was restored.
+    Hit {
+        /// The cache's key.
+        key: String,
+    },
+    /// No archive has the key; another one was restored.
+    Fallback {
+        /// The cache's key (it is saved under it if the job succeeds).
+        key: String,
+        /// The key of the archive restored.
+        restored: String,
+        /// The restore key it matched; `None`: it is the newest archive of the id (the cache
+        /// has no restore keys).
+        restore_key: Option<String>,
+    },
+}
+
+/// Where a job's caches go: its work dir, and its own cargo home (for `~/.cargo/registry` and
+/// `~/.cargo/git`: the directory the job's `CARGO_HOME` names, never the machine's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheDirs {
+    /// The root of the job's copy of the checkout: paths and key files are relative to it.
+    pub work: PathBuf,
+    /// The job's own cargo home.
+    pub cargo_home: PathBuf,
+}
+
+impl CacheDirs {
+    /// The directory `spec`'s path is relative to, and that path.
+    fn locate<'a>(&'a self, spec: &'a CacheSpec) -> Result<(&'a Path, &'a Path), Error> {
+        if let Some(problem) = spec.problem() {
+            return Err(Error::InvalidCache { id: spec.id.clone(), problem });
+        }
+        match spec.location() {
+            Ok(CachePath::Work(path)) => Ok((&self.work, Path::new(path))),
+            Ok(CachePath::CargoHome(path)) => Ok((&self.cargo_home, Path::new(path))),
+            Err(problem) => Err(Error::InvalidCache { id: spec.id.clone(), problem }),
+        }
+    }
 }
 
 /// Where a build's artifacts and a repository's caches live.
@@ -134,53 +200,77 @@ impl JobFiles {
         self.put_archive(&key, work, &path, scratch)
     }
 
-    /// Restores a cache into `work`: the one for the current key files, else the newest of the
-    /// same id. Returns which key was restored, if any. An exact hit is remembered for
-    /// [`save_cache`](JobFiles::save_cache) of the same work dir.
-    pub fn restore_cache(&self, spec: &CacheSpec, work: &Path) -> Result<Option<String>, Error> {
-        check_id("cache", &spec.id)?;
-        checked_path("cache", &spec.id, &spec.path)?;
-        let exact = self.cache_key(spec, work)?;
-        let (key, hit) = if self.store.exists(&exact)? {
-            (Some(exact), true)
+    /// Restores a cache into `dirs`: the archive of its key, else the newest one matching its
+    /// first restore key that matches any (without restore keys: the newest of its id). An
+    /// exact hit is remembered for [`save_cache`](JobFiles::save_cache) of the same work dir.
+    pub fn restore_cache(&self, spec: &CacheSpec, dirs: &CacheDirs) -> Result<CacheRestore, Error> {
+        let (base, _) = dirs.locate(spec)?;
+        let (exact, wanted) = self.cache_key(spec, &dirs.work)?;
+        let (key, outcome) = if self.store.exists(&exact)? {
+            (exact, CacheRestore::Hit { key: wanted })
         } else {
-            (self.store.newest(&keys::cache_prefix(&self.repo, &spec.id))?, false)
-        };
-        let Some(key) = key else { return Ok(None) };
-        match self.store.get(&key)? {
-            Some(reader) => {
-                archive::unpack(reader, work)?;
-                let hash = key_hash(&key);
-                if hit {
-                    self.hits.lock().insert((work.to_owned(), key));
+            match self.fallback(spec)? {
+                Some((key, restore_key)) => {
+                    let restored = stored_cache_key(&key);
+                    (key, CacheRestore::Fallback { key: wanted, restored, restore_key })
                 }
-                Ok(Some(hash))
+                None => return Ok(CacheRestore::Miss { key: wanted }),
             }
-            None => Ok(None),
+        };
+        let Some(reader) = self.store.get(&key)? else {
+            // Pruned since it was found.
+            let (CacheRestore::Hit { key } | CacheRestore::Fallback { key, .. } | CacheRestore::Miss { key }) = outcome;
+            return Ok(CacheRestore::Miss { key });
+        };
+        archive::unpack(reader, base)?;
+        if matches!(outcome, CacheRestore::Hit { .. }) {
+            self.hits.lock().insert((dirs.work.clone(), key));
         }
+        Ok(outcome)
     }
 
-    /// Saves a cache from `work` under the current key, unless it was restored into `work` by
-    /// that very key ([`CacheSave::KeyHit`]: the key files did not change, and a key's archive
-    /// is kept as first saved).
-    pub fn save_cache(&self, spec: &CacheSpec, work: &Path, scratch: &Path) -> Result<CacheSave, Error> {
-        let path = checked_path("cache", &spec.id, &spec.path)?;
-        let key = self.cache_key(spec, work)?;
+    /// The archive to restore on a miss, and the restore key it matched: the newest whose key
+    /// starts with the first restore key that matches any; without restore keys, the newest
+    /// of the id.
+    fn fallback(&self, spec: &CacheSpec) -> Result<Option<(BlobKey, Option<String>)>, Error> {
+        let prefix = keys::cache_prefix(&self.repo, &spec.id);
+        if spec.restore_keys.is_empty() {
+            return Ok(self.store.newest(&prefix)?.map(|key| (key, None)));
+        }
+        let archives = self.store.list_info(&prefix)?;
+        for restore_key in &spec.restore_keys {
+            let newest = archives
+                .iter()
+                .filter(|info| stored_cache_key(&info.key).starts_with(restore_key.as_str()))
+                .max_by(|a, b| (a.modified, &a.key).cmp(&(b.modified, &b.key)));
+            if let Some(info) = newest {
+                return Ok(Some((info.key.clone(), Some(restore_key.clone()))));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Saves a cache from `dirs` under its current key, unless it was restored into the same
+    /// work dir by that very key ([`CacheSave::KeyHit`]: a key's archive is kept as first
+    /// saved).
+    pub fn save_cache(&self, spec: &CacheSpec, dirs: &CacheDirs, scratch: &Path) -> Result<CacheSave, Error> {
+        let (base, path) = dirs.locate(spec)?;
+        let (key, wanted) = self.cache_key(spec, &dirs.work)?;
         let hit = {
             let mut hits = self.hits.lock();
-            let hit = hits.remove(&(work.to_owned(), key.clone()));
+            let hit = hits.remove(&(dirs.work.clone(), key.clone()));
             // A hit under a key the job changed since is done with too.
             let prefix = format!("{}/", keys::cache_prefix(&self.repo, &spec.id));
-            hits.retain(|(dir, old)| dir != work || !old.as_str().starts_with(&prefix));
+            hits.retain(|(dir, old)| *dir != dirs.work || !old.as_str().starts_with(&prefix));
             hit
         };
         if hit {
-            return Ok(CacheSave::KeyHit(key_hash(&key)));
+            return Ok(CacheSave::KeyHit(wanted));
         }
-        if std::fs::symlink_metadata(work.join(&path)).is_err() {
+        if std::fs::symlink_metadata(base.join(path)).is_err() {
             return Err(Error::NothingToSave { what: "cache", id: spec.id.clone(), path: spec.path.clone() });
         }
-        self.put_archive(&key, work, &path, scratch).map(CacheSave::Saved)
+        self.put_archive(&key, base, path, scratch).map(CacheSave::Saved)
     }
 
     /// Forgets the caches restored into `work` that were not saved (the job failed, or the
@@ -189,21 +279,17 @@ impl JobFiles {
         self.hits.lock().retain(|(dir, _)| dir != work);
     }
 
-    /// The key of the cache for the current key files.
-    fn cache_key(&self, spec: &CacheSpec, work: &Path) -> Result<BlobKey, Error> {
+    /// The blob key of the cache for its current key files, and its key as people read it:
+    /// the pipeline's key, the key files' hash, or both joined by `-`.
+    fn cache_key(&self, spec: &CacheSpec, work: &Path) -> Result<(BlobKey, String), Error> {
         check_id("cache", &spec.id)?;
-        let mut hasher = Sha256::new();
-        for file in &spec.key_files {
-            hasher.update(file.as_bytes());
-            hasher.update([0]);
-            // A missing key file is part of the key too: it hashes as absent.
-            if let Ok(bytes) = std::fs::read(work.join(file)) {
-                hasher.update((bytes.len() as u64).to_le_bytes());
-                hasher.update(&bytes);
-            }
-        }
-        let hash: String = hex::encode(&hasher.finalize()[..12]);
-        Ok(keys::cache(&self.repo, &spec.id, &hash)?)
+        let key = match (&spec.key, spec.key_files.is_empty()) {
+            (Some(key), true) => key.clone(),
+            (Some(key), false) => format!("{key}-{}", files_hash(&spec.key_files, work)),
+            // Without either, the hash of no files: one key for ever, as before keys existed.
+            (None, _) => files_hash(&spec.key_files, work),
+        };
+        Ok((keys::cache(&self.repo, &spec.id, &key)?, key))
     }
 
     /// Packs `path` of `work` into a scratch file, then stores it: a failed pack never leaves
@@ -250,9 +336,24 @@ impl ActionArtifacts {
     }
 }
 
-/// The hash part of a cache's key (`caches/<repo>/<id>/<hash>.tar.zst`).
-fn key_hash(key: &BlobKey) -> String {
-    key.as_str().rsplit('/').next().unwrap_or_default().trim_end_matches(".tar.zst").to_owned()
+/// The hash of the contents of `files` (relative to `work`); a missing one hashes as absent.
+fn files_hash(files: &[String], work: &Path) -> String {
+    let mut hasher = Sha256::new();
+    for file in files {
+        hasher.update(file.as_bytes());
+        hasher.update([0]);
+        if let Ok(bytes) = std::fs::read(work.join(file)) {
+            hasher.update((bytes.len() as u64).to_le_bytes());
+            hasher.update(&bytes);
+        }
+    }
+    hex::encode(&hasher.finalize()[..12])
+}
+
+/// The cache key an archive was saved under (`caches/<repo>/<id>/<escaped key>.tar.zst`).
+fn stored_cache_key(key: &BlobKey) -> String {
+    let name = key.as_str().rsplit('/').next().unwrap_or_default();
+    cache::unescape_key(name.strip_suffix(".tar.zst").unwrap_or(name))
 }
 
 fn check_id(what: &'static str, id: &str) -> Result<(), Error> {
@@ -286,6 +387,8 @@ fn checked_path(what: &'static str, id: &str, path: &str) -> Result<PathBuf, Err
 
 #[cfg(test)]
 mod tests {
+    use monkeyci_protocol::error_chain as chain;
+
     use super::*;
 
     #[test]
@@ -296,8 +399,8 @@ mod tests {
             "path `` of artifact `dist` is empty; use `.` for the whole work dir"
         );
         assert_eq!(
-            message(checked_path("cache", "cargo", "../target")),
-            "path `../target` of cache `cargo` contains `..`; name a path inside the work dir"
+            message(checked_path("artifact", "dist", "../target")),
+            "path `../target` of artifact `dist` contains `..`; name a path inside the work dir"
         );
         assert_eq!(
             message(checked_path("artifact", "dist", "/etc")),
@@ -333,53 +436,161 @@ mod tests {
         assert_eq!(err.to_string(), "path `out` of artifact `dist` does not exist in the work dir: nothing to save");
     }
 
+    fn store(tmp: &Path) -> (Arc<dyn BlobStore>, JobFiles) {
+        let store: Arc<dyn BlobStore> = Arc::new(crate::LocalBlobStore::new(tmp.join("store")).unwrap());
+        let files = JobFiles::new(Arc::clone(&store), "b1", tmp);
+        (store, files)
+    }
+
+    /// A job's directories: `<name>/work` with `Cargo.lock` holding `lock` and `target/<name>`,
+    /// and `<name>/cargo-home`.
+    fn job(tmp: &Path, name: &str, lock: &str) -> CacheDirs {
+        let dirs = CacheDirs { work: tmp.join(name).join("work"), cargo_home: tmp.join(name).join("cargo-home") };
+        std::fs::create_dir_all(dirs.work.join("target")).unwrap();
+        std::fs::write(dirs.work.join("Cargo.lock"), lock).unwrap();
+        std::fs::write(dirs.work.join("target").join(name), name).unwrap();
+        dirs
+    }
+
     /// What real projects' CI showed: a cache whose key hit was packed and saved again after
     /// every job (5 s of a 17 s job). A key's archive is kept as first saved; a cache restored
     /// from nothing or from another key, or whose key files changed during the job, is saved.
     #[test]
     fn a_cache_restored_by_its_exact_key_is_not_saved_again() {
         let tmp = tempfile::tempdir().unwrap();
-        let store: Arc<dyn BlobStore> = Arc::new(crate::LocalBlobStore::new(tmp.path().join("store")).unwrap());
-        let files = JobFiles::new(Arc::clone(&store), "b1", tmp.path());
-        let spec = CacheSpec { id: "target".into(), path: "target".into(), key_files: vec!["Cargo.lock".into()] };
-        let scratch = tmp.path().join("scratch");
-        let job = |name: &str, lock: &str| {
-            let work = tmp.path().join(name);
-            std::fs::create_dir_all(work.join("target")).unwrap();
-            std::fs::write(work.join("Cargo.lock"), lock).unwrap();
-            std::fs::write(work.join("target").join(name), name).unwrap();
-            work
+        let (store, files) = store(tmp.path());
+        let spec = CacheSpec {
+            id: "target".into(),
+            path: "target".into(),
+            key_files: vec!["Cargo.lock".into()],
+            ..CacheSpec::default()
         };
+        let scratch = tmp.path().join("scratch");
+        let job = |name: &str, lock: &str| job(tmp.path(), name, lock);
         let archives = || store.list("caches").unwrap().len();
 
         let first = job("first", "v1");
-        assert_eq!(files.restore_cache(&spec, &first).unwrap(), None);
+        assert!(matches!(files.restore_cache(&spec, &first).unwrap(), CacheRestore::Miss { .. }));
         assert_eq!(files.save_cache(&spec, &first, &scratch).unwrap(), CacheSave::Saved(1));
 
         let second = job("second", "v1");
-        let hash = files.restore_cache(&spec, &second).unwrap().unwrap();
-        assert_eq!(files.save_cache(&spec, &second, &scratch).unwrap(), CacheSave::KeyHit(hash));
+        let CacheRestore::Hit { key } = files.restore_cache(&spec, &second).unwrap() else { panic!("no hit") };
+        assert_eq!(files.save_cache(&spec, &second, &scratch).unwrap(), CacheSave::KeyHit(key));
         assert_eq!(archives(), 1);
 
         // Restored from another key: saved under the new one.
         let third = job("third", "v2");
-        assert!(files.restore_cache(&spec, &third).unwrap().is_some());
-        assert!(third.join("target/first").is_file(), "the newest archive of the id is restored");
+        let restored = files.restore_cache(&spec, &third).unwrap();
+        assert!(matches!(restored, CacheRestore::Fallback { restore_key: None, .. }), "{restored:?}");
+        assert!(third.work.join("target/first").is_file(), "the newest archive of the id is restored");
         assert!(matches!(files.save_cache(&spec, &third, &scratch).unwrap(), CacheSave::Saved(_)));
         assert_eq!(archives(), 2);
 
         // A key hit whose key files change during the job: saved under the new key.
         let fourth = job("fourth", "v2");
-        assert!(files.restore_cache(&spec, &fourth).unwrap().is_some());
-        std::fs::write(fourth.join("Cargo.lock"), "v3").unwrap();
+        assert!(matches!(files.restore_cache(&spec, &fourth).unwrap(), CacheRestore::Hit { .. }));
+        std::fs::write(fourth.work.join("Cargo.lock"), "v3").unwrap();
         assert!(matches!(files.save_cache(&spec, &fourth, &scratch).unwrap(), CacheSave::Saved(_)));
         assert_eq!(archives(), 3);
 
         // A hit not saved (the job failed) is forgotten with its work dir.
         let fifth = job("fifth", "v3");
-        assert!(files.restore_cache(&spec, &fifth).unwrap().is_some());
+        assert!(matches!(files.restore_cache(&spec, &fifth).unwrap(), CacheRestore::Hit { .. }));
         assert_eq!(files.hits.lock().len(), 1);
-        files.forget(&fifth);
+        files.forget(&fifth.work);
         assert!(files.hits.lock().is_empty());
+    }
+
+    /// Issue 10: a key computed by the pipeline, joined with the key files' hash; on a miss,
+    /// the newest archive matching the first restore key that matches any, as `actions/cache`
+    /// does, and nothing when none matches (no fallback to the newest of the id then).
+    #[test]
+    fn a_miss_restores_the_newest_archive_of_the_first_matching_restore_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_store, files) = store(tmp.path());
+        let scratch = tmp.path().join("scratch");
+        let spec = |key: &str, restore: &[&str]| CacheSpec {
+            id: "target".into(),
+            path: "target".into(),
+            key: Some(key.into()),
+            key_files: vec!["Cargo.lock".into()],
+            restore_keys: restore.iter().map(|k| k.to_string()).collect(),
+        };
+        let save = |name: &str, key: &str| {
+            let dirs = job(tmp.path(), name, "v1");
+            let spec = spec(key, &[]);
+            assert!(matches!(files.save_cache(&spec, &dirs, &scratch).unwrap(), CacheSave::Saved(1)), "{name}");
+            // Write times apart, so "newest" is not decided by the key.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        save("main-old", "linux-main");
+        save("feature", "linux-feature/x");
+        save("main-new", "linux-main");
+        save("windows", "windows-main");
+
+        let wanted = job(tmp.path(), "wanted", "v1");
+        let hash = files_hash(&["Cargo.lock".into()], &wanted.work);
+        // The exact key: a hit, whatever the restore keys.
+        let hit = files.restore_cache(&spec("linux-feature/x", &["windows-"]), &wanted).unwrap();
+        assert_eq!(hit, CacheRestore::Hit { key: format!("linux-feature/x-{hash}") });
+
+        // A miss: the first restore key matching any archive wins, then the newest of those.
+        let other = job(tmp.path(), "other", "v1");
+        let restored =
+            files.restore_cache(&spec("linux-fix", &["linux-fix-", "linux-main", "linux-"]), &other).unwrap();
+        assert_eq!(
+            restored,
+            CacheRestore::Fallback {
+                key: format!("linux-fix-{hash}"),
+                restored: format!("linux-main-{hash}"),
+                restore_key: Some("linux-main".into()),
+            }
+        );
+        assert!(other.work.join("target/main-new").is_file() && !other.work.join("target/main-old").exists());
+        let by_os = files.restore_cache(&spec("linux-fix", &["linux-"]), &job(tmp.path(), "os", "v1")).unwrap();
+        assert!(matches!(by_os, CacheRestore::Fallback { ref restored, .. } if restored.starts_with("linux-main")));
+
+        // No restore key matches: nothing, though the id has archives.
+        let none = job(tmp.path(), "none", "v1");
+        let missed = files.restore_cache(&spec("mac-main", &["mac-"]), &none).unwrap();
+        assert_eq!(missed, CacheRestore::Miss { key: format!("mac-main-{hash}") });
+        assert_eq!(std::fs::read_dir(none.work.join("target")).unwrap().count(), 1, "nothing restored");
+        // `""` matches every key: the newest of the id, as without restore keys.
+        let any = files.restore_cache(&spec("mac-main", &["mac-", ""]), &none).unwrap();
+        assert!(matches!(any, CacheRestore::Fallback { ref restored, .. } if restored.starts_with("windows-main")));
+
+        // A key alone, without key files.
+        let plain = CacheSpec { key_files: Vec::new(), ..spec("linux-main", &[]) };
+        let plain_dirs = job(tmp.path(), "plain", "v1");
+        assert!(matches!(files.save_cache(&plain, &plain_dirs, &scratch).unwrap(), CacheSave::Saved(1)));
+        let again = files.restore_cache(&plain, &job(tmp.path(), "again", "v9")).unwrap();
+        assert_eq!(again, CacheRestore::Hit { key: "linux-main".into() });
+    }
+
+    /// Issue 10: `~/.cargo/registry` is saved from and restored into the job's own cargo home,
+    /// never the machine's; other home, absolute and `..` paths are refused before any I/O.
+    #[test]
+    fn cargo_home_caches_live_in_the_jobs_own_cargo_home() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, files) = store(tmp.path());
+        let scratch = tmp.path().join("scratch");
+        let spec = CacheSpec { id: "registry".into(), path: "~/.cargo/registry".into(), ..CacheSpec::default() };
+        let first = job(tmp.path(), "first", "v1");
+        std::fs::create_dir_all(first.cargo_home.join("registry/cache")).unwrap();
+        std::fs::write(first.cargo_home.join("registry/cache/serde.crate"), "crate").unwrap();
+        assert_eq!(files.save_cache(&spec, &first, &scratch).unwrap(), CacheSave::Saved(1));
+
+        let second = job(tmp.path(), "second", "v1");
+        assert!(matches!(files.restore_cache(&spec, &second).unwrap(), CacheRestore::Hit { .. }));
+        assert_eq!(std::fs::read_to_string(second.cargo_home.join("registry/cache/serde.crate")).unwrap(), "crate");
+        assert!(!second.work.join("registry").exists() && !second.work.join("~").exists());
+
+        for path in ["~/.npm", "/root/.cargo/registry", "../target", "~/.cargo/bin"] {
+            let bad = CacheSpec { path: path.into(), ..spec.clone() };
+            let err = files.restore_cache(&bad, &second).unwrap_err();
+            assert!(chain(&err).starts_with(&format!("invalid cache `registry`: path {path:?} ")), "{}", chain(&err));
+            assert!(files.save_cache(&bad, &second, &scratch).is_err());
+        }
+        assert_eq!(store.list("caches").unwrap().len(), 1);
     }
 }

@@ -1,7 +1,8 @@
 //! Where each kind of blob lives: the one key layout of the blob store.
 //!
 //! - `artifacts/<build>/<artifact id>.tar.zst`: a build's artifacts, one archive each;
-//! - `caches/<repo>/<cache id>/<key hash>.tar.zst`: a repository's caches, shared by its builds;
+//! - `caches/<repo>/<cache id>/<key>.tar.zst`: a repository's caches, shared by its builds, by
+//!   key (escaped by [`monkeyci_protocol::cache::escape_key`]);
 //! - `journal/<build>/<digest>.json`: journal records too large to keep inline.
 //!
 //! Pruning removes blobs by these prefixes, so every writer and remover names keys through
@@ -27,9 +28,10 @@ pub fn cache_prefix(repo: &str, id: &str) -> String {
     format!("{CACHES_PREFIX}/{repo}/{id}")
 }
 
-/// The archive of cache `id` of repository `repo` for the key files hashing to `hash`.
-pub fn cache(repo: &str, id: &str, hash: &str) -> Result<BlobKey, Error> {
-    BlobKey::new(format!("{}/{hash}.tar.zst", cache_prefix(repo, id)))
+/// The archive of cache `id` of repository `repo` for `key` (the pipeline's key and the key
+/// files' hash, see [`crate::files`]).
+pub fn cache(repo: &str, id: &str, key: &str) -> Result<BlobKey, Error> {
+    BlobKey::new(format!("{}/{}.tar.zst", cache_prefix(repo, id), monkeyci_protocol::cache::escape_key(key)))
 }
 
 /// Where the large journal records of build `build_id` are kept.
@@ -50,6 +52,10 @@ mod tests {
     fn keys_live_below_their_prefixes() {
         assert_eq!(artifact("b1", "dist").unwrap().as_str(), "artifacts/b1/dist.tar.zst");
         assert_eq!(cache("r", "cargo", "abc").unwrap().as_str(), "caches/r/cargo/abc.tar.zst");
+        assert_eq!(
+            cache("r", "cargo", "linux-feature/x").unwrap().as_str(),
+            "caches/r/cargo/linux-feature%2Fx.tar.zst"
+        );
         assert_eq!(journal_record("b1", "ff").unwrap().as_str(), "journal/b1/ff.json");
     }
 }
