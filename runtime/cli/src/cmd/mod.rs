@@ -4,6 +4,7 @@
 mod build;
 mod cache;
 mod init;
+mod records;
 
 use super::args::{BuildCommand, CacheCommand, Cli, Command};
 use crate::outcome::Outcome;
@@ -15,7 +16,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
             BuildCommand::Plan(args) => build::plan(args),
             BuildCommand::Verify(args) => build::verify(args),
             BuildCommand::Test(args) => build::test(args),
-            BuildCommand::Logs(args) => build::logs(args),
+            BuildCommand::List(args) => records::list(args),
+            BuildCommand::Logs(args) => records::logs(args),
+            BuildCommand::Artifacts(args) => records::artifacts(args),
         },
         Command::Init(args) => init::run(args),
         Command::Cache(CacheCommand::Prune(args)) => cache::prune(args),
