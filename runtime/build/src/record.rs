@@ -426,8 +426,9 @@ impl BuildRecord {
         Ok(BuildRecord { id, dir, info, state })
     }
 
-    /// The recorded events of `job`, in order (all its attempts): what a log of it shows,
-    /// with the same markers as the live view. Its raw output is also in `logs/<job>.log`.
+    /// The recorded events of `job`, in order (all its attempts), after the `script/start`
+    /// events (what the plan says of it): what a log of it shows, with the same markers as the
+    /// live view. Its raw output is also in `logs/<job>.log`.
     pub fn job_events(&self, job: &str) -> Result<Vec<Event>, Error> {
         if self.state.job(job).is_none() {
             let jobs = self.state.jobs().iter().map(|j| j.id.clone()).collect();
@@ -435,7 +436,7 @@ impl BuildRecord {
         }
         let mut events = Vec::new();
         read_events(&self.dir.join("events.jsonl"), |event| {
-            if event.kind.job_id() == Some(job) {
+            if event.kind.job_id() == Some(job) || matches!(event.kind, EventKind::ScriptStart { .. }) {
                 events.push(event);
             }
         })?;
@@ -505,7 +506,8 @@ mod tests {
         recorder.note_build(&info("/src/app", 5_000));
         let running = summaries(&builds);
         assert_eq!((running.len(), running[0].running, running[0].ended), (1, true, None));
-        recorder.record(&Event { time: 7_500, kind: EventKind::ScriptEnd { status: BuildStatus::Failure, message: None } });
+        recorder
+            .record(&Event { time: 7_500, kind: EventKind::ScriptEnd { status: BuildStatus::Failure, message: None } });
         recorder.finish();
         drop(recorder);
 
@@ -526,14 +528,17 @@ mod tests {
         let about = new.info.as_ref().unwrap();
         assert_eq!(about.repository, Path::new("/src/app"));
         assert_eq!((about.git_ref.as_deref(), about.commit.as_deref()), (Some("refs/heads/main"), Some("abc123")));
-        assert_eq!((new.running, new.ended.map(|e| e.status), new.duration_ms()), (false, Some(BuildStatus::Failure), Some(2_500)));
+        assert_eq!(
+            (new.running, new.ended.map(|e| e.status), new.duration_ms()),
+            (false, Some(BuildStatus::Failure), Some(2_500))
+        );
         let old = &listed[1];
         assert_eq!((old.info.is_none(), old.started_ms, old.duration_ms()), (true, 1_000, Some(2_000)));
         assert_eq!(old.ended.map(|e| e.status), Some(BuildStatus::Success));
 
         let record = BuildRecord::open(&builds, Some("b-old")).unwrap();
         assert!(record.info.is_none());
-        assert_eq!(record.job_events("t").unwrap().len(), 1);
+        assert_eq!(record.job_events("t").unwrap(), events[..1]);
         assert!(matches!(record.job_events("nope"), Err(Error::UnknownJob { .. })));
         assert_eq!(BuildRecord::open(&builds, Some("b-new")).unwrap().info.unwrap().repository, Path::new("/src/app"));
     }

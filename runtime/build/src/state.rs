@@ -360,11 +360,8 @@ mod tests {
     /// of the latest command, to show what failed in it.
     #[test]
     fn the_stderr_tail_is_that_of_the_latest_command() {
-        let err = |line: &str| EventKind::JobOutput {
-            job_id: "t".into(),
-            stream: OutputStream::Stderr,
-            line: line.into(),
-        };
+        let err =
+            |line: &str| EventKind::JobOutput { job_id: "t".into(), stream: OutputStream::Stderr, line: line.into() };
         let mut kinds = vec![
             (1, EventKind::JobStart { job_id: "t".into(), attempt: 1 }),
             (2, EventKind::CommandStart { job_id: "t".into(), command: 0, line: "cargo build".into() }),

@@ -308,7 +308,13 @@ pub(super) fn artifacts(args: ArtifactsArgs) -> anyhow::Result<Outcome> {
             let unpacked = stored::extract_artifact(&store, &record.id, &id, &args.to)
                 .with_context(|| format!("cannot extract artifact `{id}` of build {}", record.id))?;
             let files = if unpacked.files == 1 { "file" } else { "files" };
-            writeln!(out, "extracted artifact `{id}` of build {} into {}: {} {files}", record.id, args.to.display(), unpacked.files)?;
+            writeln!(
+                out,
+                "extracted artifact `{id}` of build {} into {}: {} {files}",
+                record.id,
+                args.to.display(),
+                unpacked.files
+            )?;
         }
     }
     Ok(Outcome::Success)
