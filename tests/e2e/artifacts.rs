@@ -350,3 +350,46 @@ monkeyci_sdk::main!();
         out.assert_stderr_contains("cache `npm`: path \"~/.npm\" is in the home directory");
     }
 }
+
+/// Issue 10: `monkeyci build artifacts` lists a build's artifacts and extracts one, into
+/// `--to DIR`, for the build's own repository; an unknown id names those there are.
+#[test]
+fn a_builds_artifacts_are_listed_and_extracted() {
+    let repo = TestRepo::with_pipeline(
+        "artifacts_read_back",
+        r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+fn produce(_ctx: &Ctx) -> ContainerJob {
+    container("localhost/monkeyci-test/busybox")
+        .script(["mkdir -p out/nested", "echo built > out/nested/result.txt", "echo ok > report.txt"])
+        .save_artifact(artifact("out", "out"))
+        .save_artifact(artifact("report", "report.txt"))
+}
+
+monkeyci_sdk::main!();
+"#,
+    );
+    let out = run_on(&repo, "shell").output();
+    out.assert_code(0);
+    let id = out.build_id();
+    let listed = MonkeyciCommand::new(["build", "artifacts"]).current_dir(repo.path()).output();
+    listed.assert_code(0).assert_stdout_contains(&format!("artifacts of build {id}:"));
+    for artifact in ["out", "report"] {
+        assert!(listed.stdout.lines().any(|l| l.starts_with(&format!("{artifact} "))), "{listed:?}");
+    }
+    let dest = tempfile::tempdir().unwrap();
+    let to = dest.path().join("new");
+    let extracted =
+        MonkeyciCommand::new(["build", "artifacts", "out", "--to"]).arg(&to).current_dir(repo.path()).output();
+    extracted.assert_code(0).assert_stdout_contains(&format!("extracted artifact `out` of build {id}"));
+    assert_eq!(std::fs::read_to_string(to.join("out/nested/result.txt")).unwrap(), "built\n");
+    assert!(!to.join("report.txt").exists());
+
+    let unknown =
+        MonkeyciCommand::new(["build", "artifacts"]).args([id.as_str(), "nope"]).current_dir(repo.path()).output();
+    unknown
+        .assert_code(2)
+        .assert_stderr_contains(&format!("build {id} has no artifact `nope`; its artifacts are: out, report"));
+}

@@ -139,7 +139,8 @@ fn script_stops_at_the_first_failing_line() {
         assert!(!repo.path().join("f").exists(), "{engine}: the job wrote into the checkout");
 
         // `monkeyci build logs BUILD JOB` shows the output and where each command's logs are.
-        let logs = MonkeyciCommand::new(["build", "logs"]).arg(out.build_id()).arg(job).output();
+        let logs =
+            MonkeyciCommand::new(["build", "logs"]).arg(out.build_id()).arg(job).current_dir(repo.path()).output();
         logs.assert_code(0);
         logs.assert_stdout_contains("first-line-out");
         logs.assert_stdout_contains("command 0 (exit 0): echo first-line-out && echo a > f");

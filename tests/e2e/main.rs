@@ -25,7 +25,8 @@ mod cli;
 /// Artifacts and caches: files handed between jobs of a build and kept between builds.
 mod artifacts;
 
-/// Build records: what a user reads later is kept, not workspace copies.
+/// Build records: what a user reads later is kept, not workspace copies; `build list` and
+/// `build logs` read a repository's own builds, with the markers of the live view.
 mod records;
 
 /// Container jobs on the podman and host-shell engines: script lines and their logs, env,

@@ -1,5 +1,7 @@
 //! What a build record keeps: what a user reads later (events, job logs, each command's logs),
-//! not the workspace copies of container jobs, whether a job succeeded, failed or timed out.
+//! not the workspace copies of container jobs, whether a job succeeded, failed or timed out;
+//! and how it is read back: per repository (`build list`, `build logs`), with the markers of
+//! the live view.
 
 use std::path::Path;
 
@@ -79,7 +81,8 @@ fn a_record_keeps_the_logs_not_the_workspace_copies() {
             ("fails", "failing-now", 1, "command 2 (exit 3): exit 3"),
             ("times-out", "sleeping-now", 1, "sleep 60"),
         ] {
-            let logs = MonkeyciCommand::new(["build", "logs"]).arg(out.build_id()).arg(job).output();
+            let logs =
+                MonkeyciCommand::new(["build", "logs"]).arg(out.build_id()).arg(job).current_dir(repo.path()).output();
             logs.assert_code(0);
             logs.assert_stdout_contains(line);
             logs.assert_stdout_contains(ended);
@@ -90,4 +93,126 @@ fn a_record_keeps_the_logs_not_the_workspace_copies() {
             assert_eq!(std::fs::read_to_string(stdout).unwrap(), format!("{line}\n"), "{engine}: {job}");
         }
     }
+}
+
+const FAILING_PIPELINE: &str = r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+async fn check(ctx: &Ctx) -> Result<()> {
+    ctx.shell("echo building; echo 'error: it broke' >&2; echo 'help: fix it' >&2; exit 101").await?;
+    Ok(())
+}
+
+#[job]
+fn lint(_ctx: &Ctx) -> ContainerJob {
+    container("IMAGE").script(["echo linting", "echo lint-warned >&2; exit 2"])
+}
+
+monkeyci_sdk::main!();
+"#;
+
+const PASSING_PIPELINE: &str = r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+async fn hello(ctx: &Ctx) -> Result<()> {
+    ctx.log("hello");
+    Ok(())
+}
+
+monkeyci_sdk::main!();
+"#;
+
+/// Issue 10: `build run` never printed the build id, `build logs` showed the newest build of
+/// any repository, and there was no `build list`. Each repository reads its own builds; another
+/// repository's build is refused by id, naming it, unless `--all`.
+#[test]
+fn builds_are_listed_and_read_per_repository() {
+    let a = TestRepo::with_pipeline("history_a", &FAILING_PIPELINE.replace("IMAGE", BUSYBOX));
+    let b = TestRepo::with_pipeline("history_b", PASSING_PIPELINE);
+    let (a_dir, b_dir) = (a.path().canonicalize().unwrap(), b.path().canonicalize().unwrap());
+    let run_a = run_on(&a, "shell").output();
+    run_a.assert_code(1);
+    let id_a = run_a.build_id();
+    let first = run_a.stdout.lines().next().unwrap_or_default();
+    assert!(first.starts_with(&format!("build {id_a} of {} (branch main at ", a_dir.display())), "{run_a:?}");
+    run_a.assert_stdout_contains(&format!("build id: {id_a} (`monkeyci build logs {id_a} [JOB]`"));
+    let run_b = run_on(&b, "shell").output();
+    run_b.assert_code(0);
+    let id_b = run_b.build_id();
+
+    let list_a = MonkeyciCommand::new(["build", "list"]).current_dir(&a_dir).output();
+    list_a.assert_code(0).assert_stdout_contains(&format!("builds of {}", a_dir.display()));
+    let row = list_a.stdout.lines().find(|l| l.starts_with(&id_a)).unwrap_or_else(|| panic!("{list_a:?}"));
+    assert!(row.contains("branch main") && row.contains(" failure "), "{row}");
+    assert!(!list_a.stdout.contains(&id_b), "another repository's build is listed: {list_a:?}");
+    let list_b = MonkeyciCommand::new(["build", "list"]).arg(&b_dir).args(["--limit", "1"]).output();
+    list_b.assert_code(0);
+    assert!(list_b.stdout.lines().any(|l| l.starts_with(&id_b) && l.contains(" success ")), "{list_b:?}");
+    let all = MonkeyciCommand::new(["build", "list", "--all", "--limit", "0"]).current_dir(&a_dir).output();
+    all.assert_code(0).assert_stdout_contains(&id_a).assert_stdout_contains(&id_b);
+
+    // The newest build of the repository it is run in, from a subdirectory too.
+    for dir in [a_dir.clone(), a_dir.join(".monkeyci/src")] {
+        let logs = MonkeyciCommand::new(["build", "logs"]).current_dir(&dir).output();
+        logs.assert_code(0).assert_stdout_contains(&format!("build {id_a} of {}", a_dir.display()));
+    }
+    let refused = MonkeyciCommand::new(["build", "logs"]).arg(&id_b).current_dir(&a_dir).output();
+    refused.assert_code(2);
+    refused.assert_stderr_contains(&format!(
+        "build {id_b} is a build of {}, not of {}",
+        b_dir.display(),
+        a_dir.display()
+    ));
+    refused.assert_stderr_contains("--all");
+    MonkeyciCommand::new(["build", "logs", "--all"]).arg(&id_b).current_dir(&a_dir).output().assert_code(0);
+    MonkeyciCommand::new(["build", "logs", "hello", "--repo"]).arg(&b_dir).output().assert_code(0);
+}
+
+/// Issue 10: `build logs JOB` dropped the `$ line  (command N)` markers shown live,
+/// `ctx.shell` commands were never shown, and a failure line named only the command. Live and
+/// read back, both show the commands, and the failure with the last lines of its stderr.
+#[test]
+fn commands_and_what_failed_in_them_are_shown_live_and_read_back() {
+    let repo = TestRepo::with_pipeline("history_markers", &FAILING_PIPELINE.replace("IMAGE", BUSYBOX));
+    let out = run_on(&repo, "shell").output();
+    out.assert_code(1);
+    let shell = "$ echo building; echo 'error: it broke' >&2; echo 'help: fix it' >&2; exit 101  (command ";
+    for (job, shown) in [
+        (
+            "check",
+            [
+                shell,
+                "[check] | building",
+                "[check] ! error: it broke",
+                "[check] failure after ",
+                "[check]   ! error: it broke",
+                "[check]   ! help: fix it",
+            ],
+        ),
+        (
+            "lint",
+            [
+                "[lint] $ echo linting  (command 0)",
+                "[lint] | linting",
+                "[lint] ! lint-warned",
+                "[lint] command 1 exited with code 2",
+                "[lint] failure after ",
+                "[lint]   ! lint-warned",
+            ],
+        ),
+    ] {
+        let logs =
+            MonkeyciCommand::new(["build", "logs"]).arg(out.build_id()).arg(job).current_dir(repo.path()).output();
+        logs.assert_code(0);
+        for text in shown {
+            out.assert_stdout_contains(text);
+            logs.assert_stdout_contains(text);
+        }
+    }
+    // The summary says it too.
+    out.assert_stdout_contains("check: the last lines of its stderr:\n  ! error: it broke\n  ! help: fix it\n");
+    let message = out.message("check").unwrap();
+    assert!(message.contains("exited with code 101"), "{message}");
 }

@@ -585,7 +585,7 @@ fn a_script_suspends_and_resumes_once_per_container_in_a_chain() {
         assert_eq!(out.status("chain-last"), Some(JobStatus::Success), "{engine}: {out:?}");
         assert_eq!(lines_of(&log), ["last"], "{engine}: {out:?}");
         // The record tells it afterwards.
-        let logs = MonkeyciCommand::new(["build", "logs", &out.build_id()]).output();
+        let logs = MonkeyciCommand::new(["build", "logs", &out.build_id()]).current_dir(repo.path()).output();
         logs.assert_code(0);
         logs.assert_stdout_contains("build success\nthe script suspended 2 times while containers ran");
     }

@@ -19,8 +19,8 @@ use crate::dsl::error::JobError;
 use crate::durable::journal::Step;
 use crate::durable::scope::{Scope, StepNumber};
 use crate::protocol::{
-    ContainerRequest, ContainerResult, ContainerSpec, JobStatus, JournalRecord, OutputStream, SCRIPT_CONFIG_ENV,
-    StepKey,
+    ContainerRequest, ContainerResult, ContainerSpec, EventKind, JobStatus, JournalRecord, OutputStream,
+    SCRIPT_CONFIG_ENV, StepKey,
 };
 
 /// What a command run with [`Ctx::shell`](crate::Ctx::shell) printed.
@@ -86,8 +86,10 @@ pub(crate) fn run(
 }
 
 /// `ctx.shell`: runs `command` with `sh -c` in the work dir of `scope`'s job as its next step
-/// (outside a job, unjournaled), streaming its output into the job's log; fails when the
-/// command exits non-zero. Holds a slot of `--max-parallel` while it runs.
+/// (outside a job, unjournaled), streaming its output into the job's log between a
+/// `command/start` and a `command/end` event (numbered by the step, as a container job's script
+/// lines are by their index); fails when the command exits non-zero. Holds a slot of
+/// `--max-parallel` while it runs.
 pub(crate) fn shell<'a>(
     scope: &'a Arc<Scope>,
     command: &'a str,
@@ -128,6 +130,12 @@ async fn shell_step(scope: &Arc<Scope>, command: &str, taken: Option<Taken>) -> 
     keep_environment_from_children();
     let mut child =
         command_line.spawn().map_err(|err| JobError::with_source(format!("could not start `{masked}`"), err))?;
+    // Shown like a container job's script line (`$ cargo test  (command N)`), numbered by its
+    // step; not again on replay, like its output.
+    let marker = taken.as_ref().map(|Taken { number, .. }| (number.job.clone(), number.n as usize));
+    if let Some((job_id, command)) = &marker {
+        build.emit(EventKind::CommandStart { job_id: job_id.clone(), command: *command, line: masked.clone() });
+    }
     // From here on, whatever ends this step (the command, an error, a timeout or a cancel
     // dropping this future, the script's death) stops the command's whole group.
     let mut group = child.id().map(ProcessGroup::watch);
@@ -161,6 +169,9 @@ async fn shell_step(scope: &Arc<Scope>, command: &str, taken: Option<Taken>) -> 
         }
     };
     drop(group);
+    if let (Some((job_id, command)), Some(exit)) = (marker, status.code()) {
+        build.emit(EventKind::CommandEnd { job_id, command, exit });
+    }
     if let Some(Taken { number: StepNumber { attempt, n, .. }, recorded: None }) = taken {
         let record = JournalRecord::ShellResult {
             attempt,
@@ -392,6 +403,40 @@ mod tests {
         let run = TestCtx::new().run_jobs(vec![job]).unwrap();
         assert_eq!(run.job_status("stubborn"), Some(JobStatus::Timeout), "{:?}", run.message("stubborn"));
         assert_eq!(gone_within("7340012", Duration::from_secs(6)), Vec::<String>::new());
+    }
+
+    /// Issue 10: `ctx.shell` commands were never shown. Each one is a `command/start` before
+    /// its output and a `command/end` with its exit code after it, as a container job's script
+    /// lines are.
+    #[test]
+    fn a_shell_command_is_shown_between_its_start_and_its_end() {
+        use crate::protocol::{EventKind, OutputStream};
+        let job = Job::action("sh", |ctx| async move {
+            ctx.shell("echo out; echo oops >&2").await?;
+            ctx.shell("exit 3").await?;
+            Ok(())
+        });
+        let run = TestCtx::new().run_jobs(vec![job]).unwrap();
+        assert_eq!(run.job_status("sh"), Some(JobStatus::Failure));
+        let shown: Vec<String> = run
+            .events()
+            .iter()
+            .filter_map(|event| match &event.kind {
+                EventKind::CommandStart { job_id, command, line } => Some(format!("{job_id} start {command}: {line}")),
+                EventKind::CommandEnd { job_id, command, exit } => Some(format!("{job_id} end {command}: {exit}")),
+                EventKind::JobOutput { stream: OutputStream::Stderr, line, .. } => Some(format!("! {line}")),
+                EventKind::JobOutput { line, .. } => Some(line.clone()),
+                _ => None,
+            })
+            .collect();
+        let [first, out, err, end, second, last] = &shown[..] else { panic!("{shown:?}") };
+        assert!(first.starts_with("sh start ") && first.ends_with(": echo out; echo oops >&2"), "{shown:?}");
+        // stdout and stderr are read apart: their lines may come in either order.
+        let mut output = [out.as_str(), err.as_str()];
+        output.sort();
+        assert_eq!(output, ["! oops", "out"], "{shown:?}");
+        assert_eq!(end, &first.replace("start", "end").replace("echo out; echo oops >&2", "0"), "{shown:?}");
+        assert!(second.ends_with(": exit 3") && last.ends_with(": 3") && second != first, "{shown:?}");
     }
 
     #[test]

@@ -181,6 +181,7 @@ pub async fn run_script(
         Some(dir) => {
             let mut recorder = Recorder::create(dir).map_err(|source| Error::Record { dir: dir.clone(), source })?;
             recorder.note_binary(binary);
+            recorder.note_build(&request.build);
             Some(recorder)
         }
         None => None,

@@ -2,6 +2,12 @@
 //! records), the workspace copies crashed runs left in the records kept, pipeline binaries not
 //! used for a while, and all but the newest archives of each cache.
 //!
+//! A build's artifacts live as long as its record, no longer: their keys are the build's
+//! (`artifacts/<build>/`, [`keys`]) and only that build restores them, so nothing else refers
+//! to them. Pruning a record removes its artifacts and journal blobs with it, and those whose
+//! record is gone however it went (removed by hand, say) are removed too. To keep an artifact
+//! longer, extract it (`monkeyci build artifacts BUILD ID --to DIR`) or keep more records.
+//!
 //! [`Policy`] decides what is kept; [`prune()`] only removes. A build still running holds the
 //! lock of its record ([`crate::record::Recorder`]) and is never removed, however old. Its
 //! caller decides when to prune: the `monkeyci` binary does after every `monkeyci build run`,
@@ -69,6 +75,9 @@ pub struct Pruned {
     /// Workspace copies (and scratch directories) removed from the records kept: a crashed
     /// run's, whose jobs never removed them.
     pub workspaces: usize,
+    /// Builds whose stored blobs (artifacts, journal records) were removed because their
+    /// record was gone already (their blobs are counted in `blobs`).
+    pub orphans: usize,
     /// What could not be removed and why (it does not stop the prune).
     pub warnings: Vec<String>,
 }
@@ -89,6 +98,10 @@ impl std::fmt::Display for Pruned {
         if self.workspaces > 0 {
             let s = if self.workspaces == 1 { "y" } else { "ies" };
             write!(f, "; and {} workspace cop{s} left in the records kept", self.workspaces)?;
+        }
+        if self.orphans > 0 {
+            let s = if self.orphans == 1 { "" } else { "s" };
+            write!(f, "; and the artifacts of {} build{s} whose record was gone", self.orphans)?;
         }
         if self.running > 0 {
             write!(f, "; kept {} old build{} still running", self.running, if self.running == 1 { "" } else { "s" })?;
@@ -128,6 +141,7 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
 pub fn prune(cache_dir: &Path, store: &dyn BlobStore, policy: &Policy) -> Result<Pruned, Error> {
     let mut pruned = Pruned::default();
     prune_builds(cache_dir, store, policy, &mut pruned)?;
+    prune_orphans(&cache_dir.join("builds"), store, &mut pruned)?;
     prune_binaries(cache_dir, policy, &mut pruned)?;
     prune_cache_archives(store, policy, &mut pruned)?;
     Ok(pruned)
@@ -159,6 +173,26 @@ fn prune_builds(cache_dir: &Path, store: &dyn BlobStore, policy: &Policy, pruned
         if !crate::record::is_running(&dir) {
             remove_workspaces(&dir, pruned);
         }
+    }
+    Ok(())
+}
+
+/// The artifacts and journal blobs of builds that have no record directory at all (it was
+/// removed by hand, or by a prune stopped halfway). A build has its record directory before
+/// it stores anything, so a running build's blobs are never taken.
+fn prune_orphans(builds_dir: &Path, store: &dyn BlobStore, pruned: &mut Pruned) -> Result<(), Error> {
+    let mut orphans = std::collections::BTreeMap::<String, Vec<BlobInfo>>::new();
+    for top in [keys::ARTIFACTS_PREFIX, keys::JOURNAL_PREFIX] {
+        for info in store.list_info(top)? {
+            let Some(build) = info.key.as_str().split('/').nth(1).map(str::to_owned) else { continue };
+            if std::fs::symlink_metadata(builds_dir.join(&build)).is_err() {
+                orphans.entry(build).or_default().push(info);
+            }
+        }
+    }
+    for (_, blobs) in orphans {
+        pruned.orphans += 1;
+        remove_blobs(store, blobs, pruned)?;
     }
     Ok(())
 }
@@ -334,6 +368,26 @@ mod tests {
             ]
         );
         assert_eq!(prune(cache, &store, &policy).unwrap(), Pruned::default(), "a second prune finds nothing");
+    }
+
+    /// Issue 10: artifacts live as long as their record. A build's whose record is gone
+    /// (removed by hand) go at the next prune; a running build's, and a kept one's, stay.
+    #[test]
+    fn artifacts_whose_record_is_gone_are_removed_and_others_kept() {
+        let cache = tempfile::tempdir().unwrap();
+        let cache = cache.path();
+        let store = LocalBlobStore::new(cache).unwrap();
+        build(cache, "b-kept", Duration::ZERO);
+        let _running = crate::record::Recorder::create(&cache.join("builds/b-running")).unwrap();
+        for id in ["b-kept", "b-running", "b-gone"] {
+            put(&store, &format!("artifacts/{id}/dist.tar.zst"));
+            put(&store, &format!("journal/{id}/big.json"));
+        }
+        let pruned = prune(cache, &store, &Policy { keep_builds: 0, ..Policy::default() }).unwrap();
+        assert_eq!((pruned.builds, pruned.orphans, pruned.blobs), (0, 1, 2), "{pruned}");
+        assert!(pruned.to_string().contains("the artifacts of 1 build whose record was gone"), "{pruned}");
+        assert_eq!(keys(&store, "artifacts"), ["artifacts/b-kept/dist.tar.zst", "artifacts/b-running/dist.tar.zst"]);
+        assert_eq!(keys(&store, "journal"), ["journal/b-kept/big.json", "journal/b-running/big.json"]);
     }
 
     /// A crashed run's record kept the workspace copy of each job it ran (a `target/` each):

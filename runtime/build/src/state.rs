@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::process::ExitStatus;
 
-use monkeyci_protocol::{BuildStatus, Event, EventKind, JobStatus, Plan};
+use monkeyci_protocol::{BuildStatus, Event, EventKind, JobStatus, OutputStream, Plan};
 
 /// One job, as the events tell it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,11 +42,19 @@ pub struct JobState {
     pub duration_ms: Option<u64>,
     /// Why it ended as it did, or was skipped.
     pub message: Option<String>,
-    /// The script lines of its latest attempt, for a container job.
+    /// The commands of its latest attempt: a container job's script lines, an action job's
+    /// `ctx.shell` commands.
     pub commands: Vec<CommandState>,
     /// Declared `allow_failure` (from the plan): a failure does not fail the build.
     pub allow_failure: bool,
+    /// The last lines (at most [`STDERR_TAIL`]) its latest command wrote to stderr (a
+    /// container job's script line or a `ctx.shell` command; else its latest attempt): what
+    /// failed in it, shown with its failure.
+    pub stderr_tail: Vec<String>,
 }
+
+/// How many of a job's last stderr lines [`JobState::stderr_tail`] keeps.
+pub const STDERR_TAIL: usize = 5;
 
 impl JobState {
     /// Whether it failed (or timed out) and was allowed to: shown as such, not as a failure
@@ -59,7 +67,7 @@ impl JobState {
 /// One script line of a container job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandState {
-    /// Its index in the job's script.
+    /// Its index in the job's script (for `ctx.shell`, its step number in the job).
     pub index: usize,
     /// The line as written.
     pub line: String,
@@ -114,6 +122,7 @@ impl BuildState {
                 if job.attempt != *attempt {
                     job.commands.clear();
                 }
+                job.stderr_tail.clear();
                 job.status = JobStatus::Running;
                 job.attempt = *attempt;
                 job.started_ms = Some(event.time);
@@ -136,6 +145,16 @@ impl BuildState {
                 let job = self.job_mut(job_id);
                 job.commands.retain(|c| c.index != *command);
                 job.commands.push(CommandState { index: *command, line: line.clone(), exit: None });
+                job.stderr_tail.clear();
+            }
+            EventKind::JobOutput { job_id, stream: OutputStream::Stderr, line } => {
+                let tail = &mut self.job_mut(job_id).stderr_tail;
+                if !line.trim().is_empty() {
+                    if tail.len() == STDERR_TAIL {
+                        tail.remove(0);
+                    }
+                    tail.push(line.clone());
+                }
             }
             EventKind::CommandEnd { job_id, command, exit } => {
                 if let Some(c) = self.job_mut(job_id).commands.iter_mut().rev().find(|c| c.index == *command) {
@@ -224,6 +243,7 @@ impl BuildState {
                 message: None,
                 commands: Vec::new(),
                 allow_failure: false,
+                stderr_tail: Vec::new(),
             });
         }
         &mut self.jobs[i]
@@ -334,6 +354,30 @@ mod tests {
         ]);
         assert!(state.job("msrv").unwrap().failed_allowed());
         assert!(!state.job("test").unwrap().failed_allowed());
+    }
+
+    /// Issue 10: a failure line named only the command. The fold keeps the last stderr lines
+    /// of the latest command, to show what failed in it.
+    #[test]
+    fn the_stderr_tail_is_that_of_the_latest_command() {
+        let err =
+            |line: &str| EventKind::JobOutput { job_id: "t".into(), stream: OutputStream::Stderr, line: line.into() };
+        let mut kinds = vec![
+            (1, EventKind::JobStart { job_id: "t".into(), attempt: 1 }),
+            (2, EventKind::CommandStart { job_id: "t".into(), command: 0, line: "cargo build".into() }),
+            (3, err("warning: unused")),
+            (4, EventKind::CommandEnd { job_id: "t".into(), command: 0, exit: 0 }),
+            (5, EventKind::CommandStart { job_id: "t".into(), command: 1, line: "cargo test".into() }),
+        ];
+        for n in 0..7 {
+            kinds.push((6, err(&format!("line {n}"))));
+        }
+        kinds.push((7, err("  ")));
+        kinds.push((8, EventKind::JobOutput { job_id: "t".into(), stream: OutputStream::Stdout, line: "out".into() }));
+        let state = fold(kinds);
+        assert_eq!(state.job("t").unwrap().stderr_tail, ["line 2", "line 3", "line 4", "line 5", "line 6"]);
+        let retried = fold([(1, err("old")), (2, EventKind::JobStart { job_id: "t".into(), attempt: 2 })]);
+        assert!(retried.job("t").unwrap().stderr_tail.is_empty());
     }
 
     #[test]

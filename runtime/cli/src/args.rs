@@ -75,8 +75,13 @@ pub(crate) enum BuildCommand {
     Verify(VerifyArgs),
     /// Run the pipeline crate's own unit tests (`cargo test`).
     Test(TestArgs),
-    /// Show a recorded build: its jobs, or one job's output and command logs.
+    /// List the recorded builds of a repository, newest first.
+    List(ListArgs),
+    /// Show a recorded build of this repository: its jobs, or one job's output and command
+    /// logs.
     Logs(LogsArgs),
+    /// List the artifacts of a recorded build of this repository, or extract one.
+    Artifacts(ArtifactsArgs),
     /// Queue a build of a repository on a server (and follow it with --watch).
     Trigger(crate::remote_args::TriggerArgs),
     /// Show a build on a server.
@@ -233,12 +238,54 @@ pub(crate) struct InitArgs {
     pub(crate) dir: PathBuf,
 }
 
+/// Which repository's recorded builds a command reads.
+#[derive(Debug, Args)]
+pub(crate) struct RecordScope {
+    /// The repository (or a directory in it) whose builds are read.
+    #[arg(long = "repo", value_name = "DIR", default_value = ".")]
+    pub(crate) repo: PathBuf,
+    /// Read the builds of every repository.
+    #[arg(long)]
+    pub(crate) all: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// The repository (or a directory in it) whose builds are listed.
+    #[arg(default_value = ".")]
+    pub(crate) dir: PathBuf,
+    /// List the builds of every repository.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// At most this many builds, newest first; 0 lists them all.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub(crate) limit: usize,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct LogsArgs {
-    /// A build id (default: the newest build), or a job of the newest build.
+    /// A build id (default: the newest build of the repository), or a job of the newest build.
     #[arg(value_name = "BUILD")]
     pub(crate) first: Option<String>,
     /// A job of that build.
     #[arg(value_name = "JOB")]
     pub(crate) second: Option<String>,
+    #[command(flatten)]
+    pub(crate) scope: RecordScope,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ArtifactsArgs {
+    /// A build id (default: the newest build of the repository), or an artifact of the newest
+    /// build.
+    #[arg(value_name = "BUILD")]
+    pub(crate) first: Option<String>,
+    /// An artifact of that build to extract; without it, the build's artifacts are listed.
+    #[arg(value_name = "ID")]
+    pub(crate) second: Option<String>,
+    /// Where to extract the artifact (created if needed; files already there are replaced).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub(crate) to: PathBuf,
+    #[command(flatten)]
+    pub(crate) scope: RecordScope,
 }

@@ -11,7 +11,9 @@
 //!
 //! Paths are relative to the job's work dir, or to the job's own cargo home for
 //! `~/.cargo/registry` and `~/.cargo/git` ([`CacheDirs`]; the rules are
-//! [`monkeyci_protocol::cache`]'s), and restored at the same place. Archives are made by
+//! [`monkeyci_protocol::cache`]'s), and restored at the same place. After the build,
+//! [`stored_artifacts`] lists a build's artifacts and [`extract_artifact`] extracts one
+//! elsewhere, with the same checks. Archives are made by
 //! [`monkeyci_archive`]; this module only picks the paths and keys. Every function blocks: call
 //! them from `spawn_blocking`.
 
@@ -39,6 +41,16 @@ pub enum Error {
         "artifact `{0}` does not exist: no earlier job of this build saved it (does this job depend on the one that does?)"
     )]
     MissingArtifact(String),
+    /// A build has no artifact of the id asked for (read back after the build).
+    #[error("build {build} has no artifact `{id}`; {}", saved_list(.saved))]
+    NoSuchArtifact {
+        /// The build.
+        build: String,
+        /// The artifact id asked for.
+        id: String,
+        /// The ids of the artifacts it has.
+        saved: Vec<String>,
+    },
     /// The path of an artifact or cache is not a relative path inside the work dir.
     #[error("path `{path}` of {what} `{id}` {reason}")]
     BadPath {
@@ -356,6 +368,56 @@ fn stored_cache_key(key: &BlobKey) -> String {
     cache::unescape_key(name.strip_suffix(".tar.zst").unwrap_or(name))
 }
 
+/// An artifact a build saved, as [`stored_artifacts`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredArtifact {
+    /// Its id.
+    pub id: String,
+    /// The size of its archive, in bytes.
+    pub size: u64,
+    /// When it was saved.
+    pub saved: std::time::SystemTime,
+}
+
+/// The artifacts build `build_id` saved, by id. They are kept as long as the build's record
+/// (see `monkeyci_build::prune`).
+pub fn stored_artifacts(store: &dyn BlobStore, build_id: &str) -> Result<Vec<StoredArtifact>, Error> {
+    let mut found: Vec<StoredArtifact> = store
+        .list_info(&keys::artifacts_prefix(build_id))?
+        .into_iter()
+        .filter_map(|info| {
+            let id = info.key.as_str().rsplit('/').next()?.strip_suffix(".tar.zst")?.to_owned();
+            Some(StoredArtifact { id, size: info.size, saved: info.modified })
+        })
+        .collect();
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(found)
+}
+
+/// Extracts artifact `id` of build `build_id` into `dest` (created if needed), with the
+/// checks of every restore ([`monkeyci_archive::unpack`]: no absolute path, no `..`, no link
+/// leading out of `dest`); a file already there is replaced. Blocks.
+pub fn extract_artifact(
+    store: &dyn BlobStore,
+    build_id: &str,
+    id: &str,
+    dest: &Path,
+) -> Result<archive::UnpackStats, Error> {
+    check_id("artifact", id)?;
+    match store.get(&keys::artifact(build_id, id)?)? {
+        Some(reader) => Ok(archive::unpack(reader, dest)?),
+        None => {
+            let saved = stored_artifacts(store, build_id)?.into_iter().map(|a| a.id).collect();
+            Err(Error::NoSuchArtifact { build: build_id.to_owned(), id: id.to_owned(), saved })
+        }
+    }
+}
+
+/// "its artifacts are: a, b", or that there are none.
+fn saved_list(saved: &[String]) -> String {
+    if saved.is_empty() { "it saved none".to_owned() } else { format!("its artifacts are: {}", saved.join(", ")) }
+}
+
 fn check_id(what: &'static str, id: &str) -> Result<(), Error> {
     // The id rule's own messages speak of job ids: say it for artifacts and caches.
     let reason = match monkeyci_protocol::id::check(id) {
@@ -417,6 +479,55 @@ mod tests {
         );
         assert_eq!(message(".."), "invalid artifact id `..`: `.` and `..` are reserved; use letters or digits too");
         assert!(check_id("cache", "cargo-target_1.x").is_ok());
+    }
+
+    /// Issue 10: a build's artifacts are listed and extracted after it, with the checks of a
+    /// restore: an archive naming `..` or a link leading out writes nothing outside.
+    #[test]
+    fn a_builds_artifacts_are_listed_and_extracted_with_the_checks_of_a_restore() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store: Arc<dyn BlobStore> = Arc::new(crate::LocalBlobStore::new(tmp.path().join("store")).unwrap());
+        let files = JobFiles::new(Arc::clone(&store), "b1", tmp.path());
+        let work = tmp.path().join("work");
+        std::fs::create_dir_all(work.join("dist/bin")).unwrap();
+        std::fs::write(work.join("dist/bin/app"), "binary").unwrap();
+        std::fs::write(work.join("report.txt"), "ok").unwrap();
+        let scratch = tmp.path().join("scratch");
+        for (id, path) in [("dist", "dist"), ("report", "report.txt")] {
+            files.save_artifact(&ArtifactSpec { id: id.into(), path: path.into() }, &work, &scratch).unwrap();
+        }
+        let listed = stored_artifacts(store.as_ref(), "b1").unwrap();
+        let ids: Vec<&str> = listed.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["dist", "report"]);
+        assert!(listed.iter().all(|a| a.size > 0));
+        assert!(stored_artifacts(store.as_ref(), "b2").unwrap().is_empty());
+
+        let dest = tmp.path().join("out");
+        let stats = extract_artifact(store.as_ref(), "b1", "dist", &dest).unwrap();
+        assert_eq!((stats.files, std::fs::read_to_string(dest.join("dist/bin/app")).unwrap()), (1, "binary".into()));
+        let err = extract_artifact(store.as_ref(), "b1", "nope", &dest).unwrap_err();
+        assert_eq!(err.to_string(), "build b1 has no artifact `nope`; its artifacts are: dist, report");
+        let err = extract_artifact(store.as_ref(), "b2", "dist", &dest).unwrap_err();
+        assert_eq!(err.to_string(), "build b2 has no artifact `dist`; it saved none");
+        assert!(matches!(extract_artifact(store.as_ref(), "b1", "../x", &dest), Err(Error::BadId { .. })));
+
+        // A hostile archive: a link out, then a file through it.
+        let mut hostile = Vec::new();
+        {
+            let mut tar = tar::Builder::new(zstd::Encoder::new(&mut hostile, 0).unwrap().auto_finish());
+            let mut link = tar::Header::new_gnu();
+            link.set_entry_type(tar::EntryType::Symlink);
+            link.set_size(0);
+            tar.append_link(&mut link, "escape", tmp.path()).unwrap();
+            let mut file = tar::Header::new_gnu();
+            file.set_size(3);
+            tar.append_data(&mut file, "escape/pwned", &b"bad"[..]).unwrap();
+            tar.finish().unwrap();
+        }
+        store.put(&keys::artifact("b1", "hostile").unwrap(), &mut hostile.as_slice()).unwrap();
+        let err = extract_artifact(store.as_ref(), "b1", "hostile", &dest).unwrap_err();
+        assert!(matches!(err, Error::Archive(_)), "{err}");
+        assert!(!tmp.path().join("pwned").exists(), "nothing is written outside the destination");
     }
 
     #[test]

@@ -10,9 +10,12 @@
 
 use crate::{BlobKey, Error};
 
+/// Where the artifacts of all builds are kept, below one directory per build.
+pub const ARTIFACTS_PREFIX: &str = "artifacts";
+
 /// Where the artifacts of build `build_id` are kept.
 pub fn artifacts_prefix(build_id: &str) -> String {
-    format!("artifacts/{build_id}")
+    format!("{ARTIFACTS_PREFIX}/{build_id}")
 }
 
 /// The archive of artifact `id` of build `build_id`.
@@ -34,9 +37,12 @@ pub fn cache(repo: &str, id: &str, key: &str) -> Result<BlobKey, Error> {
     BlobKey::new(format!("{}/{}.tar.zst", cache_prefix(repo, id), monkeyci_protocol::cache::escape_key(key)))
 }
 
+/// Where the large journal records of all builds are kept, below one directory per build.
+pub const JOURNAL_PREFIX: &str = "journal";
+
 /// Where the large journal records of build `build_id` are kept.
 pub fn journal_records_prefix(build_id: &str) -> String {
-    format!("journal/{build_id}")
+    format!("{JOURNAL_PREFIX}/{build_id}")
 }
 
 /// A large journal record of build `build_id`, named by the digest of its content.

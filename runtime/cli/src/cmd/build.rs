@@ -1,4 +1,4 @@
-//! `monkeyci build run|plan|verify|test|logs`: turns the arguments into a local build for
+//! `monkeyci build run|plan|verify|test`: turns the arguments into a local build for
 //! `monkeyci_build` (the cache, the sdk, the git context, approvals asked at the terminal) and
 //! shows it. Running, recording and judging the build are the library's.
 
@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 use monkeyci_protocol::{BuildInfo, OutputStream, ParamMap, Plan, ScriptMode};
 use parking_lot::Mutex;
 
-use crate::args::{AskMode, ContextArgs, LogsArgs, PipelineArgs, PlanArgs, RunArgs, TestArgs, VerifyArgs};
+use crate::args::{AskMode, ContextArgs, PipelineArgs, PlanArgs, RunArgs, TestArgs, VerifyArgs};
 use crate::outcome::Outcome;
 use crate::planfmt::{self, PlanFormat};
 use crate::render::{Console, Style};
@@ -102,6 +102,13 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     };
     let (build, params) = build_info(&pipeline.checkout_dir, &args.context)?;
     let build_id = build.build_id.clone();
+    {
+        // First, so the build can be found again however it ends.
+        let info = monkeyci_build::record::RecordInfo::of(&build);
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "build {build_id} of {}", super::records::what_was_built(&info))?;
+        out.flush()?;
+    }
     let mut events_file = match &args.events {
         Some(path) => Some(std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("cannot create the events file {}", path.display()))?,
@@ -178,7 +185,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         file.flush().context("cannot write the events file")?;
     }
     let mut console = console.lock();
-    console.finish();
+    console.finish(&format!("build id: {build_id} (`monkeyci build logs {build_id} [JOB]` shows it again)"));
     prune_after_build(&cache_dir);
     Ok(judge(outcome.verdict()))
 }
@@ -307,36 +314,4 @@ pub(super) fn test(args: TestArgs) -> anyhow::Result<Outcome> {
     let compiler = Compiler::new(crate::paths::cache_dir()?, crate::paths::sdk_path(args.pipeline.sdk_path.as_deref()));
     let status = compiler.cargo(&krate, "test").args(&args.cargo_args).status().context("cannot run `cargo test`")?;
     Ok(if status.success() { Outcome::Success } else { Outcome::Failed })
-}
-
-pub(super) fn logs(args: LogsArgs) -> anyhow::Result<Outcome> {
-    let builds_dir = crate::paths::cache_dir()?.join("builds");
-    // One argument is a build if such a build exists, else a job of the newest build.
-    let (build, job) = match (args.first, args.second) {
-        (Some(first), Some(second)) => (Some(first), Some(second)),
-        (Some(first), None) if monkeyci_build::record::builds(&builds_dir).contains(&first) => (Some(first), None),
-        (first, None) => (None, first),
-        (None, Some(_)) => unreachable!("clap fills positional arguments in order"),
-    };
-    let record = monkeyci_build::record::BuildRecord::open(&builds_dir, build.as_deref())?;
-    let mut out = std::io::stdout().lock();
-    match job {
-        Some(job) => record.write_job_log(&job, &mut out)?,
-        None => {
-            let _ = write!(out, "build {} ({})", record.id, record.dir.display());
-            let mut table = Vec::new();
-            crate::render::summary(&record.state, &mut table, false);
-            let _ = out.write_all(&table);
-            if record.state.end().is_none() {
-                let _ = writeln!(out, "\nthe build did not end (it runs, or its process was killed)");
-            }
-            match record.state.suspensions() {
-                0 => {}
-                1 => _ = writeln!(out, "the script suspended once while containers ran"),
-                n => _ = writeln!(out, "the script suspended {n} times while containers ran"),
-            }
-            let _ = writeln!(out, "show a job's output with `monkeyci build logs {} JOB`", record.id);
-        }
-    }
-    Ok(Outcome::Success)
 }

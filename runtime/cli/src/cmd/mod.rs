@@ -4,6 +4,7 @@
 mod build;
 mod cache;
 mod init;
+mod records;
 mod remote;
 
 use super::args::{BuildCommand, CacheCommand, Cli, Command};
@@ -16,7 +17,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
             BuildCommand::Plan(args) => build::plan(args),
             BuildCommand::Verify(args) => build::verify(args),
             BuildCommand::Test(args) => build::test(args),
-            BuildCommand::Logs(args) => build::logs(args),
+            BuildCommand::List(args) => records::list(args),
+            BuildCommand::Logs(args) => records::logs(args),
+            BuildCommand::Artifacts(args) => records::artifacts(args),
             BuildCommand::Trigger(args) => remote::trigger(args),
             BuildCommand::Show(args) => remote::show(args),
             BuildCommand::Watch(args) => remote::watch(args),

@@ -251,7 +251,7 @@ fn watch_build(client: &Client, id: &str, plain: bool) -> anyhow::Result<Outcome
         }
         end
     })?;
-    console.lock().finish();
+    console.lock().finish(&format!("build id: {id} (`monkeyci build show {id}` shows how it ended)"));
     Ok(match end.status {
         Status::Success => Outcome::Success,
         Status::Failure | Status::Canceled => Outcome::Failed,

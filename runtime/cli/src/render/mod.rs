@@ -14,7 +14,19 @@ use std::io::{IsTerminal, Write};
 use monkeyci_build::controller::Update;
 use monkeyci_build::state::BuildState;
 
-pub(crate) use view::summary;
+pub(crate) use view::{format_ms, summary};
+
+/// The lines of a recorded job's events (see `BuildRecord::job_events`), as the plain live
+/// view shows them: time, `[job]`, `$ line  (command N)` markers, `| ` and `! ` output.
+pub(crate) fn job_log(events: &[monkeyci_protocol::Event], out: &mut Vec<u8>) {
+    let mut state = BuildState::default();
+    for event in events {
+        state.apply(event);
+        if event.kind.job_id().is_some() {
+            plain::event_line(out, event, &state);
+        }
+    }
+}
 
 /// How to show progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,14 +114,16 @@ impl Console {
         }
     }
 
-    /// Ends live output and prints the summary table.
-    pub(crate) fn finish(&mut self) {
+    /// Ends live output and prints the summary table, then `footer` (the build's id and how
+    /// to read it again).
+    pub(crate) fn finish(&mut self, footer: &str) {
         self.resume();
         let mut out = Vec::new();
         if let Some(block) = &mut self.live {
             block.clear(&mut out);
         }
         view::summary(&self.state, &mut out, self.color);
+        let _ = writeln!(out, "{footer}");
         emit(&out);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use monkeyci_protocol::{Event, EventKind, OutputStream};
+use monkeyci_protocol::{Event, EventKind, JobStatus, OutputStream};
 
 use super::view::format_ms;
 use monkeyci_build::controller::Update;
@@ -18,10 +18,16 @@ pub(super) fn line(out: &mut Vec<u8>, update: &Update, state: &BuildState) {
             let line = strip_ansi(line);
             let _ = writeln!(out, "{} [script] {}{line}", clock(monkeyci_protocol::now_ms()), marker(*stream));
         }
-        Update::Event(event) => {
-            if let Some(text) = describe(event, state) {
-                let _ = writeln!(out, "{} {}", clock(event.time), strip_ansi(&text));
-            }
+        Update::Event(event) => event_line(out, event, state),
+    }
+}
+
+/// Writes the line (or lines) for `event`, as [`line`] does: `monkeyci build logs JOB` shows a
+/// recorded job with these.
+pub(super) fn event_line(out: &mut Vec<u8>, event: &Event, state: &BuildState) {
+    if let Some(text) = describe(event, state) {
+        for text in text.lines() {
+            let _ = writeln!(out, "{} {}", clock(event.time), strip_ansi(text));
         }
     }
 }
@@ -56,11 +62,23 @@ pub(super) fn describe(event: &Event, state: &BuildState) -> Option<String> {
             format!("[{job_id}] attempt {attempt} failed: {message}; retrying")
         }
         EventKind::JobEnd { job_id, status, duration_ms, message, .. } => {
-            let allowed = if state.job(job_id).is_some_and(|job| job.failed_allowed()) { " (allowed)" } else { "" };
-            match message {
+            let job = state.job(job_id);
+            let allowed = if job.is_some_and(|job| job.failed_allowed()) { " (allowed)" } else { "" };
+            let mut text = match message {
                 Some(message) => format!("[{job_id}] {status}{allowed} after {}: {message}", format_ms(*duration_ms)),
                 None => format!("[{job_id}] {status}{allowed} after {}", format_ms(*duration_ms)),
+            };
+            // What failed in the command: the last lines of its stderr.
+            if matches!(status, JobStatus::Failure | JobStatus::Timeout) {
+                let tail = job.map_or(&[][..], |job| &job.stderr_tail[..]);
+                if !tail.is_empty() {
+                    text.push_str("; the last lines of its stderr:");
+                }
+                for line in tail {
+                    text.push_str(&format!("\n[{job_id}]   ! {line}"));
+                }
             }
+            text
         }
         EventKind::JobSkipped { job_id, reason } => format!("[{job_id}] skipped: {reason}"),
         EventKind::ContainerStart { job_id, image, engine } => {

@@ -7,7 +7,7 @@ use monkeyci_build::state::{BuildState, JobState};
 use monkeyci_protocol::JobStatus;
 
 /// The table printed at the end of a build (and by `build logs`): job, status, duration,
-/// message, then how the build ended.
+/// message; the last stderr lines of each failed job; then how the build ended.
 pub(crate) fn summary(state: &BuildState, out: &mut Vec<u8>, color: bool) {
     if state.jobs().is_empty() {
         return;
@@ -22,6 +22,15 @@ pub(crate) fn summary(state: &BuildState, out: &mut Vec<u8>, color: bool) {
         let status = paint_job(color, job, &format!("{:<status_width$}", status_text(job)));
         let line = format!("{:<width$}  {status}  {duration:>9}  {message}", job.id);
         let _ = writeln!(out, "{}", line.trim_end());
+    }
+    // What failed in each failed job's last command.
+    for job in state.jobs() {
+        if matches!(job.status, JobStatus::Failure | JobStatus::Timeout) && !job.stderr_tail.is_empty() {
+            let _ = writeln!(out, "\n{}: the last lines of its stderr:", job.id);
+            for line in &job.stderr_tail {
+                let _ = writeln!(out, "  ! {line}");
+            }
+        }
     }
     if let Some((status, message)) = state.end() {
         let _ = write!(out, "\nbuild {status}");
