@@ -76,3 +76,7 @@ mod hostile;
 /// `monkeyci server`: builds through the API and the CLI on its embedded agent, errors and
 /// scopes, cancel, the event stream across reconnects, a restart after `kill -9`.
 mod server;
+
+/// Forge webhooks into `monkeyci server`: signed real payloads start builds; bad signatures,
+/// deletions, pings and redeliveries start nothing; a burst of 200 loses none.
+mod webhooks;

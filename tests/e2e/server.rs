@@ -18,7 +18,7 @@ const MONKEYCI: &str = env!("CARGO_BIN_EXE_monkeyci");
 
 /// The databases every test runs on: SQLite always, PostgreSQL when one is configured (in CI
 /// it must be: a missing server fails there rather than skipping).
-fn databases() -> Vec<Database> {
+pub fn databases() -> Vec<Database> {
     // A server sandboxes builds, and refuses the shell engine for their container jobs.
     if !bwrap_available() || !podman_available() {
         return Vec::new();
@@ -37,7 +37,7 @@ fn databases() -> Vec<Database> {
 }
 
 #[derive(Debug, Clone)]
-enum Database {
+pub enum Database {
     Sqlite,
     Postgres(String),
 }
@@ -75,22 +75,22 @@ impl Database {
 }
 
 /// A `monkeyci server` process with its own data dir (and database).
-struct TestServer {
+pub struct TestServer {
     child: Child,
     url: String,
-    token: String,
-    data_dir: tempfile::TempDir,
+    pub token: String,
+    pub data_dir: tempfile::TempDir,
     database_url: Option<String>,
     extra: Vec<String>,
 }
 
 impl TestServer {
-    fn start(db: &Database, agent_capacity: usize) -> TestServer {
+    pub fn start(db: &Database, agent_capacity: usize) -> TestServer {
         TestServer::start_with(db, agent_capacity, &[])
     }
 
     /// A server started with `extra` arguments.
-    fn start_with(db: &Database, agent_capacity: usize, extra: &[&str]) -> TestServer {
+    pub fn start_with(db: &Database, agent_capacity: usize, extra: &[&str]) -> TestServer {
         let data_dir = tempfile::Builder::new().prefix("monkeyci-e2e-server-").tempdir().unwrap();
         let database_url = db.url_for(data_dir.path());
         let mut server = TestServer {
@@ -106,7 +106,7 @@ impl TestServer {
     }
 
     /// Starts the process (again); returns the admin token if it printed one.
-    fn launch(&mut self, agent_capacity: usize) -> Option<String> {
+    pub fn launch(&mut self, agent_capacity: usize) -> Option<String> {
         let mut cmd = Command::new(MONKEYCI);
         // A secret of the server's own environment, which no build may see.
         cmd.env("MONKEYCI_E2E_SERVER_SECRET", "the server's own secret");
@@ -145,21 +145,21 @@ impl TestServer {
         token
     }
 
-    fn kill_9(&mut self) {
+    pub fn kill_9(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
 
-    fn addr(&self) -> &str {
+    pub fn addr(&self) -> &str {
         self.url.strip_prefix("http://").unwrap()
     }
 
     /// One request with the admin token; (status, JSON body).
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         self.call_as(&self.token, method, path, body)
     }
 
-    fn call_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub fn call_as(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let (status, _, bytes) =
             http(self.addr(), method, path, &[("Authorization", &format!("Bearer {token}"))], body.as_bytes());
@@ -167,7 +167,7 @@ impl TestServer {
     }
 
     /// The CLI against this server.
-    fn cli(&self, args: &[&str]) -> std::process::Output {
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(MONKEYCI)
             .args(args)
             .env("MONKEYCI_SERVER", &self.url)
@@ -178,29 +178,38 @@ impl TestServer {
     }
 
     /// Adds org `org` and the repository `org/name` at `repo`.
-    fn add_repo(&self, org: &str, name: &str, repo: &Path) {
+    pub fn add_repo(&self, org: &str, name: &str, repo: &Path) {
+        self.add_repo_with(org, name, repo, json!({}));
+    }
+
+    /// Adds the repository with a webhook secret.
+    pub fn add_repo_with_secret(&self, org: &str, name: &str, repo: &Path, secret: &str) {
+        self.add_repo_with(org, name, repo, json!({"webhook_secret": secret}));
+    }
+
+    fn add_repo_with(&self, org: &str, name: &str, repo: &Path, mut extra: Value) {
         let (status, _) = self.call("POST", "/api/v1/orgs", Some(json!({"id": org})));
         assert!(status == 201 || status == 409, "creating org {org}: {status}");
-        let url = format!("file://{}", repo.display());
-        let (status, body) =
-            self.call("POST", &format!("/api/v1/orgs/{org}/repos"), Some(json!({"name": name, "url": url})));
+        extra["name"] = json!(name);
+        extra["url"] = json!(format!("file://{}", repo.display()));
+        let (status, body) = self.call("POST", &format!("/api/v1/orgs/{org}/repos"), Some(extra));
         assert_eq!(status, 201, "{body}");
     }
 
-    fn trigger(&self, org: &str, repo: &str) -> String {
+    pub fn trigger(&self, org: &str, repo: &str) -> String {
         let (status, body) = self.call("POST", &format!("/api/v1/orgs/{org}/repos/{repo}/builds"), Some(json!({})));
         assert_eq!(status, 202, "{body}");
         body["id"].as_str().unwrap().to_owned()
     }
 
-    fn build(&self, id: &str) -> Value {
+    pub fn build(&self, id: &str) -> Value {
         let (status, body) = self.call("GET", &format!("/api/v1/builds/{id}"), None);
         assert_eq!(status, 200, "{body}");
         body
     }
 
     /// Waits until the build is over; its final state.
-    fn wait_for_end(&self, id: &str, within: Duration) -> Value {
+    pub fn wait_for_end(&self, id: &str, within: Duration) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let build = self.build(id);
@@ -213,7 +222,7 @@ impl TestServer {
     }
 
     /// Every record of a build's stream, through the long poll.
-    fn records(&self, id: &str) -> Vec<Value> {
+    pub fn records(&self, id: &str) -> Vec<Value> {
         let mut all = Vec::new();
         let mut after = 0;
         loop {
@@ -241,7 +250,7 @@ fn spawn_placeholder() -> Child {
 }
 
 /// One HTTP/1.1 request on a new connection, read to its end: (status, headers, body).
-fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
+pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let mut request =
@@ -276,7 +285,7 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     }
 }
 
-const HELLO: &str = r#"
+pub const HELLO: &str = r#"
 use monkeyci_sdk::prelude::*;
 
 #[job]
@@ -442,7 +451,7 @@ fn the_event_stream_resumes_after_last_event_id_with_nothing_lost_or_repeated() 
     }
 }
 
-fn sse_ids(body: &[u8]) -> Vec<i64> {
+pub fn sse_ids(body: &[u8]) -> Vec<i64> {
     String::from_utf8_lossy(body).lines().filter_map(|l| l.strip_prefix("id: ")).map(|id| id.parse().unwrap()).collect()
 }
 

@@ -13,6 +13,9 @@ CREATE TABLE repos (
     main_branch TEXT NOT NULL,
     labels TEXT NOT NULL,
     webhook_secret TEXT,
+    -- The number of the repository's last build: taken and raised in one statement, which
+    -- holds the row, so concurrent builds get numbers one after the other.
+    last_build BIGINT NOT NULL DEFAULT 0,
     created_ms BIGINT NOT NULL,
     PRIMARY KEY (org_id, name)
 );

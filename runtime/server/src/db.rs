@@ -267,6 +267,27 @@ impl Db {
         row.as_ref().map(repo_from_row).transpose()
     }
 
+    /// The repositories (and their webhook secrets) added under any of `urls`.
+    pub async fn repos_by_url(&self, urls: &[String]) -> Result<Vec<(Repo, Option<String>)>, DbError> {
+        let mut found = Vec::new();
+        for url in urls {
+            let rows = sqlx::query(
+                "SELECT org_id, name, url, main_branch, labels, webhook_secret, created_ms FROM repos \
+                 WHERE url = $1 ORDER BY org_id, name",
+            )
+            .bind(url)
+            .fetch_all(&self.pool)
+            .await?;
+            for row in &rows {
+                let repo = repo_from_row(row)?;
+                if !found.iter().any(|(r, _): &(Repo, _)| r.org == repo.0.org && r.name == repo.0.name) {
+                    found.push(repo);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     // ---- tokens ----
 
     /// Keeps a token's hash with its scope.
@@ -545,16 +566,26 @@ async fn insert_build(tx: &mut sqlx::Transaction<'_, sqlx::Any>, new: &NewBuild)
     let now = now();
     let id = crate::ids::new_build_id(now).map_err(|e| DbError::Sql(sqlx::Error::Io(e)))?;
     let changes = new.changed.as_ref().map(to_json);
+    // The row lock this takes holds other builds of the repository until the commit.
+    let number: i64 = sqlx::query(
+        "UPDATE repos SET last_build = last_build + 1 WHERE org_id = $1 AND name = $2 RETURNING last_build",
+    )
+    .bind(&new.org)
+    .bind(&new.repo)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| DbError::Conflict(format!("no repository {}/{}", new.org, new.repo)))?
+    .try_get(0)?;
     let sql = format!(
         "INSERT INTO builds (id, org_id, repo, number, status, source, trigger_kind, git_ref, commit_sha, \
          before_sha, message, author, changes, created_ms) \
-         SELECT $1, $2, $3, COALESCE(MAX(number), 0) + 1, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12 \
-         FROM builds WHERE org_id = $2 AND repo = $3 RETURNING {BUILD_COLUMNS}"
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {BUILD_COLUMNS}"
     );
     let row = sqlx::query(AssertSqlSafe(sql))
         .bind(&id)
         .bind(&new.org)
         .bind(&new.repo)
+        .bind(number)
         .bind(&new.source)
         .bind(&new.trigger)
         .bind(new.git_ref.as_deref())
