@@ -59,7 +59,7 @@ pub(super) async fn receive(
     let provider = provider_of(&provider)?;
     // Read (not trusted) only to find which repositories it may be for.
     let urls = match monkeyci_webhook::parse(provider, &headers, &body) {
-        Ok(Hook::Push(pushes)) => pushes.first().map(|p| candidate_urls(p)).unwrap_or_default(),
+        Ok(Hook::Push(pushes)) => pushes.first().map(candidate_urls).unwrap_or_default(),
         // What starts nothing needs no repository; still, only a verified one is answered.
         Ok(Hook::Ignored { .. }) | Err(_) => Vec::new(),
     };
