@@ -231,5 +231,11 @@ fn two_hundred_deliveries_at_once_make_two_hundred_builds_none_lost_or_doubled()
         let mut numbers: Vec<i64> = listed.as_array().unwrap().iter().map(|b| b["number"].as_i64().unwrap()).collect();
         numbers.sort();
         assert_eq!(numbers, (1..=200).collect::<Vec<_>>(), "{db:?}");
+        // The server's figures say so too.
+        let (status, _, metrics) = http(server.addr(), "GET", "/metrics", &[], b"");
+        let metrics = String::from_utf8_lossy(&metrics);
+        assert_eq!(status, 200);
+        assert!(metrics.contains("monkeyci_builds{status=\"queued\"} 200"), "{metrics}");
+        assert!(metrics.contains("monkeyci_webhook_seconds_count 200"), "{metrics}");
     }
 }

@@ -86,6 +86,11 @@ impl Agent {
         }
     }
 
+    /// The builds it runs now, and how many it runs at once.
+    pub fn load(&self) -> (usize, usize) {
+        (self.inner.running.lock().len(), self.inner.config.capacity)
+    }
+
     /// Claims and runs builds until the process ends.
     pub async fn run(self) {
         loop {

@@ -423,6 +423,20 @@ impl Db {
         rows.iter().map(build_from_row).collect()
     }
 
+    /// How many builds there are in each state (every state listed, zeros included).
+    pub async fn count_builds_by_status(&self) -> Result<Vec<(Status, i64)>, DbError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM builds GROUP BY status").fetch_all(&self.pool).await?;
+        let mut counts: Vec<(Status, i64)> = Status::ALL.iter().map(|(_, s)| (*s, 0)).collect();
+        for row in &rows {
+            let status: String = row.try_get(0)?;
+            let count: i64 = row.try_get(1)?;
+            if let Some(entry) = counts.iter_mut().find(|(s, _)| s.as_str() == status) {
+                entry.1 = count;
+            }
+        }
+        Ok(counts)
+    }
+
     /// Claims the oldest queued build for `agent`: it is then running, and no other agent
     /// can claim it (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer).
     pub async fn claim_build(&self, agent: &str) -> Result<Option<Build>, DbError> {

@@ -19,6 +19,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod ids;
+pub mod metrics;
 pub mod model;
 pub mod stream;
 
@@ -141,7 +142,12 @@ impl Server {
             api::AppState { db: self.db.clone(), streams, agent: agent.clone(), shutdown: Arc::clone(&shutdown) };
         let agent_task = agent.map(|agent| tokio::spawn(agent.run()));
         let addr = self.listener.local_addr().map_err(|source| Error::Listen { addr: self.config.listen, source })?;
-        let served = axum::serve(self.listener, api::router(state))
+        let counts = Arc::new(metrics::Metrics::default());
+        let scrape = metrics::Scrape { metrics: Arc::clone(&counts), db: self.db.clone(), agent: state.agent.clone() };
+        let app = api::router(state)
+            .merge(axum::Router::new().route("/metrics", axum::routing::get(metrics::scrape)).with_state(scrape))
+            .layer(axum::middleware::from_fn_with_state(counts, metrics::track));
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
                 stop.await;
                 // Long polls and event streams end, so the requests they hold finish.
