@@ -86,6 +86,11 @@ impl Agent {
         }
     }
 
+    /// Its name, as builds show it.
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
     /// The builds it runs now, and how many it runs at once.
     pub fn load(&self) -> (usize, usize) {
         (self.inner.running.lock().len(), self.inner.config.capacity)

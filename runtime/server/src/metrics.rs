@@ -52,12 +52,12 @@ impl Metrics {
         }
         if let Some(agent) = agent {
             let (running, capacity) = agent.load();
-            out.push_str("# HELP monkeyci_agent_builds Builds the embedded agent runs now.\n");
+            out.push_str("# HELP monkeyci_agent_builds Builds an agent in this process runs now.\n");
             out.push_str("# TYPE monkeyci_agent_builds gauge\n");
-            let _ = writeln!(out, "monkeyci_agent_builds{{agent=\"{}\"}} {running}", crate::EMBEDDED_AGENT);
-            out.push_str("# HELP monkeyci_agent_capacity Builds the embedded agent runs at once.\n");
+            let _ = writeln!(out, "monkeyci_agent_builds{{agent=\"{}\"}} {running}", agent.name());
+            out.push_str("# HELP monkeyci_agent_capacity Builds an agent in this process runs at once.\n");
             out.push_str("# TYPE monkeyci_agent_capacity gauge\n");
-            let _ = writeln!(out, "monkeyci_agent_capacity{{agent=\"{}\"}} {capacity}", crate::EMBEDDED_AGENT);
+            let _ = writeln!(out, "monkeyci_agent_capacity{{agent=\"{}\"}} {capacity}", agent.name());
         }
         out.push_str("# HELP monkeyci_webhook_seconds Time to answer a webhook delivery.\n");
         out.push_str("# TYPE monkeyci_webhook_seconds histogram\n");
