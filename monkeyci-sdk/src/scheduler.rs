@@ -24,13 +24,16 @@ use tokio::task::JoinSet;
 
 use crate::ctx::Ctx;
 use crate::dsl::error::JobError;
-use crate::dsl::job::{Job, JobBodyKind};
+use crate::dsl::env::pipeline_env;
+use crate::dsl::job::{Job, JobBodyKind, SpecFn};
 use crate::durable::build::Build;
 use crate::durable::journal::{Ended, Replay, Resume};
 use crate::durable::scope::Scope;
 use crate::future::BoxFuture;
 use crate::plan::{Resolved, panic_message};
-use crate::protocol::{BuildStatus, EventKind, JobStatus, JournalEntry, JournalRecord, Runs, StepKey, now_ms};
+use crate::protocol::{
+    BuildStatus, ContainerSpec, EventKind, JobStatus, JournalEntry, JournalRecord, Runs, StepKey, now_ms,
+};
 
 /// How to run a build.
 #[derive(Debug, Clone, Default)]
@@ -122,10 +125,11 @@ pub(crate) async fn run(build: &Arc<Build>, resolved: Resolved, options: Options
     }
 }
 
-async fn run_on_worker(build: Arc<Build>, resolved: Resolved, options: Options) -> BuildReport {
+async fn run_on_worker(build: Arc<Build>, mut resolved: Resolved, options: Options) -> BuildReport {
     let build = &build;
     job_panics();
     build.set_graph(resolved.graph());
+    build.set_pipelines(std::mem::take(&mut resolved.pipelines));
     build.set_replayed_steps(options.replay.steps.clone());
     let plan = resolved.plan();
     // A resumed script has told all this before: it only says it resumed.
@@ -214,7 +218,8 @@ async fn run_on_worker(build: Arc<Build>, resolved: Resolved, options: Options) 
             if matches!(job.body, JobBodyKind::Action(_)) {
                 action_scopes.insert(i, Arc::clone(&scope));
             }
-            let handle = running.spawn(run_job(scope, job, resume));
+            let journaled_spec = options.replay.specs.get(&ids[i]).cloned();
+            let handle = running.spawn(run_job(scope, job, resume, journaled_spec));
             task_job.insert(handle.id(), i);
         }
         let in_flight = running.len();
@@ -463,11 +468,12 @@ impl Dag {
     }
 }
 
-/// Runs one job: approval, then attempts until one succeeds or none are left. `resume` is
-/// where a job running when an earlier launch stopped picks up: a container job awaits the
-/// same dispatched attempt again, never starting another; an action job runs that attempt
-/// again, its recorded steps replayed.
-async fn run_job(scope: Arc<Scope>, job: Job, resume: Option<Resume>) -> Outcome {
+/// Runs one job: approval, then its container spec resolved if it reads its dependencies'
+/// outputs, then attempts until one succeeds or none are left. `resume` is where a job running
+/// when an earlier launch stopped picks up: a container job awaits the same dispatched attempt
+/// again, never starting another (with the spec `journaled_spec` it was dispatched with, if it
+/// was resolved then); an action job runs that attempt again, its recorded steps replayed.
+async fn run_job(scope: Arc<Scope>, job: Job, resume: Option<Resume>, journaled_spec: Option<ContainerSpec>) -> Outcome {
     let build = scope.build();
     let id = job.id.clone();
     if job.blocked && resume.is_none() {
@@ -478,6 +484,18 @@ async fn run_job(scope: Arc<Scope>, job: Job, resume: Option<Resume>) -> Outcome
             Err(err) => return Outcome::not_run(JobStatus::Failure, format!("approval failed: {err}")),
         }
     }
+    // Resolved once, now that its dependencies ended: every attempt runs the same spec.
+    let spec = match &job.body {
+        JobBodyKind::Action(_) => None,
+        JobBodyKind::Container(spec) => Some(Dispatch { spec: (**spec).clone().into_spec(), journal_spec: false }),
+        JobBodyKind::Deferred(_) if resume.is_some() && journaled_spec.is_some() => {
+            journaled_spec.map(|spec| Dispatch { spec, journal_spec: true })
+        }
+        JobBodyKind::Deferred(f) => match resolve_spec(&scope, &id, f) {
+            Ok(spec) => Some(Dispatch { spec, journal_spec: true }),
+            Err(message) => return Outcome::not_run(JobStatus::Failure, build.mask(&message)),
+        },
+    };
     // A container job's new attempt is a new container run, with its attempt number.
     let attempts = job.retries.saturating_add(1);
     let mut attempt = resume.map_or(0, |resume| resume.attempt - 1);
@@ -485,12 +503,12 @@ async fn run_job(scope: Arc<Scope>, job: Job, resume: Option<Resume>) -> Outcome
         attempt += 1;
         let resumed = resume.filter(|resume| resume.attempt == attempt);
         // Process work waits for a slot of `--max-parallel` before it counts as started.
-        let _slot = match job.body {
-            JobBodyKind::Container(_) => match build.process_slot().await {
+        let _slot = match spec {
+            Some(_) => match build.process_slot().await {
                 Ok(slot) => Some(slot),
                 Err(_) => return Outcome::not_run(JobStatus::Canceled, "the build is shutting down".to_owned()),
             },
-            JobBodyKind::Action(_) => None,
+            None => None,
         };
         let started_at_ms = resumed.and_then(|resume| resume.started_at_ms).unwrap_or_else(now_ms);
         scope.start_attempt(attempt, started_at_ms);
@@ -502,7 +520,10 @@ async fn run_job(scope: Arc<Scope>, job: Job, resume: Option<Resume>) -> Outcome
                 build.flush_events().await;
             }
         }
-        let (status, message, output) = run_attempt(&scope, &job, attempt, resumed.is_some()).await;
+        let (status, message, output) = match &spec {
+            Some(dispatch) => run_container(&scope, &job, dispatch, attempt, resumed.is_some()).await,
+            None => run_attempt(&scope, &job).await,
+        };
         let duration_ms = now_ms().saturating_sub(started_at_ms);
         let message = message.map(|m| build.mask(&m));
         if status != JobStatus::Success && attempt < attempts {
@@ -513,45 +534,79 @@ async fn run_job(scope: Arc<Scope>, job: Job, resume: Option<Resume>) -> Outcome
     }
 }
 
-/// Runs one attempt of `job`; `resumed` when an earlier launch of the script started it.
-async fn run_attempt(
+/// The container a container job runs, on every attempt.
+struct Dispatch {
+    spec: ContainerSpec,
+    /// Resolved from the dependencies' outputs: journaled with the dispatch, so a resumed
+    /// script awaits the container with the spec it was started with.
+    journal_spec: bool,
+}
+
+/// The spec `f` computes in `id`'s scope, now that its dependencies ended, with the pipeline's
+/// environment; or why there is none (an error, a panic, or a spec that cannot run).
+fn resolve_spec(scope: &Arc<Scope>, id: &str, f: &SpecFn) -> Result<ContainerSpec, String> {
+    let ctx = Ctx::new(Arc::clone(scope));
+    let resolved = CURRENT_JOB.sync_scope(id.to_owned(), || std::panic::catch_unwind(AssertUnwindSafe(|| f(&ctx))));
+    let spec = match resolved {
+        Ok(Ok(spec)) => spec.with_default_env(pipeline_env()).into_spec(),
+        Ok(Err(err)) => return Err(format!("its container spec could not be resolved: {err}")),
+        Err(payload) => {
+            let message = job_panics().lock().remove(id).unwrap_or_else(|| panic_message(&*payload));
+            return Err(format!("its container spec panicked: {message}"));
+        }
+    };
+    match spec.problem() {
+        Some(problem) => Err(format!("its container spec cannot run: {problem}")),
+        None => Ok(spec),
+    }
+}
+
+/// Runs one attempt of action job `job`.
+async fn run_attempt(scope: &Arc<Scope>, job: &Job) -> (JobStatus, Option<String>, Option<serde_json::Value>) {
+    match &job.body {
+        JobBodyKind::Action(action) => run_action(scope, job, action(Ctx::new(Arc::clone(scope)))).await,
+        JobBodyKind::Container(_) | JobBodyKind::Deferred(_) => {
+            (JobStatus::Failure, Some("the scheduler ran a container job without its spec".to_owned()), None)
+        }
+    }
+}
+
+/// Runs one attempt of container job `job` in a container of `dispatch`; `resumed` when an
+/// earlier launch of the script started it.
+async fn run_container(
     scope: &Arc<Scope>,
     job: &Job,
+    dispatch: &Dispatch,
     attempt: u32,
     resumed: bool,
 ) -> (JobStatus, Option<String>, Option<serde_json::Value>) {
-    match &job.body {
-        JobBodyKind::Action(action) => run_action(scope, job, action(Ctx::new(Arc::clone(scope)))).await,
-        JobBodyKind::Container(spec) => {
-            let mut spec = (**spec).clone().into_spec();
-            // The engine enforces the time limit: it stops the container, which a dropped
-            // future here would not.
-            if spec.timeout_ms.is_none() {
-                spec.timeout_ms = job.timeout.map(|limit| limit.as_millis() as u64);
-            }
-            let request = crate::protocol::ContainerRequest { job_id: job.id.clone(), attempt, spec };
-            let dispatch = async {
-                // Journaled before it is sent: on resume the same attempt is awaited, never started
-                // twice (dispatch is idempotent per job and attempt).
-                if !resumed {
-                    scope.journal(StepKey::Job, JournalRecord::ContainerDispatched { attempt, at_ms: Some(now_ms()) });
-                }
-                scope.run_container(request).await
-            };
-            match CURRENT_JOB.scope(job.id.clone(), dispatch).await {
-                Ok(result) if result.status == JobStatus::Success => {
-                    (JobStatus::Success, None, Some(serde_json::Value::Null))
-                }
-                Ok(result) => {
-                    let status = match result.status {
-                        JobStatus::Timeout | JobStatus::Canceled => result.status,
-                        _ => JobStatus::Failure,
-                    };
-                    (status, result.message, None)
-                }
-                Err(err) => (JobStatus::Failure, Some(err.to_string()), None),
-            }
+    let mut spec = dispatch.spec.clone();
+    // The engine enforces the time limit: it stops the container, which a dropped
+    // future here would not.
+    if spec.timeout_ms.is_none() {
+        spec.timeout_ms = job.timeout.map(|limit| limit.as_millis() as u64);
+    }
+    let journaled = dispatch.journal_spec.then(|| spec.clone());
+    let request = crate::protocol::ContainerRequest { job_id: job.id.clone(), attempt, spec };
+    let run = async {
+        // Journaled before it is sent: on resume the same attempt is awaited, never started
+        // twice (dispatch is idempotent per job and attempt).
+        if !resumed {
+            let record = JournalRecord::ContainerDispatched { attempt, at_ms: Some(now_ms()), spec: journaled };
+            scope.journal(StepKey::Job, record);
         }
+        scope.run_container(request).await
+    };
+    match CURRENT_JOB.scope(job.id.clone(), run).await {
+        Ok(result) if result.status == JobStatus::Success => (JobStatus::Success, None, Some(serde_json::Value::Null)),
+        Ok(result) => {
+            let status = match result.status {
+                JobStatus::Timeout | JobStatus::Canceled => result.status,
+                _ => JobStatus::Failure,
+            };
+            (status, result.message, None)
+        }
+        Err(err) => (JobStatus::Failure, Some(err.to_string()), None),
     }
 }
 
@@ -819,7 +874,7 @@ mod tests {
         let dispatched = JournalEntry::new(
             "wait",
             StepKey::Job,
-            JournalRecord::ContainerDispatched { attempt: 1, at_ms: Some(now_ms() - 5_000) },
+            JournalRecord::ContainerDispatched { attempt: 1, at_ms: Some(now_ms() - 5_000), spec: None },
         );
         let job = Job::container("wait", crate::container("img").script(["sleep 5"]));
         let rt = tokio::runtime::Runtime::new().unwrap();
