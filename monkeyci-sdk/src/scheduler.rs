@@ -1142,6 +1142,111 @@ mod tests {
         assert_eq!(run.job_status("fine"), Some(JobStatus::Success));
     }
 
+    /// A container job whose spec reads `version`'s output, and `version`.
+    fn version_and_package() -> Vec<Job> {
+        struct Version;
+        impl crate::JobMarker for Version {
+            type Output = String;
+            const ID: &'static str = "version";
+        }
+        let version = Job::action("version", |_ctx| async { Ok("1.2.3".to_owned()) });
+        let package = Job::container_with("package", |ctx| {
+            let version = ctx.output::<Version>()?;
+            Ok(crate::container(format!("registry/app:{version}")).script([format!("echo packaging {version}")]))
+        })
+        .depends_on(["version"]);
+        vec![version, package]
+    }
+
+    /// #10: a container job's spec may read the outputs of the jobs it depends on; it is
+    /// resolved once they ended, and journaled with the dispatch.
+    #[test]
+    fn a_container_spec_reading_an_output_is_resolved_when_its_dependencies_ended() {
+        use crate::protocol::JournalRecord;
+        let plan = TestCtx::new().plan_jobs(version_and_package()).unwrap();
+        let package = plan.job("package").unwrap();
+        assert!(package.resolved_at_run_time && package.container.is_none(), "{package:?}");
+
+        let run = TestCtx::new().run_jobs(version_and_package()).unwrap();
+        assert_eq!(run.job_status("package"), Some(JobStatus::Success), "{run:?}");
+        let [(job, spec)] = run.containers() else { panic!("{:?}", run.containers()) };
+        assert_eq!((job.as_str(), spec.image.as_str()), ("package", "registry/app:1.2.3"));
+        assert_eq!(spec.script, ["echo packaging 1.2.3"]);
+        let journaled: Vec<_> = journal_of(&run)
+            .into_iter()
+            .filter_map(|entry| match entry.record {
+                JournalRecord::ContainerDispatched { spec, .. } => Some(spec),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(journaled, [Some(spec.clone())], "the resolved spec is journaled with its dispatch");
+    }
+
+    /// #10: a resumed script awaits the container it dispatched, with the spec it resolved then.
+    #[test]
+    fn a_resumed_container_job_keeps_the_spec_it_was_dispatched_with() {
+        use crate::protocol::{JournalEntry, JournalRecord};
+        let ended = JournalEntry::new(
+            "version",
+            StepKey::End,
+            JournalRecord::JobEnd {
+                status: JobStatus::Success,
+                attempt: 1,
+                output: Some(serde_json::json!("1.2.3")),
+                message: None,
+            },
+        );
+        let dispatched_spec = crate::container("registry/app:as-dispatched").script(["true"]).into_spec();
+        let dispatched = JournalEntry::new(
+            "package",
+            StepKey::Job,
+            JournalRecord::ContainerDispatched { attempt: 1, at_ms: None, spec: Some(dispatched_spec.clone()) },
+        );
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let replay = crate::durable::journal::Replay::new(vec![ended, dispatched]);
+        let resumed = rt.block_on(TestCtx::new().run_jobs_replaying(version_and_package(), replay)).unwrap();
+        assert_eq!(resumed.job_status("package"), Some(JobStatus::Success), "{resumed:?}");
+        assert_eq!(resumed.containers(), [("package".to_owned(), dispatched_spec)]);
+        let dispatches = journal_of(&resumed)
+            .into_iter()
+            .filter(|entry| matches!(entry.record, JournalRecord::ContainerDispatched { .. }))
+            .count();
+        assert_eq!(dispatches, 0, "a resumed dispatch is not journaled again");
+    }
+
+    #[test]
+    fn a_container_spec_that_cannot_be_resolved_fails_its_job_and_skips_its_dependents() {
+        let broken = Job::container_with("package", |_ctx| Err(JobError::msg("no version")));
+        let run = TestCtx::new().run_jobs(vec![broken, ok("publish").depends_on(["package"])]).unwrap();
+        assert_eq!(run.job_status("package"), Some(JobStatus::Failure));
+        assert_eq!(run.message("package"), Some("its container spec could not be resolved: no version"));
+        assert_eq!(run.message("publish"), Some("dependency `package` failed"));
+        assert!(run.containers().is_empty());
+
+        let escaping = Job::container_with("up", |_ctx| Ok(crate::container("alpine").script(["ls"]).work_dir("..")));
+        let run = TestCtx::new().run_jobs(vec![escaping]).unwrap();
+        let message = run.message("up").unwrap();
+        assert!(message.starts_with("its container spec cannot run: work_dir"), "{message}");
+
+        let stranger = Job::container_with("stranger", |ctx| {
+            struct Source;
+            impl crate::JobMarker for Source {
+                type Output = ();
+                const ID: &'static str = "source";
+            }
+            ctx.output::<Source>()?;
+            Ok(crate::container("alpine").script(["true"]))
+        });
+        let run = TestCtx::new().run_jobs(vec![ok("source"), stranger]).unwrap();
+        assert_eq!(
+            run.message("stranger"),
+            Some(
+                "its container spec could not be resolved: job `stranger` reads the output of `source` but does not \
+                 depend on it; add it to `depends_on`"
+            )
+        );
+    }
+
     #[test]
     fn outputs_are_only_readable_by_dependents() {
         #[crate::job]
