@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::dsl::container::{Artifact, ContainerJob};
 use crate::dsl::env::pipeline_env;
 use crate::dsl::error::JobError;
-use crate::dsl::output::{JobMarker, PipelineOutput};
+use crate::dsl::output::{JobMarker, JobOutput, PipelineOutput};
 use crate::durable::build::Build;
 use crate::durable::scope::Scope;
 use crate::durable::step::{self, ShellOutput};
@@ -287,13 +287,16 @@ impl Ctx {
     /// }
     /// # fn main() {}
     /// ```
-    pub fn output_of<P: PipelineOutput>(&self, id: &str) -> Result<P::Output, JobError> {
+    pub fn output_of<P: PipelineOutput>(&self, id: &str) -> Result<P::Output, JobError>
+    where
+        P::Output: JobOutput,
+    {
         self.scope.output_of(P::KEY, P::NAME, id)
     }
 
-    /// The outputs of every job of the `#[pipeline(output = T)]` `P` that this job depends on
-    /// (typically all, with `depends_on = [P]`), by id; a job allowed to fail that failed has
-    /// none and is left out.
+    /// The outputs of every job of the `#[pipeline(output = T)]` `P`, by id: this job must
+    /// depend on each (`depends_on = [P]` does). A job allowed to fail that failed has no
+    /// output and is left out.
     ///
     /// ```
     /// use monkeyci_sdk::prelude::*;
@@ -309,7 +312,10 @@ impl Ctx {
     /// }
     /// # fn main() {}
     /// ```
-    pub fn outputs_of<P: PipelineOutput>(&self) -> Result<BTreeMap<String, P::Output>, JobError> {
+    pub fn outputs_of<P: PipelineOutput>(&self) -> Result<BTreeMap<String, P::Output>, JobError>
+    where
+        P::Output: JobOutput,
+    {
         self.scope.outputs_of(P::KEY, P::NAME)
     }
 

@@ -199,7 +199,9 @@ pub use monkeyci_macros::job;
 /// `#[job(depends_on = [matrix])]` runs after every job `matrix` made. With
 /// `#[pipeline(output = T)]`, every job it makes returns a `T` (checked when the build is
 /// planned: action jobs return `T`, container jobs `()`), and later jobs read one by its id
-/// with [`Ctx::output_of`] or all of them with [`Ctx::outputs_of`].
+/// with [`Ctx::output_of`] or all of them with [`Ctx::outputs_of`]. Like a job's, the type
+/// lives in the type namespace: a pipeline cannot share its name with a module or type in
+/// scope (such as `mod tests`).
 ///
 /// ```
 /// use monkeyci_sdk::prelude::*;

@@ -269,8 +269,8 @@ fn registered_jobs(ctx: &Ctx, watch: &Watch) -> Result<Registered, Error> {
                 return Err(Error::OutputType {
                     job: job.id,
                     pipeline: def.name.to_owned(),
-                    declared: declared.name().to_owned(),
-                    returns: returns.name().to_owned(),
+                    declared: declared.name(),
+                    returns: returns.name(),
                 });
             }
             ids.push(job.id.clone());
@@ -310,7 +310,9 @@ fn preview(ctx: &Ctx, watch: &Watch, job: &Job, f: SpecFn) -> Result<JobBodyKind
     }
     match spec? {
         Ok(spec) => Ok(JobBodyKind::Container(Box::new(spec))),
-        Err(err) => Err(Error::InvalidContainer { job: job.id.clone(), location: location(job), problem: err.to_string() }),
+        Err(err) => {
+            Err(Error::InvalidContainer { job: job.id.clone(), location: location(job), problem: err.to_string() })
+        }
     }
 }
 

@@ -23,8 +23,8 @@ use std::task::{Context, Poll};
 use tokio::task::JoinSet;
 
 use crate::ctx::Ctx;
-use crate::dsl::error::JobError;
 use crate::dsl::env::pipeline_env;
+use crate::dsl::error::JobError;
 use crate::dsl::job::{Job, JobBodyKind, SpecFn};
 use crate::durable::build::Build;
 use crate::durable::journal::{Ended, Replay, Resume};
@@ -473,7 +473,12 @@ impl Dag {
 /// when an earlier launch stopped picks up: a container job awaits the same dispatched attempt
 /// again, never starting another (with the spec `journaled_spec` it was dispatched with, if it
 /// was resolved then); an action job runs that attempt again, its recorded steps replayed.
-async fn run_job(scope: Arc<Scope>, job: Job, resume: Option<Resume>, journaled_spec: Option<ContainerSpec>) -> Outcome {
+async fn run_job(
+    scope: Arc<Scope>,
+    job: Job,
+    resume: Option<Resume>,
+    journaled_spec: Option<ContainerSpec>,
+) -> Outcome {
     let build = scope.build();
     let id = job.id.clone();
     if job.blocked && resume.is_none() {

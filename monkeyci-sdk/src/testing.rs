@@ -46,7 +46,7 @@ use parking_lot::Mutex;
 use crate::ctx::Ctx;
 use crate::dsl::error::JobError;
 use crate::dsl::job::Job;
-use crate::dsl::output::{JobMarker, PipelineOutput};
+use crate::dsl::output::{JobMarker, JobOutput, PipelineOutput};
 use crate::durable::build::Build;
 use crate::durable::journal::Replay;
 use crate::durable::scope::Scope;
@@ -376,7 +376,10 @@ impl TestRun {
     }
 
     /// The typed output of job `id` of the `#[pipeline(output = T)]` `P`, if it succeeded.
-    pub fn output_of<P: PipelineOutput>(&self, id: &str) -> Option<P::Output> {
+    pub fn output_of<P: PipelineOutput>(&self, id: &str) -> Option<P::Output>
+    where
+        P::Output: JobOutput,
+    {
         serde_json::from_value(self.outputs.get(id)?.clone()).ok()
     }
 

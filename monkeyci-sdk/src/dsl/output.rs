@@ -49,13 +49,14 @@ pub trait PipelineMarker {
 /// them typed, by id, with [`Ctx::output_of`](crate::Ctx::output_of). Planning checks that
 /// each of its action jobs returns a `T` (its container jobs, `()`).
 #[diagnostic::on_unimplemented(
-    message = "#[pipeline] `{Self}` declares no output type",
-    label = "its jobs' outputs cannot be read by type",
-    note = "declare what its jobs return: `#[pipeline(output = T)]`"
+    message = "`{Self}` is not a #[pipeline] that declares its jobs' output type",
+    label = "`output_of` reads the jobs of a `#[pipeline(output = T)]`",
+    note = "declare what a pipeline's jobs return with `#[pipeline(output = T)]`; read a #[job]'s output with `ctx.output::<J>()`"
 )]
 pub trait PipelineOutput: PipelineMarker {
-    /// What each of its jobs returns.
-    type Output: JobOutput;
+    /// What each of its jobs returns: a [`JobOutput`], checked where the pipeline declares it
+    /// (a bound here would report a bad type twice, in serde's words rather than ours).
+    type Output;
 }
 
 /// A job's output type, named: what a `#[pipeline(output = T)]` declares and what
@@ -72,9 +73,26 @@ impl OutputType {
         OutputType { id: TypeId::of::<T>(), name: std::any::type_name::<T>() }
     }
 
-    /// Its name, as rustc writes it.
-    pub fn name(&self) -> &'static str {
-        self.name
+    /// Its name as written in code, without module paths: `Vec<Report>`, not
+    /// `alloc::vec::Vec<my_pipeline::Report>`.
+    pub fn name(&self) -> String {
+        let mut short = String::with_capacity(self.name.len());
+        let mut segment = String::new();
+        let mut chars = self.name.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c.is_alphanumeric() || c == '_' {
+                segment.push(c);
+            } else if c == ':' && chars.peek() == Some(&':') {
+                chars.next();
+                segment.clear();
+            } else {
+                short.push_str(&segment);
+                segment.clear();
+                short.push(c);
+            }
+        }
+        short.push_str(&segment);
+        short
     }
 }
 
@@ -131,6 +149,16 @@ mod tests {
 
     fn nested(levels: usize) -> serde_json::Value {
         (0..levels).fold(serde_json::json!(1), |inner, _| serde_json::json!([inner]))
+    }
+
+    #[test]
+    fn output_types_are_named_without_their_module_paths() {
+        assert_eq!(OutputType::of::<String>().name(), "String");
+        assert_eq!(OutputType::of::<Vec<Option<u32>>>().name(), "Vec<Option<u32>>");
+        assert_eq!(
+            OutputType::of::<(String, std::collections::BTreeMap<String, u8>)>().name(),
+            "(String, BTreeMap<String, u8>)"
+        );
     }
 
     #[test]

@@ -246,7 +246,11 @@ impl Scope {
         if self.previewing.is_none() {
             let made = self.build.pipeline_jobs(key);
             if !made.iter().any(|made| made == id) {
-                let jobs = if made.is_empty() { "it made no job".to_owned() } else { format!("its jobs are: {}", made.join(", ")) };
+                let jobs = if made.is_empty() {
+                    "it made no job".to_owned()
+                } else {
+                    format!("its jobs are: {}", made.join(", "))
+                };
                 return Err(JobError::msg(format!("`{id}` is not a job of #[pipeline] `{name}`; {jobs}")));
             }
         }
@@ -255,7 +259,11 @@ impl Scope {
 
     /// The outputs of every job of the `#[pipeline]` `name` (`key`) that has one (that
     /// succeeded), as `T`s by id; this job must depend on each.
-    pub(crate) fn outputs_of<T: DeserializeOwned>(&self, key: &str, name: &str) -> Result<BTreeMap<String, T>, JobError> {
+    pub(crate) fn outputs_of<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        name: &str,
+    ) -> Result<BTreeMap<String, T>, JobError> {
         if self.previewing.is_some() {
             return self.output(&format!("#[pipeline] {name}"));
         }
