@@ -99,8 +99,9 @@ pub enum JournalRecord {
         at_ms: Option<u64>,
         /// The spec dispatched, when it was resolved at run time from the outputs of the
         /// job's dependencies: a resumed script awaits this container, as it was started.
+        /// Boxed: most dispatches carry none, and events should stay small.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        spec: Option<ContainerSpec>,
+        spec: Option<Box<ContainerSpec>>,
     },
     /// A `ctx.run` step of an action job ended (at [`StepKey::Step`]).
     #[serde(rename = "ctx/run")]

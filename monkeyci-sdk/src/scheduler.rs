@@ -8,7 +8,9 @@
 //! Planning (conditions, cycles, filters) happens before, in `plan`.
 //!
 //! The scheduler drives the engine (`durable::build::Build`, a `durable::scope::Scope` per job)
-//! and makes a [`Ctx`] only to hand one to a job's code. It never takes a journaled step itself.
+//! and makes a [`Ctx`] only to hand one to a job's code: an action job's, or the function of a
+//! container job whose spec reads its dependencies' outputs, resolved once they ended and
+//! journaled with its dispatch. It never takes a journaled step itself.
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
@@ -591,7 +593,7 @@ async fn run_container(
     if spec.timeout_ms.is_none() {
         spec.timeout_ms = job.timeout.map(|limit| limit.as_millis() as u64);
     }
-    let journaled = dispatch.journal_spec.then(|| spec.clone());
+    let journaled = dispatch.journal_spec.then(|| Box::new(spec.clone()));
     let request = crate::protocol::ContainerRequest { job_id: job.id.clone(), attempt, spec };
     let run = async {
         // Journaled before it is sent: on resume the same attempt is awaited, never started
@@ -1184,7 +1186,7 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(journaled, [Some(spec.clone())], "the resolved spec is journaled with its dispatch");
+        assert_eq!(journaled, [Some(Box::new(spec.clone()))], "the resolved spec is journaled with its dispatch");
     }
 
     /// #10: a resumed script awaits the container it dispatched, with the spec it resolved then.
@@ -1205,7 +1207,11 @@ mod tests {
         let dispatched = JournalEntry::new(
             "package",
             StepKey::Job,
-            JournalRecord::ContainerDispatched { attempt: 1, at_ms: None, spec: Some(dispatched_spec.clone()) },
+            JournalRecord::ContainerDispatched {
+                attempt: 1,
+                at_ms: None,
+                spec: Some(Box::new(dispatched_spec.clone())),
+            },
         );
         let rt = tokio::runtime::Runtime::new().unwrap();
         let replay = crate::durable::journal::Replay::new(vec![ended, dispatched]);

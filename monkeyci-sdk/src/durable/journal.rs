@@ -102,7 +102,7 @@ impl Replay {
                 JournalRecord::Planned { jobs } => replay.planned = Some(jobs),
                 JournalRecord::ContainerDispatched { attempt, at_ms, spec } => {
                     if let Some(spec) = spec {
-                        replay.specs.insert(job.clone(), spec);
+                        replay.specs.insert(job.clone(), *spec);
                     }
                     replay.resumed.insert(job, Resume { attempt, started_at_ms: at_ms });
                 }
