@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 use crate::ctx::Ctx;
 use crate::dsl::env::pipeline_env;
 use crate::dsl::error::JobError;
-use crate::dsl::job::{Job, JobBodyKind, SpecFn};
+use crate::dsl::job::{ActionFn, Job, JobBodyKind, SpecFn};
 use crate::durable::build::Build;
 use crate::durable::journal::{Ended, Replay, Resume};
 use crate::durable::scope::Scope;
@@ -492,15 +492,17 @@ async fn run_job(
         }
     }
     // Resolved once, now that its dependencies ended: every attempt runs the same spec.
-    let spec = match &job.body {
-        JobBodyKind::Action(_) => None,
-        JobBodyKind::Container(spec) => Some(Dispatch { spec: (**spec).clone().into_spec(), journal_spec: false }),
-        JobBodyKind::Deferred(_) if resume.is_some() && journaled_spec.is_some() => {
-            journaled_spec.map(|spec| Dispatch { spec, journal_spec: true })
+    let work = match &job.body {
+        JobBodyKind::Action(action) => Work::Action(Arc::clone(action)),
+        JobBodyKind::Container(spec) => {
+            Work::Container(Box::new(Dispatch { spec: (**spec).clone().into_spec(), journal_spec: false }))
         }
-        JobBodyKind::Deferred(f) => match resolve_spec(&scope, &id, f) {
-            Ok(spec) => Some(Dispatch { spec, journal_spec: true }),
-            Err(message) => return Outcome::not_run(JobStatus::Failure, build.mask(&message)),
+        JobBodyKind::Deferred(f) => match journaled_spec.filter(|_| resume.is_some()) {
+            Some(spec) => Work::Container(Box::new(Dispatch { spec, journal_spec: true })),
+            None => match resolve_spec(&scope, &id, f) {
+                Ok(spec) => Work::Container(Box::new(Dispatch { spec, journal_spec: true })),
+                Err(message) => return Outcome::not_run(JobStatus::Failure, build.mask(&message)),
+            },
         },
     };
     // A container job's new attempt is a new container run, with its attempt number.
@@ -510,12 +512,12 @@ async fn run_job(
         attempt += 1;
         let resumed = resume.filter(|resume| resume.attempt == attempt);
         // Process work waits for a slot of `--max-parallel` before it counts as started.
-        let _slot = match spec {
-            Some(_) => match build.process_slot().await {
+        let _slot = match work {
+            Work::Container(_) => match build.process_slot().await {
                 Ok(slot) => Some(slot),
                 Err(_) => return Outcome::not_run(JobStatus::Canceled, "the build is shutting down".to_owned()),
             },
-            None => None,
+            Work::Action(_) => None,
         };
         let started_at_ms = resumed.and_then(|resume| resume.started_at_ms).unwrap_or_else(now_ms);
         scope.start_attempt(attempt, started_at_ms);
@@ -527,9 +529,9 @@ async fn run_job(
                 build.flush_events().await;
             }
         }
-        let (status, message, output) = match &spec {
-            Some(dispatch) => run_container(&scope, &job, dispatch, attempt, resumed.is_some()).await,
-            None => run_attempt(&scope, &job).await,
+        let (status, message, output) = match &work {
+            Work::Container(dispatch) => run_container(&scope, &job, dispatch, attempt, resumed.is_some()).await,
+            Work::Action(action) => run_action(&scope, &job, action(Ctx::new(Arc::clone(&scope)))).await,
         };
         let duration_ms = now_ms().saturating_sub(started_at_ms);
         let message = message.map(|m| build.mask(&m));
@@ -539,6 +541,13 @@ async fn run_job(
         }
         return Outcome { status, attempt, duration_ms, message, output };
     }
+}
+
+/// What each attempt of a job runs.
+enum Work {
+    Action(ActionFn),
+    /// Boxed: a spec is large beside an action's pointer.
+    Container(Box<Dispatch>),
 }
 
 /// The container a container job runs, on every attempt.
@@ -565,16 +574,6 @@ fn resolve_spec(scope: &Arc<Scope>, id: &str, f: &SpecFn) -> Result<ContainerSpe
     match spec.problem() {
         Some(problem) => Err(format!("its container spec cannot run: {problem}")),
         None => Ok(spec),
-    }
-}
-
-/// Runs one attempt of action job `job`.
-async fn run_attempt(scope: &Arc<Scope>, job: &Job) -> (JobStatus, Option<String>, Option<serde_json::Value>) {
-    match &job.body {
-        JobBodyKind::Action(action) => run_action(scope, job, action(Ctx::new(Arc::clone(scope)))).await,
-        JobBodyKind::Container(_) | JobBodyKind::Deferred(_) => {
-            (JobStatus::Failure, Some("the scheduler ran a container job without its spec".to_owned()), None)
-        }
     }
 }
 
