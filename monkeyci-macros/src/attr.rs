@@ -20,6 +20,7 @@ pub(crate) const RETRIES: Symbol = Symbol("retries");
 pub(crate) const IDEMPOTENT: Symbol = Symbol("idempotent");
 pub(crate) const ALLOW_FAILURE: Symbol = Symbol("allow_failure");
 pub(crate) const RUNS: Symbol = Symbol("runs");
+pub(crate) const OUTPUT: Symbol = Symbol("output");
 
 impl PartialEq<Symbol> for syn::Ident {
     fn eq(&self, word: &Symbol) -> bool {

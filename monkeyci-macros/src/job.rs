@@ -419,7 +419,7 @@ fn generate(func: &syn::ItemFn, args: &JobArgs, register: bool) -> TokenStream {
             #private::JobBody::Container(|#ctx_param| #into_container_job)
         }
     };
-    let deps = args.depends_on.iter().map(|path| quote_spanned!(path.span()=> #private::job_id::<#path>()));
+    let deps = args.depends_on.iter().map(|path| quote_spanned!(path.span()=> #private::dependency::<#path>()));
     let when = match &args.when {
         Some(path) => {
             let label = quote!(#path).to_string().replace(' ', "");
@@ -456,6 +456,13 @@ fn generate(func: &syn::ItemFn, args: &JobArgs, register: bool) -> TokenStream {
         impl #private::JobMarker for #name {
             #output_item
             const ID: &'static str = #id;
+        }
+
+        #[diagnostic::do_not_recommend]
+        impl #private::Dependency for #name {
+            fn job_id() -> ::monkeyci_sdk::JobId {
+                #private::job_dependency::<Self>()
+            }
         }
     };
     let items = quote! {

@@ -1,9 +1,12 @@
-//! `#[pipeline]`: registers a function that computes jobs from the build context at run time.
-//! The function itself is emitted unchanged, so tests can call it directly.
+//! `#[pipeline]`: registers a function that computes jobs from the build context at run time,
+//! and generates its marker type, which names it in `depends_on` and, with `output = T`, says
+//! what its jobs return. The function itself is emitted unchanged, so tests can call it directly.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 
+use crate::attr::{Attr, OUTPUT, Symbol};
 use crate::ctxt::Ctxt;
 use crate::job::{
     call_spanned, check_ctx_argument, check_not_generic, ctx_argument, not_a_function, span_range, with_error,
@@ -19,9 +22,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let cx = Ctxt::new();
-    if !args.is_empty() {
-        cx.error_spanned_by(&args, "#[pipeline] takes no arguments");
-    }
+    let output = parse_args(&cx, args);
     let sig = &func.sig;
     if let Some(asyncness) = &sig.asyncness {
         cx.error_spanned_by(
@@ -35,8 +36,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     if matches!(sig.output, syn::ReturnType::Default) {
         cx.error_spanned_by(&sig.ident, "a #[pipeline] function returns its jobs: `-> Vec<Job>`");
     }
-    if let Err(err) = cx.check() {
-        return with_error(quote!(#func), err);
+    let failed = cx.check().err();
+    let marker = marker(&func, output.as_ref());
+    if let Some(err) = failed {
+        return with_error(quote!(#func #marker), err);
     }
 
     let name = &sig.ident;
@@ -58,17 +61,97 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let into_jobs =
         call_spanned(quote_spanned!(first=> ::monkeyci_sdk::__private::IntoJobs::into_jobs), returned, last);
     let label = name.to_string();
+    let output_type = match &output {
+        Some(ty) => quote_spanned!(ty.span()=> ::core::option::Option::Some(#private::output_type::<#ty>)),
+        None => quote!(::core::option::Option::None),
+    };
     quote! {
         #func
+        #marker
 
         const _: () = {
             #private::inventory::submit! {
                 #private::PipelineDef {
                     name: #label,
+                    key: <#name as #private::PipelineMarker>::KEY,
+                    output: #output_type,
                     jobs: |#ctx_param| #into_jobs,
                     location: ::core::concat!(::core::file!(), ":", ::core::line!()),
                 }
             }
         };
+    }
+}
+
+const KEYS: &[Symbol] = &[OUTPUT];
+
+/// `output = T`, the type every job of the pipeline returns, if given.
+fn parse_args(cx: &Ctxt, args: TokenStream) -> Option<syn::Type> {
+    let mut output = Attr::none(cx, OUTPUT);
+    let parser = syn::meta::parser(|meta| {
+        let key = meta.path.clone();
+        if !KEYS.iter().any(|k| key == *k) {
+            let name = quote!(#key).to_string().replace(' ', "");
+            let expected = KEYS.iter().map(|k| k.0).collect::<Vec<_>>().join(", ");
+            cx.error_spanned_by(&key, format!("unknown `#[pipeline]` argument `{name}`; expected one of: {expected}"));
+            if meta.input.peek(syn::Token![=]) {
+                meta.input.parse::<syn::Token![=]>()?;
+                meta.input.parse::<syn::Expr>()?;
+            }
+            return Ok(());
+        }
+        if !meta.input.peek(syn::Token![=]) {
+            cx.error_spanned_by(&key, "`output` needs a type: `output = T`, what every job of the pipeline returns");
+            return Ok(());
+        }
+        let ty: syn::Type = meta.value()?.parse()?;
+        output.set(&key, ty);
+        Ok(())
+    });
+    if let Err(err) = syn::parse::Parser::parse2(parser, args) {
+        cx.syn_error(err);
+    }
+    output.get()
+}
+
+/// The pipeline's marker: a type of the function's name naming it in `depends_on = [name]`,
+/// `JobId::all_of::<name>()` and, with `output = T`, `ctx.output_of::<name>(id)`.
+fn marker(func: &syn::ItemFn, output: Option<&syn::Type>) -> TokenStream {
+    let name = &func.sig.ident;
+    let vis = &func.vis;
+    let private = quote!(::monkeyci_sdk::__private);
+    let label = name.to_string();
+    let doc = format!("Names the `#[pipeline]` `{label}`: `depends_on = [{label}]` depends on every job it makes.");
+    let marker = quote_spanned! {name.span()=>
+        #[doc = #doc]
+        #[allow(non_camel_case_types, dead_code)]
+        #vis struct #name {}
+    };
+    // The bound on `Output` is checked under the type the user wrote.
+    let output_impl = output.map(|ty| {
+        let output = quote_spanned!(ty.span()=> type Output = #ty;);
+        quote! {
+            impl ::monkeyci_sdk::PipelineOutput for #name {
+                #output
+            }
+        }
+    });
+    quote! {
+        #marker
+
+        #[diagnostic::do_not_recommend]
+        impl #private::PipelineMarker for #name {
+            const NAME: &'static str = #label;
+            const KEY: &'static str = ::core::concat!(::core::module_path!(), "::", #label);
+        }
+
+        #[diagnostic::do_not_recommend]
+        impl #private::Dependency for #name {
+            fn job_id() -> ::monkeyci_sdk::JobId {
+                #private::pipeline_dependency::<Self>()
+            }
+        }
+
+        #output_impl
     }
 }

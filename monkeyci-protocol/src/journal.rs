@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::ContainerResult;
+use crate::plan::{ContainerResult, ContainerSpec};
 use crate::status::JobStatus;
 
 /// One journaled step.
@@ -97,6 +97,11 @@ pub enum JournalRecord {
         /// When (ms since the epoch), so a resumed job's duration counts from its start.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         at_ms: Option<u64>,
+        /// The spec dispatched, when it was resolved at run time from the outputs of the
+        /// job's dependencies: a resumed script awaits this container, as it was started.
+        /// Boxed: most dispatches carry none, and events should stay small.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        spec: Option<Box<ContainerSpec>>,
     },
     /// A `ctx.run` step of an action job ended (at [`StepKey::Step`]).
     #[serde(rename = "ctx/run")]

@@ -71,9 +71,15 @@ pub struct PlannedJob {
     /// When it runs, given how its dependencies ended (default: when they all succeeded).
     #[serde(default, skip_serializing_if = "Runs::is_default")]
     pub runs: Runs,
-    /// What a container job runs.
+    /// What a container job runs; `None` for an action job, and for a container job whose
+    /// spec is resolved at run time ([`PlannedJob::resolved_at_run_time`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<ContainerSpec>,
+    /// A container job whose spec reads the outputs of jobs it depends on (GitHub's
+    /// `${{ needs.x.outputs.y }}`): it is resolved when they have ended, just before the
+    /// container starts, so the plan has no `container` for it yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resolved_at_run_time: bool,
     /// Where it was declared (`src/main.rs:12`, or the `#[pipeline]` function).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declared_at: Option<String>,

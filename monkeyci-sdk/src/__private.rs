@@ -10,13 +10,41 @@ use crate::dsl::container::ContainerJob;
 pub use crate::dsl::env::PipelineEnv;
 use crate::dsl::error::JobError;
 use crate::dsl::job::Job;
-pub use crate::dsl::output::JobMarker;
+use crate::dsl::job::JobId;
+pub use crate::dsl::output::{JobMarker, OutputType, PipelineMarker};
 use crate::dsl::output::{JobOutput, output_to_json};
 pub use crate::dsl::registry::{ActionFuture, Condition, JobBody, JobDef, PipelineDef};
 
-/// The id of a `#[job]`, through its marker.
-pub fn job_id<J: JobMarker>() -> &'static str {
-    J::ID
+/// What `depends_on = [name]` may name: a `#[job]` or a `#[pipeline]` (every job it makes).
+/// The macros implement it on each marker.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is neither a #[job] nor a #[pipeline]",
+    label = "not declared with #[job] or #[pipeline]",
+    note = "`depends_on` lists functions declared with `#[job]` (that job) or `#[pipeline]` (every job it makes)"
+)]
+pub trait Dependency {
+    /// The job or jobs it names.
+    fn job_id() -> JobId;
+}
+
+/// What `depends_on = [D]` depends on.
+pub fn dependency<D: Dependency>() -> JobId {
+    D::job_id()
+}
+
+/// [`Dependency`] of a `#[job]`.
+pub fn job_dependency<J: JobMarker>() -> JobId {
+    JobId::of::<J>()
+}
+
+/// [`Dependency`] of a `#[pipeline]`.
+pub fn pipeline_dependency<P: PipelineMarker>() -> JobId {
+    JobId::all_of::<P>()
+}
+
+/// The output type a `#[pipeline(output = T)]` declares.
+pub fn output_type<T: JobOutput>() -> OutputType {
+    OutputType::of::<T>()
 }
 
 /// What an async `#[job]` may return.
@@ -59,21 +87,29 @@ pub fn job_output_to_json<J: JobMarker>(output: Result<J::Output, JobError>) -> 
 /// What a non-async `#[job]` may return.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a valid return type for a container #[job]",
-    label = "a #[job] that is not async returns `ContainerJob`",
+    label = "a #[job] that is not async returns `ContainerJob` or `Result<ContainerJob>`",
     note = "make the function `async` to declare an action job"
 )]
 pub trait IntoContainerJob {
     /// What dependents read with `ctx.output`.
     type Output: JobOutput;
-    /// The spec.
-    fn into_container_job(self) -> ContainerJob;
+    /// The spec, or why it cannot be made.
+    fn into_container_job(self) -> Result<ContainerJob, JobError>;
 }
 
 impl IntoContainerJob for ContainerJob {
     type Output = ();
 
-    fn into_container_job(self) -> ContainerJob {
-        self
+    fn into_container_job(self) -> Result<ContainerJob, JobError> {
+        Ok(self)
+    }
+}
+
+impl<E: Into<JobError>> IntoContainerJob for Result<ContainerJob, E> {
+    type Output = ();
+
+    fn into_container_job(self) -> Result<ContainerJob, JobError> {
+        self.map_err(Into::into)
     }
 }
 

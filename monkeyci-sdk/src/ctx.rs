@@ -7,6 +7,7 @@
 //! or two. This module owns the user-facing API and its docs, and no logic of its own: no
 //! scheduling, journaling or replay.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::path::Path;
@@ -16,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::dsl::container::{Artifact, ContainerJob};
 use crate::dsl::env::pipeline_env;
 use crate::dsl::error::JobError;
-use crate::dsl::output::JobMarker;
+use crate::dsl::output::{JobMarker, JobOutput, PipelineOutput};
 use crate::durable::build::Build;
 use crate::durable::scope::Scope;
 use crate::durable::step::{self, ShellOutput};
@@ -56,6 +57,17 @@ impl Ctx {
     #[cfg(test)]
     pub(crate) fn for_job(&self, id: &str, suspendable: bool) -> Ctx {
         Ctx::new(Arc::new(Scope::job(Arc::clone(self.scope.build()), id, suspendable)))
+    }
+
+    /// A context of this context's build in which a container spec is planned: reading an
+    /// output fails there, and is noted ([`Ctx::read_outputs`]).
+    pub(crate) fn spec_preview(&self) -> Ctx {
+        Ctx::new(Arc::new(Scope::spec_preview(Arc::clone(self.scope.build()))))
+    }
+
+    /// Whether code given this context read an output while it planned a container spec.
+    pub(crate) fn read_outputs(&self) -> bool {
+        self.scope.read_outputs()
     }
 
     /// Cancels the build, as Ctrl-C would.
@@ -228,8 +240,83 @@ impl Ctx {
     /// }
     /// # fn main() {}
     /// ```
+    ///
+    /// A container `#[job]` reads its dependencies' outputs the same way, from a function that
+    /// returns `Result<ContainerJob>`: its spec is then resolved when they have ended, just
+    /// before the container starts, rather than when the build is planned.
+    ///
+    /// ```
+    /// use monkeyci_sdk::prelude::*;
+    ///
+    /// #[job]
+    /// async fn version(_ctx: &Ctx) -> Result<String> {
+    ///     Ok("1.2.3".into())
+    /// }
+    ///
+    /// #[job(depends_on = [version])]
+    /// fn package(ctx: &Ctx) -> Result<ContainerJob> {
+    ///     let version = ctx.output::<version>()?;
+    ///     Ok(container("docker.io/alpine").script(["./package.sh"]).env("VERSION", version))
+    /// }
+    /// # fn main() {}
+    /// ```
     pub fn output<J: JobMarker>(&self) -> Result<J::Output, JobError> {
         self.scope.output(J::ID)
+    }
+
+    /// The output of job `id` of the `#[pipeline(output = T)]` `P`, a `T`: a job of a matrix,
+    /// read by its id, by a job that depends on it (or on the whole pipeline, `depends_on =
+    /// [P]`). An id that `P` did not make is an error naming the ones it did.
+    ///
+    /// ```
+    /// use monkeyci_sdk::prelude::*;
+    ///
+    /// #[pipeline(output = u32)]
+    /// fn matrix(_ctx: &Ctx) -> Vec<Job> {
+    ///     ["1.95", "1.96"]
+    ///         .into_iter()
+    ///         .map(|rust| Job::action(format!("test-{rust}"), |_ctx| async { Ok(42u32) }))
+    ///         .collect()
+    /// }
+    ///
+    /// #[job(depends_on = [matrix])]
+    /// async fn report(ctx: &Ctx) -> Result<()> {
+    ///     let passed: u32 = ctx.output_of::<matrix>("test-1.95")?;
+    ///     ctx.log(format!("{passed} tests passed on 1.95"));
+    ///     Ok(())
+    /// }
+    /// # fn main() {}
+    /// ```
+    pub fn output_of<P: PipelineOutput>(&self, id: &str) -> Result<P::Output, JobError>
+    where
+        P::Output: JobOutput,
+    {
+        self.scope.output_of(P::KEY, P::NAME, id)
+    }
+
+    /// The outputs of every job of the `#[pipeline(output = T)]` `P`, by id: this job must
+    /// depend on each (`depends_on = [P]` does). A job allowed to fail that failed has no
+    /// output and is left out.
+    ///
+    /// ```
+    /// use monkeyci_sdk::prelude::*;
+    ///
+    /// #[pipeline(output = u32)]
+    /// fn matrix(_ctx: &Ctx) -> Vec<Job> {
+    ///     vec![Job::action("test-a", |_ctx| async { Ok(1u32) }), Job::action("test-b", |_ctx| async { Ok(2u32) })]
+    /// }
+    ///
+    /// #[job(depends_on = [matrix])]
+    /// async fn total(ctx: &Ctx) -> Result<u32> {
+    ///     Ok(ctx.outputs_of::<matrix>()?.values().sum())
+    /// }
+    /// # fn main() {}
+    /// ```
+    pub fn outputs_of<P: PipelineOutput>(&self) -> Result<BTreeMap<String, P::Output>, JobError>
+    where
+        P::Output: JobOutput,
+    {
+        self.scope.outputs_of(P::KEY, P::NAME)
     }
 
     /// Saves files of the work dir as an artifact for later jobs of this build (container

@@ -131,7 +131,7 @@ pub use ctx::Ctx;
 pub use dsl::container::{Artifact, Cache, ContainerJob, artifact, cache, container};
 pub use dsl::error::{JobError, ResultExt};
 pub use dsl::job::{Job, JobId};
-pub use dsl::output::{JobMarker, JobOutput};
+pub use dsl::output::{JobMarker, JobOutput, PipelineMarker, PipelineOutput};
 pub use durable::step::ShellOutput;
 /// What a build is about and what a container job runs, as [`Ctx`] and [`ContainerJob`] show them.
 pub use monkeyci_protocol::{Changes, ContainerSpec, Runs, Source, Trigger};
@@ -142,8 +142,11 @@ pub use secret::Secret;
 ///
 /// On an `async fn(&Ctx) -> Result<T>` it declares an **action job**, run in the script
 /// process; `T` (any `Serialize + Deserialize` type, or `()`) is kept as JSON and read by
-/// dependents with [`Ctx::output`]. On a plain `fn(&Ctx) -> ContainerJob` it declares a
-/// **container job**. The id is the function's name with `_` as `-`.
+/// dependents with [`Ctx::output`]. On a plain `fn(&Ctx) -> ContainerJob` (or
+/// `-> Result<ContainerJob>`) it declares a **container job**; a container job whose spec reads
+/// the output of a job it depends on ([`Ctx::output`]) has it resolved when that job has
+/// ended, just before its container starts (the plan says so instead of showing the spec). The
+/// id is the function's name with `_` as `-`.
 ///
 /// The function stays an ordinary function (tests can call it). Beside it, `#[job]` declares a
 /// type of the same name that names the job: `depends_on = [build]`, `ctx.output::<build>()`,
@@ -151,7 +154,7 @@ pub use secret::Secret;
 ///
 /// | argument | meaning |
 /// |---|---|
-/// | `depends_on = [a, b]` | runs after the jobs `a` and `b` succeeded (names of `#[job]` functions) |
+/// | `depends_on = [a, b]` | runs after the jobs `a` and `b` succeeded (names of `#[job]` functions, or of `#[pipeline]` functions: every job they make) |
 /// | `when = predicate` | a `fn(&Ctx) -> bool`; when false, the job is not part of the build |
 /// | `id = "name"` | the job id (default: the function name with `_` as `-`) |
 /// | `blocked` | waits for approval before it runs |
@@ -189,7 +192,16 @@ pub use monkeyci_macros::job;
 
 /// Declares a function that computes jobs from the build context at run time: matrices,
 /// monorepo fan-out, anything a loop can express. It returns `Vec<Job>` (or any iterator of
-/// [`Job`]s); its jobs may depend on `#[job]`s and on each other by id.
+/// [`Job`]s); its jobs may depend on `#[job]`s, on other pipelines' jobs
+/// ([`JobId::all_of`]) and on each other by id.
+///
+/// Beside it, `#[pipeline]` declares a type of the same name that names the pipeline: a
+/// `#[job(depends_on = [matrix])]` runs after every job `matrix` made. With
+/// `#[pipeline(output = T)]`, every job it makes returns a `T` (checked when the build is
+/// planned: action jobs return `T`, container jobs `()`), and later jobs read one by its id
+/// with [`Ctx::output_of`] or all of them with [`Ctx::outputs_of`]. Like a job's, the type
+/// lives in the type namespace: a pipeline cannot share its name with a module or type in
+/// scope (such as `mod tests`).
 ///
 /// ```
 /// use monkeyci_sdk::prelude::*;
@@ -210,6 +222,32 @@ pub use monkeyci_macros::job;
 ///         }
 ///     }
 ///     jobs
+/// }
+/// # fn main() {}
+/// ```
+///
+/// ```
+/// use monkeyci_sdk::prelude::*;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Report {
+///     passed: u32,
+/// }
+///
+/// #[pipeline(output = Report)]
+/// fn tests(_ctx: &Ctx) -> Vec<Job> {
+///     ["1.95", "1.96"]
+///         .into_iter()
+///         .map(|rust| Job::action(format!("test-{rust}"), |_ctx| async { Ok(Report { passed: 12 }) }))
+///         .collect()
+/// }
+///
+/// #[job(depends_on = [tests])]
+/// async fn summary(ctx: &Ctx) -> Result<u32> {
+///     let msrv = ctx.output_of::<tests>("test-1.95")?; // a Report
+///     let all = ctx.outputs_of::<tests>()?; // every Report, by job id
+///     Ok(msrv.passed + all.values().map(|report| report.passed).sum::<u32>())
 /// }
 /// # fn main() {}
 /// ```

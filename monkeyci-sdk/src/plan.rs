@@ -1,7 +1,9 @@
 //! Planning: turns the registered `#[job]`s, the jobs of `#[pipeline]` functions and the build
 //! context into the ordered jobs of one build, or a clear error.
 //!
-//! Conditions are evaluated here, dependencies checked, cycles found and named, and the job
+//! Conditions are evaluated here, container specs computed (or, when they read the outputs
+//! of the jobs they depend on, left for when those have ended), dependencies on `#[pipeline]`s
+//! turned into the ids of their jobs, dependencies checked, cycles found and named, and the job
 //! filter applied. `plan` never performs I/O and never runs a job.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::ctx::Ctx;
 use crate::dsl::env::pipeline_env;
-use crate::dsl::job::{ActionFn, Job, JobBodyKind};
+use crate::dsl::job::{ActionFn, Job, JobBodyKind, SpecFn};
 use crate::dsl::registry::{JobBody, JobDef, PipelineDef};
 use crate::protocol::{JobKind, Plan, PlannedJob, SkippedJob};
 
@@ -92,6 +94,28 @@ pub enum Error {
         /// How long it may take.
         limit: Duration,
     },
+    /// A job depends on a `#[pipeline]` that this binary does not register.
+    #[error("job `{job}` depends on #[pipeline] `{pipeline}`, which is not part of this plan")]
+    UnknownPipeline {
+        /// The dependent job.
+        job: String,
+        /// The pipeline function's name.
+        pipeline: String,
+    },
+    /// A job of a `#[pipeline(output = T)]` returns another type than `T`.
+    #[error(
+        "job `{job}` of #[pipeline] `{pipeline}` returns `{returns}`, but the pipeline declares `output = {declared}`"
+    )]
+    OutputType {
+        /// The job.
+        job: String,
+        /// The pipeline function's name.
+        pipeline: String,
+        /// The type the pipeline declares.
+        declared: String,
+        /// The type the job returns (`()` for a container job).
+        returns: String,
+    },
     /// The pipeline declares no jobs at all.
     #[error("the pipeline declares no jobs: add a #[job] function or a #[pipeline]")]
     NoJobs,
@@ -123,6 +147,8 @@ fn seconds(limit: &Duration) -> String {
 pub(crate) struct Resolved {
     pub(crate) jobs: Vec<Job>,
     pub(crate) skipped: Vec<SkippedJob>,
+    /// The planned jobs of each `#[pipeline]`, by its key.
+    pub(crate) pipelines: HashMap<&'static str, Vec<String>>,
 }
 
 impl Resolved {
@@ -141,6 +167,7 @@ fn planned(job: &Job) -> PlannedJob {
     let (kind, container) = match &job.body {
         JobBodyKind::Action(_) => (JobKind::Action, None),
         JobBodyKind::Container(spec) => (JobKind::Container, Some(spec.spec().clone())),
+        JobBodyKind::Deferred(_) => (JobKind::Container, None),
     };
     PlannedJob {
         id: job.id.clone(),
@@ -152,6 +179,7 @@ fn planned(job: &Job) -> PlannedJob {
         idempotent: job.idempotent,
         allow_failure: job.allow_failure,
         runs: job.runs,
+        resolved_at_run_time: matches!(job.body, JobBodyKind::Deferred(_)),
         container,
         declared_at: job.declared_at.clone(),
     }
@@ -160,25 +188,40 @@ fn planned(job: &Job) -> PlannedJob {
 /// Plans the jobs registered in this binary for `ctx`, keeping only `filter` and what it
 /// depends on (all jobs when `filter` is empty).
 pub(crate) fn resolve(ctx: &Ctx, filter: &[String]) -> Result<Resolved, Error> {
-    let (jobs, skipped) = registered_jobs_within_limit(ctx)?;
+    let Registered { jobs, skipped, mut pipelines } = registered_jobs_within_limit(ctx)?;
     if jobs.is_empty() && skipped.is_empty() {
         return Err(Error::NoJobs);
     }
-    order(jobs, skipped, filter)
+    let mut resolved = order(jobs, skipped, filter)?;
+    let planned: HashSet<&str> = resolved.jobs.iter().map(|job| job.id.as_str()).collect();
+    for ids in pipelines.values_mut() {
+        ids.retain(|id| planned.contains(id.as_str()));
+    }
+    resolved.pipelines = pipelines;
+    Ok(resolved)
+}
+
+/// The jobs this binary registers, for one build.
+struct Registered {
+    jobs: Vec<Job>,
+    skipped: Vec<SkippedJob>,
+    /// The jobs of each `#[pipeline]`, by its key.
+    pipelines: HashMap<&'static str, Vec<String>>,
 }
 
 /// Every `#[job]` (whose condition holds) and every job of every `#[pipeline]`, computed on a
 /// thread of their own so that pipeline code that never returns fails planning, naming it,
 /// after [`plan_limit`]. That thread cannot be stopped: it is left behind, and the script
 /// exits with the error.
-fn registered_jobs_within_limit(ctx: &Ctx) -> Result<(Vec<Job>, Vec<SkippedJob>), Error> {
+fn registered_jobs_within_limit(ctx: &Ctx) -> Result<Registered, Error> {
     let ctx = ctx.clone();
     within_limit(plan_limit(), move |watch| registered_jobs(&ctx, watch))
 }
 
 /// Every `#[job]` (whose condition holds) and every job of every `#[pipeline]`, in the order
-/// they were declared; `watch` runs the pipeline's code.
-fn registered_jobs(ctx: &Ctx, watch: &Watch) -> Result<(Vec<Job>, Vec<SkippedJob>), Error> {
+/// they were declared, their container specs computed where they can be and their
+/// dependencies on pipelines resolved; `watch` runs the pipeline's code.
+fn registered_jobs(ctx: &Ctx, watch: &Watch) -> Result<Registered, Error> {
     let mut defs: Vec<&JobDef> = inventory::iter::<JobDef>.into_iter().collect();
     defs.sort_by_key(|def| source_order(def.location));
     let mut pipelines: Vec<&PipelineDef> = inventory::iter::<PipelineDef>.into_iter().collect();
@@ -201,12 +244,9 @@ fn registered_jobs(ctx: &Ctx, watch: &Watch) -> Result<(Vec<Job>, Vec<SkippedJob
                 let action: ActionFn = std::sync::Arc::new(f);
                 JobBodyKind::Action(action)
             }
-            JobBody::Container(f) => JobBodyKind::Container(Box::new(
-                watch.guard(|| f(ctx), || format!("the container spec of job `{}`", def.id))?,
-            )),
+            JobBody::Container(f) => JobBodyKind::Deferred(Arc::new(f)),
         };
-        let mut job = Job::new(def.id.to_owned(), body);
-        job.depends_on = (def.depends_on)().into_iter().map(str::to_owned).collect();
+        let mut job = Job::new(def.id.to_owned(), body).depends_on((def.depends_on)());
         job.blocked = def.blocked;
         job.timeout = def.timeout_ms.map(Duration::from_millis);
         job.retries = def.retries;
@@ -216,20 +256,64 @@ fn registered_jobs(ctx: &Ctx, watch: &Watch) -> Result<(Vec<Job>, Vec<SkippedJob
         job.declared_at = Some(def.location.to_owned());
         jobs.push(job);
     }
+    let mut made: HashMap<&'static str, Vec<String>> = HashMap::with_capacity(pipelines.len());
     for def in pipelines {
         let computed = watch.guard(|| (def.jobs)(ctx), || format!("the #[pipeline] function `{}`", def.name))?;
+        let ids = made.entry(def.key).or_default();
+        let declared = def.output.map(|output| output());
         for mut job in computed {
             job.declared_at.get_or_insert_with(|| format!("#[pipeline] {} ({})", def.name, def.location));
+            if let (Some(declared), Some(returns)) = (declared, job.output)
+                && declared != returns
+            {
+                return Err(Error::OutputType {
+                    job: job.id,
+                    pipeline: def.name.to_owned(),
+                    declared: declared.name(),
+                    returns: returns.name(),
+                });
+            }
+            ids.push(job.id.clone());
             jobs.push(job);
         }
     }
-    // The pipeline's environment, under each container job's own.
     for job in &mut jobs {
+        for pipeline in std::mem::take(&mut job.depends_on_pipelines) {
+            let Some(ids) = made.get(pipeline.key) else {
+                return Err(Error::UnknownPipeline { job: job.id.clone(), pipeline: pipeline.name.to_owned() });
+            };
+            for id in ids {
+                if !job.depends_on.contains(id) {
+                    job.depends_on.push(id.clone());
+                }
+            }
+        }
+        if let JobBodyKind::Deferred(f) = &job.body {
+            job.body = preview(ctx, watch, job, Arc::clone(f))?;
+        }
+        // The pipeline's environment, under each container job's own.
         if let JobBodyKind::Container(spec) = &mut job.body {
             **spec = (**spec).clone().with_default_env(pipeline_env());
         }
     }
-    Ok((jobs, skipped))
+    Ok(Registered { jobs, skipped, pipelines: made })
+}
+
+/// The body of container job `job` once its spec function `f` ran as the build is planned:
+/// the spec, unless the function read an output, known only once the job's dependencies have
+/// ended; the spec is then resolved at that time (whatever the function returned now).
+fn preview(ctx: &Ctx, watch: &Watch, job: &Job, f: SpecFn) -> Result<JobBodyKind, Error> {
+    let preview = ctx.spec_preview();
+    let spec = watch.guard(|| f(&preview), || format!("the container spec of job `{}`", job.id));
+    if preview.read_outputs() {
+        return Ok(JobBodyKind::Deferred(f));
+    }
+    match spec? {
+        Ok(spec) => Ok(JobBodyKind::Container(Box::new(spec))),
+        Err(err) => {
+            Err(Error::InvalidContainer { job: job.id.clone(), location: location(job), problem: err.to_string() })
+        }
+    }
 }
 
 /// `(file, line)` of a `file:line` location, so jobs sort in source order.
@@ -320,6 +404,10 @@ pub(crate) fn order(jobs: Vec<Job>, mut skipped: Vec<SkippedJob>, filter: &[Stri
     for (i, job) in jobs.iter().enumerate() {
         if monkeyci_protocol::id::check(&job.id).is_err() {
             return Err(Error::InvalidId { id: job.id.clone() });
+        }
+        // Planning the registered jobs resolved these; jobs given directly have no pipelines.
+        if let Some(pipeline) = job.depends_on_pipelines.first() {
+            return Err(Error::UnknownPipeline { job: job.id.clone(), pipeline: pipeline.name.to_owned() });
         }
         if let Some(problem) = job.container_spec().and_then(|spec| spec.spec().problem()) {
             return Err(Error::InvalidContainer { job: job.id.clone(), location: location(job), problem });
@@ -423,7 +511,7 @@ pub(crate) fn order(jobs: Vec<Job>, mut skipped: Vec<SkippedJob>, filter: &[Stri
 
     let mut slots: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
     let jobs = sorted.into_iter().filter_map(|i| slots[i].take()).collect();
-    Ok(Resolved { jobs, skipped })
+    Ok(Resolved { jobs, skipped, pipelines: HashMap::new() })
 }
 
 /// Follows dependencies among `stuck` jobs (each of which is on or behind a cycle) until one

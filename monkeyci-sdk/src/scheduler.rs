@@ -8,7 +8,9 @@
 //! Planning (conditions, cycles, filters) happens before, in `plan`.
 //!
 //! The scheduler drives the engine (`durable::build::Build`, a `durable::scope::Scope` per job)
-//! and makes a [`Ctx`] only to hand one to a job's code. It never takes a journaled step itself.
+//! and makes a [`Ctx`] only to hand one to a job's code: an action job's, or the function of a
+//! container job whose spec reads its dependencies' outputs, resolved once they ended and
+//! journaled with its dispatch. It never takes a journaled step itself.
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
@@ -23,14 +25,17 @@ use std::task::{Context, Poll};
 use tokio::task::JoinSet;
 
 use crate::ctx::Ctx;
+use crate::dsl::env::pipeline_env;
 use crate::dsl::error::JobError;
-use crate::dsl::job::{Job, JobBodyKind};
+use crate::dsl::job::{ActionFn, Job, JobBodyKind, SpecFn};
 use crate::durable::build::Build;
 use crate::durable::journal::{Ended, Replay, Resume};
 use crate::durable::scope::Scope;
 use crate::future::BoxFuture;
 use crate::plan::{Resolved, panic_message};
-use crate::protocol::{BuildStatus, EventKind, JobStatus, JournalEntry, JournalRecord, Runs, StepKey, now_ms};
+use crate::protocol::{
+    BuildStatus, ContainerSpec, EventKind, JobStatus, JournalEntry, JournalRecord, Runs, StepKey, now_ms,
+};
 
 /// How to run a build.
 #[derive(Debug, Clone, Default)]
@@ -122,10 +127,11 @@ pub(crate) async fn run(build: &Arc<Build>, resolved: Resolved, options: Options
     }
 }
 
-async fn run_on_worker(build: Arc<Build>, resolved: Resolved, options: Options) -> BuildReport {
+async fn run_on_worker(build: Arc<Build>, mut resolved: Resolved, options: Options) -> BuildReport {
     let build = &build;
     job_panics();
     build.set_graph(resolved.graph());
+    build.set_pipelines(std::mem::take(&mut resolved.pipelines));
     build.set_replayed_steps(options.replay.steps.clone());
     let plan = resolved.plan();
     // A resumed script has told all this before: it only says it resumed.
@@ -214,7 +220,8 @@ async fn run_on_worker(build: Arc<Build>, resolved: Resolved, options: Options) 
             if matches!(job.body, JobBodyKind::Action(_)) {
                 action_scopes.insert(i, Arc::clone(&scope));
             }
-            let handle = running.spawn(run_job(scope, job, resume));
+            let journaled_spec = options.replay.specs.get(&ids[i]).cloned();
+            let handle = running.spawn(run_job(scope, job, resume, journaled_spec));
             task_job.insert(handle.id(), i);
         }
         let in_flight = running.len();
@@ -463,11 +470,17 @@ impl Dag {
     }
 }
 
-/// Runs one job: approval, then attempts until one succeeds or none are left. `resume` is
-/// where a job running when an earlier launch stopped picks up: a container job awaits the
-/// same dispatched attempt again, never starting another; an action job runs that attempt
-/// again, its recorded steps replayed.
-async fn run_job(scope: Arc<Scope>, job: Job, resume: Option<Resume>) -> Outcome {
+/// Runs one job: approval, then its container spec resolved if it reads its dependencies'
+/// outputs, then attempts until one succeeds or none are left. `resume` is where a job running
+/// when an earlier launch stopped picks up: a container job awaits the same dispatched attempt
+/// again, never starting another (with the spec `journaled_spec` it was dispatched with, if it
+/// was resolved then); an action job runs that attempt again, its recorded steps replayed.
+async fn run_job(
+    scope: Arc<Scope>,
+    job: Job,
+    resume: Option<Resume>,
+    journaled_spec: Option<ContainerSpec>,
+) -> Outcome {
     let build = scope.build();
     let id = job.id.clone();
     if job.blocked && resume.is_none() {
@@ -478,6 +491,20 @@ async fn run_job(scope: Arc<Scope>, job: Job, resume: Option<Resume>) -> Outcome
             Err(err) => return Outcome::not_run(JobStatus::Failure, format!("approval failed: {err}")),
         }
     }
+    // Resolved once, now that its dependencies ended: every attempt runs the same spec.
+    let work = match &job.body {
+        JobBodyKind::Action(action) => Work::Action(Arc::clone(action)),
+        JobBodyKind::Container(spec) => {
+            Work::Container(Box::new(Dispatch { spec: (**spec).clone().into_spec(), journal_spec: false }))
+        }
+        JobBodyKind::Deferred(f) => match journaled_spec.filter(|_| resume.is_some()) {
+            Some(spec) => Work::Container(Box::new(Dispatch { spec, journal_spec: true })),
+            None => match resolve_spec(&scope, &id, f) {
+                Ok(spec) => Work::Container(Box::new(Dispatch { spec, journal_spec: true })),
+                Err(message) => return Outcome::not_run(JobStatus::Failure, build.mask(&message)),
+            },
+        },
+    };
     // A container job's new attempt is a new container run, with its attempt number.
     let attempts = job.retries.saturating_add(1);
     let mut attempt = resume.map_or(0, |resume| resume.attempt - 1);
@@ -485,12 +512,12 @@ async fn run_job(scope: Arc<Scope>, job: Job, resume: Option<Resume>) -> Outcome
         attempt += 1;
         let resumed = resume.filter(|resume| resume.attempt == attempt);
         // Process work waits for a slot of `--max-parallel` before it counts as started.
-        let _slot = match job.body {
-            JobBodyKind::Container(_) => match build.process_slot().await {
+        let _slot = match work {
+            Work::Container(_) => match build.process_slot().await {
                 Ok(slot) => Some(slot),
                 Err(_) => return Outcome::not_run(JobStatus::Canceled, "the build is shutting down".to_owned()),
             },
-            JobBodyKind::Action(_) => None,
+            Work::Action(_) => None,
         };
         let started_at_ms = resumed.and_then(|resume| resume.started_at_ms).unwrap_or_else(now_ms);
         scope.start_attempt(attempt, started_at_ms);
@@ -502,7 +529,10 @@ async fn run_job(scope: Arc<Scope>, job: Job, resume: Option<Resume>) -> Outcome
                 build.flush_events().await;
             }
         }
-        let (status, message, output) = run_attempt(&scope, &job, attempt, resumed.is_some()).await;
+        let (status, message, output) = match &work {
+            Work::Container(dispatch) => run_container(&scope, &job, dispatch, attempt, resumed.is_some()).await,
+            Work::Action(action) => run_action(&scope, &job, action(Ctx::new(Arc::clone(&scope)))).await,
+        };
         let duration_ms = now_ms().saturating_sub(started_at_ms);
         let message = message.map(|m| build.mask(&m));
         if status != JobStatus::Success && attempt < attempts {
@@ -513,45 +543,76 @@ async fn run_job(scope: Arc<Scope>, job: Job, resume: Option<Resume>) -> Outcome
     }
 }
 
-/// Runs one attempt of `job`; `resumed` when an earlier launch of the script started it.
-async fn run_attempt(
+/// What each attempt of a job runs.
+enum Work {
+    Action(ActionFn),
+    /// Boxed: a spec is large beside an action's pointer.
+    Container(Box<Dispatch>),
+}
+
+/// The container a container job runs, on every attempt.
+struct Dispatch {
+    spec: ContainerSpec,
+    /// Resolved from the dependencies' outputs: journaled with the dispatch, so a resumed
+    /// script awaits the container with the spec it was started with.
+    journal_spec: bool,
+}
+
+/// The spec `f` computes in `id`'s scope, now that its dependencies ended, with the pipeline's
+/// environment; or why there is none (an error, a panic, or a spec that cannot run).
+fn resolve_spec(scope: &Arc<Scope>, id: &str, f: &SpecFn) -> Result<ContainerSpec, String> {
+    let ctx = Ctx::new(Arc::clone(scope));
+    let resolved = CURRENT_JOB.sync_scope(id.to_owned(), || std::panic::catch_unwind(AssertUnwindSafe(|| f(&ctx))));
+    let spec = match resolved {
+        Ok(Ok(spec)) => spec.with_default_env(pipeline_env()).into_spec(),
+        Ok(Err(err)) => return Err(format!("its container spec could not be resolved: {err}")),
+        Err(payload) => {
+            let message = job_panics().lock().remove(id).unwrap_or_else(|| panic_message(&*payload));
+            return Err(format!("its container spec panicked: {message}"));
+        }
+    };
+    match spec.problem() {
+        Some(problem) => Err(format!("its container spec cannot run: {problem}")),
+        None => Ok(spec),
+    }
+}
+
+/// Runs one attempt of container job `job` in a container of `dispatch`; `resumed` when an
+/// earlier launch of the script started it.
+async fn run_container(
     scope: &Arc<Scope>,
     job: &Job,
+    dispatch: &Dispatch,
     attempt: u32,
     resumed: bool,
 ) -> (JobStatus, Option<String>, Option<serde_json::Value>) {
-    match &job.body {
-        JobBodyKind::Action(action) => run_action(scope, job, action(Ctx::new(Arc::clone(scope)))).await,
-        JobBodyKind::Container(spec) => {
-            let mut spec = (**spec).clone().into_spec();
-            // The engine enforces the time limit: it stops the container, which a dropped
-            // future here would not.
-            if spec.timeout_ms.is_none() {
-                spec.timeout_ms = job.timeout.map(|limit| limit.as_millis() as u64);
-            }
-            let request = crate::protocol::ContainerRequest { job_id: job.id.clone(), attempt, spec };
-            let dispatch = async {
-                // Journaled before it is sent: on resume the same attempt is awaited, never started
-                // twice (dispatch is idempotent per job and attempt).
-                if !resumed {
-                    scope.journal(StepKey::Job, JournalRecord::ContainerDispatched { attempt, at_ms: Some(now_ms()) });
-                }
-                scope.run_container(request).await
-            };
-            match CURRENT_JOB.scope(job.id.clone(), dispatch).await {
-                Ok(result) if result.status == JobStatus::Success => {
-                    (JobStatus::Success, None, Some(serde_json::Value::Null))
-                }
-                Ok(result) => {
-                    let status = match result.status {
-                        JobStatus::Timeout | JobStatus::Canceled => result.status,
-                        _ => JobStatus::Failure,
-                    };
-                    (status, result.message, None)
-                }
-                Err(err) => (JobStatus::Failure, Some(err.to_string()), None),
-            }
+    let mut spec = dispatch.spec.clone();
+    // The engine enforces the time limit: it stops the container, which a dropped
+    // future here would not.
+    if spec.timeout_ms.is_none() {
+        spec.timeout_ms = job.timeout.map(|limit| limit.as_millis() as u64);
+    }
+    let journaled = dispatch.journal_spec.then(|| Box::new(spec.clone()));
+    let request = crate::protocol::ContainerRequest { job_id: job.id.clone(), attempt, spec };
+    let run = async {
+        // Journaled before it is sent: on resume the same attempt is awaited, never started
+        // twice (dispatch is idempotent per job and attempt).
+        if !resumed {
+            let record = JournalRecord::ContainerDispatched { attempt, at_ms: Some(now_ms()), spec: journaled };
+            scope.journal(StepKey::Job, record);
         }
+        scope.run_container(request).await
+    };
+    match CURRENT_JOB.scope(job.id.clone(), run).await {
+        Ok(result) if result.status == JobStatus::Success => (JobStatus::Success, None, Some(serde_json::Value::Null)),
+        Ok(result) => {
+            let status = match result.status {
+                JobStatus::Timeout | JobStatus::Canceled => result.status,
+                _ => JobStatus::Failure,
+            };
+            (status, result.message, None)
+        }
+        Err(err) => (JobStatus::Failure, Some(err.to_string()), None),
     }
 }
 
@@ -819,7 +880,7 @@ mod tests {
         let dispatched = JournalEntry::new(
             "wait",
             StepKey::Job,
-            JournalRecord::ContainerDispatched { attempt: 1, at_ms: Some(now_ms() - 5_000) },
+            JournalRecord::ContainerDispatched { attempt: 1, at_ms: Some(now_ms() - 5_000), spec: None },
         );
         let job = Job::container("wait", crate::container("img").script(["sleep 5"]));
         let rt = tokio::runtime::Runtime::new().unwrap();
@@ -1085,6 +1146,115 @@ mod tests {
         let message = run.message("boom").unwrap();
         assert!(message.starts_with("panicked: kaboom (at "), "{message}");
         assert_eq!(run.job_status("fine"), Some(JobStatus::Success));
+    }
+
+    /// A container job whose spec reads `version`'s output, and `version`.
+    fn version_and_package() -> Vec<Job> {
+        struct Version;
+        impl crate::JobMarker for Version {
+            type Output = String;
+            const ID: &'static str = "version";
+        }
+        let version = Job::action("version", |_ctx| async { Ok("1.2.3".to_owned()) });
+        let package = Job::container_with("package", |ctx| {
+            let version = ctx.output::<Version>()?;
+            Ok(crate::container(format!("registry/app:{version}")).script([format!("echo packaging {version}")]))
+        })
+        .depends_on(["version"]);
+        vec![version, package]
+    }
+
+    /// #10: a container job's spec may read the outputs of the jobs it depends on; it is
+    /// resolved once they ended, and journaled with the dispatch.
+    #[test]
+    fn a_container_spec_reading_an_output_is_resolved_when_its_dependencies_ended() {
+        use crate::protocol::JournalRecord;
+        let plan = TestCtx::new().plan_jobs(version_and_package()).unwrap();
+        let package = plan.job("package").unwrap();
+        assert!(package.resolved_at_run_time && package.container.is_none(), "{package:?}");
+
+        let run = TestCtx::new().run_jobs(version_and_package()).unwrap();
+        assert_eq!(run.job_status("package"), Some(JobStatus::Success), "{run:?}");
+        let [(job, spec)] = run.containers() else { panic!("{:?}", run.containers()) };
+        assert_eq!((job.as_str(), spec.image.as_str()), ("package", "registry/app:1.2.3"));
+        assert_eq!(spec.script, ["echo packaging 1.2.3"]);
+        let journaled: Vec<_> = journal_of(&run)
+            .into_iter()
+            .filter_map(|entry| match entry.record {
+                JournalRecord::ContainerDispatched { spec, .. } => Some(spec),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(journaled, [Some(Box::new(spec.clone()))], "the resolved spec is journaled with its dispatch");
+    }
+
+    /// #10: a resumed script awaits the container it dispatched, with the spec it resolved then.
+    #[test]
+    fn a_resumed_container_job_keeps_the_spec_it_was_dispatched_with() {
+        use crate::protocol::{JournalEntry, JournalRecord};
+        let ended = JournalEntry::new(
+            "version",
+            StepKey::End,
+            JournalRecord::JobEnd {
+                status: JobStatus::Success,
+                attempt: 1,
+                output: Some(serde_json::json!("1.2.3")),
+                message: None,
+            },
+        );
+        let dispatched_spec = crate::container("registry/app:as-dispatched").script(["true"]).into_spec();
+        let dispatched = JournalEntry::new(
+            "package",
+            StepKey::Job,
+            JournalRecord::ContainerDispatched {
+                attempt: 1,
+                at_ms: None,
+                spec: Some(Box::new(dispatched_spec.clone())),
+            },
+        );
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let replay = crate::durable::journal::Replay::new(vec![ended, dispatched]);
+        let resumed = rt.block_on(TestCtx::new().run_jobs_replaying(version_and_package(), replay)).unwrap();
+        assert_eq!(resumed.job_status("package"), Some(JobStatus::Success), "{resumed:?}");
+        assert_eq!(resumed.containers(), [("package".to_owned(), dispatched_spec)]);
+        let dispatches = journal_of(&resumed)
+            .into_iter()
+            .filter(|entry| matches!(entry.record, JournalRecord::ContainerDispatched { .. }))
+            .count();
+        assert_eq!(dispatches, 0, "a resumed dispatch is not journaled again");
+    }
+
+    #[test]
+    fn a_container_spec_that_cannot_be_resolved_fails_its_job_and_skips_its_dependents() {
+        let broken = Job::container_with("package", |_ctx| Err(JobError::msg("no version")));
+        let run = TestCtx::new().run_jobs(vec![broken, ok("publish").depends_on(["package"])]).unwrap();
+        assert_eq!(run.job_status("package"), Some(JobStatus::Failure));
+        assert_eq!(run.message("package"), Some("its container spec could not be resolved: no version"));
+        assert_eq!(run.message("publish"), Some("dependency `package` failed"));
+        assert!(run.containers().is_empty());
+
+        let escaping = Job::container_with("up", |_ctx| Ok(crate::container("alpine").script(["ls"]).work_dir("..")));
+        let run = TestCtx::new().run_jobs(vec![escaping]).unwrap();
+        let message = run.message("up").unwrap();
+        assert!(message.starts_with("its container spec cannot run: work_dir"), "{message}");
+
+        let stranger = Job::container_with("stranger", |ctx| {
+            struct Source;
+            impl crate::JobMarker for Source {
+                type Output = ();
+                const ID: &'static str = "source";
+            }
+            ctx.output::<Source>()?;
+            Ok(crate::container("alpine").script(["true"]))
+        });
+        let run = TestCtx::new().run_jobs(vec![ok("source"), stranger]).unwrap();
+        assert_eq!(
+            run.message("stranger"),
+            Some(
+                "its container spec could not be resolved: job `stranger` reads the output of `source` but does not \
+                 depend on it; add it to `depends_on`"
+            )
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ use parking_lot::Mutex;
 use crate::ctx::Ctx;
 use crate::dsl::error::JobError;
 use crate::dsl::job::Job;
-use crate::dsl::output::JobMarker;
+use crate::dsl::output::{JobMarker, JobOutput, PipelineOutput};
 use crate::durable::build::Build;
 use crate::durable::journal::Replay;
 use crate::durable::scope::Scope;
@@ -373,6 +373,14 @@ impl TestRun {
     /// The typed output of a `#[job]` that succeeded.
     pub fn output<J: JobMarker>(&self) -> Option<J::Output> {
         serde_json::from_value(self.outputs.get(J::ID)?.clone()).ok()
+    }
+
+    /// The typed output of job `id` of the `#[pipeline(output = T)]` `P`, if it succeeded.
+    pub fn output_of<P: PipelineOutput>(&self, id: &str) -> Option<P::Output>
+    where
+        P::Output: JobOutput,
+    {
+        serde_json::from_value(self.outputs.get(id)?.clone()).ok()
     }
 
     /// The output of job `id` as JSON.

@@ -51,6 +51,10 @@ mod steps;
 /// condition fails naming it.
 mod shell;
 
+/// Jobs and their data: container specs from their dependencies' outputs (across a
+/// suspension), jobs after a whole `#[pipeline]`, matrix outputs read by id.
+mod data;
+
 /// Suspension: the pipeline process exits while only containers run and is resumed from its
 /// journal (also after kill -9); what the process table shows, what runs once, a changed binary.
 mod suspend;

@@ -2,7 +2,9 @@
 //! alike, and [`JobId`], the name dependencies use.
 //!
 //! A `Job` says what to run and how (dependencies, limits, retries); it is neither planned nor
-//! run here (`plan` and the scheduler do that).
+//! run here (`plan` and the scheduler do that). A container job's spec is a value, or a
+//! function of the context that reads its dependencies' outputs; planning and the scheduler
+//! decide when that function runs.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,17 +13,33 @@ use std::time::Duration;
 use crate::ctx::Ctx;
 use crate::dsl::container::ContainerJob;
 use crate::dsl::error::JobError;
-use crate::dsl::output::{JobMarker, JobOutput, output_to_json};
+use crate::dsl::output::{JobMarker, JobOutput, OutputType, PipelineMarker, output_to_json};
 use crate::future::BoxFuture;
 use crate::protocol::Runs;
 
 pub(crate) type ActionFn = Arc<dyn Fn(Ctx) -> BoxFuture<'static, Result<serde_json::Value, JobError>> + Send + Sync>;
 
+/// A container job's spec, computed from the context.
+pub(crate) type SpecFn = Arc<dyn Fn(&Ctx) -> Result<ContainerJob, JobError> + Send + Sync>;
+
 /// What a job does.
 #[derive(Clone)]
 pub(crate) enum JobBodyKind {
     Action(ActionFn),
+    /// A container job whose spec is known.
     Container(Box<ContainerJob>),
+    /// A container job whose spec is computed by this function: when the build is planned, if
+    /// it can be (it reads no output), else when the job's dependencies have ended.
+    Deferred(SpecFn),
+}
+
+/// A `#[pipeline]` a job depends on: every job it makes, known once it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PipelineRef {
+    /// [`PipelineMarker::KEY`].
+    pub(crate) key: &'static str,
+    /// [`PipelineMarker::NAME`].
+    pub(crate) name: &'static str,
 }
 
 /// One job of a build: an id, its dependencies and what it runs.
@@ -51,6 +69,10 @@ pub(crate) enum JobBodyKind {
 pub struct Job {
     pub(crate) id: String,
     pub(crate) depends_on: Vec<String>,
+    /// Pipelines whose jobs it depends on, until planning adds their ids to `depends_on`.
+    pub(crate) depends_on_pipelines: Vec<PipelineRef>,
+    /// What it returns, when the builder knows (`Job::action`, `Job::container`).
+    pub(crate) output: Option<OutputType>,
     pub(crate) blocked: bool,
     pub(crate) timeout: Option<Duration>,
     pub(crate) retries: u32,
@@ -75,18 +97,56 @@ impl Job {
             let fut = f(ctx);
             Box::pin(async move { output_to_json(fut.await) })
         });
-        Job::new(id.into(), JobBodyKind::Action(action))
+        Job { output: Some(OutputType::of::<T>()), ..Job::new(id.into(), JobBodyKind::Action(action)) }
     }
 
     /// A container job running `spec`.
     pub fn container(id: impl Into<String>, spec: ContainerJob) -> Job {
-        Job::new(id.into(), JobBodyKind::Container(Box::new(spec)))
+        Job { output: Some(OutputType::of::<()>()), ..Job::new(id.into(), JobBodyKind::Container(Box::new(spec))) }
+    }
+
+    /// A container job whose spec `f` computes from the context, and may read the outputs of
+    /// the jobs this one depends on ([`Ctx::output`], [`Ctx::output_of`]), as a `#[job]`
+    /// returning `Result<ContainerJob>` may: such a spec is resolved when those jobs have
+    /// ended, just before the container starts (the plan then says so instead of showing it).
+    /// A spec that reads no output is resolved when the build is planned.
+    ///
+    /// ```
+    /// use monkeyci_sdk::prelude::*;
+    ///
+    /// #[job]
+    /// async fn version(_ctx: &Ctx) -> Result<String> {
+    ///     Ok("1.2.3".into())
+    /// }
+    ///
+    /// #[pipeline]
+    /// fn images(_ctx: &Ctx) -> Vec<Job> {
+    ///     ["alpine", "debian"]
+    ///         .into_iter()
+    ///         .map(|os| {
+    ///             Job::container_with(format!("image-{os}"), move |ctx: &Ctx| {
+    ///                 let version = ctx.output::<version>()?;
+    ///                 Ok(container(format!("docker.io/{os}")).script([format!("echo app {version} on {os}")]))
+    ///             })
+    ///             .depends_on([JobId::of::<version>()])
+    ///         })
+    ///         .collect()
+    /// }
+    /// # fn main() {}
+    /// ```
+    pub fn container_with<F>(id: impl Into<String>, f: F) -> Job
+    where
+        F: Fn(&Ctx) -> Result<ContainerJob, JobError> + Send + Sync + 'static,
+    {
+        Job { output: Some(OutputType::of::<()>()), ..Job::new(id.into(), JobBodyKind::Deferred(Arc::new(f))) }
     }
 
     pub(crate) fn new(id: String, body: JobBodyKind) -> Job {
         Job {
             id,
             depends_on: Vec::new(),
+            depends_on_pipelines: Vec::new(),
+            output: None,
             blocked: false,
             timeout: None,
             retries: 0,
@@ -98,14 +158,20 @@ impl Job {
         }
     }
 
-    /// Runs after these jobs, given by id (`.depends_on(["build"])`) or by `#[job]` function
-    /// (`.depends_on([JobId::of::<build>()])`).
+    /// Runs after these jobs, given by id (`.depends_on(["build"])`), by `#[job]` function
+    /// (`.depends_on([JobId::of::<build>()])`) or by `#[pipeline]` function, for every job it
+    /// makes (`.depends_on([JobId::all_of::<matrix>()])`).
     pub fn depends_on<I, D>(mut self, deps: I) -> Self
     where
         I: IntoIterator<Item = D>,
         D: Into<JobId>,
     {
-        self.depends_on.extend(deps.into_iter().map(|d| d.into().0));
+        for dep in deps {
+            match dep.into().0 {
+                Dep::Job(id) => self.depends_on.push(id),
+                Dep::Pipeline(pipeline) => self.depends_on_pipelines.push(pipeline),
+            }
+        }
         self
     }
 
@@ -193,16 +259,18 @@ impl Job {
         &self.id
     }
 
-    /// The ids of the jobs it waits for.
+    /// The ids of the jobs it waits for (those of the `#[pipeline]`s it depends on once the
+    /// build is planned).
     pub fn dependencies(&self) -> &[String] {
         &self.depends_on
     }
 
-    /// The container spec, for a container job.
+    /// The container spec, for a container job whose spec is known (not for one made with
+    /// [`Job::container_with`], resolved later).
     pub fn container_spec(&self) -> Option<&ContainerJob> {
         match &self.body {
             JobBodyKind::Container(spec) => Some(spec),
-            JobBodyKind::Action(_) => None,
+            JobBodyKind::Action(_) | JobBodyKind::Deferred(_) => None,
         }
     }
 }
@@ -217,31 +285,45 @@ impl std::fmt::Debug for Job {
     }
 }
 
-/// A job named by id (`"build"`), or by its `#[job]` function (`JobId::of::<build>()`).
+/// A job named by id (`"build"`), or by its `#[job]` function (`JobId::of::<build>()`); or
+/// every job of a `#[pipeline]` function (`JobId::all_of::<matrix>()`), as a dependency.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobId(pub(crate) String);
+pub struct JobId(Dep);
+
+/// What a [`JobId`] names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Dep {
+    Job(String),
+    Pipeline(PipelineRef),
+}
 
 impl From<&str> for JobId {
     fn from(id: &str) -> Self {
-        JobId(id.to_owned())
+        JobId(Dep::Job(id.to_owned()))
     }
 }
 
 impl From<String> for JobId {
     fn from(id: String) -> Self {
-        JobId(id)
+        JobId(Dep::Job(id))
     }
 }
 
 impl From<&String> for JobId {
     fn from(id: &String) -> Self {
-        JobId(id.clone())
+        JobId(Dep::Job(id.clone()))
     }
 }
 
 impl JobId {
     /// The id of the `#[job]` `J`: `JobId::of::<build>()`.
     pub fn of<J: JobMarker>() -> JobId {
-        JobId(J::ID.to_owned())
+        JobId(Dep::Job(J::ID.to_owned()))
+    }
+
+    /// Every job the `#[pipeline]` `P` makes, whatever their ids: `JobId::all_of::<matrix>()`.
+    /// A pipeline that makes no job in a build is no dependency.
+    pub fn all_of<P: PipelineMarker>() -> JobId {
+        JobId(Dep::Pipeline(PipelineRef { key: P::KEY, name: P::NAME }))
     }
 }

@@ -1,8 +1,12 @@
-//! What ties a `#[job]` function to the values it hands on: [`JobMarker`] (the type naming a
-//! job and its output) and [`JobOutput`] (what an output must be to be kept as JSON).
+//! What ties a `#[job]` or `#[pipeline]` function to the values it hands on: [`JobMarker`] (the
+//! type naming a job and its output), [`PipelineMarker`] and [`PipelineOutput`] (the type naming
+//! a pipeline, and the output of its jobs), [`JobOutput`] (what an output must be to be kept as
+//! JSON) and [`OutputType`] (an output type, named, for checks when the build is planned).
 //!
 //! These traits know nothing of the build context or of running jobs, so both the job
 //! definitions and [`Ctx::output`](crate::Ctx::output) can stand on them.
+
+use std::any::TypeId;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -24,6 +28,72 @@ pub trait JobMarker {
     type Output: JobOutput;
     /// The job's id.
     const ID: &'static str;
+}
+
+/// The type `#[pipeline]` generates beside a pipeline function, with the function's name: it
+/// names the pipeline, so a `#[job]` can depend on every job it makes (`depends_on =
+/// [matrix]`, or [`JobId::all_of`](crate::JobId::all_of) in a builder).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a #[pipeline]",
+    label = "not declared with #[pipeline]",
+    note = "`JobId::all_of::<P>()` and `ctx.output_of::<P>(id)` take functions declared with `#[pipeline]`"
+)]
+pub trait PipelineMarker {
+    /// The pipeline function's name, for messages.
+    const NAME: &'static str;
+    /// What tells it from every other pipeline of the crate: its module path and name.
+    const KEY: &'static str;
+}
+
+/// A pipeline that declares the output of its jobs, `#[pipeline(output = T)]`: later jobs read
+/// them typed, by id, with [`Ctx::output_of`](crate::Ctx::output_of). Planning checks that
+/// each of its action jobs returns a `T` (its container jobs, `()`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a #[pipeline] that declares its jobs' output type",
+    label = "`output_of` reads the jobs of a `#[pipeline(output = T)]`",
+    note = "declare what a pipeline's jobs return with `#[pipeline(output = T)]`; read a #[job]'s output with `ctx.output::<J>()`"
+)]
+pub trait PipelineOutput: PipelineMarker {
+    /// What each of its jobs returns: a [`JobOutput`], checked where the pipeline declares it
+    /// (a bound here would report a bad type twice, in serde's words rather than ours).
+    type Output;
+}
+
+/// A job's output type, named: what a `#[pipeline(output = T)]` declares and what
+/// [`Job::action`](crate::Job::action) returns, compared when the build is planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputType {
+    id: TypeId,
+    name: &'static str,
+}
+
+impl OutputType {
+    /// The type `T`.
+    pub fn of<T: JobOutput>() -> OutputType {
+        OutputType { id: TypeId::of::<T>(), name: std::any::type_name::<T>() }
+    }
+
+    /// Its name as written in code, without module paths: `Vec<Report>`, not
+    /// `alloc::vec::Vec<my_pipeline::Report>`.
+    pub fn name(&self) -> String {
+        let mut short = String::with_capacity(self.name.len());
+        let mut segment = String::new();
+        let mut chars = self.name.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c.is_alphanumeric() || c == '_' {
+                segment.push(c);
+            } else if c == ':' && chars.peek() == Some(&':') {
+                chars.next();
+                segment.clear();
+            } else {
+                short.push_str(&segment);
+                segment.clear();
+                short.push(c);
+            }
+        }
+        short.push_str(&segment);
+        short
+    }
 }
 
 /// An action job's output as JSON, or the job's error.
@@ -79,6 +149,16 @@ mod tests {
 
     fn nested(levels: usize) -> serde_json::Value {
         (0..levels).fold(serde_json::json!(1), |inner, _| serde_json::json!([inner]))
+    }
+
+    #[test]
+    fn output_types_are_named_without_their_module_paths() {
+        assert_eq!(OutputType::of::<String>().name(), "String");
+        assert_eq!(OutputType::of::<Vec<Option<u32>>>().name(), "Vec<Option<u32>>");
+        assert_eq!(
+            OutputType::of::<(String, std::collections::BTreeMap<String, u8>)>().name(),
+            "(String, BTreeMap<String, u8>)"
+        );
     }
 
     #[test]

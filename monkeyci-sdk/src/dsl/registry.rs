@@ -7,15 +7,16 @@
 use crate::ctx::Ctx;
 use crate::dsl::container::ContainerJob;
 use crate::dsl::error::JobError;
-use crate::dsl::job::Job;
+use crate::dsl::job::{Job, JobId};
+use crate::dsl::output::OutputType;
 use crate::future::BoxFuture;
 
 /// A registered `#[job]`.
 pub struct JobDef {
     /// The job id.
     pub id: &'static str,
-    /// Ids of the jobs it depends on (a function, since they come from other jobs' markers).
-    pub depends_on: fn() -> Vec<&'static str>,
+    /// The jobs and pipelines it depends on (a function, since they come from their markers).
+    pub depends_on: fn() -> Vec<JobId>,
     /// The `when` condition.
     pub when: Option<Condition>,
     /// Waits for approval.
@@ -51,14 +52,19 @@ pub type ActionFuture = BoxFuture<'static, Result<serde_json::Value, JobError>>;
 pub enum JobBody {
     /// An async fn run in the script process.
     Action(fn(Ctx) -> ActionFuture),
-    /// A function building a container spec from the context.
-    Container(fn(&Ctx) -> ContainerJob),
+    /// A function building a container spec from the context (and the outputs of the job's
+    /// dependencies, once they ended).
+    Container(fn(&Ctx) -> Result<ContainerJob, JobError>),
 }
 
 /// A registered `#[pipeline]` function.
 pub struct PipelineDef {
     /// The function's name.
     pub name: &'static str,
+    /// Its module path and name, as its marker's `PipelineMarker::KEY`.
+    pub key: &'static str,
+    /// The output type its jobs declare, `#[pipeline(output = T)]`.
+    pub output: Option<fn() -> OutputType>,
     /// Computes the jobs.
     pub jobs: fn(&Ctx) -> Vec<Job>,
     /// `file:line` of the declaration.

@@ -1,8 +1,8 @@
 //! [`Build`]: what every job of one build shares. Who the build is (info, params and the
 //! masker made of them), where its effects go (the seams: events, containers, approvals,
-//! artifacts), what jobs hand to each other (outputs, and the graph that says who may read
-//! them), the process slots of `--max-parallel`, cancellation, who waits for containers, and
-//! the steps an earlier launch journaled.
+//! artifacts), what jobs hand to each other (outputs, the graph that says who may read them,
+//! and which jobs each `#[pipeline]` made), the process slots of `--max-parallel`,
+//! cancellation, who waits for containers, and the steps an earlier launch journaled.
 //!
 //! Its fields are private: contexts, steps and the scheduler go through its methods. It takes
 //! no scheduling decision and runs no job; the only I/O it starts is the seams'.
@@ -36,6 +36,8 @@ pub(crate) struct Build {
     outputs: Mutex<HashMap<String, Arc<serde_json::Value>>>,
     /// Each planned job's direct dependencies, set once the build is planned.
     graph: OnceLock<HashMap<String, Vec<String>>>,
+    /// The planned jobs of each `#[pipeline]`, by its key, set once the build is planned.
+    pipelines: OnceLock<HashMap<&'static str, Vec<String>>>,
     /// Set once the build is canceled; the scheduler stops everything.
     canceled: watch::Sender<bool>,
     /// Jobs waiting for containers: when every running job is, nothing runs in this process
@@ -60,6 +62,7 @@ impl Build {
             process_slots: Semaphore::new(max_parallel.max(1)),
             outputs: Mutex::new(HashMap::new()),
             graph: OnceLock::new(),
+            pipelines: OnceLock::new(),
             canceled: watch::Sender::new(false),
             waiting: Waiting::default(),
             replayed_steps: OnceLock::new(),
@@ -104,6 +107,16 @@ impl Build {
     /// Keeps each planned job's direct dependencies (the first plan of the build wins).
     pub(crate) fn set_graph(&self, graph: HashMap<String, Vec<String>>) {
         let _ = self.graph.set(graph);
+    }
+
+    /// Keeps the planned jobs of each `#[pipeline]` (the first plan of the build wins).
+    pub(crate) fn set_pipelines(&self, pipelines: HashMap<&'static str, Vec<String>>) {
+        let _ = self.pipelines.set(pipelines);
+    }
+
+    /// The planned jobs of the `#[pipeline]` whose key is `key`, in the order it made them.
+    pub(crate) fn pipeline_jobs(&self, key: &str) -> Vec<String> {
+        self.pipelines.get().and_then(|pipelines| pipelines.get(key)).cloned().unwrap_or_default()
     }
 
     /// Whether `job` depends on `dependency`, directly or transitively.

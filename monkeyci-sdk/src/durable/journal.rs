@@ -1,5 +1,6 @@
 //! What an earlier launch of this script journaled, read back for a resume: which jobs ended
-//! (and how), which containers were dispatched, which action jobs were in flight, and the
+//! (and how), which containers were dispatched (with the spec, when it was resolved from the
+//! outputs of the job's dependencies), which action jobs were in flight, and the
 //! results of their steps (`ctx.run`, `ctx.shell`), matched to the steps a resumed job takes.
 //!
 //! This module interprets a journal; it never performs I/O. The script reads the journal through
@@ -8,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use crate::protocol::{ContainerResult, JobStatus, JournalEntry, JournalRecord, StepKey};
+use crate::protocol::{ContainerResult, ContainerSpec, JobStatus, JournalEntry, JournalRecord, StepKey};
 
 /// A job's journaled end: status, last attempt, output, message.
 pub(crate) type Ended = (JobStatus, u32, Option<serde_json::Value>, Option<String>);
@@ -35,6 +36,9 @@ pub(crate) struct Replay {
     pub(crate) unfinished_non_idempotent: HashMap<String, u32>,
     /// The jobs planned when the build started.
     planned: Option<Vec<String>>,
+    /// The specs container jobs were dispatched with, when they were resolved from their
+    /// dependencies' outputs (the latest attempt's).
+    pub(crate) specs: HashMap<String, ContainerSpec>,
     /// Recorded steps of action jobs.
     pub(crate) steps: Steps,
     /// Entries read.
@@ -96,7 +100,10 @@ impl Replay {
             let job = entry.job_id;
             match entry.record {
                 JournalRecord::Planned { jobs } => replay.planned = Some(jobs),
-                JournalRecord::ContainerDispatched { attempt, at_ms } => {
+                JournalRecord::ContainerDispatched { attempt, at_ms, spec } => {
+                    if let Some(spec) = spec {
+                        replay.specs.insert(job.clone(), *spec);
+                    }
                     replay.resumed.insert(job, Resume { attempt, started_at_ms: at_ms });
                 }
                 JournalRecord::JobStart { attempt } => {

@@ -1,15 +1,18 @@
 //! [`Scope`]: who acts in a build, the script itself (planning: conditions, `#[pipeline]`
-//! functions) or one job. A job's scope knows its id and work dir, the attempt running and
-//! when it started, how many journaled steps it took and log lines it wrote, and whether the
-//! script may suspend under it; every scope counts its random draws.
+//! functions, container specs) or one job. A job's scope knows its id and work dir, the attempt
+//! running and when it started, how many journaled steps it took and log lines it wrote, and
+//! whether the script may suspend under it; every scope counts its random draws. A scope that
+//! plans a container spec notes whether the spec read an output, which only a job can: the
+//! spec is then resolved when the job's dependencies have ended.
 //!
 //! A [`Ctx`](crate::Ctx) is a handle on a scope. This module keeps those counts and writes the
 //! job's log and journal through the [`Build`]; it takes no step itself (`durable::step` does)
 //! and never names `Ctx`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -30,6 +33,9 @@ pub(crate) struct Scope {
     job: Option<JobScope>,
     /// Numbers drawn with [`Scope::random_u64`].
     draws: AtomicU64,
+    /// Planning a container spec: whether it read an output (known only once the job's
+    /// dependencies ended).
+    previewing: Option<AtomicBool>,
 }
 
 /// What a job's scope knows of its job.
@@ -61,7 +67,18 @@ pub(crate) struct StepNumber {
 impl Scope {
     /// The script's own scope: what conditions and `#[pipeline]` functions see.
     pub(crate) fn script(build: Arc<Build>) -> Scope {
-        Scope { build, job: None, draws: AtomicU64::new(0) }
+        Scope { build, job: None, draws: AtomicU64::new(0), previewing: None }
+    }
+
+    /// The scope a container spec is planned in: the script's, where reading an output is
+    /// noted ([`Scope::read_outputs`]) and fails.
+    pub(crate) fn spec_preview(build: Arc<Build>) -> Scope {
+        Scope { previewing: Some(AtomicBool::new(false)), ..Scope::script(build) }
+    }
+
+    /// Whether the container spec planned in this scope read an output.
+    pub(crate) fn read_outputs(&self) -> bool {
+        self.previewing.as_ref().is_some_and(|read| read.load(Ordering::SeqCst))
     }
 
     /// The scope of job `id`; `suspendable` unless it is an action job declared
@@ -77,7 +94,7 @@ impl Scope {
             lines: AtomicU64::new(0),
             lines_written_before: AtomicU64::new(0),
         };
-        Scope { build, job: Some(job), draws: AtomicU64::new(0) }
+        Scope { build, job: Some(job), draws: AtomicU64::new(0), previewing: None }
     }
 
     /// The build this scope acts in.
@@ -198,6 +215,13 @@ impl Scope {
 
     /// The output of job `id` as a `T`, if the job may read it: it must depend on `id`.
     pub(crate) fn output<T: DeserializeOwned>(&self, id: &str) -> Result<T, JobError> {
+        if let Some(read) = &self.previewing {
+            read.store(true, Ordering::SeqCst);
+            return Err(JobError::msg(format!(
+                "the output of job `{id}` is not known when the build is planned: \
+                 this container spec is resolved when its dependencies have ended"
+            )));
+        }
         let Some(job) = &self.job else {
             return Err(JobError::msg(format!(
                 "the output of job `{id}` can only be read inside a job that depends on it"
@@ -214,6 +238,53 @@ impl Scope {
         };
         T::deserialize(value.as_ref())
             .map_err(|err| JobError::with_source(format!("the output of job `{id}` does not match its type"), err))
+    }
+
+    /// The output of job `id` of the `#[pipeline]` `name` (`key`) as a `T`: `id` must be one
+    /// of the jobs it made, and this job must depend on it.
+    pub(crate) fn output_of<T: DeserializeOwned>(&self, key: &str, name: &str, id: &str) -> Result<T, JobError> {
+        if self.previewing.is_none() {
+            let made = self.build.pipeline_jobs(key);
+            if !made.iter().any(|made| made == id) {
+                let jobs = if made.is_empty() {
+                    "it made no job".to_owned()
+                } else {
+                    format!("its jobs are: {}", made.join(", "))
+                };
+                return Err(JobError::msg(format!("`{id}` is not a job of #[pipeline] `{name}`; {jobs}")));
+            }
+        }
+        self.output(id)
+    }
+
+    /// The outputs of every job of the `#[pipeline]` `name` (`key`) that has one (that
+    /// succeeded), as `T`s by id; this job must depend on each.
+    pub(crate) fn outputs_of<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        name: &str,
+    ) -> Result<BTreeMap<String, T>, JobError> {
+        if self.previewing.is_some() {
+            return self.output(&format!("#[pipeline] {name}"));
+        }
+        let mut outputs = BTreeMap::new();
+        for id in self.build.pipeline_jobs(key) {
+            match self.output(&id) {
+                Ok(output) => {
+                    outputs.insert(id, output);
+                }
+                // An allowed failure has no output; any other job of the pipeline this one
+                // depends on succeeded, or this job would not run.
+                Err(_) if self.build.output(&id).is_none() && self.may_read(&id) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// Whether this job depends on `id`.
+    fn may_read(&self, id: &str) -> bool {
+        self.job.as_ref().is_some_and(|job| self.build.depends_on(&job.id, id))
     }
 
     /// Saves files of the work dir as an artifact of the build.

@@ -12,6 +12,7 @@ mod job_action_every_argument;
 mod job_async_no_arguments;
 mod job_container;
 mod job_depends_on_path;
+mod job_depends_on_pipeline;
 mod job_output_variable_named_like_job;
 mod job_with_id;
 mod pipeline_iterator;
@@ -43,6 +44,7 @@ fn every_module_registers_its_jobs_under_their_ids() {
         ("job_async_no_arguments.rs", vec!["answer", "nothing"]),
         ("job_container.rs", vec!["package", "unit-test"]),
         ("job_depends_on_path.rs", vec!["compile", "publish", "version"]),
+        ("job_depends_on_pipeline.rs", vec!["package", "summary", "version"]),
         ("job_output_variable_named_like_job.rs", vec!["package", "version"]),
         ("job_with_id.rs", vec!["report", "unit-test.v2"]),
         ("pipeline_iterator.rs", vec![]),
@@ -69,5 +71,19 @@ fn arguments_reach_the_registration() {
 fn every_pipeline_function_is_registered() {
     let mut names: Vec<_> = inventory::iter::<PipelineDef>.into_iter().map(|def| def.name).collect();
     names.sort();
-    assert_eq!(names, ["fixed", "optional", "per_crate", "per_target"]);
+    assert_eq!(names, ["after_checks", "checks", "fixed", "optional", "per_crate", "per_target"]);
+}
+
+#[test]
+fn a_pipeline_in_depends_on_names_every_job_it_makes() {
+    use job_depends_on_pipeline::{after_checks, checks, package};
+    use monkeyci_sdk::JobId;
+    let summary = inventory::iter::<JobDef>.into_iter().find(|def| def.id == "summary").expect("registered");
+    assert_eq!(
+        (summary.depends_on)(),
+        [JobId::all_of::<checks>(), JobId::of::<package>(), JobId::all_of::<after_checks>()]
+    );
+    let checks = inventory::iter::<PipelineDef>.into_iter().find(|def| def.name == "checks").expect("registered");
+    assert_eq!(checks.key, "accepted::job_depends_on_pipeline::checks");
+    assert_eq!(checks.output.map(|output| output().name()), Some("u32".to_owned()));
 }

@@ -1,4 +1,4 @@
-// #[pipeline] takes no attribute arguments.
+// #[pipeline] takes one argument, `output = T`; `name` is not one.
 use monkeyci_sdk::prelude::*;
 
 #[pipeline(name = "per-crate")]

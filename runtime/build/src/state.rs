@@ -338,6 +338,7 @@ mod tests {
             allow_failure,
             runs: Default::default(),
             container: None,
+            resolved_at_run_time: false,
             declared_at: None,
         };
         let end = |id: &str, status| EventKind::JobEnd {

@@ -36,7 +36,9 @@ fn text(plan: &Plan) -> String {
     let width = plan.jobs.iter().map(|j| j.id.len()).max().unwrap_or(0);
     let what = |job: &monkeyci_protocol::PlannedJob| match (job.kind, &job.container) {
         (JobKind::Container, Some(spec)) => format!("container {}", spec.image),
-        _ => "action".to_owned(),
+        // Its spec reads its dependencies' outputs: there is no image to show yet.
+        (JobKind::Container, None) => "container (spec resolved when its dependencies ended)".to_owned(),
+        (JobKind::Action, _) => "action".to_owned(),
     };
     let what_width = plan.jobs.iter().map(|j| what(j).len()).max().unwrap_or(0);
     let _ = writeln!(out, "{} jobs, in dependency order:", plan.jobs.len());
@@ -132,6 +134,7 @@ mod tests {
             runs: Default::default(),
             idempotent: true,
             container: None,
+            resolved_at_run_time: false,
             declared_at: None,
         };
         Plan { jobs: vec![job("build", &[]), job("test", &["build"])], skipped: vec![] }
