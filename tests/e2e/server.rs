@@ -1,8 +1,9 @@
 //! `monkeyci server` as a process on 127.0.0.1: builds triggered through the API and the CLI
 //! run on its embedded agent and are followed live; errors have one shape; a token reaches
 //! only its org; cancel arrives within 2 s; the event stream resumes without loss or repeat;
-//! a server killed with `kill -9` loses no queued build. Each test runs on SQLite and, when
-//! `MONKEYCI_TEST_POSTGRES_URL` names a server (CI starts one), on PostgreSQL.
+//! a server killed with `kill -9` loses no queued build; the OpenAPI document is served without
+//! a token. Each test runs on SQLite and, when `MONKEYCI_TEST_POSTGRES_URL` names a server (CI
+//! starts one), on PostgreSQL; the OpenAPI one on the first of them only.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -382,6 +383,23 @@ fn api_errors_have_one_shape_and_an_org_token_reaches_only_its_org() {
         assert_eq!(orgs, ["alpha"]);
         let (_, orgs) = server.call_as(&alpha, "GET", "/api/v1/orgs", None);
         assert_eq!(orgs.as_array().unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn the_openapi_document_is_served_without_a_token_and_names_the_routes() {
+    // The document does not depend on the database: one is enough.
+    for db in databases().into_iter().take(1) {
+        let server = TestServer::start(&db, 0);
+        let (status, head, body) = http(server.addr(), "GET", "/api/v1/openapi.json", &[], b"");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert!(head.to_ascii_lowercase().contains("content-type: application/json"), "{head}");
+        let doc: Value = serde_json::from_slice(&body).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{}", doc["openapi"]);
+        for path in ["/api/v1/builds/{id}", "/webhook/{provider}/{org}/{repo}", "/api/v1/builds/{id}/events"] {
+            assert!(doc["paths"][path].is_object(), "{path} is not in the document");
+        }
+        assert_eq!(doc["paths"]["/api/v1/builds/{id}"]["get"]["security"], json!([{ "bearer": [] }]));
     }
 }
 

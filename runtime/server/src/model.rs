@@ -1,11 +1,13 @@
 //! The server's entities as the API shows them: orgs, repositories, builds, the records of a
 //! build's stream, tokens. These are the REST API's bodies, so the `monkeyci` command's client
-//! and the server read the same definitions.
+//! and the server read the same definitions, and the OpenAPI document describes them from here
+//! (`ToSchema`).
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// An organisation: the unit that owns repositories, params and tokens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Org {
     /// Its id, also its name in URLs (the id alphabet: letters, digits, `-`, `_`, `.`).
     pub id: String,
@@ -14,7 +16,7 @@ pub struct Org {
 }
 
 /// A repository the server builds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Repo {
     /// The org it belongs to.
     pub org: String,
@@ -33,7 +35,7 @@ pub struct Repo {
 }
 
 /// How a build stands on the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Waiting for an agent.
@@ -90,7 +92,7 @@ impl std::str::FromStr for Status {
 }
 
 /// A build of a repository, as the server keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Build {
     /// Its id, unique on the server.
     pub id: String,
@@ -143,7 +145,7 @@ impl Build {
 }
 
 /// One record of a build's stream, numbered from 1 in the order the server took them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Record {
     /// Its place in the build's stream, from 1; the SSE `id`.
     pub seq: i64,
@@ -153,10 +155,11 @@ pub struct Record {
 }
 
 /// What a record of a build's stream holds: the SSE `event` name is its `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", content = "data", rename_all = "lowercase")]
 pub enum RecordBody {
-    /// An event of the build (the script's or a container job's).
+    /// An event of the build (the script's or a container job's): a `monkeyci_protocol::Event`.
+    #[schema(value_type = Object)]
     Event(monkeyci_protocol::Event),
     /// A line printed by the script process itself, or by the agent preparing the build
     /// (clone, compile), secrets masked.
@@ -166,16 +169,17 @@ pub enum RecordBody {
 }
 
 /// A line of output outside any job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Line {
-    /// Where it was printed.
+    /// Where it was printed: `stdout` or `stderr`.
+    #[schema(value_type = String, example = "stdout")]
     pub stream: monkeyci_protocol::OutputStream,
     /// The line, without its end.
     pub line: String,
 }
 
 /// How a build ended, as the last record of its stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BuildEnd {
     /// The final status.
     pub status: Status,
@@ -184,7 +188,7 @@ pub struct BuildEnd {
 }
 
 /// A new API token, shown once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NewToken {
     /// The token itself: send it as `Authorization: Bearer <token>`. Only its hash is kept.
     pub token: String,

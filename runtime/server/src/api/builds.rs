@@ -8,9 +8,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::ApiError;
-use super::error::Body;
+use super::error::{ApiError, Body, ErrorBody};
 use super::state::{AppState, reach};
 use crate::auth::Caller;
 use crate::db::{BuildFilter, NewBuild};
@@ -18,7 +18,7 @@ use crate::model::{Build, Record, RecordBody, Status};
 
 /// `POST /api/v1/orgs/{org}/repos/{repo}/builds`: what to build (default: the main branch's
 /// head).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct Trigger {
     /// A branch.
     #[serde(default)]
@@ -32,7 +32,7 @@ pub struct Trigger {
 }
 
 /// The answer to a trigger or a webhook that queued a build.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Queued {
     /// The build's id.
     pub id: String,
@@ -41,7 +41,8 @@ pub struct Queued {
 }
 
 /// `GET /api/v1/builds` query.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only this org's builds.
     #[serde(default)]
@@ -49,7 +50,8 @@ pub struct ListQuery {
     /// Only this repository's (with `org`).
     #[serde(default)]
     pub repo: Option<String>,
-    /// Only builds in this status.
+    /// Only builds in this status: `queued`, `running`, `success`, `failure`, `error` or
+    /// `canceled`.
     #[serde(default)]
     pub status: Option<String>,
     /// Only builds of this branch.
@@ -64,7 +66,8 @@ pub struct ListQuery {
 }
 
 /// `GET /api/v1/builds/{id}/records` query.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RecordsQuery {
     /// Records after this one (default 0: from the start).
     #[serde(default)]
@@ -74,6 +77,26 @@ pub struct RecordsQuery {
     pub wait: u64,
 }
 
+/// Queues a build of a repository: the main branch's head unless the body names a branch, tag
+/// or commit.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org}/repos/{repo}/builds", operation_id = "trigger_build", tag = "builds",
+    security(("bearer" = [])),
+    params(
+        ("org" = String, Path, description = "The org's id"),
+        ("repo" = String, Path, description = "The repository's name in the org"),
+    ),
+    request_body = Trigger,
+    responses(
+        (status = 202, description = "Queued", body = Queued),
+        (status = 400, description = "The body is not JSON of this shape", body = ErrorBody),
+        (status = 401, description = "No token, or not one of ours", body = ErrorBody),
+        (status = 403, description = "The token does not reach this org", body = ErrorBody),
+        (status = 404, description = "No such repository", body = ErrorBody),
+        (status = 422, description = "A branch, tag or commit that is not a valid git name, or both a branch and a tag", body = ErrorBody),
+        (status = 500, description = "The server failed", body = ErrorBody),
+    )
+)]
 pub(super) async fn trigger(
     State(state): State<AppState>,
     caller: Caller,
@@ -115,6 +138,18 @@ pub(super) async fn trigger(
     Ok((StatusCode::ACCEPTED, Json(Queued { id: build.id, number: build.number })))
 }
 
+/// The builds the token reaches, newest first, a page at a time.
+#[utoipa::path(
+    get, path = "/api/v1/builds", operation_id = "list_builds", tag = "builds", security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of builds, newest first", body = [Build]),
+        (status = 400, description = "`repo` without `org`, an unknown status, or a malformed query", body = ErrorBody),
+        (status = 401, description = "No token, or not one of ours", body = ErrorBody),
+        (status = 403, description = "The token does not reach `org`", body = ErrorBody),
+        (status = 500, description = "The server failed", body = ErrorBody),
+    )
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -152,6 +187,18 @@ async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<Build, A
     })
 }
 
+/// One build.
+#[utoipa::path(
+    get, path = "/api/v1/builds/{id}", operation_id = "show_build", tag = "builds", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The build's id")),
+    responses(
+        (status = 200, description = "The build", body = Build),
+        (status = 401, description = "No token, or not one of ours", body = ErrorBody),
+        (status = 403, description = "An org token that does not reach the build (or there is none)", body = ErrorBody),
+        (status = 404, description = "No such build (admin token)", body = ErrorBody),
+        (status = 500, description = "The server failed", body = ErrorBody),
+    )
+)]
 pub(super) async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -160,6 +207,20 @@ pub(super) async fn show(
     Ok(Json(visible(&state, &caller, &id).await?))
 }
 
+/// Cancels a queued or running build.
+#[utoipa::path(
+    post, path = "/api/v1/builds/{id}/cancel", operation_id = "cancel_build", tag = "builds",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The build's id")),
+    responses(
+        (status = 202, description = "Canceled, or asked of its agent: the build as it stands now", body = Build),
+        (status = 401, description = "No token, or not one of ours", body = ErrorBody),
+        (status = 403, description = "An org token that does not reach the build (or there is none)", body = ErrorBody),
+        (status = 404, description = "No such build (admin token)", body = ErrorBody),
+        (status = 409, description = "The build is over", body = ErrorBody),
+        (status = 500, description = "The server failed", body = ErrorBody),
+    )
+)]
 pub(super) async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -195,6 +256,19 @@ pub(super) async fn cancel(
 
 /// The long-poll fallback of the event stream: records after `after`, waiting up to `wait`
 /// seconds for one.
+#[utoipa::path(
+    get, path = "/api/v1/builds/{id}/records", operation_id = "build_records", tag = "builds",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The build's id"), RecordsQuery),
+    responses(
+        (status = 200, description = "Up to 1000 records after `after`, in order; none if `wait` passed first", body = [Record]),
+        (status = 400, description = "A malformed query", body = ErrorBody),
+        (status = 401, description = "No token, or not one of ours", body = ErrorBody),
+        (status = 403, description = "An org token that does not reach the build (or there is none)", body = ErrorBody),
+        (status = 404, description = "No such build (admin token)", body = ErrorBody),
+        (status = 500, description = "The server failed", body = ErrorBody),
+    )
+)]
 pub(super) async fn records(
     State(state): State<AppState>,
     caller: Caller,
@@ -227,6 +301,31 @@ pub(super) async fn records(
 /// Server-sent events: the build's records from `Last-Event-ID` (or `?after=`) on, live, to
 /// the build's end. Each SSE event's `id` is the record's number, its `event` the record's
 /// kind and its `data` the record's JSON.
+#[utoipa::path(
+    get, path = "/api/v1/builds/{id}/events", operation_id = "build_events", tag = "builds",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The build's id"),
+        ("after" = Option<i64>, Query, description = "Records after this one (default 0: from the start)"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Records after this one, when resuming (wins over `after`)"),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "Server-sent events, one per record, to the build's end: `id` is the record's `seq`, \
+                `event` its kind (`event`: a build event, `line`: a line of output outside any job, `end`: how \
+                the build ended, always last) and `data` the record's `data` as JSON (see `Record`)",
+            content_type = "text/event-stream",
+            body = String,
+            example = "id: 7\nevent: line\ndata: {\"stream\":\"stdout\",\"line\":\"compiling\"}\n\n",
+        ),
+        (status = 400, description = "A `Last-Event-ID` that is not a record number, or a malformed query", body = ErrorBody),
+        (status = 401, description = "No token, or not one of ours", body = ErrorBody),
+        (status = 403, description = "An org token that does not reach the build (or there is none)", body = ErrorBody),
+        (status = 404, description = "No such build (admin token)", body = ErrorBody),
+        (status = 500, description = "The server failed", body = ErrorBody),
+    )
+)]
 pub(super) async fn events(
     State(state): State<AppState>,
     caller: Caller,

@@ -4,23 +4,23 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::error::ApiError;
-use super::error::Body;
+use super::error::{ApiError, Body, ErrorBody};
 use super::state::{AppState, admin_only, reach};
 use crate::auth::{self, Caller};
 use crate::db::NewRepo;
 use crate::model::{NewToken, Org, Repo};
 
 /// `POST /api/v1/orgs`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreateOrg {
     /// The new org's id.
     pub id: String,
 }
 
 /// `POST /api/v1/orgs/{org}/repos`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AddRepo {
     /// Its name within the org.
     pub name: String,
@@ -38,7 +38,7 @@ pub struct AddRepo {
 }
 
 /// `POST /api/v1/tokens`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreateToken {
     /// An admin token (needs `org` unset).
     #[serde(default)]
@@ -51,6 +51,15 @@ pub struct CreateToken {
     pub description: String,
 }
 
+/// The orgs the token reaches: every org for an admin, its own for an org token.
+#[utoipa::path(
+    get, path = "/api/v1/orgs", operation_id = "list_orgs", tag = "orgs", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The orgs, oldest first", body = [Org]),
+        (status = 401, description = "No token, or not one of ours", body = ErrorBody),
+        (status = 500, description = "The server failed", body = ErrorBody),
+    )
+)]
 pub(super) async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Vec<Org>>, ApiError> {
     let only = match &caller {
         Caller::Admin => None,
@@ -59,6 +68,20 @@ pub(super) async fn list(State(state): State<AppState>, caller: Caller) -> Resul
     Ok(Json(state.db.orgs(only).await?))
 }
 
+/// Creates an org (admin only).
+#[utoipa::path(
+    post, path = "/api/v1/orgs", operation_id = "create_org", tag = "orgs", security(("bearer" = [])),
+    request_body = CreateOrg,
+    responses(
+        (status = 201, description = "The new org", body = Org),
+        (status = 400, description = "The body is not JSON of this shape", body = ErrorBody),
+        (status = 401, description = "No token, or not one of ours", body = ErrorBody),
+        (status = 403, description = "Not an admin token", body = ErrorBody),
+        (status = 409, description = "The org exists already", body = ErrorBody),
+        (status = 422, description = "The id is not in the id alphabet", body = ErrorBody),
+        (status = 500, description = "The server failed", body = ErrorBody),
+    )
+)]
 pub(super) async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -69,6 +92,18 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(state.db.create_org(&body.id).await?)))
 }
 
+/// An org's repositories.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org}/repos", operation_id = "list_repos", tag = "orgs", security(("bearer" = [])),
+    params(("org" = String, Path, description = "The org's id")),
+    responses(
+        (status = 200, description = "The org's repositories", body = [Repo]),
+        (status = 401, description = "No token, or not one of ours", body = ErrorBody),
+        (status = 403, description = "The token does not reach this org", body = ErrorBody),
+        (status = 404, description = "No such org", body = ErrorBody),
+        (status = 500, description = "The server failed", body = ErrorBody),
+    )
+)]
 pub(super) async fn repos(
     State(state): State<AppState>,
     caller: Caller,
@@ -79,6 +114,21 @@ pub(super) async fn repos(
     Ok(Json(state.db.repos(&org).await?))
 }
 
+/// One repository.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{org}/repos/{repo}", operation_id = "show_repo", tag = "orgs", security(("bearer" = [])),
+    params(
+        ("org" = String, Path, description = "The org's id"),
+        ("repo" = String, Path, description = "The repository's name in the org"),
+    ),
+    responses(
+        (status = 200, description = "The repository", body = Repo),
+        (status = 401, description = "No token, or not one of ours", body = ErrorBody),
+        (status = 403, description = "The token does not reach this org", body = ErrorBody),
+        (status = 404, description = "No such repository", body = ErrorBody),
+        (status = 500, description = "The server failed", body = ErrorBody),
+    )
+)]
 pub(super) async fn repo(
     State(state): State<AppState>,
     caller: Caller,
@@ -90,6 +140,22 @@ pub(super) async fn repo(
     Ok(Json(repo))
 }
 
+/// Adds a repository to an org.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{org}/repos", operation_id = "add_repo", tag = "orgs", security(("bearer" = [])),
+    params(("org" = String, Path, description = "The org's id")),
+    request_body = AddRepo,
+    responses(
+        (status = 201, description = "The new repository", body = Repo),
+        (status = 400, description = "The body is not JSON of this shape", body = ErrorBody),
+        (status = 401, description = "No token, or not one of ours", body = ErrorBody),
+        (status = 403, description = "The token does not reach this org", body = ErrorBody),
+        (status = 404, description = "No such org", body = ErrorBody),
+        (status = 409, description = "The org has a repository of this name already", body = ErrorBody),
+        (status = 422, description = "A name, URL, branch or secret that is not valid; the message names which", body = ErrorBody),
+        (status = 500, description = "The server failed", body = ErrorBody),
+    )
+)]
 pub(super) async fn add_repo(
     State(state): State<AppState>,
     caller: Caller,
@@ -122,6 +188,20 @@ pub(super) async fn add_repo(
     Ok((StatusCode::CREATED, Json(state.db.create_repo(&repo).await?)))
 }
 
+/// Creates a token (admin only): an admin token, or one scoped to an org. It is shown once.
+#[utoipa::path(
+    post, path = "/api/v1/tokens", operation_id = "create_token", tag = "orgs", security(("bearer" = [])),
+    request_body = CreateToken,
+    responses(
+        (status = 201, description = "The new token", body = NewToken),
+        (status = 400, description = "The body is not JSON of this shape", body = ErrorBody),
+        (status = 401, description = "No token, or not one of ours", body = ErrorBody),
+        (status = 403, description = "Not an admin token", body = ErrorBody),
+        (status = 404, description = "No such org", body = ErrorBody),
+        (status = 422, description = "Neither an org nor admin, or both", body = ErrorBody),
+        (status = 500, description = "The server failed", body = ErrorBody),
+    )
+)]
 pub(super) async fn create_token(
     State(state): State<AppState>,
     caller: Caller,

@@ -10,14 +10,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use monkeyci_webhook::{Hook, Provider, Push, RefName};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::state::AppState;
 use crate::db::{Delivered, NewBuild};
 use crate::model::Repo;
 
 /// The answer to a delivery that queued builds (202), or had already (200).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Accepted {
     /// The (first) build's id.
     pub id: String,
@@ -32,6 +33,42 @@ pub struct Accepted {
 const NOT_VERIFIED: &str =
     "the delivery's signature does not verify: check the webhook's secret (and that the repository is added with one)";
 
+/// A delivery for one repository, verified with its webhook secret.
+#[utoipa::path(
+    post, path = "/webhook/{provider}/{org}/{repo}", operation_id = "webhook_for_repo", tag = "webhooks",
+    params(
+        ("provider" = String, Path, description = "`github`, `gitlab`, `bitbucket`, `gitea`, `forgejo` or `codeberg`"),
+        ("org" = String, Path, description = "The org's id"),
+        ("repo" = String, Path, description = "The repository's name in the org"),
+        ("X-GitHub-Event" = Option<String>, Header, description = "GitHub: the event (`push`, `ping`, ...)"),
+        ("X-GitHub-Delivery" = Option<String>, Header, description = "GitHub: the delivery's id"),
+        ("X-Hub-Signature-256" = Option<String>, Header, description = "GitHub: `sha256=` and the body's HMAC-SHA256 by the secret"),
+        ("X-Gitlab-Event" = Option<String>, Header, description = "GitLab: the event (`Push Hook`, `Tag Push Hook`, ...)"),
+        ("X-Gitlab-Token" = Option<String>, Header, description = "GitLab: the secret itself"),
+        ("X-Gitlab-Event-UUID" = Option<String>, Header, description = "GitLab: the delivery's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "GitLab: the delivery's id (when there is no `X-Gitlab-Event-UUID`)"),
+        ("X-Event-Key" = Option<String>, Header, description = "Bitbucket: the event (`repo:push`, ...)"),
+        ("X-Hub-Signature" = Option<String>, Header, description = "Bitbucket: `sha256=` and the body's HMAC-SHA256 by the secret"),
+        ("X-Request-UUID" = Option<String>, Header, description = "Bitbucket: the delivery's id"),
+        ("X-Gitea-Event" = Option<String>, Header, description = "Gitea: the event (or `X-Forgejo-Event`)"),
+        ("X-Forgejo-Event" = Option<String>, Header, description = "Forgejo: the event"),
+        ("X-Gitea-Signature" = Option<String>, Header, description = "Gitea: the body's HMAC-SHA256 by the secret, in hex (or `X-Forgejo-Signature`)"),
+        ("X-Forgejo-Signature" = Option<String>, Header, description = "Forgejo: the body's HMAC-SHA256 by the secret, in hex"),
+        ("X-Gitea-Delivery" = Option<String>, Header, description = "Gitea: the delivery's id (or `X-Forgejo-Delivery`)"),
+        ("X-Forgejo-Delivery" = Option<String>, Header, description = "Forgejo: the delivery's id"),
+    ),
+    request_body(content = Object, description = "The forge's payload, as it sent it", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Builds queued, one per ref the delivery pushed", body = Accepted),
+        (status = 200, description = "A redelivery: nothing new queued; the builds it queued before", body = Accepted),
+        (status = 204, description = "Verified, but it starts nothing (a ping, a deleted branch, another event)"),
+        (status = 400, description = "Verified, but the payload cannot be read", body = ErrorBody),
+        (status = 401, description = "The delivery does not verify, said the same way whatever the reason", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+        (status = 413, description = "A body over 25 MB"),
+        (status = 500, description = "The server failed", body = ErrorBody),
+    )
+)]
 pub(super) async fn receive_for_repo(
     State(state): State<AppState>,
     Path((provider, org, name)): Path<(String, String, String)>,
@@ -50,6 +87,41 @@ pub(super) async fn receive_for_repo(
     accept(&state, provider, &repo, &headers, &body).await
 }
 
+/// A delivery for whichever repository is registered under a clone URL the payload names, and
+/// whose secret verifies it.
+#[utoipa::path(
+    post, path = "/webhook/{provider}", operation_id = "webhook", tag = "webhooks",
+    params(
+        ("provider" = String, Path, description = "`github`, `gitlab`, `bitbucket`, `gitea`, `forgejo` or `codeberg`"),
+        ("X-GitHub-Event" = Option<String>, Header, description = "GitHub: the event (`push`, `ping`, ...)"),
+        ("X-GitHub-Delivery" = Option<String>, Header, description = "GitHub: the delivery's id"),
+        ("X-Hub-Signature-256" = Option<String>, Header, description = "GitHub: `sha256=` and the body's HMAC-SHA256 by the secret"),
+        ("X-Gitlab-Event" = Option<String>, Header, description = "GitLab: the event (`Push Hook`, `Tag Push Hook`, ...)"),
+        ("X-Gitlab-Token" = Option<String>, Header, description = "GitLab: the secret itself"),
+        ("X-Gitlab-Event-UUID" = Option<String>, Header, description = "GitLab: the delivery's id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "GitLab: the delivery's id (when there is no `X-Gitlab-Event-UUID`)"),
+        ("X-Event-Key" = Option<String>, Header, description = "Bitbucket: the event (`repo:push`, ...)"),
+        ("X-Hub-Signature" = Option<String>, Header, description = "Bitbucket: `sha256=` and the body's HMAC-SHA256 by the secret"),
+        ("X-Request-UUID" = Option<String>, Header, description = "Bitbucket: the delivery's id"),
+        ("X-Gitea-Event" = Option<String>, Header, description = "Gitea: the event (or `X-Forgejo-Event`)"),
+        ("X-Forgejo-Event" = Option<String>, Header, description = "Forgejo: the event"),
+        ("X-Gitea-Signature" = Option<String>, Header, description = "Gitea: the body's HMAC-SHA256 by the secret, in hex (or `X-Forgejo-Signature`)"),
+        ("X-Forgejo-Signature" = Option<String>, Header, description = "Forgejo: the body's HMAC-SHA256 by the secret, in hex"),
+        ("X-Gitea-Delivery" = Option<String>, Header, description = "Gitea: the delivery's id (or `X-Forgejo-Delivery`)"),
+        ("X-Forgejo-Delivery" = Option<String>, Header, description = "Forgejo: the delivery's id"),
+    ),
+    request_body(content = Object, description = "The forge's payload, as it sent it", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Builds queued, one per ref the delivery pushed", body = Accepted),
+        (status = 200, description = "A redelivery: nothing new queued; the builds it queued before", body = Accepted),
+        (status = 204, description = "Verified, but it starts nothing (a ping, a deleted branch, another event)"),
+        (status = 400, description = "Verified, but the payload cannot be read", body = ErrorBody),
+        (status = 401, description = "The delivery does not verify, said the same way whatever the reason", body = ErrorBody),
+        (status = 404, description = "No such provider", body = ErrorBody),
+        (status = 413, description = "A body over 25 MB"),
+        (status = 500, description = "The server failed", body = ErrorBody),
+    )
+)]
 pub(super) async fn receive(
     State(state): State<AppState>,
     Path(provider): Path<String>,
