@@ -25,6 +25,14 @@ pub struct Sandbox {
     pub env: Vec<(String, String)>,
 }
 
+/// What one path becomes in the sandbox (in this order when paths are equally deep).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Mount {
+    Hide,
+    Read,
+    Write,
+}
+
 /// The program that makes the sandbox.
 pub const BWRAP: &str = "bwrap";
 
@@ -58,6 +66,12 @@ impl Sandbox {
     /// let hide = args.iter().position(|a| *a == data.as_os_str()).unwrap();
     /// let bind = args.iter().position(|a| *a == data.join("build-1").as_os_str()).unwrap();
     /// assert!(hide < bind, "hidden first, then the build's own directory on top");
+    /// // A directory hidden inside a readable one stays hidden: the deeper mount comes later.
+    /// let nested = Sandbox { hidden: vec![data.join("build-1")], readable: vec![data.clone()], ..Sandbox::default() };
+    /// let args: Vec<_> = nested.command("/bin/true".as_ref()).get_args().map(|a| a.to_owned()).collect();
+    /// let read = args.iter().position(|a| *a == data.as_os_str()).unwrap();
+    /// let hide = args.iter().position(|a| *a == data.join("build-1").as_os_str()).unwrap();
+    /// assert!(read < hide);
     /// assert_eq!(args.last().unwrap(), "/bin/true");
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -66,20 +80,22 @@ impl Sandbox {
         cmd.env_clear().envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]);
         cmd.args(["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent"]);
-        // Shallower first: a hidden directory inside another one is made in its tmpfs.
-        // Only real directories: bubblewrap cannot mount over a link (`/var/run` is one to
-        // `/run` on most systems; its target is hidden by its own name).
-        let is_dir = |p: &&PathBuf| p.symlink_metadata().is_ok_and(|m| m.is_dir());
-        let mut hidden: Vec<&PathBuf> = self.hidden.iter().filter(is_dir).collect();
-        hidden.sort_by_key(|p| p.components().count());
-        for dir in hidden {
-            cmd.arg("--tmpfs").arg(dir);
-        }
-        for path in self.readable.iter().filter(|p| p.exists()) {
-            cmd.arg("--ro-bind").arg(path).arg(path);
-        }
-        for dir in self.writable.iter().filter(|p| p.exists()) {
-            cmd.arg("--bind").arg(dir).arg(dir);
+        // Each mount covers what is below it, so they go shallowest first: a hidden directory
+        // inside a readable one stays hidden, and a writable one inside a hidden one is seen.
+        // Only real directories are hidden: bubblewrap cannot mount over a link (`/var/run` is
+        // one to `/run` on most systems; its target is hidden by its own name).
+        let is_dir = |p: &PathBuf| p.symlink_metadata().is_ok_and(|m| m.is_dir());
+        let mut mounts: Vec<(&PathBuf, Mount)> = Vec::new();
+        mounts.extend(self.hidden.iter().filter(|p| is_dir(p)).map(|p| (p, Mount::Hide)));
+        mounts.extend(self.readable.iter().filter(|p| p.exists()).map(|p| (p, Mount::Read)));
+        mounts.extend(self.writable.iter().filter(|p| p.exists()).map(|p| (p, Mount::Write)));
+        mounts.sort_by_key(|(path, mount)| (path.components().count(), *mount));
+        for (path, mount) in mounts {
+            match mount {
+                Mount::Hide => cmd.arg("--tmpfs").arg(path),
+                Mount::Read => cmd.arg("--ro-bind").arg(path).arg(path),
+                Mount::Write => cmd.arg("--bind").arg(path).arg(path),
+            };
         }
         cmd.arg("--").arg(program);
         cmd

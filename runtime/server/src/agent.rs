@@ -324,7 +324,9 @@ impl Agent {
             std::env::var_os("RUSTUP_HOME").map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".rustup")));
         let mut readable: Vec<PathBuf> = rustup_home.iter().cloned().collect();
         readable.extend(cargo_home());
-        readable.extend(config.sdk_path.iter().cloned());
+        // The sdk, and the workspace it inherits its manifest's settings from (with its
+        // sibling crates).
+        readable.extend(config.sdk_path.iter().map(|sdk| workspace_root(sdk).unwrap_or_else(|| sdk.clone())));
         // The build's own directory stays visible (what is written in it is added by each use).
         readable.push(dir.to_owned());
         let mut env = vec![
@@ -340,6 +342,16 @@ impl Agent {
         }
         Sandbox { hidden, readable, writable: Vec::new(), env }
     }
+}
+
+/// The nearest directory at or above `dir` whose manifest is a workspace's.
+fn workspace_root(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .find(|d| {
+            std::fs::read_to_string(d.join("Cargo.toml"))
+                .is_ok_and(|manifest| manifest.lines().any(|line| line.trim() == "[workspace]"))
+        })
+        .map(Path::to_owned)
 }
 
 /// The host's cargo home: `CARGO_HOME`, else `~/.cargo`.
