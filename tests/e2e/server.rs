@@ -427,6 +427,8 @@ monkeyci_sdk::main!();
         let deadline = Instant::now() + Duration::from_secs(600);
         while !server.records(&id).iter().any(|r| r.to_string().contains("long job started")) {
             assert!(Instant::now() < deadline, "the job never started");
+            let build = server.build(&id);
+            assert!(matches!(build["status"].as_str(), Some("queued" | "running")), "{db:?}: it ended: {build}");
             std::thread::sleep(Duration::from_millis(100));
         }
         let asked = Instant::now();
