@@ -467,6 +467,20 @@ impl Db {
         Ok(done.rows_affected())
     }
 
+    /// Ends as `error: agent lost` every running build whose agent has not said it is alive
+    /// for `silence_ms`; returns their ids.
+    pub async fn reap_lost(&self, silence_ms: i64) -> Result<Vec<String>, DbError> {
+        let rows = sqlx::query(
+            "UPDATE builds SET status = 'error', error = 'agent lost', ended_ms = $1 \
+             WHERE status = 'running' AND heartbeat_ms < $2 RETURNING id",
+        )
+        .bind(now())
+        .bind(now() - silence_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
+    }
+
     /// Notes that the agent running `id` is alive; the commit it found, once known.
     pub async fn heartbeat(&self, id: &str, commit: Option<&str>) -> Result<(), DbError> {
         sqlx::query("UPDATE builds SET heartbeat_ms = $1, commit_sha = COALESCE($2, commit_sha) WHERE id = $3")
@@ -687,4 +701,55 @@ fn to_json(list: &Vec<String>) -> String {
 
 fn now() -> i64 {
     i64::try_from(monkeyci_protocol::now_ms()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn db_with_repo() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        db.create_org("acme").await.unwrap();
+        let repo = NewRepo {
+            org: "acme".into(),
+            name: "app".into(),
+            url: "file:///x".into(),
+            main_branch: "main".into(),
+            labels: Vec::new(),
+            webhook_secret: None,
+        };
+        db.create_repo(&repo).await.unwrap();
+        (dir, db)
+    }
+
+    fn new_build() -> NewBuild {
+        NewBuild {
+            org: "acme".into(),
+            repo: "app".into(),
+            source: "api".into(),
+            trigger: "manual".into(),
+            ..NewBuild::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_build_whose_agent_went_silent_ends_as_agent_lost_and_a_live_one_does_not() {
+        let (_dir, db) = db_with_repo().await;
+        let silent = db.queue_build(&new_build()).await.unwrap();
+        let live = db.queue_build(&new_build()).await.unwrap();
+        assert_eq!(db.claim_build("a1").await.unwrap().unwrap().id, silent.id, "the oldest first");
+        assert_eq!(db.claim_build("a2").await.unwrap().unwrap().id, live.id);
+        assert!(db.claim_build("a3").await.unwrap().is_none(), "nothing left to claim");
+        sqlx::query("UPDATE builds SET heartbeat_ms = heartbeat_ms - 60000 WHERE id = $1")
+            .bind(&silent.id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(db.reap_lost(30_000).await.unwrap(), vec![silent.id.clone()]);
+        let lost = db.build(&silent.id).await.unwrap().unwrap();
+        assert_eq!((lost.status, lost.error.as_deref()), (Status::Error, Some("agent lost")));
+        assert_eq!(db.build(&live.id).await.unwrap().unwrap().status, Status::Running);
+        assert!(db.reap_lost(30_000).await.unwrap().is_empty(), "once");
+    }
 }

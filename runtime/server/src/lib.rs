@@ -138,9 +138,11 @@ impl Server {
             )
         });
         let shutdown = Arc::new(tokio::sync::Notify::new());
+        let streams_for_reaper = streams.clone();
         let state =
             api::AppState { db: self.db.clone(), streams, agent: agent.clone(), shutdown: Arc::clone(&shutdown) };
         let agent_task = agent.map(|agent| tokio::spawn(agent.run()));
+        let reaper = tokio::spawn(reap_lost_builds(self.db.clone(), streams_for_reaper));
         let addr = self.listener.local_addr().map_err(|source| Error::Listen { addr: self.config.listen, source })?;
         let counts = Arc::new(metrics::Metrics::default());
         let scrape = metrics::Scrape { metrics: Arc::clone(&counts), db: self.db.clone(), agent: state.agent.clone() };
@@ -154,6 +156,7 @@ impl Server {
                 shutdown.notify_waiters();
             })
             .await;
+        reaper.abort();
         if let Some(task) = agent_task {
             task.abort();
             let _ = task.await;
@@ -161,5 +164,33 @@ impl Server {
         self.db.requeue_agent_builds(EMBEDDED_AGENT).await?;
         self.db.close().await;
         served.map_err(|source| Error::Listen { addr, source })
+    }
+}
+
+/// How long an agent may be silent before its builds end as `error: agent lost` (agents say
+/// they are alive every second).
+const AGENT_SILENCE_MS: i64 = 30_000;
+
+/// Every few seconds, ends the builds of agents that stopped answering, with an end record so
+/// whoever follows them sees it.
+async fn reap_lost_builds(db: Db, streams: Streams) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        every.tick().await;
+        match db.reap_lost(AGENT_SILENCE_MS).await {
+            Ok(ids) => {
+                for id in ids {
+                    tracing::warn!("build {id}: its agent stopped answering");
+                    let end = model::RecordBody::End(model::BuildEnd {
+                        status: model::Status::Error,
+                        error: Some("agent lost".to_owned()),
+                    });
+                    if let Ok(mut writer) = stream::Writer::open(&db, &streams, &id).await {
+                        let _ = writer.write(vec![end]).await;
+                    }
+                }
+            }
+            Err(err) => tracing::warn!("cannot look for lost agents: {}", monkeyci_protocol::error_chain(&err)),
+        }
     }
 }
