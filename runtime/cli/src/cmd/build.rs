@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use monkeyci_protocol::{BuildInfo, OutputStream, ParamMap, Plan, ScriptMode};
@@ -91,10 +90,6 @@ fn parse_pairs(flag: &str, raw: &[String]) -> anyhow::Result<BTreeMap<String, St
     Ok(pairs)
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
-}
-
 pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let pipeline = match prepare(&args.pipeline)? {
         Ok(pipeline) => pipeline,
@@ -152,20 +147,11 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     };
     let style = if args.plain { Style::Plain } else { Style::detect() };
     let console = Arc::new(Mutex::new(Console::new(style)));
-    let outcome = runtime()?.block_on(async {
+    let outcome = super::runtime::runtime()?.block_on(async {
         if let Some(questions) = questions {
             tokio::spawn(answer_questions(questions, Arc::clone(&console)));
         }
-        let ticker = (style == Style::Live).then(|| {
-            let console = Arc::clone(&console);
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_millis(200));
-                loop {
-                    every.tick().await;
-                    console.lock().tick();
-                }
-            })
-        });
+        let ticker = crate::render::live_ticker(&console, style);
         let outcome = controller::run_script(&pipeline.binary, request, |update| {
             if let (Some(file), Update::Event(event)) = (&mut events_file, &update) {
                 // Flushed per event, so whoever follows the file sees the build as it goes.
@@ -263,7 +249,7 @@ fn plan_of(pipeline: &Pipeline, context: &ContextArgs, jobs: Vec<String>) -> any
         stop: controller::StopSource::Signals,
         sandbox: None,
     };
-    let outcome = runtime()?.block_on(controller::run_script(&pipeline.binary, request, |update| {
+    let outcome = super::runtime::runtime()?.block_on(controller::run_script(&pipeline.binary, request, |update| {
         // Whatever the script prints while planning (a panic, say) goes to stderr.
         if let Update::ScriptLine(stream, line) = update {
             let marker = if stream == OutputStream::Stderr { "!" } else { "|" };

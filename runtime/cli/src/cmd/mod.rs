@@ -6,6 +6,7 @@ mod cache;
 mod init;
 mod records;
 mod remote;
+mod runtime;
 
 use super::args::{BuildCommand, CacheCommand, Cli, Command};
 use crate::outcome::Outcome;

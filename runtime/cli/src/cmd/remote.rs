@@ -16,10 +16,6 @@ use crate::outcome::Outcome;
 use crate::remote_args::{BuildIdArgs, OrgCommand, RemoteArgs, RepoCommand, ServerArgs, TokenCommand, TriggerArgs};
 use crate::render::{Console, Style};
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
-}
-
 pub(super) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
     let data_dir = match &args.data_dir {
         Some(dir) => dir.clone(),
@@ -40,7 +36,7 @@ pub(super) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
         sandbox: args.no_sandbox.then_some(false),
     });
     let config = Config { sdk_path: crate::paths::sdk_path(config.sdk_path.as_deref()), ..config };
-    runtime()?.block_on(async {
+    super::runtime::runtime()?.block_on(async {
         let server = monkeyci_server::Server::start(config.clone()).await?;
         let addr = server.local_addr().context("cannot tell the address listened on")?;
         if let Some(token) = &server.first_admin_token {
@@ -85,7 +81,7 @@ fn org_and_name(text: &str) -> anyhow::Result<(&str, &str)> {
 
 pub(super) fn token(command: TokenCommand) -> anyhow::Result<Outcome> {
     let TokenCommand::Create(args) = command;
-    let token = runtime()?.block_on(async {
+    let token = super::runtime::runtime()?.block_on(async {
         let offline = match (&args.database_url, &args.data_dir) {
             (Some(url), _) => Some(url.clone()),
             (None, Some(dir)) => Some(Config::defaults(dir.clone()).database_url()),
@@ -123,7 +119,7 @@ pub(super) fn token(command: TokenCommand) -> anyhow::Result<Outcome> {
 }
 
 pub(super) fn org(command: OrgCommand) -> anyhow::Result<Outcome> {
-    runtime()?.block_on(async {
+    super::runtime::runtime()?.block_on(async {
         match command {
             OrgCommand::Create(args) => {
                 let org = client(&args.remote)?.create_org(&args.id).await?;
@@ -141,7 +137,7 @@ pub(super) fn org(command: OrgCommand) -> anyhow::Result<Outcome> {
 }
 
 pub(super) fn repo(command: RepoCommand) -> anyhow::Result<Outcome> {
-    runtime()?.block_on(async {
+    super::runtime::runtime()?.block_on(async {
         match command {
             RepoCommand::Add(args) => {
                 let (org, name) = org_and_name(&args.repo)?;
@@ -174,19 +170,19 @@ pub(super) fn trigger(args: TriggerArgs) -> anyhow::Result<Outcome> {
         tag: args.tag.clone(),
         commit: args.commit.clone(),
     };
-    let queued = runtime()?.block_on(client.trigger(org, name, &what))?;
+    let queued = super::runtime::runtime()?.block_on(client.trigger(org, name, &what))?;
     println!("queued build {} ({org}/{name} #{})", queued.id, queued.number);
     if args.watch { watch_build(&client, &queued.id, args.plain) } else { Ok(Outcome::Success) }
 }
 
 pub(super) fn show(args: BuildIdArgs) -> anyhow::Result<Outcome> {
-    let build = runtime()?.block_on(client(&args.remote)?.build(&args.id))?;
+    let build = super::runtime::runtime()?.block_on(client(&args.remote)?.build(&args.id))?;
     print_build(&build);
     Ok(Outcome::Success)
 }
 
 pub(super) fn cancel(args: BuildIdArgs) -> anyhow::Result<Outcome> {
-    let build = runtime()?.block_on(client(&args.remote)?.cancel(&args.id))?;
+    let build = super::runtime::runtime()?.block_on(client(&args.remote)?.cancel(&args.id))?;
     println!("asked to cancel build {} (now {})", build.id, build.status);
     Ok(Outcome::Success)
 }
@@ -226,17 +222,8 @@ fn print_build(build: &Build) {
 fn watch_build(client: &Client, id: &str, plain: bool) -> anyhow::Result<Outcome> {
     let style = if plain { Style::Plain } else { Style::detect() };
     let console = Arc::new(Mutex::new(Console::new(style)));
-    let end = runtime()?.block_on(async {
-        let ticker = (style == Style::Live).then(|| {
-            let console = Arc::clone(&console);
-            tokio::spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_millis(200));
-                loop {
-                    every.tick().await;
-                    console.lock().tick();
-                }
-            })
-        });
+    let end = super::runtime::runtime()?.block_on(async {
+        let ticker = crate::render::live_ticker(&console, style);
         let end = client
             .follow(id, 0, |record| match &record.body {
                 RecordBody::Event(event) => console.lock().update(&Update::Event(event.clone())),

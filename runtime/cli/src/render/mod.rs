@@ -137,3 +137,21 @@ fn emit(bytes: &[u8]) {
     let _ = stdout.write_all(bytes);
     let _ = stdout.flush();
 }
+
+/// For the live style, a task redrawing `console` five times a second (the clock of running
+/// jobs moves even when nothing is printed); abort it when the build is over.
+pub(crate) fn live_ticker(
+    console: &std::sync::Arc<parking_lot::Mutex<Console>>,
+    style: Style,
+) -> Option<tokio::task::JoinHandle<()>> {
+    (style == Style::Live).then(|| {
+        let console = std::sync::Arc::clone(console);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_millis(200));
+            loop {
+                every.tick().await;
+                console.lock().tick();
+            }
+        })
+    })
+}
