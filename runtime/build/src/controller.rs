@@ -415,8 +415,8 @@ impl<F: FnMut(Update)> Followed<F> {
                 () = self.stop.recv() => {
                     self.interrupts += 1;
                     match (self.interrupts, child.id()) {
-                        (1, Some(pid)) if sandbox.is_some() => interrupt_group(pid),
-                        (1, Some(pid)) => interrupt(pid),
+                        // A sandboxed script is reached through its process group.
+                        (1, Some(pid)) => interrupt(pid, sandbox.is_some()),
                         _ => { let _ = child.start_kill(); }
                     }
                 },
@@ -678,19 +678,12 @@ fn file_digest(path: &Path) -> std::io::Result<String> {
 }
 
 /// Sends SIGINT to the script process.
-/// SIGINT to the process group `pid` leads (a sandboxed script and its sandbox).
-fn interrupt_group(pid: u32) {
+/// SIGINT to process `pid`, or to the process group it leads (a sandboxed script and its
+/// sandbox).
+fn interrupt(pid: u32, group: bool) {
     let Ok(pid) = libc::pid_t::try_from(pid) else { return };
-    // SAFETY: kill(2) has no memory effects; at worst the group is already gone.
+    // SAFETY: kill(2) has no memory effects; at worst the process or group is already gone.
     unsafe {
-        libc::kill(-pid, libc::SIGINT);
-    }
-}
-
-fn interrupt(pid: u32) {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return };
-    // SAFETY: kill(2) has no memory effects; at worst the process is already gone.
-    unsafe {
-        libc::kill(pid, libc::SIGINT);
+        libc::kill(if group { -pid } else { pid }, libc::SIGINT);
     }
 }

@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::db::{Db, DbError};
-use crate::model::{Build, BuildEnd, Line, RecordBody, Status};
+use crate::model::{Build, Line, RecordBody, Status};
 use crate::stream::{Streams, Writer};
 
 /// How an agent runs builds.
@@ -145,20 +145,9 @@ impl Agent {
         {
             tracing::warn!("build {}: cannot remove {}: {err}", build.id, dir.display());
         }
-        match db.finish_build(&build.id, status, error.as_deref()).await {
-            Ok(true) => {
-                let end = RecordBody::End(BuildEnd { status, error });
-                if let Err(err) = writer.write(vec![end]).await {
-                    tracing::error!(
-                        "build {}: cannot store its end: {}",
-                        build.id,
-                        monkeyci_protocol::error_chain(&err)
-                    );
-                }
-            }
-            // Ended meanwhile (its agent was taken for lost): that end stands.
-            Ok(false) => {}
-            Err(err) => tracing::error!("build {}: cannot end it: {}", build.id, monkeyci_protocol::error_chain(&err)),
+        // `false`: it ended meanwhile (its agent was taken for lost), and that end stands.
+        if let Err(err) = writer.end_build(status, error).await {
+            tracing::error!("build {}: cannot end it: {}", build.id, monkeyci_protocol::error_chain(&err));
         }
     }
 

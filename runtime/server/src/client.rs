@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
 
 use crate::api::{ErrorBody, Queued, Trigger};
-use crate::model::{Build, BuildEnd, Line, NewToken, Org, Record, RecordBody, Repo};
+use crate::model::{Build, BuildEnd, NewToken, Org, Record, RecordBody, Repo};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,25 +87,23 @@ impl Client {
         &self.url
     }
 
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+    /// A request to `path` with this client's host and token.
+    fn request(&self, method: Method, path: &str) -> hyper::http::request::Builder {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, &self.authority)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+    }
+
+    /// Sends `request` on a new connection; an error answer becomes [`ClientError::Api`].
+    async fn send(&self, request: Request<Full<Bytes>>) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let stream = TcpStream::connect(&self.authority)
             .await
             .map_err(|source| ClientError::Connect { url: self.url.clone(), source })?;
         let _ = stream.set_nodelay(true);
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(connection);
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::HOST, &self.authority)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))?;
         let response = sender.send_request(request).await?;
         if response.status().is_success() {
             return Ok(response);
@@ -126,7 +124,11 @@ impl Client {
         body: Option<&impl Serialize>,
     ) -> Result<T, ClientError> {
         let body = body.map(serde_json::to_vec).transpose()?;
-        let response = self.send(method, path, body).await?;
+        let request = self
+            .request(method, path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+        let response = self.send(request).await?;
         let bytes = response.into_body().collect().await?.to_bytes();
         Ok(serde_json::from_slice(&bytes)?)
     }
@@ -215,28 +217,12 @@ impl Client {
         after: &mut i64,
         on_record: &mut impl FnMut(&Record),
     ) -> Result<Option<BuildEnd>, ClientError> {
-        let stream = TcpStream::connect(&self.authority)
-            .await
-            .map_err(|source| ClientError::Connect { url: self.url.clone(), source })?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        let request = Request::builder()
-            .uri(format!("/api/v1/builds/{}/events", path_segment(id)))
-            .header(header::HOST, &self.authority)
-            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+        let request = self
+            .request(Method::GET, &format!("/api/v1/builds/{}/events", path_segment(id)))
             .header(header::ACCEPT, "text/event-stream")
             .header("last-event-id", after.to_string())
             .body(Full::new(Bytes::new()))?;
-        let response = sender.send_request(request).await?;
-        if !response.status().is_success() {
-            let status = response.status();
-            let bytes = response.into_body().collect().await?.to_bytes();
-            let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(body) => (body.error.code, body.error.message),
-                Err(_) => ("unknown".to_owned(), String::from_utf8_lossy(&bytes).into_owned()),
-            };
-            return Err(ClientError::Api { status, code, message });
-        }
+        let response = self.send(request).await?;
         let mut body = response.into_body();
         let mut parser = SseParser::default();
         while let Some(frame) = body.frame().await {
@@ -325,19 +311,14 @@ impl SseMessage {
     fn record(&self) -> Result<Option<Record>, serde_json::Error> {
         let (Some(id), Some(kind)) = (&self.id, &self.event) else { return Ok(None) };
         let Ok(seq) = id.parse::<i64>() else { return Ok(None) };
-        let body = match kind.as_str() {
-            "event" => RecordBody::Event(serde_json::from_str(&self.data)?),
-            "line" => RecordBody::Line(serde_json::from_str::<Line>(&self.data)?),
-            "end" => RecordBody::End(serde_json::from_str(&self.data)?),
-            _ => return Ok(None),
-        };
-        Ok(Some(Record { seq, body }))
+        Ok(RecordBody::from_kind_and_data(kind, &self.data)?.map(|body| Record { seq, body }))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Line;
 
     #[test]
     fn events_cut_across_chunks_and_keep_alives_are_skipped() {

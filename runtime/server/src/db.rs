@@ -123,6 +123,12 @@ pub enum Delivered {
     Seen(Option<String>),
 }
 
+/// Why a build whose agent stopped answering ended.
+pub const AGENT_LOST: &str = "agent lost";
+
+/// A repository's columns, in the order `repo_from_row` reads them.
+const REPO_COLUMNS: &str = "org_id, name, url, main_branch, labels, webhook_secret, created_ms";
+
 const BUILD_COLUMNS: &str = "id, org_id, repo, number, status, source, trigger_kind, git_ref, commit_sha, \
      before_sha, message, author, changes, error, agent, created_ms, started_ms, ended_ms";
 
@@ -244,26 +250,22 @@ impl Db {
 
     /// The org's repositories, by name.
     pub async fn repos(&self, org: &str) -> Result<Vec<Repo>, DbError> {
-        let rows = sqlx::query(
-            "SELECT org_id, name, url, main_branch, labels, webhook_secret, created_ms FROM repos \
-             WHERE org_id = $1 ORDER BY name",
-        )
-        .bind(org)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query(AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos WHERE org_id = $1 ORDER BY name")))
+                .bind(org)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(|row| repo_from_row(row).map(|(repo, _)| repo)).collect()
     }
 
     /// The repository `org/name` and its webhook secret, if it exists.
     pub async fn repo(&self, org: &str, name: &str) -> Result<Option<(Repo, Option<String>)>, DbError> {
-        let row = sqlx::query(
-            "SELECT org_id, name, url, main_branch, labels, webhook_secret, created_ms FROM repos \
-             WHERE org_id = $1 AND name = $2",
-        )
-        .bind(org)
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            sqlx::query(AssertSqlSafe(format!("SELECT {REPO_COLUMNS} FROM repos WHERE org_id = $1 AND name = $2")))
+                .bind(org)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
         row.as_ref().map(repo_from_row).transpose()
     }
 
@@ -271,10 +273,9 @@ impl Db {
     pub async fn repos_by_url(&self, urls: &[String]) -> Result<Vec<(Repo, Option<String>)>, DbError> {
         let mut found = Vec::new();
         for url in urls {
-            let rows = sqlx::query(
-                "SELECT org_id, name, url, main_branch, labels, webhook_secret, created_ms FROM repos \
-                 WHERE url = $1 ORDER BY org_id, name",
-            )
+            let rows = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {REPO_COLUMNS} FROM repos WHERE url = $1 ORDER BY org_id, name"
+            )))
             .bind(url)
             .fetch_all(&self.pool)
             .await?;
@@ -467,15 +468,16 @@ impl Db {
         Ok(done.rows_affected())
     }
 
-    /// Ends as `error: agent lost` every running build whose agent has not said it is alive
+    /// Ends as `error: agent lost` ([`AGENT_LOST`]) every running build whose agent has not said it is alive
     /// for `silence_ms`; returns their ids.
     pub async fn reap_lost(&self, silence_ms: i64) -> Result<Vec<String>, DbError> {
         let rows = sqlx::query(
-            "UPDATE builds SET status = 'error', error = 'agent lost', ended_ms = $1 \
+            "UPDATE builds SET status = 'error', error = $3, ended_ms = $1 \
              WHERE status = 'running' AND heartbeat_ms < $2 RETURNING id",
         )
         .bind(now())
         .bind(now() - silence_ms)
+        .bind(AGENT_LOST)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
@@ -535,7 +537,7 @@ impl Db {
         }
         let mut tx = self.pool.begin().await?;
         for record in records {
-            let (kind, body) = split_record(&record.body);
+            let (kind, body) = record.body.kind_and_data();
             sqlx::query("INSERT INTO build_events (build_id, seq, kind, body) VALUES ($1, $2, $3, $4)")
                 .bind(build_id)
                 .bind(record.seq)
@@ -675,24 +677,11 @@ fn repo_from_row(row: &AnyRow) -> Result<(Repo, Option<String>), DbError> {
     Ok((repo, secret))
 }
 
-fn split_record(body: &RecordBody) -> (&'static str, String) {
-    // Serializing these plain data types cannot fail.
-    let text = |value: serde_json::Result<String>| value.unwrap_or_default();
-    match body {
-        RecordBody::Event(event) => ("event", text(serde_json::to_string(event))),
-        RecordBody::Line(line) => ("line", text(serde_json::to_string(line))),
-        RecordBody::End(end) => ("end", text(serde_json::to_string(end))),
-    }
-}
-
 fn join_record(kind: &str, body: &str) -> Result<RecordBody, DbError> {
-    let corrupt = |e: serde_json::Error| DbError::Corrupt { what: "build record", detail: e.to_string() };
-    Ok(match kind {
-        "event" => RecordBody::Event(serde_json::from_str(body).map_err(corrupt)?),
-        "line" => RecordBody::Line(serde_json::from_str(body).map_err(corrupt)?),
-        "end" => RecordBody::End(serde_json::from_str(body).map_err(corrupt)?),
-        other => return Err(DbError::Corrupt { what: "build record", detail: format!("unknown kind {other:?}") }),
-    })
+    let corrupt = |detail: String| DbError::Corrupt { what: "build record", detail };
+    RecordBody::from_kind_and_data(kind, body)
+        .map_err(|e| corrupt(e.to_string()))?
+        .ok_or_else(|| corrupt(format!("unknown kind {kind:?}")))
 }
 
 fn to_json(list: &Vec<String>) -> String {
@@ -748,7 +737,7 @@ mod tests {
             .unwrap();
         assert_eq!(db.reap_lost(30_000).await.unwrap(), vec![silent.id.clone()]);
         let lost = db.build(&silent.id).await.unwrap().unwrap();
-        assert_eq!((lost.status, lost.error.as_deref()), (Status::Error, Some("agent lost")));
+        assert_eq!((lost.status, lost.error.as_deref()), (Status::Error, Some(AGENT_LOST)));
         assert_eq!(db.build(&live.id).await.unwrap().unwrap().status, Status::Running);
         assert!(db.reap_lost(30_000).await.unwrap().is_empty(), "once");
     }

@@ -181,12 +181,8 @@ async fn reap_lost_builds(db: Db, streams: Streams) {
             Ok(ids) => {
                 for id in ids {
                     tracing::warn!("build {id}: its agent stopped answering");
-                    let end = model::RecordBody::End(model::BuildEnd {
-                        status: model::Status::Error,
-                        error: Some("agent lost".to_owned()),
-                    });
                     if let Ok(mut writer) = stream::Writer::open(&db, &streams, &id).await {
-                        let _ = writer.write(vec![end]).await;
+                        let _ = writer.write_end(model::Status::Error, Some(db::AGENT_LOST.to_owned())).await;
                     }
                 }
             }

@@ -168,6 +168,36 @@ pub enum RecordBody {
     End(BuildEnd),
 }
 
+impl RecordBody {
+    /// Its kind (`event`, `line`, `end`) and its data as JSON: how the database keeps it and
+    /// SSE sends it (`event:` and `data:`).
+    pub fn kind_and_data(&self) -> (&'static str, String) {
+        // Serializing these plain data types cannot fail.
+        let json = |value: serde_json::Result<String>| value.unwrap_or_default();
+        match self {
+            RecordBody::Event(event) => ("event", json(serde_json::to_string(event))),
+            RecordBody::Line(line) => ("line", json(serde_json::to_string(line))),
+            RecordBody::End(end) => ("end", json(serde_json::to_string(end))),
+        }
+    }
+
+    /// Reads back what [`RecordBody::kind_and_data`] wrote; `Ok(None)` for a kind it does not
+    /// know.
+    pub fn from_kind_and_data(kind: &str, data: &str) -> serde_json::Result<Option<RecordBody>> {
+        Ok(Some(match kind {
+            "event" => RecordBody::Event(serde_json::from_str(data)?),
+            "line" => RecordBody::Line(serde_json::from_str(data)?),
+            "end" => RecordBody::End(serde_json::from_str(data)?),
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Whether it ends its build's stream.
+    pub fn is_end(&self) -> bool {
+        matches!(self, RecordBody::End(_))
+    }
+}
+
 /// A line of output outside any job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Line {

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
 use crate::db::{Db, DbError};
-use crate::model::{Record, RecordBody};
+use crate::model::{BuildEnd, Record, RecordBody, Status};
 
 /// How many records a live follower may fall behind before it reads the database instead.
 const LIVE_CAPACITY: usize = 1024;
@@ -34,7 +34,7 @@ impl Streams {
             // No follower now: fine, the database has it.
             let _ = sender.send(record.clone());
         }
-        let ended = records.iter().any(|r| matches!(r.body, RecordBody::End(_)));
+        let ended = records.iter().any(|r| r.body.is_end());
         if ended || sender.receiver_count() == 0 {
             live.remove(build_id);
         }
@@ -65,5 +65,20 @@ impl Writer {
         self.next_seq += records.len() as i64;
         self.streams.publish(&self.build_id, &records);
         Ok(())
+    }
+
+    /// Ends the build (unless it is over already: `false`), then writes its end record, the
+    /// last of its stream.
+    pub async fn end_build(&mut self, status: Status, error: Option<String>) -> Result<bool, DbError> {
+        if !self.db.finish_build(&self.build_id, status, error.as_deref()).await? {
+            return Ok(false);
+        }
+        self.write_end(status, error).await?;
+        Ok(true)
+    }
+
+    /// Writes the end record of a build already ended in the database.
+    pub async fn write_end(&mut self, status: Status, error: Option<String>) -> Result<(), DbError> {
+        self.write(vec![RecordBody::End(BuildEnd { status, error })]).await
     }
 }

@@ -14,7 +14,7 @@ use super::error::{ApiError, Body, ErrorBody};
 use super::state::{AppState, reach};
 use crate::auth::Caller;
 use crate::db::{BuildFilter, NewBuild};
-use crate::model::{Build, Record, RecordBody, Status};
+use crate::model::{Build, Record, Status};
 
 /// `POST /api/v1/orgs/{org}/repos/{repo}/builds`: what to build (default: the main branch's
 /// head).
@@ -231,11 +231,8 @@ pub(super) async fn cancel(
         Status::Queued => {
             // Nobody runs it yet: it ends here (unless an agent claimed it meanwhile).
             let why = "canceled before it started";
-            if state.db.finish_build(&id, Status::Canceled, Some(why)).await? {
-                let mut writer = crate::stream::Writer::open(&state.db, &state.streams, &id).await?;
-                let end = crate::model::BuildEnd { status: Status::Canceled, error: Some(why.to_owned()) };
-                writer.write(vec![RecordBody::End(end)]).await?;
-            } else {
+            let mut writer = crate::stream::Writer::open(&state.db, &state.streams, &id).await?;
+            if !writer.end_build(Status::Canceled, Some(why.to_owned())).await? {
                 let requests = state.db.request_cancel(&id).await?;
                 if let Some(agent) = &state.agent {
                     agent.cancel(&id, requests);
@@ -358,7 +355,7 @@ async fn follow(state: AppState, id: String, mut after: i64, tx: tokio::sync::mp
         let caught_up = records.len() < 500;
         for record in records {
             after = record.seq;
-            let end = matches!(record.body, RecordBody::End(_));
+            let end = record.body.is_end();
             if tx.send(sse_event(&record)).await.is_err() || end {
                 return;
             }
@@ -375,7 +372,7 @@ async fn follow(state: AppState, id: String, mut after: i64, tx: tokio::sync::mp
                     Ok(record) if record.seq <= after => {}
                     Ok(record) if record.seq == after + 1 => {
                         after = record.seq;
-                        let end = matches!(record.body, RecordBody::End(_));
+                        let end = record.body.is_end();
                         if tx.send(sse_event(&record)).await.is_err() || end {
                             return;
                         }
@@ -393,10 +390,6 @@ async fn follow(state: AppState, id: String, mut after: i64, tx: tokio::sync::mp
 }
 
 fn sse_event(record: &Record) -> SseEvent {
-    let (kind, data) = match &record.body {
-        RecordBody::Event(event) => ("event", serde_json::to_string(event)),
-        RecordBody::Line(line) => ("line", serde_json::to_string(line)),
-        RecordBody::End(end) => ("end", serde_json::to_string(end)),
-    };
-    SseEvent::default().id(record.seq.to_string()).event(kind).data(data.unwrap_or_default())
+    let (kind, data) = record.body.kind_and_data();
+    SseEvent::default().id(record.seq.to_string()).event(kind).data(data)
 }
