@@ -581,7 +581,7 @@ impl Db {
 
 /// The migrations, embedded: one SQL text each for both databases, applied in order once.
 fn migrator() -> Migrator {
-    let migrations = [(1, "init", include_str!("../migrations/0001_init.sql"))];
+    let migrations = [(1, "init", include_str!("../../migrations/0001_init.sql"))];
     Migrator::with_migrations(
         migrations
             .into_iter()
