@@ -28,7 +28,7 @@ use crate::ctx::Ctx;
 use crate::dsl::env::pipeline_env;
 use crate::dsl::error::JobError;
 use crate::dsl::job::{ActionFn, Job, JobBodyKind, SpecFn};
-use crate::durable::build::Build;
+use crate::durable::build::{Build, Slot};
 use crate::durable::journal::{Ended, Replay, Resume};
 use crate::durable::scope::Scope;
 use crate::future::BoxFuture;
@@ -513,7 +513,7 @@ async fn run_job(
         let resumed = resume.filter(|resume| resume.attempt == attempt);
         // Process work waits for a slot of `--max-parallel` before it counts as started.
         let _slot = match work {
-            Work::Container(_) => match build.process_slot().await {
+            Work::Container(_) => match build.slot(Slot::Container, |_| ()).await {
                 Ok(slot) => Some(slot),
                 Err(_) => return Outcome::not_run(JobStatus::Canceled, "the build is shutting down".to_owned()),
             },

@@ -72,6 +72,8 @@ pub struct TestCtx {
     fail_fast: bool,
     /// Container jobs the fake engine fails, and for how many attempts.
     failing_containers: HashMap<String, u32>,
+    /// Process work at once (`--max-parallel`).
+    max_parallel: usize,
 }
 
 impl Default for TestCtx {
@@ -98,6 +100,7 @@ impl TestCtx {
             jobs: Vec::new(),
             fail_fast: false,
             failing_containers: HashMap::new(),
+            max_parallel: cpus(),
         }
     }
 
@@ -240,7 +243,20 @@ impl TestCtx {
             approver: Arc::new(Approvals(self.approved.clone())),
             artifacts: Arc::new(TempDirArtifacts::default()),
         };
-        Arc::new(Build::new(self.info.clone(), self.params.clone(), seams, cpus()))
+        Arc::new(Build::new(self.info.clone(), self.params.clone(), seams, self.max_parallel))
+    }
+
+    /// Bounds process work as `--max-parallel N` does (default: the number of CPUs).
+    #[cfg(test)]
+    pub(crate) fn max_parallel(mut self, n: usize) -> Self {
+        self.max_parallel = n;
+        self
+    }
+
+    /// The build this context describes, for tests of its parts.
+    #[cfg(test)]
+    pub(crate) fn test_build(&self) -> Arc<Build> {
+        self.build(Arc::new(MemorySink::default()), Arc::new(self.fake_engine()))
     }
 
     /// The plan of the jobs declared in this crate (`#[job]` and `#[pipeline]`).

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
-use tokio::sync::{AcquireError, Semaphore, SemaphorePermit, watch};
+use tokio::sync::{AcquireError, Semaphore, SemaphorePermit, TryAcquireError, watch};
 
 use crate::dsl::error::JobError;
 use crate::durable::journal::{Step, Steps};
@@ -22,6 +22,15 @@ use crate::runner::{Approver, ArtifactStore, ContainerRunner, EventSink, Seams};
 use crate::secret::Secret;
 
 /// The shared state of one build.
+/// The two pools of `--max-parallel` slots for process work.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Slot {
+    /// A container job, from its start to its end.
+    Container,
+    /// One `ctx.shell` command of an action job.
+    Command,
+}
+
 pub(crate) struct Build {
     info: BuildInfo,
     params: ParamMap,
@@ -30,8 +39,14 @@ pub(crate) struct Build {
     containers: Arc<dyn ContainerRunner>,
     approver: Arc<dyn Approver>,
     artifacts: Arc<dyn ArtifactStore>,
-    /// Bounds process work (commands, containers); async action code is not bounded.
-    process_slots: Semaphore,
+    /// Bounds container jobs at once (`--max-parallel`).
+    container_slots: Semaphore,
+    /// Bounds `ctx.shell` commands at once (`--max-parallel` too, but apart from containers,
+    /// so light action work never queues behind container jobs). Async action code is not
+    /// bounded.
+    command_slots: Semaphore,
+    /// The size of each pool.
+    max_parallel: usize,
     /// Outputs of finished jobs, as JSON.
     outputs: Mutex<HashMap<String, Arc<serde_json::Value>>>,
     /// Each planned job's direct dependencies, set once the build is planned.
@@ -59,7 +74,9 @@ impl Build {
             containers,
             approver,
             artifacts,
-            process_slots: Semaphore::new(max_parallel.max(1)),
+            container_slots: Semaphore::new(max_parallel.max(1)),
+            command_slots: Semaphore::new(max_parallel.max(1)),
+            max_parallel: max_parallel.max(1),
             outputs: Mutex::new(HashMap::new()),
             graph: OnceLock::new(),
             pipelines: OnceLock::new(),
@@ -162,9 +179,23 @@ impl Build {
         self.canceled.subscribe()
     }
 
-    /// A slot of `--max-parallel` for process work, held until the permit is dropped.
-    pub(crate) async fn process_slot(&self) -> Result<SemaphorePermit<'_>, AcquireError> {
-        self.process_slots.acquire().await
+    /// A slot of `--max-parallel` for process work of `kind`, held until the permit is
+    /// dropped. When none is free, `busy` is told the pool's size first, so the work waiting
+    /// can say so.
+    pub(crate) async fn slot(&self, kind: Slot, busy: impl FnOnce(usize)) -> Result<SemaphorePermit<'_>, AcquireError> {
+        let slots = match kind {
+            Slot::Container => &self.container_slots,
+            Slot::Command => &self.command_slots,
+        };
+        match slots.try_acquire() {
+            Ok(permit) => Ok(permit),
+            Err(TryAcquireError::NoPermits) => {
+                busy(self.max_parallel);
+                slots.acquire().await
+            }
+            // Closed: `acquire` says so.
+            Err(TryAcquireError::Closed) => slots.acquire().await,
+        }
     }
 
     /// The jobs waiting for containers.
@@ -205,5 +236,34 @@ impl Build {
     /// How many log lines `job`'s `attempt` wrote before an earlier launch suspended.
     pub(crate) fn lines_written(&self, job: &str, attempt: u32) -> u64 {
         self.replayed_steps.get().map_or(0, |steps| steps.lines_written(job, attempt))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::Slot;
+    use crate::testing::TestCtx;
+
+    /// Issue 10: each `ctx.shell` step waited for a `--max-parallel` slot behind every
+    /// container job, and said nothing while it waited.
+    #[tokio::test]
+    async fn a_command_does_not_wait_for_container_jobs_and_one_that_waits_is_told() {
+        let build = TestCtx::new().max_parallel(1).test_build();
+        let _container = build.slot(Slot::Container, |_| panic!("the first container slot is free")).await.unwrap();
+        let first = build.slot(Slot::Command, |_| panic!("a command queued behind a container job")).await.unwrap();
+        let told = AtomicUsize::new(0);
+        let second = tokio::time::timeout(
+            Duration::from_millis(100),
+            build.slot(Slot::Command, |max| told.store(max, Ordering::SeqCst)),
+        )
+        .await;
+        assert!(second.is_err(), "a second command ran beside the first with --max-parallel 1");
+        assert_eq!(told.load(Ordering::SeqCst), 1, "the waiting command was not told the pool's size");
+        drop(first);
+        let third = tokio::time::timeout(Duration::from_secs(5), build.slot(Slot::Command, |_| ())).await;
+        assert!(third.is_ok_and(|permit| permit.is_ok()), "the freed slot was not given to the next command");
     }
 }

@@ -206,6 +206,15 @@ impl Scope {
         written
     }
 
+    /// Writes a line of MonkeyCI's own to the job's log (secrets masked), live only: it is
+    /// not one of the job's counted lines, so a resumed job neither writes it again nor
+    /// skips one of its own for it.
+    pub(crate) fn note(&self, text: &str) {
+        let job_id = self.job_id().unwrap_or("script").to_owned();
+        let line = self.build.mask(text);
+        self.build.emit(EventKind::JobOutput { job_id, stream: OutputStream::Stderr, line });
+    }
+
     /// Counts `lines` log lines as written: a replayed step's, written when it ran.
     pub(crate) fn count_lines(&self, lines: u64) {
         if let Some(job) = &self.job {

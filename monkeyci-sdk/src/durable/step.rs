@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 use crate::dsl::error::JobError;
+use crate::durable::build::Slot;
 use crate::durable::journal::Step;
 use crate::durable::scope::{Scope, StepNumber};
 use crate::protocol::{
@@ -112,7 +113,12 @@ async fn shell_step(scope: &Arc<Scope>, command: &str, taken: Option<Taken>) -> 
             other => Err(step_diverged(&number.job, number.n, other, &format!("ctx.shell(`{masked}`)"))),
         };
     }
-    let _slot = build.process_slot().await.map_err(|_| JobError::msg("the build is shutting down"))?;
+    let _slot = build
+        .slot(Slot::Command, |max| {
+            scope.note(&format!("waiting for a free slot: --max-parallel {max} commands are running"))
+        })
+        .await
+        .map_err(|_| JobError::msg("the build is shutting down"))?;
     let mut command_line = tokio::process::Command::new("sh");
     command_line
         .arg("-c")
@@ -437,6 +443,22 @@ mod tests {
         assert_eq!(output, ["! oops", "out"], "{shown:?}");
         assert_eq!(end, &first.replace("start", "end").replace("echo out; echo oops >&2", "0"), "{shown:?}");
         assert!(second.ends_with(": exit 3") && last.ends_with(": 3") && second != first, "{shown:?}");
+    }
+
+    #[test]
+    fn a_command_waiting_for_a_slot_says_so_in_its_jobs_log() {
+        let jobs = ["a", "b"].map(|id| {
+            Job::action(id, |ctx| async move {
+                ctx.shell("sleep 0.3").await?;
+                Ok(())
+            })
+        });
+        let run = TestCtx::new().max_parallel(1).run_jobs(jobs.into()).unwrap();
+        let waited: Vec<&str> = ["a", "b"].into_iter().filter(|id| !run.log(id).is_empty()).collect();
+        assert_eq!(waited.len(), 1, "one of the two commands waits: {:?}", run.events());
+        let log = run.log(waited[0]);
+        assert_eq!(log, ["waiting for a free slot: --max-parallel 1 commands are running"]);
+        assert_eq!([run.job_status("a"), run.job_status("b")], [Some(JobStatus::Success); 2]);
     }
 
     #[test]

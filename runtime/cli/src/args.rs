@@ -161,8 +161,8 @@ pub(crate) struct RunArgs {
     /// Run only this job and what it depends on (repeatable).
     #[arg(long = "job", value_name = "ID")]
     pub(crate) jobs: Vec<String>,
-    /// At most this many jobs doing process work (commands, containers) at once
-    /// [default: the number of CPUs].
+    /// At most this many container jobs at once, and apart from them this many `ctx.shell`
+    /// commands, so action jobs never wait behind containers [default: the number of CPUs].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_parallel: Option<u32>,
     /// After the first failure, start no new job and cancel running ones.
