@@ -112,6 +112,15 @@ pub enum EventKind {
         /// The line, without its line ending; secrets are masked.
         line: String,
     },
+    /// The job's summary: a short Markdown result for the build page and `build logs`
+    /// (`ctx.summary(..)`); a later one replaces an earlier one.
+    #[serde(rename = "job/summary")]
+    JobSummary {
+        /// The job.
+        job_id: String,
+        /// The summary, in Markdown; secrets are masked.
+        markdown: String,
+    },
     /// An attempt failed and the job will run again.
     #[serde(rename = "job/retrying")]
     JobRetrying {
@@ -219,6 +228,7 @@ impl EventKind {
             | EventKind::JobUnblocked { job_id }
             | EventKind::JobStart { job_id, .. }
             | EventKind::JobOutput { job_id, .. }
+            | EventKind::JobSummary { job_id, .. }
             | EventKind::JobRetrying { job_id, .. }
             | EventKind::JobEnd { job_id, .. }
             | EventKind::ContainerStart { job_id, .. }
@@ -247,6 +257,7 @@ impl EventKind {
             EventKind::JobUnblocked { .. } => "job/unblocked",
             EventKind::JobStart { .. } => "job/start",
             EventKind::JobOutput { .. } => "job/output",
+            EventKind::JobSummary { .. } => "job/summary",
             EventKind::JobRetrying { .. } => "job/retrying",
             EventKind::JobEnd { .. } => "job/end",
             EventKind::ContainerStart { .. } => "container/start",

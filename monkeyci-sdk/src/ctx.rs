@@ -203,6 +203,25 @@ impl Ctx {
         self.scope.job_id()
     }
 
+    /// Leaves a short Markdown result for the build: `monkeyci build logs` and the summary at
+    /// the end of a build show it under the job's name, and the server keeps it with the
+    /// build (as GitHub's job summaries). A later call replaces an earlier one; each attempt
+    /// starts without one. Secrets are masked. At most 64 KiB; outside a job, an error.
+    ///
+    /// ```
+    /// use monkeyci_sdk::prelude::*;
+    ///
+    /// #[job]
+    /// async fn bench(ctx: &Ctx) -> Result<()> {
+    ///     ctx.summary("| bench | time |\n|---|---|\n| parse | 1.2 ms |")?;
+    ///     Ok(())
+    /// }
+    /// # fn main() {}
+    /// ```
+    pub fn summary(&self, markdown: impl AsRef<str>) -> Result<(), JobError> {
+        self.scope.summary(markdown.as_ref())
+    }
+
     /// A build parameter. Its value is a [`Secret`]: it cannot be printed or serialized by
     /// accident, and it is masked in job output.
     pub fn param(&self, name: &str) -> Result<Secret, JobError> {

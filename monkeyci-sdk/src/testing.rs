@@ -404,6 +404,14 @@ impl TestRun {
         self.outputs.get(id)
     }
 
+    /// The summary job `id` left (`ctx.summary`), the latest if several.
+    pub fn summary(&self, id: &str) -> Option<&str> {
+        self.events.iter().rev().find_map(|e| match &e.kind {
+            EventKind::JobSummary { job_id, markdown } if job_id == id => Some(markdown.as_str()),
+            _ => None,
+        })
+    }
+
     /// Every event, in order.
     pub fn events(&self) -> &[Event] {
         &self.events

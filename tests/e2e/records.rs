@@ -118,6 +118,8 @@ use monkeyci_sdk::prelude::*;
 #[job]
 async fn hello(ctx: &Ctx) -> Result<()> {
     ctx.log("hello");
+    ctx.summary("draft")?;
+    ctx.summary("| greeted | times |\n|---|---|\n| world | 1 |")?;
     Ok(())
 }
 
@@ -167,7 +169,12 @@ fn builds_are_listed_and_read_per_repository() {
     ));
     refused.assert_stderr_contains("--all");
     MonkeyciCommand::new(["build", "logs", "--all"]).arg(&id_b).current_dir(&a_dir).output().assert_code(0);
-    MonkeyciCommand::new(["build", "logs", "hello", "--repo"]).arg(&b_dir).output().assert_code(0);
+    // A job's summary (issue 10): the latest one, live and read back.
+    let summary = "summary of hello:\n  | greeted | times |\n  |---|---|\n  | world | 1 |\n";
+    run_b.assert_stdout_contains(summary);
+    let logs = MonkeyciCommand::new(["build", "logs", "hello", "--repo"]).arg(&b_dir).output();
+    logs.assert_code(0).assert_stdout_contains(summary);
+    assert!(!logs.stdout.contains("draft") && !run_b.stdout.contains("draft"), "{logs:?}");
 }
 
 /// Issue 10: `build logs JOB` dropped the `$ line  (command N)` markers shown live,

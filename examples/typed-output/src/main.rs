@@ -44,6 +44,8 @@ async fn package(ctx: &Ctx) -> Result<String> {
     let suffix = if release { "" } else { "-snapshot" };
     let archive = format!("app-{major}.{minor}.{patch}{suffix}.tar.gz");
     ctx.log(format!("packaging {archive}"));
+    // A short result for the build's summary and `monkeyci build logs`.
+    ctx.summary(format!("| archive | release |\n|---|---|\n| `{archive}` | {release} |"))?;
     Ok(archive)
 }
 
@@ -62,6 +64,7 @@ mod tests {
         assert_eq!(run.output::<version>(), Some(Version { major: 1, minor: 12, patch: 3, release: true }));
         assert_eq!(run.output::<package>().as_deref(), Some("app-1.12.3.tar.gz"));
         assert_eq!(run.log("package"), ["packaging app-1.12.3.tar.gz"]);
+        assert_eq!(run.summary("package"), Some("| archive | release |\n|---|---|\n| `app-1.12.3.tar.gz` | true |"));
     }
 
     #[test]

@@ -206,6 +206,22 @@ impl Scope {
         written
     }
 
+    /// Sets the job's summary (secrets masked); outside a job, an error.
+    pub(crate) fn summary(&self, markdown: &str) -> Result<(), JobError> {
+        let Some(job_id) = self.job_id() else {
+            return Err(JobError::msg("ctx.summary(..) can only be called inside a job"));
+        };
+        if markdown.len() > SUMMARY_MAX {
+            return Err(JobError::msg(format!(
+                "the summary of job {job_id} is {} bytes; a summary may have at most {SUMMARY_MAX}",
+                markdown.len()
+            )));
+        }
+        let markdown = self.build.mask(markdown);
+        self.build.emit(EventKind::JobSummary { job_id: job_id.to_owned(), markdown });
+        Ok(())
+    }
+
     /// Writes a line of MonkeyCI's own to the job's log (secrets masked), live only: it is
     /// not one of the job's counted lines, so a resumed job neither writes it again nor
     /// skips one of its own for it.
@@ -343,6 +359,9 @@ impl Scope {
         )
     }
 }
+
+/// The largest job summary, in bytes: a summary is a short result, not a log.
+pub(crate) const SUMMARY_MAX: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {

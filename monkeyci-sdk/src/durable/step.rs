@@ -445,6 +445,27 @@ mod tests {
         assert!(second.ends_with(": exit 3") && last.ends_with(": 3") && second != first, "{shown:?}");
     }
 
+    /// Issue 10: a job could not leave a short result for the build page and `build logs`.
+    #[test]
+    fn a_job_summary_is_its_latest_masked_and_bounded_and_only_jobs_leave_one() {
+        let job = Job::action("report", |ctx| async move {
+            ctx.summary("first")?;
+            let token = ctx.param("TOKEN")?;
+            ctx.summary(format!("| result | ok |\n| token | {} |", token.expose()))?;
+            let too_long = ctx.summary("x".repeat(64 * 1024 + 1)).map_err(|e| e.to_string());
+            Ok(too_long.err())
+        });
+        let run = TestCtx::new().param("TOKEN", "s3cr3t-value").run_jobs(vec![job]).unwrap();
+        assert_eq!(run.job_status("report"), Some(JobStatus::Success), "{:?}", run.message("report"));
+        assert_eq!(run.summary("report"), Some("| result | ok |\n| token | *** |"));
+        assert_eq!(
+            run.output_json("report"),
+            Some(&serde_json::json!("the summary of job report is 65537 bytes; a summary may have at most 65536"))
+        );
+        let outside = TestCtx::new().ctx().summary("x").map_err(|e| e.to_string());
+        assert_eq!(outside, Err("ctx.summary(..) can only be called inside a job".to_owned()));
+    }
+
     #[test]
     fn a_command_waiting_for_a_slot_says_so_in_its_jobs_log() {
         let jobs = ["a", "b"].map(|id| {

@@ -51,6 +51,8 @@ pub struct JobState {
     /// container job's script line or a `ctx.shell` command; else its latest attempt): what
     /// failed in it, shown with its failure.
     pub stderr_tail: Vec<String>,
+    /// The Markdown summary it left (`ctx.summary(..)`), the latest if several.
+    pub summary: Option<String>,
 }
 
 /// How many of a job's last stderr lines [`JobState::stderr_tail`] keeps.
@@ -121,6 +123,7 @@ impl BuildState {
                 let job = self.job_mut(job_id);
                 if job.attempt != *attempt {
                     job.commands.clear();
+                    job.summary = None;
                 }
                 job.stderr_tail.clear();
                 job.status = JobStatus::Running;
@@ -160,6 +163,9 @@ impl BuildState {
                 if let Some(c) = self.job_mut(job_id).commands.iter_mut().rev().find(|c| c.index == *command) {
                     c.exit = Some(*exit);
                 }
+            }
+            EventKind::JobSummary { job_id, markdown } => {
+                self.job_mut(job_id).summary = Some(markdown.clone());
             }
             EventKind::ScriptSuspended { waiting } => {
                 self.suspensions += 1;
@@ -244,6 +250,7 @@ impl BuildState {
                 commands: Vec::new(),
                 allow_failure: false,
                 stderr_tail: Vec::new(),
+                summary: None,
             });
         }
         &mut self.jobs[i]
@@ -299,6 +306,23 @@ mod tests {
                 ("after", JobStatus::Skipped, None, Some("the build ended before it ran")),
             ]
         );
+    }
+
+    #[test]
+    fn a_jobs_summary_is_its_latest_attempts_latest() {
+        let summary = |markdown: &str| EventKind::JobSummary { job_id: "s".into(), markdown: markdown.into() };
+        let state = fold([
+            (1, EventKind::JobStart { job_id: "s".into(), attempt: 1 }),
+            (2, summary("one")),
+            (3, summary("two")),
+        ]);
+        assert_eq!(state.job("s").and_then(|j| j.summary.as_deref()), Some("two"));
+        let retried = fold([
+            (1, EventKind::JobStart { job_id: "s".into(), attempt: 1 }),
+            (2, summary("attempt 1")),
+            (3, EventKind::JobStart { job_id: "s".into(), attempt: 2 }),
+        ]);
+        assert_eq!(retried.job("s").and_then(|j| j.summary.as_deref()), None);
     }
 
     #[test]

@@ -257,6 +257,7 @@ fn job_log(record: &BuildRecord, job: &str, out: &mut Vec<u8>) -> anyhow::Result
     if out.len() == before {
         let _ = writeln!(out, "(job {job} printed nothing)");
     }
+    crate::render::job_summaries(&record.state, Some(job), out);
     let Some(state) = record.state.job(job) else { return Ok(()) };
     let logs: Vec<_> = state
         .commands

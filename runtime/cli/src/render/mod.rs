@@ -14,7 +14,7 @@ use std::io::{IsTerminal, Write};
 use monkeyci_build::controller::Update;
 use monkeyci_build::state::BuildState;
 
-pub(crate) use view::{format_ms, summary};
+pub(crate) use view::{format_ms, job_summaries, summary};
 
 /// The lines of a recorded job's events (see `BuildRecord::job_events`), as the plain live
 /// view shows them: time, `[job]`, `$ line  (command N)` markers, `| ` and `! ` output.

@@ -81,6 +81,10 @@ pub(super) fn describe(event: &Event, state: &BuildState) -> Option<String> {
             text
         }
         EventKind::JobSkipped { job_id, reason } => format!("[{job_id}] skipped: {reason}"),
+        EventKind::JobSummary { job_id, markdown } => match markdown.lines().count() {
+            1 => format!("[{job_id}] left a summary of 1 line (shown with the build's summary)"),
+            n => format!("[{job_id}] left a summary of {n} lines (shown with the build's summary)"),
+        },
         EventKind::ContainerStart { job_id, image, engine } => {
             format!("[{job_id}] container started: {image} ({engine})")
         }

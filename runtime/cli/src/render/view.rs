@@ -32,12 +32,26 @@ pub(crate) fn summary(state: &BuildState, out: &mut Vec<u8>, color: bool) {
             }
         }
     }
+    job_summaries(state, None, out);
     if let Some((status, message)) = state.end() {
         let _ = write!(out, "\nbuild {status}");
         if let Some(message) = message {
             let _ = write!(out, ": {message}");
         }
         let _ = writeln!(out);
+    }
+}
+
+/// The summaries jobs left (`ctx.summary`), each under its job's name; only `job`'s when
+/// given.
+pub(crate) fn job_summaries(state: &BuildState, job: Option<&str>, out: &mut Vec<u8>) {
+    for state in state.jobs().iter().filter(|state| job.is_none_or(|job| state.id == job)) {
+        if let Some(summary) = &state.summary {
+            let _ = writeln!(out, "\nsummary of {}:", state.id);
+            for line in summary.lines() {
+                let _ = writeln!(out, "  {}", super::plain::strip_ansi(line));
+            }
+        }
     }
 }
 
