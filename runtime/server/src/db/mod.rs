@@ -5,6 +5,8 @@
 //! This module owns every SQL statement of the server. It knows nothing of HTTP, tokens'
 //! meaning or how builds run: it stores and claims.
 
+mod batch;
+
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -13,6 +15,8 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, AssertSqlSafe, Row, SqlSafeStr};
 
 use crate::model::{Build, Org, Record, RecordBody, Repo, Status};
+
+use self::batch::Batcher;
 
 /// Why the database could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +57,21 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// On SQLite, webhook deliveries are written in groups (see [`batch`]).
+    deliveries: Option<Batcher<Delivery>>,
 }
+
+/// A webhook delivery waiting for its group's transaction.
+#[derive(Debug)]
+struct Delivery {
+    provider: String,
+    delivery_id: String,
+    builds: Vec<NewBuild>,
+    reply: tokio::sync::oneshot::Sender<Result<Delivered, DbError>>,
+}
+
+/// The most deliveries written in one transaction.
+const DELIVERY_GROUP: usize = 256;
 
 /// A repository to add.
 #[derive(Debug, Clone)]
@@ -171,7 +189,11 @@ impl Db {
         };
         let pool = options.connect(&url).await?;
         migrator().run(&pool).await?;
-        Ok(Db { pool, backend })
+        let deliveries = (backend == Backend::Sqlite).then(|| {
+            let pool = pool.clone();
+            Batcher::spawn(DELIVERY_GROUP, move |group| deliver_group(pool.clone(), group))
+        });
+        Ok(Db { pool, backend, deliveries })
     }
 
     /// Which database this is.
@@ -336,44 +358,29 @@ impl Db {
     }
 
     /// Queues the builds of one webhook delivery, unless the delivery was seen before (forges
-    /// redeliver): in one transaction, so a delivery makes its builds once or not at all.
+    /// redeliver): in one transaction, so a delivery makes its builds once or not at all. On
+    /// SQLite, deliveries that arrive together share that transaction (group commit).
     pub async fn queue_delivery(
         &self,
         provider: &str,
         delivery_id: &str,
         builds: &[NewBuild],
     ) -> Result<Delivered, DbError> {
-        let mut tx = self.pool.begin().await?;
-        let fresh = sqlx::query(
-            "INSERT INTO deliveries (provider, delivery_id, received_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(provider)
-        .bind(delivery_id)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-        if fresh.rows_affected() == 0 {
-            let row = sqlx::query("SELECT build_id FROM deliveries WHERE provider = $1 AND delivery_id = $2")
-                .bind(provider)
-                .bind(delivery_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            return Ok(Delivered::Seen(row.try_get(0)?));
+        if let Some(batcher) = &self.deliveries {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let delivery = Delivery {
+                provider: provider.to_owned(),
+                delivery_id: delivery_id.to_owned(),
+                builds: builds.to_vec(),
+                reply,
+            };
+            if batcher.send(delivery).is_ok()
+                && let Ok(delivered) = answer.await
+            {
+                return delivered;
+            }
         }
-        let mut queued = Vec::with_capacity(builds.len());
-        for new in builds {
-            queued.push(insert_build(&mut tx, new).await?);
-        }
-        if let Some(first) = queued.first() {
-            sqlx::query("UPDATE deliveries SET build_id = $1 WHERE provider = $2 AND delivery_id = $3")
-                .bind(&first.id)
-                .bind(provider)
-                .bind(delivery_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(Delivered::Queued(queued))
+        deliver_alone(&self.pool, provider, delivery_id, builds).await
     }
 
     /// The build `id`, if it exists.
@@ -592,6 +599,86 @@ fn migrator() -> Migrator {
     )
 }
 
+/// One delivery in `tx`: its builds, or the build it made before.
+async fn deliver_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    provider: &str,
+    delivery_id: &str,
+    builds: &[NewBuild],
+) -> Result<Delivered, DbError> {
+    let fresh = sqlx::query(
+        "INSERT INTO deliveries (provider, delivery_id, received_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(provider)
+    .bind(delivery_id)
+    .bind(now())
+    .execute(&mut **tx)
+    .await?;
+    if fresh.rows_affected() == 0 {
+        let row = sqlx::query("SELECT build_id FROM deliveries WHERE provider = $1 AND delivery_id = $2")
+            .bind(provider)
+            .bind(delivery_id)
+            .fetch_one(&mut **tx)
+            .await?;
+        return Ok(Delivered::Seen(row.try_get(0)?));
+    }
+    let mut queued = Vec::with_capacity(builds.len());
+    for new in builds {
+        queued.push(insert_build(tx, new).await?);
+    }
+    if let Some(first) = queued.first() {
+        sqlx::query("UPDATE deliveries SET build_id = $1 WHERE provider = $2 AND delivery_id = $3")
+            .bind(&first.id)
+            .bind(provider)
+            .bind(delivery_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(Delivered::Queued(queued))
+}
+
+/// One delivery in a transaction of its own.
+async fn deliver_alone(
+    pool: &AnyPool,
+    provider: &str,
+    delivery_id: &str,
+    builds: &[NewBuild],
+) -> Result<Delivered, DbError> {
+    let mut tx = pool.begin().await?;
+    let delivered = deliver_in(&mut tx, provider, delivery_id, builds).await?;
+    tx.commit().await?;
+    Ok(delivered)
+}
+
+/// A group of deliveries in one transaction; when that fails, each in its own, so one bad
+/// delivery (its repository removed meanwhile) does not fail the others. Each is answered
+/// once its transaction committed.
+async fn deliver_group(pool: AnyPool, group: Vec<Delivery>) {
+    let together = async {
+        let mut tx = pool.begin().await?;
+        let mut delivered = Vec::with_capacity(group.len());
+        for d in &group {
+            delivered.push(deliver_in(&mut tx, &d.provider, &d.delivery_id, &d.builds).await?);
+        }
+        tx.commit().await?;
+        Ok::<_, DbError>(delivered)
+    }
+    .await;
+    match together {
+        Ok(delivered) => {
+            for (d, delivered) in group.into_iter().zip(delivered) {
+                let _ = d.reply.send(Ok(delivered));
+            }
+        }
+        Err(_) => {
+            for d in group {
+                let delivered = deliver_alone(&pool, &d.provider, &d.delivery_id, &d.builds).await;
+                let _ = d.reply.send(delivered);
+            }
+        }
+    }
+}
+
 async fn insert_build(tx: &mut sqlx::Transaction<'_, sqlx::Any>, new: &NewBuild) -> Result<Build, DbError> {
     let now = now();
     let id = crate::ids::new_build_id(now).map_err(|e| DbError::Sql(sqlx::Error::Io(e)))?;
@@ -720,6 +807,44 @@ mod tests {
             trigger: "manual".into(),
             ..NewBuild::default()
         }
+    }
+
+    /// Deliveries that arrive together share a transaction on SQLite: each is still built
+    /// once, numbers stay one after the other, and one that fails (its repository is gone)
+    /// fails alone.
+    #[tokio::test]
+    async fn deliveries_at_once_are_each_built_once_and_a_bad_one_fails_alone() {
+        let (_dir, db) = db_with_repo().await;
+        let mut tasks = Vec::new();
+        for n in 0..60 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut delivery = format!("d{}", n % 50);
+                let mut build = new_build();
+                if n == 7 {
+                    delivery = "bad".into();
+                    build.repo = "gone".into();
+                }
+                (n, db.queue_delivery("github", &delivery, &[build]).await)
+            }));
+        }
+        let mut built = std::collections::BTreeMap::new();
+        for task in tasks {
+            let (n, delivered) = task.await.unwrap();
+            match (n, delivered) {
+                (7, Err(DbError::Conflict(what))) => assert!(what.contains("acme/gone"), "{what}"),
+                (7, other) => panic!("the delivery for a missing repository: {other:?}"),
+                (n, Ok(Delivered::Queued(builds))) => {
+                    assert!(built.insert(n % 50, builds[0].number).is_none(), "delivery d{} built twice", n % 50);
+                }
+                (_, Ok(Delivered::Seen(_))) => {}
+                (n, Err(err)) => panic!("delivery {n}: {err}"),
+            }
+        }
+        assert_eq!(built.len(), 50, "{built:?}");
+        let mut numbers: Vec<i64> = built.into_values().collect();
+        numbers.sort();
+        assert_eq!(numbers, (1..=50).collect::<Vec<i64>>());
     }
 
     #[tokio::test]
