@@ -172,6 +172,7 @@ impl<L: Link> Agent<L> {
         let build = &claim.build;
         let checkout = dir.join("checkout");
         std::fs::create_dir_all(dir)?;
+        say(writer, format!("agent {} runs build {}", config.name, build.id)).await?;
         if let Some(lost) = &build.retry_of_lost {
             say(writer, format!("running again build {lost}, whose agent was lost")).await?;
         }
