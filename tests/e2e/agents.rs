@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::server::{TestServer, databases};
+use crate::server::{TestServer, databases, http, sse_ids};
 use crate::util::{CACHE_DIR, TestRepo, sdk_dir};
 
 const MONKEYCI: &str = env!("CARGO_BIN_EXE_monkeyci");
@@ -124,9 +124,17 @@ fn two_agents_share_a_queue_and_no_build_runs_twice() {
         assert_eq!(status, 403, "{body}");
         let (status, body) = server.call("POST", "/api/v1/agent/claim", Some(json!({"agent": "admin"})));
         assert_eq!(status, 403, "{db:?}: an admin token claims nothing: {body}");
+        // The CLI makes agent tokens too.
+        let out = server.cli(&["token", "create", "--agent", "--description", "agent b"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let token_b = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         let ids: Vec<String> = (0..8).map(|_| server.trigger("acme", "share")).collect();
+        // Followed live from before it starts: what remote agents append reaches followers.
+        let (addr, auth, path) =
+            (server.addr().to_owned(), format!("Bearer {}", server.token), format!("/api/v1/builds/{}/events", ids[0]));
+        let live = std::thread::spawn(move || http(&addr, "GET", &path, &[("Authorization", &auth)], b"").2);
         let _a = TestAgent::start(&server, &token, "agent-a", 2);
-        let _b = TestAgent::start(&server, &token, "agent-b", 2);
+        let _b = TestAgent::start(&server, &token_b, "agent-b", 2);
         let mut ran_on = BTreeSet::new();
         for id in &ids {
             let build = server.wait_for_end(id, Duration::from_secs(900));
@@ -140,6 +148,8 @@ fn two_agents_share_a_queue_and_no_build_runs_twice() {
             ran_on.insert(agents[0].clone());
         }
         assert_eq!(ran_on.len(), 2, "{db:?}: both agents took builds: {ran_on:?}");
+        let stored: Vec<i64> = server.records(&ids[0]).iter().map(|r| r["seq"].as_i64().unwrap()).collect();
+        assert_eq!(sse_ids(&live.join().unwrap()), stored, "{db:?}: live and stored streams differ");
     }
 }
 
@@ -179,7 +189,11 @@ fn an_agent_killed_mid_build_loses_it_and_the_retry_runs_on_the_other_agent() {
             let killed = Instant::now();
             doomed.kill_9();
             let lost = server.wait_for_end(&id, Duration::from_secs(60));
-            assert_eq!((lost["status"].as_str(), lost["error"].as_str()), (Some("error"), Some("agent lost")), "{lost}");
+            assert_eq!(
+                (lost["status"].as_str(), lost["error"].as_str()),
+                (Some("error"), Some("agent lost")),
+                "{lost}"
+            );
             assert!(killed.elapsed() < Duration::from_secs(20), "{db:?}: lost after {:?}", killed.elapsed());
             assert_eq!(lost["agent"].as_str(), Some(format!("doomed-{name}").as_str()));
             let records = server.records(&id);

@@ -106,7 +106,6 @@ impl<L> Agent<L> {
 }
 
 impl<L: Link> Agent<L> {
-
     /// Claims and runs builds until the process ends, or the server refuses the agent's claims
     /// (its token).
     pub async fn run(self) -> Result<(), LinkError> {

@@ -8,7 +8,8 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::db::{Db, DbError, TokenScope};
+use crate::db::agents::TokenScope;
+use crate::db::{Db, DbError};
 
 /// The prefix of every API token, so a leaked one is recognisable (and secret scanners can
 /// match it).

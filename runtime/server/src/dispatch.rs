@@ -4,7 +4,8 @@
 //! embedded in the server (as its [`Link`]) both go through [`Dispatch`], so a build's records
 //! are kept and followed the same way whichever agent runs it.
 
-use crate::db::{Db, DbError, Refusal};
+use crate::db::agents::Refusal;
+use crate::db::{Db, DbError};
 use crate::link::{Beat, Claim, EndBuild, Link, LinkError};
 use crate::model::{RecordBody, Status};
 use crate::stream::{Streams, Writer};

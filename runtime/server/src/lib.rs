@@ -189,7 +189,8 @@ async fn reap_lost_builds(db: Db, streams: Streams, timeout: std::time::Duration
                     tracing::warn!("build {id}: its agent stopped answering");
                     if let Ok(mut writer) = stream::Writer::open(&db, &streams, &id).await {
                         if let Some(retry) = retry {
-                            let line = format!("its agent was lost: queued again as build {} (#{})", retry.id, retry.number);
+                            let line =
+                                format!("its agent was lost: queued again as build {} (#{})", retry.id, retry.number);
                             let line = model::Line { stream: monkeyci_protocol::OutputStream::Stderr, line };
                             let _ = writer.write(vec![model::RecordBody::Line(line)]).await;
                         }

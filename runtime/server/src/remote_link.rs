@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 
 use crate::client::{Client, ClientError};
-use crate::link::{AppendRecords, Appended, Beat, Claim, ClaimRequest, EndBuild, Ended, HeartbeatRequest, Link, LinkError};
+use crate::link::{
+    AppendRecords, Appended, Beat, Claim, ClaimRequest, EndBuild, Ended, HeartbeatRequest, Link, LinkError,
+};
 use crate::model::RecordBody;
 
 /// The most records sent in one append.

@@ -102,8 +102,7 @@ pub(super) fn token(command: TokenCommand) -> anyhow::Result<Outcome> {
                 let token = if args.agent {
                     monkeyci_server::auth::create_agent_token(&db, &args.description).await?
                 } else {
-                    monkeyci_server::auth::create_token(&db, args.admin, args.org.as_deref(), &args.description)
-                        .await?
+                    monkeyci_server::auth::create_token(&db, args.admin, args.org.as_deref(), &args.description).await?
                 };
                 db.close().await;
                 Ok(token)

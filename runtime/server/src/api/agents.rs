@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use super::error::{ApiError, Body, ErrorBody};
 use super::state::{AppState, bearer};
 use crate::auth::Caller;
-use crate::db::Refusal;
+use crate::db::agents::Refusal;
 use crate::dispatch::{Dispatch, DispatchError};
 use crate::link::{
     AppendRecords, Appended, Beat, Claim, ClaimRequest, EndBuild, Ended, HeartbeatRequest, MAX_RECORDS_PER_APPEND,

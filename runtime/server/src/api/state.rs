@@ -8,9 +8,9 @@ use axum::http::request::Parts;
 
 use super::error::ApiError;
 use crate::agent::Agent;
-use crate::dispatch::Dispatch;
 use crate::auth::{self, Caller};
 use crate::db::Db;
+use crate::dispatch::Dispatch;
 use crate::stream::Streams;
 
 /// What every handler can reach.

@@ -5,7 +5,7 @@
 //! This module owns every SQL statement of the server. It knows nothing of HTTP, tokens'
 //! meaning or how builds run: it stores and claims.
 
-mod agents;
+pub mod agents;
 
 use std::time::Duration;
 
@@ -15,8 +15,6 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, AssertSqlSafe, Row, SqlSafeStr};
 
 use crate::model::{Build, Org, Record, RecordBody, Repo, Status};
-
-pub use agents::{Refusal, TokenScope};
 
 /// Why the database could not do what was asked.
 #[derive(Debug, thiserror::Error)]
