@@ -3,7 +3,8 @@
 //! agent killed with `kill -9` mid-build loses it as `error: agent lost`, and with the
 //! repository's `retry_lost` the retry runs and succeeds on the other agent; a server killed
 //! with `kill -9` mid-build and restarted gets the rest of the remote build, every line once
-//! and in order. Each test runs on every database of [`databases`].
+//! and in order; a cancel reaches a remote build at its next heartbeat. Each test runs on every
+//! database of [`databases`].
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
@@ -256,5 +257,26 @@ fn a_server_killed_mid_build_comes_back_and_the_remote_builds_log_is_complete() 
         let ticks: Vec<String> = job_lines(&records).into_iter().filter(|l| l.starts_with("tick<")).collect();
         let expected: Vec<String> = (1..=TICKS).map(|i| format!("tick<{i:02}>")).collect();
         assert_eq!(ticks, expected, "{db:?}: every line once, in order");
+    }
+}
+
+#[test]
+fn a_cancel_reaches_a_build_on_a_remote_agent_at_its_next_heartbeat() {
+    let repo = TestRepo::with_pipeline("agents-cancel", LONG);
+    for db in databases() {
+        let server = TestServer::start(&db, 0);
+        server.add_repo("acme", "long", repo.path());
+        let token = agent_token(&server);
+        let _agent = TestAgent::start(&server, &token, "remote", 1);
+        let id = server.trigger("acme", "long");
+        wait_for_record(&server, &id, "long job started");
+        let asked = Instant::now();
+        let (status, body) = server.call("POST", &format!("/api/v1/builds/{id}/cancel"), None);
+        assert_eq!(status, 202, "{body}");
+        let build = server.wait_for_end(&id, Duration::from_secs(30));
+        let took = asked.elapsed();
+        assert_eq!(build["status"], "canceled", "{db:?}: {build}");
+        assert!(took < Duration::from_secs(4), "{db:?}: cancel took {took:?}");
+        assert_whole(&server.records(&id), &id);
     }
 }

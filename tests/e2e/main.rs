@@ -83,7 +83,7 @@ mod server;
 
 /// Remote agents (`monkeyci agent`): two agents share a queue and no build runs twice; an
 /// agent killed mid-build loses it (`error: agent lost`) and its retry runs on the other; a
-/// server killed mid-build comes back and the remote build's log is complete.
+/// server killed mid-build comes back and the remote build's log is complete; cancel.
 mod agents;
 
 /// Forge webhooks into `monkeyci server`: signed real payloads start builds; bad signatures,
