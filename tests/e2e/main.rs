@@ -81,6 +81,11 @@ mod hostile;
 /// scopes, cancel, the event stream across reconnects, a restart after `kill -9`.
 mod server;
 
+/// Remote agents (`monkeyci agent`): two agents share a queue and no build runs twice; an
+/// agent killed mid-build loses it (`error: agent lost`) and its retry runs on the other; a
+/// server killed mid-build comes back and the remote build's log is complete; cancel.
+mod agents;
+
 /// Forge webhooks into `monkeyci server`: signed real payloads start builds; bad signatures,
 /// deletions, pings and redeliveries start nothing; a burst of 200 loses none.
 mod webhooks;

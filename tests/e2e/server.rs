@@ -113,7 +113,12 @@ impl TestServer {
         cmd.env("MONKEYCI_E2E_SERVER_SECRET", "the server's own secret");
         // Container jobs would run in podman: the shell engine is refused for sandboxed
         // builds (these tests' pipelines have no container job).
-        cmd.args(["server", "--listen", "127.0.0.1:0", "--engine", "podman"])
+        cmd.arg("server");
+        // A fixed address in `extra` (a restart on the same port), else any free port.
+        if !self.extra.iter().any(|arg| arg == "--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.args(["--engine", "podman"])
             .arg("--data-dir")
             .arg(self.data_dir.path())
             .args(["--agent-capacity", &agent_capacity.to_string()])

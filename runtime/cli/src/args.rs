@@ -30,6 +30,8 @@ pub(crate) enum Command {
     Cache(CacheCommand),
     /// Run a MonkeyCI server: webhooks in, a build queue, an embedded agent, the REST API.
     Server(Box<crate::remote_args::ServerArgs>),
+    /// Run builds of a server's queue on this machine (a remote agent).
+    Agent(Box<crate::remote_args::AgentArgs>),
     /// Make API tokens.
     #[command(subcommand)]
     Token(crate::remote_args::TokenCommand),

@@ -1,5 +1,5 @@
-//! The command line of what talks to a server, or is one: `server`, `token`, `org`, `repo`
-//! and the remote `build` commands. Like [`crate::args`], only clap structs.
+//! The command line of what talks to a server, or is one: `server`, `agent`, `token`, `org`,
+//! `repo` and the remote `build` commands. Like [`crate::args`], only clap structs.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 #[derive(Debug, Args)]
 #[command(after_help = "Configuration layers, lowest first: built-in defaults; the TOML file \
     (--config, default DATA_DIR/server.toml; keys as the flags, with `_`: listen, data_dir, \
-    database_url, agent_capacity, engine, sdk_path, cache_dir, sandbox); MONKEYCI_* environment variables \
+    database_url, agent_capacity, engine, sdk_path, cache_dir, sandbox, agent_timeout); MONKEYCI_* environment variables \
     (shown with each flag); the flags.\n\nThe first start on an empty database prints an admin \
     token once.")]
 pub(crate) struct ServerArgs {
@@ -46,6 +46,41 @@ pub(crate) struct ServerArgs {
     /// server's data and other builds: only for repositories you trust.
     #[arg(long)]
     pub(crate) no_sandbox: bool,
+    /// How long an agent may be silent before its builds end as `error: agent lost` (`30s`,
+    /// `2m`) [default: 30s].
+    #[arg(long, env = "MONKEYCI_AGENT_TIMEOUT", value_name = "DURATION", value_parser = monkeyci_protocol::duration::parse)]
+    pub(crate) agent_timeout: Option<std::time::Duration>,
+}
+
+/// `monkeyci agent`: takes builds from a server's queue and runs them here, as the server's
+/// embedded agent does.
+#[derive(Debug, Args)]
+pub(crate) struct AgentArgs {
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+    /// Builds run at once.
+    #[arg(long, env = "MONKEYCI_AGENT_CAPACITY", value_name = "N", default_value_t = 2,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) capacity: u32,
+    /// The agent's name, shown on the builds it runs (letters, digits, `-`, `_`, `.`)
+    /// [default: the host's name].
+    #[arg(long, env = "MONKEYCI_AGENT_NAME", value_name = "NAME")]
+    pub(crate) name: Option<String>,
+    /// Where builds are checked out while they run [default: DATA_DIR/agents/NAME].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) work_dir: Option<PathBuf>,
+    /// The compile cache and blob store [default: as for `build run`].
+    #[arg(long, env = "MONKEYCI_CACHE_DIR", value_name = "DIR")]
+    pub(crate) cache_dir: Option<PathBuf>,
+    /// What runs container jobs: auto, podman, docker or shell.
+    #[arg(long, env = "MONKEYCI_ENGINE", value_name = "ENGINE", default_value = "auto")]
+    pub(crate) engine: String,
+    /// A local monkeyci-sdk checkout for pipelines that depend on the sdk by version.
+    #[arg(long, env = "MONKEYCI_SDK_PATH", value_name = "DIR")]
+    pub(crate) sdk_path: Option<PathBuf>,
+    /// Run builds without the sandbox (bubblewrap): only for repositories you trust.
+    #[arg(long)]
+    pub(crate) no_sandbox: bool,
 }
 
 /// Which server, as whom.
@@ -72,8 +107,11 @@ pub(crate) struct TokenCreateArgs {
     #[arg(long, conflicts_with = "org")]
     pub(crate) admin: bool,
     /// A token reaching only this org.
-    #[arg(long, required_unless_present = "admin")]
+    #[arg(long, required_unless_present_any = ["admin", "agent"])]
     pub(crate) org: Option<String>,
+    /// An agent's token (for `monkeyci agent`): it reaches only the agent protocol.
+    #[arg(long, conflicts_with_all = ["admin", "org"])]
+    pub(crate) agent: bool,
     /// What the token is for.
     #[arg(long, default_value = "")]
     pub(crate) description: String,
@@ -127,6 +165,9 @@ pub(crate) struct RepoAddArgs {
     /// A label, for param filters (repeatable).
     #[arg(long = "label")]
     pub(crate) labels: Vec<String>,
+    /// Queue a build whose agent was lost again, once, as a new build.
+    #[arg(long)]
+    pub(crate) retry_lost: bool,
     #[command(flatten)]
     pub(crate) remote: RemoteArgs,
 }

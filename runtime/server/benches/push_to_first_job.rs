@@ -67,6 +67,7 @@ fn main() {
             main_branch: "main".into(),
             labels: Vec::new(),
             webhook_secret: Some(SECRET.into()),
+            retry_lost: false,
         };
         db.create_repo(&new_repo).await.unwrap();
         let addr = server.local_addr().unwrap();

@@ -70,6 +70,7 @@ fn main() {
             main_branch: "main".into(),
             labels: Vec::new(),
             webhook_secret: None,
+            retry_lost: false,
         };
         db.create_repo(&new_repo).await.unwrap();
         let token = monkeyci_server::auth::create_token(&db, true, None, "bench").await.unwrap();

@@ -43,6 +43,7 @@ fn main() {
             main_branch: "main".into(),
             labels: Vec::new(),
             webhook_secret: Some(SECRET.into()),
+            retry_lost: false,
         };
         db.create_repo(&repo).await.unwrap();
         let server_addr = server.local_addr().unwrap();

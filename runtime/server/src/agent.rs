@@ -3,8 +3,10 @@
 //! suspension), after cloning the repository at the build's commit.
 //!
 //! This module owns a build's life on an agent: claim, clone, compile, run, heartbeat, cancel,
-//! and the build's end. Everything the build shows goes through its stream's [`Writer`], in
-//! order. The agent embedded in `monkeyci server` calls the database directly.
+//! and the build's end. It reaches the server only through a [`Link`]: the agent embedded in
+//! `monkeyci server` links in process ([`crate::dispatch::Dispatch`]), `monkeyci agent` over
+//! HTTP; the code that runs a build is the same. Everything the build shows goes, in order,
+//! through its [`Records`], which numbers it for the link (so a resend is harmless).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,9 +23,8 @@ use monkeyci_protocol::{BuildInfo, OutputStream, ScriptMode, Source, SuspendMode
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::db::{Db, DbError};
+use crate::link::{Claim, EndBuild, Link, LinkError};
 use crate::model::{Build, Line, RecordBody, Status};
-use crate::stream::{Streams, Writer};
 
 /// How an agent runs builds.
 #[derive(Debug, Clone)]
@@ -50,27 +51,34 @@ pub struct AgentConfig {
 /// How often a running build's agent says it is alive and looks for cancel requests.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
-/// An agent in this process.
-#[derive(Debug, Clone)]
-pub struct Agent {
-    inner: Arc<Inner>,
+/// The cancel requests sent to a build whose server says it is over (taken for lost while
+/// the agent could not reach it): the pipeline is asked to stop, then made to.
+const STOP_OVER: u32 = 2;
+
+/// An agent in this process, reaching the server through `L`.
+#[derive(Debug)]
+pub struct Agent<L> {
+    inner: Arc<Inner<L>>,
+}
+
+impl<L> Clone for Agent<L> {
+    fn clone(&self) -> Self {
+        Agent { inner: Arc::clone(&self.inner) }
+    }
 }
 
 #[derive(Debug)]
-struct Inner {
+struct Inner<L> {
     config: AgentConfig,
-    db: Db,
-    streams: Streams,
+    link: L,
     wake: Notify,
     running: Mutex<HashMap<String, watch::Sender<u32>>>,
 }
 
-impl Agent {
-    /// An agent taking builds from `db`.
-    pub fn new(config: AgentConfig, db: Db, streams: Streams) -> Agent {
-        Agent {
-            inner: Arc::new(Inner { config, db, streams, wake: Notify::new(), running: Mutex::new(HashMap::new()) }),
-        }
+impl<L> Agent<L> {
+    /// An agent taking builds through `link`.
+    pub fn new(config: AgentConfig, link: L) -> Agent<L> {
+        Agent { inner: Arc::new(Inner { config, link, wake: Notify::new(), running: Mutex::new(HashMap::new()) }) }
     }
 
     /// Tells the agent a build was queued, so it looks now rather than at its next poll.
@@ -95,24 +103,28 @@ impl Agent {
     pub fn load(&self) -> (usize, usize) {
         (self.inner.running.lock().len(), self.inner.config.capacity)
     }
+}
 
-    /// Claims and runs builds until the process ends.
-    pub async fn run(self) {
+impl<L: Link> Agent<L> {
+    /// Claims and runs builds until the process ends, or the server refuses the agent's claims
+    /// (its token).
+    pub async fn run(self) -> Result<(), LinkError> {
         loop {
             while self.inner.running.lock().len() < self.inner.config.capacity.max(1) {
-                match self.inner.db.claim_build(&self.inner.config.name).await {
-                    Ok(Some(build)) => {
+                match self.inner.link.claim(&self.inner.config.name).await {
+                    Ok(Some(claim)) => {
                         let (stop, stopped) = watch::channel(0u32);
-                        self.inner.running.lock().insert(build.id.clone(), stop);
+                        self.inner.running.lock().insert(claim.build.id.clone(), stop);
                         let agent = self.clone();
                         tokio::spawn(async move {
-                            let id = build.id.clone();
-                            agent.run_build(build, stopped).await;
+                            let id = claim.build.id.clone();
+                            agent.run_build(claim, stopped).await;
                             agent.inner.running.lock().remove(&id);
                             agent.wake();
                         });
                     }
                     Ok(None) => break,
+                    Err(err @ LinkError::Refused(_)) => return Err(err),
                     Err(err) => {
                         tracing::warn!("cannot claim a build: {}", monkeyci_protocol::error_chain(&err));
                         break;
@@ -123,19 +135,12 @@ impl Agent {
         }
     }
 
-    async fn run_build(&self, build: Build, stop: watch::Receiver<u32>) {
-        let db = &self.inner.db;
-        let mut writer = match Writer::open(db, &self.inner.streams, &build.id).await {
-            Ok(writer) => writer,
-            Err(err) => {
-                tracing::error!("build {}: cannot open its stream: {}", build.id, monkeyci_protocol::error_chain(&err));
-                let _ = db.finish_build(&build.id, Status::Error, Some("the server cannot store its events")).await;
-                return;
-            }
-        };
+    async fn run_build(&self, claim: Claim, stop: watch::Receiver<u32>) {
+        let build = &claim.build;
+        let mut records = Records { link: &self.inner.link, build_id: &build.id, next_seq: claim.last_seq + 1 };
         let dir = self.inner.config.work_dir.join(&build.id);
         let heartbeat = tokio::spawn(heartbeat(self.clone(), build.id.clone()));
-        let (status, error) = match self.build_in(&build, &dir, stop, &mut writer).await {
+        let (status, error) = match self.build_in(&claim, &dir, stop, &mut records).await {
             Ok(ended) => ended,
             Err(err) => (Status::Error, Some(monkeyci_protocol::error_chain(&*err))),
         };
@@ -146,31 +151,36 @@ impl Agent {
             tracing::warn!("build {}: cannot remove {}: {err}", build.id, dir.display());
         }
         // `false`: it ended meanwhile (its agent was taken for lost), and that end stands.
-        if let Err(err) = writer.end_build(status, error).await {
-            tracing::error!("build {}: cannot end it: {}", build.id, monkeyci_protocol::error_chain(&err));
+        let end = EndBuild { status, error, last_seq: records.next_seq - 1 };
+        match self.inner.link.end(&build.id, end).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("build {}: it was over already (its agent was taken for lost)", build.id),
+            Err(err) => tracing::error!("build {}: cannot end it: {}", build.id, monkeyci_protocol::error_chain(&err)),
         }
     }
 
     /// Clones, compiles and runs `build` in `dir`; how it ended.
     async fn build_in(
         &self,
-        build: &Build,
+        claim: &Claim,
         dir: &Path,
         stop: watch::Receiver<u32>,
-        writer: &mut Writer,
+        writer: &mut Records<'_, L>,
     ) -> Result<(Status, Option<String>), Box<dyn std::error::Error + Send + Sync>> {
         let config = &self.inner.config;
-        let Some((repo, _)) = self.inner.db.repo(&build.org, &build.repo).await? else {
-            return Ok((Status::Error, Some(format!("the repository {}/{} was removed", build.org, build.repo))));
-        };
+        let build = &claim.build;
         let checkout = dir.join("checkout");
         std::fs::create_dir_all(dir)?;
-        say(writer, format!("cloning {}", repo.url)).await?;
-        if let Err(why) = clone(&repo.url, build, &checkout, writer).await? {
+        say(writer, format!("agent {} runs build {}", config.name, build.id)).await?;
+        if let Some(lost) = &build.retry_of_lost {
+            say(writer, format!("running again build {lost}, whose agent was lost")).await?;
+        }
+        say(writer, format!("cloning {}", claim.url)).await?;
+        if let Err(why) = clone(&claim.url, build, &checkout, writer).await? {
             return Ok((Status::Error, Some(why)));
         }
         let commit = git_output(&checkout, &["rev-parse", "HEAD"]).await;
-        self.inner.db.heartbeat(&build.id, commit.as_deref()).await?;
+        self.inner.link.heartbeat(&build.id, commit.as_deref()).await?;
         let krate = match PipelineCrate::locate(&checkout) {
             Ok(krate) => krate,
             Err(err) => return Ok((Status::Error, Some(monkeyci_protocol::error_chain(&err)))),
@@ -215,7 +225,7 @@ impl Agent {
             branch: build.branch().map(str::to_owned),
             tag: build.tag().map(str::to_owned),
             commit: commit.clone(),
-            main_branch: Some(repo.main_branch.clone()),
+            main_branch: Some(claim.main_branch.clone()),
             changed: build.changed.clone().unwrap_or_default(),
             base: match (&build.changed, &build.before) {
                 (None, Some(before)) => Some(before.clone()),
@@ -272,7 +282,7 @@ impl Agent {
                     }
                     writer.write(std::mem::take(&mut batch)).await?;
                 }
-                Ok::<_, DbError>(())
+                Ok::<_, LinkError>(())
             };
             let run = async move {
                 let outcome = controller::run_script(&binary, request, |update| {
@@ -299,7 +309,7 @@ impl Agent {
     }
 }
 
-impl Agent {
+impl<L> Agent<L> {
     /// The sandbox of a build in `dir`: the server's data, the cache (every repository's
     /// artifacts and caches), the home directory and the container engines' sockets hidden;
     /// the toolchain and the sdk readable. Each use adds what it may write.
@@ -351,27 +361,62 @@ fn cargo_home() -> Option<PathBuf> {
         .filter(|p| p.is_absolute())
 }
 
-/// Says the build's agent is alive every [`HEARTBEAT`], and passes on cancel requests.
-async fn heartbeat(agent: Agent, build_id: String) {
+/// Says the build's agent is alive every [`HEARTBEAT`], and passes on cancel requests; stops
+/// the build when the server says it is over.
+async fn heartbeat<L: Link>(agent: Agent<L>, build_id: String) {
     let mut every = tokio::time::interval(HEARTBEAT);
     loop {
         every.tick().await;
-        let _ = agent.inner.db.heartbeat(&build_id, None).await;
-        if let Ok(requests) = agent.inner.db.cancel_requests(&build_id).await
-            && requests > 0
-        {
-            agent.cancel(&build_id, requests);
+        match agent.inner.link.heartbeat(&build_id, None).await {
+            Ok(beat) if beat.cancel_requests > 0 => agent.cancel(&build_id, beat.cancel_requests),
+            Ok(_) => {}
+            Err(LinkError::Refused(why)) => {
+                tracing::warn!("build {build_id}: stopping it: {why}");
+                agent.cancel(&build_id, i64::from(STOP_OVER));
+            }
+            // Said again at the next beat.
+            Err(err) => tracing::debug!("build {build_id}: heartbeat: {}", monkeyci_protocol::error_chain(&err)),
         }
     }
 }
 
-async fn say(writer: &mut Writer, line: String) -> Result<(), DbError> {
+/// A build's stream as its agent writes it: numbered here, from after what the server holds,
+/// and handed to the link, which keeps trying until they are acknowledged.
+#[derive(Debug)]
+pub struct Records<'a, L> {
+    link: &'a L,
+    build_id: &'a str,
+    next_seq: i64,
+}
+
+impl<L: Link> Records<'_, L> {
+    /// Appends `bodies`, in order, after what was written before.
+    pub async fn write(&mut self, bodies: Vec<RecordBody>) -> Result<(), LinkError> {
+        if bodies.is_empty() {
+            return Ok(());
+        }
+        let count = bodies.len() as i64;
+        let last = self.link.append(self.build_id, self.next_seq, bodies).await?;
+        if last < self.next_seq + count - 1 {
+            return Err(LinkError::Refused(format!("the server kept records up to {last} only")));
+        }
+        self.next_seq += count;
+        Ok(())
+    }
+}
+
+async fn say<L: Link>(writer: &mut Records<'_, L>, line: String) -> Result<(), LinkError> {
     writer.write(vec![RecordBody::Line(Line { stream: OutputStream::Stdout, line })]).await
 }
 
 /// Clones `url` into `checkout` at the build's commit, or at its ref's head; `Ok(Err(why))`
 /// when git could not, with git's own words in the build's stream.
-async fn clone(url: &str, build: &Build, checkout: &Path, writer: &mut Writer) -> Result<Result<(), String>, DbError> {
+async fn clone<L: Link>(
+    url: &str,
+    build: &Build,
+    checkout: &Path,
+    writer: &mut Records<'_, L>,
+) -> Result<Result<(), String>, LinkError> {
     let mut steps: Vec<Vec<String>> = Vec::new();
     let mut clone = vec!["clone".to_owned(), "--quiet".to_owned(), "--no-checkout".to_owned()];
     clone.extend(["--".to_owned(), url.to_owned(), checkout.display().to_string()]);

@@ -3,10 +3,12 @@
 //!
 //! A token is `mci_` and 64 hex digits, shown once when made; the database keeps its SHA-256.
 //! An admin token reaches everything; an org token only its org's orgs, repositories and
-//! builds.
+//! builds; an agent token only the agent protocol (claim builds, say they are alive, append
+//! their records, end them), and nothing else reaches that.
 
 use sha2::{Digest, Sha256};
 
+use crate::db::agents::TokenScope;
 use crate::db::{Db, DbError};
 
 /// The prefix of every API token, so a leaked one is recognisable (and secret scanners can
@@ -20,6 +22,8 @@ pub enum Caller {
     Admin,
     /// One org's orgs, repositories and builds.
     Org(String),
+    /// An agent: the agent protocol's routes only (`/api/v1/agent/...`).
+    Agent,
 }
 
 impl Caller {
@@ -28,6 +32,7 @@ impl Caller {
         match self {
             Caller::Admin => true,
             Caller::Org(own) => own == org,
+            Caller::Agent => false,
         }
     }
 
@@ -36,6 +41,7 @@ impl Caller {
         match self {
             Caller::Admin => None,
             Caller::Org(own) => Some(vec![own.clone()]),
+            Caller::Agent => Some(Vec::new()),
         }
     }
 }
@@ -47,9 +53,20 @@ pub fn token_hash(token: &str) -> String {
 
 /// Makes a token with the given scope and keeps its hash; returns the token, to be shown once.
 pub async fn create_token(db: &Db, admin: bool, org: Option<&str>, description: &str) -> Result<String, DbError> {
-    let token = format!("{TOKEN_PREFIX}{}", crate::ids::random_hex(32).map_err(|e| DbError::Sql(sqlx::Error::Io(e)))?);
+    let token = new_token()?;
     db.add_token(&token_hash(&token), admin, org, description).await?;
     Ok(token)
+}
+
+/// Makes an agent token and keeps its hash; returns the token, to be shown once.
+pub async fn create_agent_token(db: &Db, description: &str) -> Result<String, DbError> {
+    let token = new_token()?;
+    db.add_agent_token(&token_hash(&token), description).await?;
+    Ok(token)
+}
+
+fn new_token() -> Result<String, DbError> {
+    Ok(format!("{TOKEN_PREFIX}{}", crate::ids::random_hex(32).map_err(|e| DbError::Sql(sqlx::Error::Io(e)))?))
 }
 
 /// Who presents `token`, if it is one of ours. The lookup is by hash, so comparing takes the
@@ -58,9 +75,9 @@ pub async fn caller(db: &Db, token: &str) -> Result<Option<Caller>, DbError> {
     if !token.starts_with(TOKEN_PREFIX) {
         return Ok(None);
     }
-    Ok(db.token(&token_hash(token)).await?.and_then(|(admin, org)| match (admin, org) {
-        (true, _) => Some(Caller::Admin),
-        (false, Some(org)) => Some(Caller::Org(org)),
-        (false, None) => None,
+    Ok(db.token_scope(&token_hash(token)).await?.map(|scope| match scope {
+        TokenScope::Admin => Caller::Admin,
+        TokenScope::Org(org) => Caller::Org(org),
+        TokenScope::Agent => Caller::Agent,
     }))
 }

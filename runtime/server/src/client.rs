@@ -1,5 +1,5 @@
-//! A client of the server's REST API and live events: what the `monkeyci` command (and, later,
-//! remote agents) use to talk to a server. HTTP/1.1 over TCP, `http://` only.
+//! A client of the server's REST API and live events: what the `monkeyci` command (and remote
+//! agents) use to talk to a server. HTTP/1.1 over TCP, `http://` only.
 //!
 //! It knows the API's paths and bodies ([`crate::model`], [`crate::api`]) and turns error
 //! answers into [`ClientError::Api`] with the server's code and message. It prints nothing.
@@ -117,7 +117,8 @@ impl Client {
         Err(ClientError::Api { status, code, message })
     }
 
-    async fn call<T: DeserializeOwned>(
+    /// Calls `path` with `body` as JSON; the answer's JSON.
+    pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -28,6 +29,9 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// Whether builds run sandboxed (bubblewrap); only a trusted setup turns it off.
     pub sandbox: bool,
+    /// How long an agent may be silent before its builds end as `error: agent lost` (agents
+    /// say they are alive every second).
+    pub agent_timeout: Duration,
 }
 
 /// The TOML file: every key optional, named as the flags are (with `_`).
@@ -50,6 +54,15 @@ pub struct Layer {
     pub cache_dir: Option<PathBuf>,
     /// `sandbox = false`: run builds unsandboxed (only for trusted repositories).
     pub sandbox: Option<bool>,
+    /// `agent_timeout = "30s"`.
+    #[serde(default, deserialize_with = "duration_text")]
+    pub agent_timeout: Option<Duration>,
+}
+
+/// A duration written as `monkeyci_protocol::duration` reads it (`30s`, `2m`).
+fn duration_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    monkeyci_protocol::duration::parse(&text).map(Some).map_err(serde::de::Error::custom)
 }
 
 /// Why the configuration cannot be used.
@@ -90,6 +103,7 @@ impl Config {
             sdk_path: None,
             cache_dir: None,
             sandbox: true,
+            agent_timeout: Duration::from_secs(30),
         }
     }
 
@@ -129,6 +143,9 @@ impl Config {
         if let Some(sandbox) = layer.sandbox {
             self.sandbox = sandbox;
         }
+        if let Some(timeout) = layer.agent_timeout {
+            self.agent_timeout = timeout;
+        }
         self
     }
 
@@ -146,10 +163,11 @@ mod tests {
     fn layers_apply_in_order_and_unknown_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("server.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nagent_capacity = 4\n").unwrap();
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nagent_capacity = 4\nagent_timeout = \"3s\"\n").unwrap();
         let config = Config::defaults(dir.path().to_owned()).with(Config::read_layer(&file, true).unwrap());
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.agent_capacity, 4);
+        assert_eq!(config.agent_timeout, Duration::from_secs(3));
         let flags = Layer { agent_capacity: Some(1), ..Layer::default() };
         assert_eq!(config.with(flags).agent_capacity, 1);
 

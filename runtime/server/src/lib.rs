@@ -3,7 +3,9 @@
 //! `monkeyci server` is [`Server`]: one process with a database ([`db`]: SQLite in the data
 //! dir, or PostgreSQL), the HTTP API ([`api`]), every build's stream of records ([`stream`],
 //! kept in the database and followed live), and an embedded [`agent`] that claims queued
-//! builds and runs them with `monkeyci-build`, the same code as `monkeyci build run`.
+//! builds and runs them with `monkeyci-build`, the same code as `monkeyci build run`. Remote
+//! agents (`monkeyci agent`) run the same [`agent`] over HTTP ([`remote_link`]); both reach
+//! the queue through the agent protocol ([`link`], served by [`dispatch`]).
 //!
 //! This crate owns the service around builds: who may do what ([`auth`]), what is queued,
 //! and what each build showed. It never runs a pipeline step itself (that is
@@ -18,9 +20,12 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod dispatch;
 pub mod ids;
+pub mod link;
 pub mod metrics;
 pub mod model;
+pub mod remote_link;
 pub mod stream;
 
 use std::sync::Arc;
@@ -30,6 +35,7 @@ use monkeyci_jobs::EngineChoice;
 use crate::agent::{Agent, AgentConfig};
 use crate::config::Config;
 use crate::db::{Db, DbError};
+use crate::dispatch::Dispatch;
 use crate::stream::Streams;
 
 /// The name the embedded agent's builds carry.
@@ -121,6 +127,8 @@ impl Server {
         // Builds the embedded agent ran when the server last stopped without handing them
         // back (killed) start again.
         self.db.requeue_agent_builds(EMBEDDED_AGENT).await?;
+        // Remote agents' builds go on: their silence counts from now.
+        self.db.forgive_silence().await?;
         let agent = (self.config.agent_capacity > 0).then(|| {
             Agent::new(
                 AgentConfig {
@@ -133,8 +141,7 @@ impl Server {
                     sandbox: self.config.sandbox,
                     private: vec![self.config.data_dir.clone()],
                 },
-                self.db.clone(),
-                streams.clone(),
+                Dispatch::new(self.db.clone(), streams.clone()),
             )
         });
         let shutdown = Arc::new(tokio::sync::Notify::new());
@@ -142,7 +149,7 @@ impl Server {
         let state =
             api::AppState { db: self.db.clone(), streams, agent: agent.clone(), shutdown: Arc::clone(&shutdown) };
         let agent_task = agent.map(|agent| tokio::spawn(agent.run()));
-        let reaper = tokio::spawn(reap_lost_builds(self.db.clone(), streams_for_reaper));
+        let reaper = tokio::spawn(reap_lost_builds(self.db.clone(), streams_for_reaper, self.config.agent_timeout));
         let addr = self.listener.local_addr().map_err(|source| Error::Listen { addr: self.config.listen, source })?;
         let counts = Arc::new(metrics::Metrics::default());
         let scrape = metrics::Scrape { metrics: Arc::clone(&counts), db: self.db.clone(), agent: state.agent.clone() };
@@ -167,21 +174,26 @@ impl Server {
     }
 }
 
-/// How long an agent may be silent before its builds end as `error: agent lost` (agents say
-/// they are alive every second).
-const AGENT_SILENCE_MS: i64 = 30_000;
-
-/// Every few seconds, ends the builds of agents that stopped answering, with an end record so
-/// whoever follows them sees it.
-async fn reap_lost_builds(db: Db, streams: Streams) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+/// Every few seconds (a quarter of `timeout`, at most 5 s), ends the builds of agents silent
+/// for `timeout`, with an end record so whoever follows them sees it, and queues again those
+/// whose repository retries lost builds (the lost build's stream names its retry).
+async fn reap_lost_builds(db: Db, streams: Streams, timeout: std::time::Duration) {
+    let period = (timeout / 4).clamp(std::time::Duration::from_millis(100), std::time::Duration::from_secs(5));
+    let mut every = tokio::time::interval(period);
+    let silence_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
     loop {
         every.tick().await;
-        match db.reap_lost(AGENT_SILENCE_MS).await {
-            Ok(ids) => {
-                for id in ids {
+        match db.reap_and_retry(silence_ms).await {
+            Ok(lost) => {
+                for (id, retry) in lost {
                     tracing::warn!("build {id}: its agent stopped answering");
                     if let Ok(mut writer) = stream::Writer::open(&db, &streams, &id).await {
+                        if let Some(retry) = retry {
+                            let line =
+                                format!("its agent was lost: queued again as build {} (#{})", retry.id, retry.number);
+                            let line = model::Line { stream: monkeyci_protocol::OutputStream::Stderr, line };
+                            let _ = writer.write(vec![model::RecordBody::Line(line)]).await;
+                        }
                         let _ = writer.write_end(model::Status::Error, Some(db::AGENT_LOST.to_owned())).await;
                     }
                 }

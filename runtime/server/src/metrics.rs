@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::agent::Agent;
 use crate::db::Db;
+use crate::dispatch::Dispatch;
 
 /// Upper bounds of the webhook latency histogram, in seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
@@ -39,7 +40,7 @@ impl Metrics {
     }
 
     /// The text of a scrape: these counts, the builds by state and the agent's load.
-    pub async fn render(&self, db: &Db, agent: Option<&Agent>) -> String {
+    pub async fn render(&self, db: &Db, agent: Option<&Agent<Dispatch>>) -> String {
         let mut out = String::new();
         out.push_str("# HELP monkeyci_builds Builds on this server by state.\n# TYPE monkeyci_builds gauge\n");
         match db.count_builds_by_status().await {
@@ -94,7 +95,7 @@ pub struct Scrape {
     /// The database.
     pub db: Db,
     /// The embedded agent.
-    pub agent: Option<Agent>,
+    pub agent: Option<Agent<Dispatch>>,
 }
 
 /// `GET /metrics`.

@@ -32,6 +32,10 @@ pub struct Repo {
     pub webhook_secret_set: bool,
     /// When it was added, in milliseconds since the Unix epoch.
     pub created_ms: i64,
+    /// Whether a build whose agent stopped answering is queued again, once, as a new build
+    /// (whose `retry_of_lost` names the lost one).
+    #[serde(default)]
+    pub retry_lost: bool,
 }
 
 /// How a build stands on the server.
@@ -130,6 +134,10 @@ pub struct Build {
     pub started_ms: Option<i64>,
     /// When it ended.
     pub ended_ms: Option<i64>,
+    /// The build this one runs again because that build's agent was lost (`error: agent lost`)
+    /// and its repository retries lost builds.
+    #[serde(default)]
+    pub retry_of_lost: Option<String>,
 }
 
 impl Build {
@@ -226,4 +234,7 @@ pub struct NewToken {
     pub admin: bool,
     /// The org it is scoped to, when not admin.
     pub org: Option<String>,
+    /// Whether it is an agent's: it reaches only the agent protocol (`/api/v1/agent/...`).
+    #[serde(default)]
+    pub agent: bool,
 }

@@ -27,7 +27,8 @@ impl Streams {
         self.live.lock().entry(build_id.to_owned()).or_insert_with(|| broadcast::channel(LIVE_CAPACITY).0).subscribe()
     }
 
-    fn publish(&self, build_id: &str, records: &[Record]) {
+    /// Hands `records`, just stored, to the build's live followers.
+    pub(crate) fn publish(&self, build_id: &str, records: &[Record]) {
         let mut live = self.live.lock();
         let Some(sender) = live.get(build_id) else { return };
         for record in records {

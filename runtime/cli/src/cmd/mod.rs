@@ -1,6 +1,7 @@
 //! One module per subcommand, each with one function per command taking its arguments and
 //! returning its [`Outcome`]. Errors are returned, never printed here: `main` reports them.
 
+mod agent;
 mod build;
 mod cache;
 mod init;
@@ -29,6 +30,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Init(args) => init::run(args),
         Command::Cache(CacheCommand::Prune(args)) => cache::prune(args),
         Command::Server(args) => remote::server(*args),
+        Command::Agent(args) => agent::run(*args),
         Command::Token(command) => remote::token(command),
         Command::Org(command) => remote::org(command),
         Command::Repo(command) => remote::repo(command),

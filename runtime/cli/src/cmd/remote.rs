@@ -34,6 +34,7 @@ pub(super) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
         sdk_path: args.sdk_path,
         cache_dir: args.cache_dir,
         sandbox: args.no_sandbox.then_some(false),
+        agent_timeout: args.agent_timeout,
     });
     let config = Config { sdk_path: crate::paths::sdk_path(config.sdk_path.as_deref()), ..config };
     super::runtime::runtime()?.block_on(async {
@@ -51,7 +52,7 @@ pub(super) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
 }
 
 /// Ctrl-C or SIGTERM.
-async fn stop_signal() {
+pub(super) async fn stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
         (Ok(mut int), Ok(mut term)) => {
@@ -64,7 +65,7 @@ async fn stop_signal() {
     }
 }
 
-fn client(remote: &RemoteArgs) -> anyhow::Result<Client> {
+pub(super) fn client(remote: &RemoteArgs) -> anyhow::Result<Client> {
     let Some(token) = &remote.token else {
         bail!("no token: give --token or set MONKEYCI_TOKEN (an admin token is printed at the server's first start)");
     };
@@ -98,9 +99,11 @@ pub(super) fn token(command: TokenCommand) -> anyhow::Result<Outcome> {
                 {
                     bail!("no org {org:?} in that database");
                 }
-                let token =
-                    monkeyci_server::auth::create_token(&db, args.admin, args.org.as_deref(), &args.description)
-                        .await?;
+                let token = if args.agent {
+                    monkeyci_server::auth::create_agent_token(&db, &args.description).await?
+                } else {
+                    monkeyci_server::auth::create_token(&db, args.admin, args.org.as_deref(), &args.description).await?
+                };
                 db.close().await;
                 Ok(token)
             }
@@ -108,6 +111,7 @@ pub(super) fn token(command: TokenCommand) -> anyhow::Result<Outcome> {
                 let request = monkeyci_server::api::CreateToken {
                     admin: args.admin,
                     org: args.org.clone(),
+                    agent: args.agent,
                     description: args.description.clone(),
                 };
                 Ok(client(&args.remote)?.create_token(&request).await?.token)
@@ -147,6 +151,7 @@ pub(super) fn repo(command: RepoCommand) -> anyhow::Result<Outcome> {
                     main_branch: args.main_branch.clone(),
                     labels: args.labels.clone(),
                     webhook_secret: args.webhook_secret.clone(),
+                    retry_lost: args.retry_lost,
                 };
                 let repo = client(&args.remote)?.add_repo(org, &request).await?;
                 println!("added {}/{} ({}, main branch {})", repo.org, repo.name, repo.url, repo.main_branch);

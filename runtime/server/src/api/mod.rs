@@ -4,6 +4,7 @@
 //! the agent. Each route is registered with its handler's `#[utoipa::path]` description, so the
 //! document is generated from the handlers and names every route.
 
+mod agents;
 mod builds;
 mod error;
 mod meta;
@@ -45,6 +46,10 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(builds::cancel))
         .routes(routes!(builds::records))
         .routes(routes!(builds::events))
+        .routes(routes!(agents::claim))
+        .routes(routes!(agents::heartbeat))
+        .routes(routes!(agents::append).layer(DefaultBodyLimit::max(crate::link::MAX_APPEND_BYTES)))
+        .routes(routes!(agents::end))
         .routes(routes!(webhooks::receive).layer(webhook_body))
         .routes(routes!(webhooks::receive_for_repo).layer(webhook_body))
 }

@@ -35,6 +35,9 @@ pub struct AddRepo {
     /// The secret webhooks are signed with; without one, webhooks are refused.
     #[serde(default)]
     pub webhook_secret: Option<String>,
+    /// Queue a build whose agent was lost again, once, as a new build (default false).
+    #[serde(default)]
+    pub retry_lost: bool,
 }
 
 /// `POST /api/v1/tokens`.
@@ -46,6 +49,10 @@ pub struct CreateToken {
     /// The org the token is scoped to.
     #[serde(default)]
     pub org: Option<String>,
+    /// An agent token (needs `admin` false and `org` unset): it reaches only the agent
+    /// protocol.
+    #[serde(default)]
+    pub agent: bool,
     /// What it is for.
     #[serde(default)]
     pub description: String,
@@ -64,6 +71,7 @@ pub(super) async fn list(State(state): State<AppState>, caller: Caller) -> Resul
     let only = match &caller {
         Caller::Admin => None,
         Caller::Org(org) => Some(org.as_str()),
+        Caller::Agent => return Ok(Json(Vec::new())),
     };
     Ok(Json(state.db.orgs(only).await?))
 }
@@ -184,11 +192,13 @@ pub(super) async fn add_repo(
         main_branch,
         labels: body.labels,
         webhook_secret: body.webhook_secret,
+        retry_lost: body.retry_lost,
     };
     Ok((StatusCode::CREATED, Json(state.db.create_repo(&repo).await?)))
 }
 
-/// Creates a token (admin only): an admin token, or one scoped to an org. It is shown once.
+/// Creates a token (admin only): an admin token, one scoped to an org, or an agent's. It is
+/// shown once.
 #[utoipa::path(
     post, path = "/api/v1/tokens", operation_id = "create_token", tag = "orgs", security(("bearer" = [])),
     request_body = CreateToken,
@@ -198,7 +208,7 @@ pub(super) async fn add_repo(
         (status = 401, description = "No token, or not one of ours", body = ErrorBody),
         (status = 403, description = "Not an admin token", body = ErrorBody),
         (status = 404, description = "No such org", body = ErrorBody),
-        (status = 422, description = "Neither an org nor admin, or both", body = ErrorBody),
+        (status = 422, description = "Not exactly one of an org, admin or agent", body = ErrorBody),
         (status = 500, description = "The server failed", body = ErrorBody),
     )
 )]
@@ -208,6 +218,13 @@ pub(super) async fn create_token(
     Body(body): Body<CreateToken>,
 ) -> Result<(StatusCode, Json<NewToken>), ApiError> {
     admin_only(&caller)?;
+    if body.agent {
+        if body.admin || body.org.is_some() {
+            return Err(ApiError::Invalid("agent: an agent token is neither admin nor an org's".to_owned()));
+        }
+        let token = auth::create_agent_token(&state.db, &body.description).await?;
+        return Ok((StatusCode::CREATED, Json(NewToken { token, admin: false, org: None, agent: true })));
+    }
     match (&body.org, body.admin) {
         (Some(_), true) => return Err(ApiError::Invalid("org: an admin token has no org".to_owned())),
         (None, false) => {
@@ -217,7 +234,7 @@ pub(super) async fn create_token(
         (None, true) => {}
     }
     let token = auth::create_token(&state.db, body.admin, body.org.as_deref(), &body.description).await?;
-    Ok((StatusCode::CREATED, Json(NewToken { token, admin: body.admin, org: body.org })))
+    Ok((StatusCode::CREATED, Json(NewToken { token, admin: body.admin, org: body.org, agent: false })))
 }
 
 async fn known_org(state: &AppState, org: &str) -> Result<(), ApiError> {

@@ -5,6 +5,7 @@
 //! This module owns every SQL statement of the server. It knows nothing of HTTP, tokens'
 //! meaning or how builds run: it stores and claims.
 
+pub mod agents;
 mod batch;
 
 use std::time::Duration;
@@ -88,6 +89,8 @@ pub struct NewRepo {
     pub labels: Vec<String>,
     /// The secret webhooks are checked with.
     pub webhook_secret: Option<String>,
+    /// Whether a build whose agent was lost is queued again, once.
+    pub retry_lost: bool,
 }
 
 /// A build to queue.
@@ -145,10 +148,10 @@ pub enum Delivered {
 pub const AGENT_LOST: &str = "agent lost";
 
 /// A repository's columns, in the order `repo_from_row` reads them.
-const REPO_COLUMNS: &str = "org_id, name, url, main_branch, labels, webhook_secret, created_ms";
+const REPO_COLUMNS: &str = "org_id, name, url, main_branch, labels, webhook_secret, created_ms, retry_lost";
 
 const BUILD_COLUMNS: &str = "id, org_id, repo, number, status, source, trigger_kind, git_ref, commit_sha, \
-     before_sha, message, author, changes, error, agent, created_ms, started_ms, ended_ms";
+     before_sha, message, author, changes, error, agent, created_ms, started_ms, ended_ms, retry_of_lost";
 
 impl Db {
     /// Opens the database at `url` (`sqlite://PATH` or `postgres://...`), creating an SQLite
@@ -244,8 +247,8 @@ impl Db {
     pub async fn create_repo(&self, repo: &NewRepo) -> Result<Repo, DbError> {
         let now = now();
         let done = sqlx::query(
-            "INSERT INTO repos (org_id, name, url, main_branch, labels, webhook_secret, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            "INSERT INTO repos (org_id, name, url, main_branch, labels, webhook_secret, created_ms, retry_lost) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         )
         .bind(&repo.org)
         .bind(&repo.name)
@@ -254,6 +257,7 @@ impl Db {
         .bind(to_json(&repo.labels))
         .bind(repo.webhook_secret.as_deref())
         .bind(now)
+        .bind(i64::from(repo.retry_lost))
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -267,6 +271,7 @@ impl Db {
             labels: repo.labels.clone(),
             webhook_secret_set: repo.webhook_secret.is_some(),
             created_ms: now,
+            retry_lost: repo.retry_lost,
         })
     }
 
@@ -588,7 +593,10 @@ impl Db {
 
 /// The migrations, embedded: one SQL text each for both databases, applied in order once.
 fn migrator() -> Migrator {
-    let migrations = [(1, "init", include_str!("../../migrations/0001_init.sql"))];
+    let migrations = [
+        (1, "init", include_str!("../../migrations/0001_init.sql")),
+        (2, "agents", include_str!("../../migrations/0002_agents.sql")),
+    ];
     Migrator::with_migrations(
         migrations
             .into_iter()
@@ -744,6 +752,7 @@ fn build_from_row(row: &AnyRow) -> Result<Build, DbError> {
         created_ms: row.try_get(15)?,
         started_ms: row.try_get(16)?,
         ended_ms: row.try_get(17)?,
+        retry_of_lost: row.try_get(18)?,
     })
 }
 
@@ -760,6 +769,7 @@ fn repo_from_row(row: &AnyRow) -> Result<(Repo, Option<String>), DbError> {
         labels,
         webhook_secret_set: secret.is_some(),
         created_ms: row.try_get(6)?,
+        retry_lost: row.try_get::<i64, _>(7)? != 0,
     };
     Ok((repo, secret))
 }
@@ -794,6 +804,7 @@ mod tests {
             main_branch: "main".into(),
             labels: Vec::new(),
             webhook_secret: None,
+            retry_lost: false,
         };
         db.create_repo(&repo).await.unwrap();
         (dir, db)

@@ -1,0 +1,118 @@
+//! The server's side of the agent protocol ([`crate::link`]): claim, heartbeat, append and
+//! end on the database, with every record stored handed to the build's live followers
+//! ([`Streams`]). The HTTP handlers of remote agents (`/api/v1/agent/...`) and the agent
+//! embedded in the server (as its [`Link`]) both go through [`Dispatch`], so a build's records
+//! are kept and followed the same way whichever agent runs it.
+
+use crate::db::agents::Refusal;
+use crate::db::{Db, DbError};
+use crate::link::{Beat, Claim, EndBuild, Link, LinkError};
+use crate::model::{RecordBody, Status};
+use crate::stream::{Streams, Writer};
+
+/// The agent protocol on this server's database and streams.
+#[derive(Debug, Clone)]
+pub struct Dispatch {
+    db: Db,
+    streams: Streams,
+}
+
+/// Why the server does not do what an agent asked.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// Refused: no such build, not running, a gap, or a bad end.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// An end that is not final (`queued`, `running`).
+    #[error("status: a build ends as success, failure, error or canceled, not {0}")]
+    NotFinal(Status),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl Dispatch {
+    /// The protocol on `db`, with records handed to `streams`' followers.
+    pub fn new(db: Db, streams: Streams) -> Dispatch {
+        Dispatch { db, streams }
+    }
+
+    /// Claims the oldest queued build for `agent`, with its repository's URL and main branch.
+    /// A build whose repository was removed meanwhile ends in error, and the next is taken.
+    pub async fn claim(&self, agent: &str) -> Result<Option<Claim>, DispatchError> {
+        loop {
+            let Some(build) = self.db.claim_build(agent).await? else { return Ok(None) };
+            match self.db.repo(&build.org, &build.repo).await? {
+                Some((repo, _)) => {
+                    let last_seq = self.db.last_seq(&build.id).await?;
+                    return Ok(Some(Claim { build, url: repo.url, main_branch: repo.main_branch, last_seq }));
+                }
+                None => {
+                    let why = format!("the repository {}/{} was removed", build.org, build.repo);
+                    Writer::open(&self.db, &self.streams, &build.id).await?.end_build(Status::Error, Some(why)).await?;
+                }
+            }
+        }
+    }
+
+    /// Notes that the build's agent is alive; its cancel requests.
+    pub async fn heartbeat(&self, build_id: &str, commit: Option<&str>) -> Result<Beat, DispatchError> {
+        let cancel_requests = self.db.agent_heartbeat(build_id, commit).await??;
+        Ok(Beat { cancel_requests })
+    }
+
+    /// Stores the records numbered from `first_seq` that are not stored yet, hands those to
+    /// the build's followers, and answers the number of the last stored.
+    pub async fn append(&self, build_id: &str, first_seq: i64, records: Vec<RecordBody>) -> Result<i64, DispatchError> {
+        let (last, fresh) = self.db.append_numbered(build_id, first_seq, records).await??;
+        self.streams.publish(build_id, &fresh);
+        Ok(last)
+    }
+
+    /// Ends a running build once its agent's records are all kept, and writes its end record;
+    /// `false` if it was over already (that end stands).
+    pub async fn end(&self, build_id: &str, end: EndBuild) -> Result<bool, DispatchError> {
+        if !end.status.is_final() {
+            return Err(DispatchError::NotFinal(end.status));
+        }
+        let mut writer = Writer::open(&self.db, &self.streams, build_id).await?;
+        let Some(build) = self.db.build(build_id).await? else {
+            return Err(Refusal::NoBuild(build_id.to_owned()).into());
+        };
+        if build.status.is_final() {
+            return Ok(false);
+        }
+        let stored = self.db.last_seq(build_id).await?;
+        if stored < end.last_seq {
+            return Err(Refusal::Gap { expected: stored + 1, got: end.last_seq + 1 }.into());
+        }
+        Ok(writer.end_build(end.status, end.error).await?)
+    }
+}
+
+impl From<DispatchError> for LinkError {
+    fn from(err: DispatchError) -> LinkError {
+        match err {
+            DispatchError::Db(err) => LinkError::Unreachable(Box::new(err)),
+            other => LinkError::Refused(other.to_string()),
+        }
+    }
+}
+
+impl Link for Dispatch {
+    async fn claim(&self, agent: &str) -> Result<Option<Claim>, LinkError> {
+        Ok(Dispatch::claim(self, agent).await?)
+    }
+
+    async fn heartbeat(&self, build_id: &str, commit: Option<&str>) -> Result<Beat, LinkError> {
+        Ok(Dispatch::heartbeat(self, build_id, commit).await?)
+    }
+
+    async fn append(&self, build_id: &str, first_seq: i64, records: Vec<RecordBody>) -> Result<i64, LinkError> {
+        Ok(Dispatch::append(self, build_id, first_seq, records).await?)
+    }
+
+    async fn end(&self, build_id: &str, end: EndBuild) -> Result<bool, LinkError> {
+        Ok(Dispatch::end(self, build_id, end).await?)
+    }
+}
