@@ -236,9 +236,13 @@ impl Agent {
             vars: Default::default(),
             trigger,
         };
+        // The build's params, read with its own token as a remote agent reads them.
+        let token = crate::auth::create_build_token(&self.inner.db, &build.id).await?;
+        let params = crate::auth::build_params(&self.inner.db, &token).await?.unwrap_or_default();
+        writer.mask_also(params.values());
         let request = ScriptRequest {
             build: info,
-            params: Default::default(),
+            params,
             mode: ScriptMode::Run,
             jobs: Vec::new(),
             max_parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),

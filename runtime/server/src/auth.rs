@@ -2,9 +2,11 @@
 //! what a presented token may reach ([`Caller`]).
 //!
 //! A token is `mci_` and 64 hex digits, shown once when made; the database keeps its SHA-256.
-//! An admin token reaches everything; an org token only its org's orgs, repositories and
-//! builds.
+//! An admin token reaches everything; an org token only its org's orgs, repositories, params
+//! and builds. A build token, made when an agent claims a build, reaches only that build's
+//! params, and only while the build runs.
 
+use monkeyci_protocol::ParamMap;
 use sha2::{Digest, Sha256};
 
 use crate::db::{Db, DbError};
@@ -18,8 +20,10 @@ pub const TOKEN_PREFIX: &str = "mci_";
 pub enum Caller {
     /// Everything.
     Admin,
-    /// One org's orgs, repositories and builds.
+    /// One org's orgs, repositories, params and builds.
     Org(String),
+    /// The params of this one build, while it runs (nothing else).
+    Build(String),
 }
 
 impl Caller {
@@ -28,6 +32,7 @@ impl Caller {
         match self {
             Caller::Admin => true,
             Caller::Org(own) => own == org,
+            Caller::Build(_) => false,
         }
     }
 
@@ -36,6 +41,7 @@ impl Caller {
         match self {
             Caller::Admin => None,
             Caller::Org(own) => Some(vec![own.clone()]),
+            Caller::Build(_) => Some(Vec::new()),
         }
     }
 }
@@ -58,9 +64,30 @@ pub async fn caller(db: &Db, token: &str) -> Result<Option<Caller>, DbError> {
     if !token.starts_with(TOKEN_PREFIX) {
         return Ok(None);
     }
-    Ok(db.token(&token_hash(token)).await?.and_then(|(admin, org)| match (admin, org) {
-        (true, _) => Some(Caller::Admin),
-        (false, Some(org)) => Some(Caller::Org(org)),
-        (false, None) => None,
-    }))
+    let hash = token_hash(token);
+    if let Some(scope) = db.token(&hash).await? {
+        return Ok(match scope {
+            (true, _) => Some(Caller::Admin),
+            (false, Some(org)) => Some(Caller::Org(org)),
+            (false, None) => None,
+        });
+    }
+    Ok(db.build_token(&hash).await?.map(Caller::Build))
+}
+
+/// Makes the token of a build an agent just claimed: it reaches only that build's params, and
+/// only until the build ends. Returns the token, for the agent alone.
+pub async fn create_build_token(db: &Db, build_id: &str) -> Result<String, DbError> {
+    let token = format!("{TOKEN_PREFIX}{}", crate::ids::random_hex(32).map_err(|e| DbError::Sql(sqlx::Error::Io(e)))?);
+    db.add_build_token(&token_hash(&token), build_id).await?;
+    Ok(token)
+}
+
+/// The params of the build whose token this is, in clear, as `GET /api/v1/builds/{id}/params`
+/// answers that build's own token; `None` for any other token (or once the build is over).
+pub async fn build_params(db: &Db, token: &str) -> Result<Option<ParamMap>, DbError> {
+    match caller(db, token).await? {
+        Some(Caller::Build(build_id)) => db.build_params(&build_id).await,
+        _ => Ok(None),
+    }
 }

@@ -28,6 +28,12 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// Whether builds run sandboxed (bubblewrap); only a trusted setup turns it off.
     pub sandbox: bool,
+    /// The key params are encrypted with, when given (`MONKEYCI_SERVER_KEY`); otherwise it
+    /// is read from the key file.
+    pub server_key: Option<crate::secrets::Key>,
+    /// The file the server key is kept in (made, mode 0600, at the first start); default:
+    /// `server.key` in the data dir.
+    pub key_file: Option<PathBuf>,
 }
 
 /// The TOML file: every key optional, named as the flags are (with `_`).
@@ -50,6 +56,8 @@ pub struct Layer {
     pub cache_dir: Option<PathBuf>,
     /// `sandbox = false`: run builds unsandboxed (only for trusted repositories).
     pub sandbox: Option<bool>,
+    /// `key_file = "/etc/monkeyci/server.key"`.
+    pub key_file: Option<PathBuf>,
 }
 
 /// Why the configuration cannot be used.
@@ -90,6 +98,8 @@ impl Config {
             sdk_path: None,
             cache_dir: None,
             sandbox: true,
+            server_key: None,
+            key_file: None,
         }
     }
 
@@ -129,7 +139,15 @@ impl Config {
         if let Some(sandbox) = layer.sandbox {
             self.sandbox = sandbox;
         }
+        if let Some(file) = layer.key_file {
+            self.key_file = Some(file);
+        }
         self
+    }
+
+    /// The server key's file: the one configured, or `server.key` in the data dir.
+    pub fn key_file(&self) -> PathBuf {
+        self.key_file.clone().unwrap_or_else(|| self.data_dir.join(crate::secrets::KEY_FILE))
     }
 
     /// The database URL: the one configured, or SQLite in the data dir.

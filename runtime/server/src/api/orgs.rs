@@ -64,6 +64,7 @@ pub(super) async fn list(State(state): State<AppState>, caller: Caller) -> Resul
     let only = match &caller {
         Caller::Admin => None,
         Caller::Org(org) => Some(org.as_str()),
+        Caller::Build(_) => return Ok(Json(Vec::new())),
     };
     Ok(Json(state.db.orgs(only).await?))
 }

@@ -39,7 +39,7 @@ impl FromRequestParts<AppState> for Caller {
 pub(super) fn admin_only(caller: &Caller) -> Result<(), ApiError> {
     match caller {
         Caller::Admin => Ok(()),
-        Caller::Org(_) => Err(ApiError::Forbidden("this needs an admin token".to_owned())),
+        Caller::Org(_) | Caller::Build(_) => Err(ApiError::Forbidden("this needs an admin token".to_owned())),
     }
 }
 

@@ -5,6 +5,8 @@
 //! This module owns every SQL statement of the server. It knows nothing of HTTP, tokens'
 //! meaning or how builds run: it stores and claims.
 
+mod params;
+
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -29,6 +31,13 @@ pub enum DbError {
     /// What was to be created exists already.
     #[error("{0} exists already")]
     Conflict(String),
+    /// Params cannot be stored or read without the server key (the database was opened
+    /// without one).
+    #[error("params need the server key, and this database was opened without one")]
+    NoServerKey,
+    /// A sealed value or key does not open.
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
     /// A stored value could not be read back.
     #[error("the stored {what} is not valid: {detail}")]
     Corrupt {
@@ -53,6 +62,8 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// The key params' data keys are sealed with (`with_server_key`).
+    server_key: Option<std::sync::Arc<crate::secrets::Key>>,
 }
 
 /// A repository to add.
@@ -171,7 +182,7 @@ impl Db {
         };
         let pool = options.connect(&url).await?;
         migrator().run(&pool).await?;
-        Ok(Db { pool, backend })
+        Ok(Db { pool, backend, server_key: None })
     }
 
     /// Which database this is.
@@ -581,7 +592,10 @@ impl Db {
 
 /// The migrations, embedded: one SQL text each for both databases, applied in order once.
 fn migrator() -> Migrator {
-    let migrations = [(1, "init", include_str!("../../migrations/0001_init.sql"))];
+    let migrations = [
+        (1, "init", include_str!("../../migrations/0001_init.sql")),
+        (3, "params", include_str!("../../migrations/0003_params.sql")),
+    ];
     Migrator::with_migrations(
         migrations
             .into_iter()
