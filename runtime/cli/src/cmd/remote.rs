@@ -69,7 +69,7 @@ async fn stop_signal() {
     }
 }
 
-fn client(remote: &RemoteArgs) -> anyhow::Result<Client> {
+pub(super) fn client(remote: &RemoteArgs) -> anyhow::Result<Client> {
     let Some(token) = &remote.token else {
         bail!("no token: give --token or set MONKEYCI_TOKEN (an admin token is printed at the server's first start)");
     };
