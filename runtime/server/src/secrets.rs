@@ -125,12 +125,12 @@ impl Key {
                 let key = Key::generate()?;
                 // `create_new`: two servers starting at once do not each write a key.
                 let mut file =
-                    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(
-                        |err| match err.kind() {
+                    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(|err| {
+                        match err.kind() {
                             std::io::ErrorKind::AlreadyExists => made_meanwhile(path),
                             _ => file_error(err),
-                        },
-                    )?;
+                        }
+                    })?;
                 file.write_all(format!("{}\n", hex::encode(key.0)).as_bytes()).map_err(file_error)?;
                 file.sync_all().map_err(file_error)?;
                 Ok(key)

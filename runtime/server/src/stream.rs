@@ -65,7 +65,14 @@ impl Writer {
         let next_seq = db.last_seq(build_id).await? + 1;
         let secrets: Vec<String> = db.build_params(build_id).await?.unwrap_or_default().into_values().collect();
         let masker = Masker::new(secrets.iter().map(String::as_str));
-        Ok(Writer { db: db.clone(), streams: streams.clone(), build_id: build_id.to_owned(), next_seq, secrets, masker })
+        Ok(Writer {
+            db: db.clone(),
+            streams: streams.clone(),
+            build_id: build_id.to_owned(),
+            next_seq,
+            secrets,
+            masker,
+        })
     }
 
     /// Masks these values too (the params an agent was given, should they have changed since
@@ -128,7 +135,10 @@ fn mask_body(masker: &Masker, body: RecordBody) -> RecordBody {
             let masked = serde_json::to_value(&event).map(|value| mask_json(masker, value));
             match masked.and_then(serde_json::from_value) {
                 Ok(event) => RecordBody::Event(event),
-                Err(_) => RecordBody::Line(Line { stream: monkeyci_protocol::OutputStream::Stderr, line: WITHHELD.to_owned() }),
+                Err(_) => RecordBody::Line(Line {
+                    stream: monkeyci_protocol::OutputStream::Stderr,
+                    line: WITHHELD.to_owned(),
+                }),
             }
         }
     }
@@ -143,5 +153,65 @@ fn mask_json(masker: &Masker, value: serde_json::Value) -> serde_json::Value {
             Value::Object(fields.into_iter().map(|(k, v)| (masker.mask(&k), mask_json(masker, v))).collect())
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use monkeyci_protocol::{Event, EventKind, OutputStream, ParamMap};
+
+    use super::*;
+    use crate::db::{NewBuild, NewRepo};
+
+    const SECRET: &str = "hunter22-secret";
+
+    #[tokio::test]
+    async fn what_the_writer_keeps_and_sends_is_masked_whoever_sent_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::open(&url).await.unwrap().with_server_key(crate::secrets::Key::generate().unwrap());
+        db.create_org("acme").await.unwrap();
+        let repo = NewRepo {
+            org: "acme".into(),
+            name: "app".into(),
+            url: "file:///x".into(),
+            main_branch: "main".into(),
+            labels: Vec::new(),
+            webhook_secret: None,
+        };
+        db.create_repo(&repo).await.unwrap();
+        db.set_repo_params("acme", "app", &ParamMap::from([("T".to_owned(), SECRET.to_owned())])).await.unwrap();
+        let new = NewBuild { org: "acme".into(), repo: "app".into(), source: "api".into(), ..NewBuild::default() };
+        let build = db.queue_build(&new).await.unwrap();
+        let streams = Streams::default();
+        let mut live = streams.subscribe(&build.id);
+        let mut writer = Writer::open(&db, &streams, &build.id).await.unwrap();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(SECRET);
+        writer
+            .write(vec![
+                RecordBody::Line(Line { stream: OutputStream::Stdout, line: format!("token {SECRET}") }),
+                RecordBody::Event(Event::now(EventKind::JobOutput {
+                    job_id: "deploy".into(),
+                    stream: OutputStream::Stderr,
+                    line: format!("encoded {encoded}"),
+                })),
+            ])
+            .await
+            .unwrap();
+        assert!(writer.end_build(Status::Error, Some(format!("failed with {SECRET}"))).await.unwrap());
+        let kept = db.records_after(&build.id, 0, 100).await.unwrap();
+        let mut sent = Vec::new();
+        while let Ok(record) = live.try_recv() {
+            sent.push(record);
+        }
+        assert_eq!(kept, sent, "the same records kept and sent");
+        let text = serde_json::to_string(&kept).unwrap();
+        assert!(!text.contains(SECRET) && !text.contains(&encoded), "{text}");
+        for masked in ["token ***", "encoded ***", "failed with ***"] {
+            assert!(text.contains(masked), "{masked} not in {text}");
+        }
+        let ended = db.build(&build.id).await.unwrap().unwrap();
+        assert_eq!(ended.error.as_deref(), Some("failed with ***"));
     }
 }

@@ -102,10 +102,7 @@ pub(super) async fn put_set(
     {
         return Err(ApiError::Invalid("label_filter: a label name is empty or has `=`".to_owned()));
     }
-    state
-        .db
-        .set_param_set(&org, &set, body.description.as_deref(), body.label_filter.as_ref(), &body.values)
-        .await?;
+    state.db.set_param_set(&org, &set, body.description.as_deref(), body.label_filter.as_ref(), &body.values).await?;
     let sets = state.db.param_sets(&org).await?;
     sets.into_iter().find(|s| s.name == set).map(Json).ok_or_else(|| ApiError::NotFound(format!("no param set {set}")))
 }

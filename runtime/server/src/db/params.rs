@@ -53,12 +53,14 @@ impl Db {
         }
         let fresh = Key::generate()?;
         // Two first params at once: one key wins, and both use it.
-        sqlx::query("INSERT INTO org_keys (org_id, wrapped_key, created_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(org)
-            .bind(server.wrap(&fresh, org)?)
-            .bind(now())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO org_keys (org_id, wrapped_key, created_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(org)
+        .bind(server.wrap(&fresh, org)?)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
         let wrapped = stored(self).await?.ok_or_else(|| DbError::Conflict(format!("no data key for org {org:?}")))?;
         Ok(Some(server.unwrap_key(&wrapped, org)?))
     }
@@ -125,12 +127,11 @@ impl Db {
 
     /// The org's param sets, by name, with their params' names (never their values).
     pub async fn param_sets(&self, org: &str) -> Result<Vec<ParamSet>, DbError> {
-        let rows = sqlx::query(
-            "SELECT name, description, label_filter FROM param_sets WHERE org_id = $1 ORDER BY name",
-        )
-        .bind(org)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query("SELECT name, description, label_filter FROM param_sets WHERE org_id = $1 ORDER BY name")
+                .bind(org)
+                .fetch_all(&self.pool)
+                .await?;
         let mut sets = Vec::with_capacity(rows.len());
         for row in &rows {
             let name: String = row.try_get(0)?;
@@ -331,7 +332,13 @@ mod tests {
     }
 
     fn build(repo: &str) -> NewBuild {
-        NewBuild { org: "acme".into(), repo: repo.into(), source: "api".into(), trigger: "manual".into(), ..Default::default() }
+        NewBuild {
+            org: "acme".into(),
+            repo: repo.into(),
+            source: "api".into(),
+            trigger: "manual".into(),
+            ..Default::default()
+        }
     }
 
     #[tokio::test]
