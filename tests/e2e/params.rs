@@ -188,7 +188,7 @@ fn a_param_reaches_only_matching_repositories_and_nothing_shows_its_value() {
 fn a_build_token_reads_only_its_own_running_build_and_an_org_token_only_its_org() {
     let repo = TestRepo::with_pipeline("server-param-tokens", SHOWS_ITS_PARAM);
     for db in databases() {
-        // No agent: builds stay queued, and the test hands out their tokens as an agent would.
+        // No agent: the test claims the builds and makes their tokens as an agent does.
         let server = TestServer::start(&db, 0);
         add_org_and_repo(&server, "alpha", "app", &repo, &[]);
         add_org_and_repo(&server, "beta", "app", &repo, &[]);
@@ -199,14 +199,19 @@ fn a_build_token_reads_only_its_own_running_build_and_an_org_token_only_its_org(
         assert_eq!(server.call("PUT", "/api/v1/orgs/beta/repos/app/params", Some(put)).0, 200);
         let first = server.trigger("alpha", "app");
         let second = server.trigger("alpha", "app");
-        let (first_token, second_token) = {
+        let ((first_token, second_token), early) = {
             let url = server.database_url();
             tokio::runtime::Runtime::new().unwrap().block_on(async {
                 let db = monkeyci_server::db::Db::open(&url).await.unwrap();
-                let first = monkeyci_server::auth::create_build_token(&db, &first).await.unwrap();
-                let second = monkeyci_server::auth::create_build_token(&db, &second).await.unwrap();
+                let auth = monkeyci_server::auth::create_build_token;
+                // A token made before the claim reaches nothing.
+                let early = auth(&db, &first).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                assert_eq!(db.claim_build("e2e-agent").await.unwrap().unwrap().id, first);
+                assert_eq!(db.claim_build("e2e-agent").await.unwrap().unwrap().id, second);
+                let tokens = (auth(&db, &first).await.unwrap(), auth(&db, &second).await.unwrap());
                 db.close().await;
-                (first, second)
+                (tokens, early)
             })
         };
         let params = |token: &str, id: &str| server.call_as(token, "GET", &format!("/api/v1/builds/{id}/params"), None);
@@ -224,8 +229,14 @@ fn a_build_token_reads_only_its_own_running_build_and_an_org_token_only_its_org(
         // A build token reaches nothing else.
         assert_eq!(server.call_as(&first_token, "GET", &format!("/api/v1/builds/{first}"), None).0, 403);
         assert_eq!(server.call_as(&first_token, "GET", "/api/v1/orgs/alpha/params", None).0, 403);
+        assert_eq!(params(&early, &first).0, 401, "a token older than the claim");
         // Once its build is over, the token is refused.
-        assert_eq!(server.call("POST", &format!("/api/v1/builds/{first}/cancel"), None).0, 202);
+        let url = server.database_url();
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let db = monkeyci_server::db::Db::open(&url).await.unwrap();
+            assert!(db.finish_build(&first, monkeyci_server::model::Status::Success, None).await.unwrap());
+            db.close().await;
+        });
         assert_eq!(params(&first_token, &first).0, 401);
         assert_eq!(params(&second_token, &second).0, 200, "the other build's token still works");
 

@@ -258,11 +258,13 @@ impl Db {
         Ok(())
     }
 
-    /// The build the token with this hash reaches, while that build is not over.
+    /// The build the token with this hash reaches: while the build runs, in the claim the
+    /// token was made for (a build handed back to the queue and claimed again gets a new
+    /// token, and the old one reaches nothing).
     pub async fn build_token(&self, hash: &str) -> Result<Option<String>, DbError> {
         let row = sqlx::query(
             "SELECT b.id FROM build_tokens t JOIN builds b ON b.id = t.build_id \
-             WHERE t.hash = $1 AND b.status IN ('queued', 'running')",
+             WHERE t.hash = $1 AND b.status = 'running' AND t.created_ms >= b.started_ms",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
@@ -392,11 +394,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_build_token_reaches_its_build_until_it_ends() {
+    async fn a_build_token_reaches_its_build_in_its_claim_until_it_ends() {
         let (_dir, db) = db().await;
         let id = db.queue_build(&build("lib")).await.unwrap().id;
+        db.add_build_token("queued", &id).await.unwrap();
+        assert_eq!(db.build_token("queued").await.unwrap(), None, "a queued build has no token yet");
+        db.claim_build("a1").await.unwrap().unwrap();
+        db.add_build_token("h0", &id).await.unwrap();
+        // Handed back to the queue (its agent stopped) and claimed again: only the new claim's
+        // token works.
+        db.requeue_agent_builds("a1").await.unwrap();
+        assert_eq!(db.build_token("h0").await.unwrap(), None);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        db.claim_build("a2").await.unwrap().unwrap();
         db.add_build_token("h1", &id).await.unwrap();
         assert_eq!(db.build_token("h1").await.unwrap().as_deref(), Some(id.as_str()));
+        assert_eq!(db.build_token("h0").await.unwrap(), None, "the first claim's token");
         assert_eq!(db.build_token("h2").await.unwrap(), None);
         db.finish_build(&id, crate::model::Status::Success, None).await.unwrap();
         assert_eq!(db.build_token("h1").await.unwrap(), None, "refused once the build is over");
