@@ -89,3 +89,9 @@ mod agents;
 /// Forge webhooks into `monkeyci server`: signed real payloads start builds; bad signatures,
 /// deletions, pings and redeliveries start nothing; a burst of 200 loses none.
 mod webhooks;
+
+/// Params on `monkeyci server` (issue 11): a pipeline reads a param and shows it every way it
+/// can, and no record, event stream, log or API answer shows it; label filters; nothing in
+/// clear in the database; build tokens reach only their running build; org tokens only their
+/// org's params.
+mod params;

@@ -156,6 +156,13 @@ impl TestServer {
         self.child.wait().unwrap();
     }
 
+    /// The server's database URL (SQLite in its data dir unless another was given).
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.path().join("server.db").display()))
+    }
+
     pub fn addr(&self) -> &str {
         self.url.strip_prefix("http://").unwrap()
     }

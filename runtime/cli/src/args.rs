@@ -41,6 +41,9 @@ pub(crate) enum Command {
     /// Manage repositories on a server.
     #[command(subcommand)]
     Repo(crate::remote_args::RepoCommand),
+    /// Manage params (secrets) on a server: org param sets and repositories' own.
+    #[command(subcommand)]
+    Param(crate::param_args::ParamCommand),
 }
 
 #[derive(Debug, Subcommand)]

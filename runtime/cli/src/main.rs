@@ -14,6 +14,7 @@
 mod args;
 mod cmd;
 mod outcome;
+mod param_args;
 mod paths;
 mod planfmt;
 mod remote_args;

@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 #[derive(Debug, Args)]
 #[command(after_help = "Configuration layers, lowest first: built-in defaults; the TOML file \
     (--config, default DATA_DIR/server.toml; keys as the flags, with `_`: listen, data_dir, \
-    database_url, agent_capacity, engine, sdk_path, cache_dir, sandbox, agent_timeout); MONKEYCI_* environment variables \
+    database_url, agent_capacity, engine, sdk_path, cache_dir, sandbox, agent_timeout, key_file); MONKEYCI_* environment variables \
     (shown with each flag); the flags.\n\nThe first start on an empty database prints an admin \
     token once.")]
 pub(crate) struct ServerArgs {
@@ -46,6 +46,11 @@ pub(crate) struct ServerArgs {
     /// server's data and other builds: only for repositories you trust.
     #[arg(long)]
     pub(crate) no_sandbox: bool,
+    /// The file of the key params are encrypted with, made (mode 0600) at the first start
+    /// unless MONKEYCI_SERVER_KEY holds the key (64 hex digits or base64 of 32 bytes). Keep a
+    /// copy: without the key, the stored params are lost [default: DATA_DIR/server.key].
+    #[arg(long, env = "MONKEYCI_KEY_FILE", value_name = "FILE")]
+    pub(crate) key_file: Option<PathBuf>,
     /// How long an agent may be silent before its builds end as `error: agent lost` (`30s`,
     /// `2m`) [default: 30s].
     #[arg(long, env = "MONKEYCI_AGENT_TIMEOUT", value_name = "DURATION", value_parser = monkeyci_protocol::duration::parse)]

@@ -246,9 +246,11 @@ impl<L: Link> Agent<L> {
             vars: Default::default(),
             trigger,
         };
+        // The build's params, read with its own token (the server masks them in its stream).
+        let params = self.inner.link.params(&build.id, &claim.build_token).await?;
         let request = ScriptRequest {
             build: info,
-            params: Default::default(),
+            params,
             mode: ScriptMode::Run,
             jobs: Vec::new(),
             max_parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),

@@ -185,6 +185,62 @@ impl Client {
         self.call(Method::GET, &path, None::<&()>).await
     }
 
+    /// An org's param sets (names only).
+    pub async fn param_sets(&self, org: &str) -> Result<Vec<crate::params::ParamSet>, ClientError> {
+        self.call(Method::GET, &format!("/api/v1/orgs/{}/params", path_segment(org)), None::<&()>).await
+    }
+
+    /// Creates or changes an org's param set.
+    pub async fn put_param_set(
+        &self,
+        org: &str,
+        set: &str,
+        body: &crate::api::PutParamSet,
+    ) -> Result<crate::params::ParamSet, ClientError> {
+        let path = format!("/api/v1/orgs/{}/params/{}", path_segment(org), path_segment(set));
+        self.call(Method::PUT, &path, Some(body)).await
+    }
+
+    /// A repository's own params (names only).
+    pub async fn repo_params(&self, org: &str, repo: &str) -> Result<crate::params::RepoParams, ClientError> {
+        let path = format!("/api/v1/orgs/{}/repos/{}/params", path_segment(org), path_segment(repo));
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// Sets some of a repository's own params.
+    pub async fn put_repo_params(
+        &self,
+        org: &str,
+        repo: &str,
+        body: &crate::api::PutRepoParams,
+    ) -> Result<crate::params::RepoParams, ClientError> {
+        let path = format!("/api/v1/orgs/{}/repos/{}/params", path_segment(org), path_segment(repo));
+        self.call(Method::PUT, &path, Some(body)).await
+    }
+
+    /// Deletes an org's param set (`name`: `None`), one of its params, or one of a
+    /// repository's own params (`repo`).
+    pub async fn delete_param(
+        &self,
+        org: &str,
+        owner: &crate::params::ParamOwner,
+        name: Option<&str>,
+    ) -> Result<(), ClientError> {
+        let mut path = match owner {
+            crate::params::ParamOwner::Set(set) => {
+                format!("/api/v1/orgs/{}/params/{}", path_segment(org), path_segment(set))
+            }
+            crate::params::ParamOwner::Repo(repo) => {
+                format!("/api/v1/orgs/{}/repos/{}/params", path_segment(org), path_segment(repo))
+            }
+        };
+        if let Some(name) = name {
+            path = format!("{path}/{}", path_segment(name));
+        }
+        self.send(self.request(Method::DELETE, &path).body(Full::new(Bytes::new()))?).await?;
+        Ok(())
+    }
+
     /// Follows a build's records over server-sent events from after `after`, handing each to
     /// `on_record`, until its end record (returned). A dropped connection is taken up again
     /// where it stopped (`Last-Event-ID`), so no record is lost or repeated.
@@ -246,7 +302,7 @@ impl Client {
 
 /// `id` as one path segment: only the id alphabet passes, anything else is replaced (and then
 /// not found) rather than reaching another path.
-fn path_segment(id: &str) -> String {
+pub(crate) fn path_segment(id: &str) -> String {
     monkeyci_protocol::id::sanitize(id)
 }
 

@@ -32,6 +32,12 @@ pub struct Config {
     /// How long an agent may be silent before its builds end as `error: agent lost` (agents
     /// say they are alive every second).
     pub agent_timeout: Duration,
+    /// The key params are encrypted with, when given (`MONKEYCI_SERVER_KEY`); otherwise it
+    /// is read from the key file.
+    pub server_key: Option<crate::secrets::Key>,
+    /// The file the server key is kept in (made, mode 0600, at the first start); default:
+    /// `server.key` in the data dir.
+    pub key_file: Option<PathBuf>,
 }
 
 /// The TOML file: every key optional, named as the flags are (with `_`).
@@ -54,6 +60,8 @@ pub struct Layer {
     pub cache_dir: Option<PathBuf>,
     /// `sandbox = false`: run builds unsandboxed (only for trusted repositories).
     pub sandbox: Option<bool>,
+    /// `key_file = "/etc/monkeyci/server.key"`.
+    pub key_file: Option<PathBuf>,
     /// `agent_timeout = "30s"`.
     #[serde(default, deserialize_with = "duration_text")]
     pub agent_timeout: Option<Duration>,
@@ -104,6 +112,8 @@ impl Config {
             cache_dir: None,
             sandbox: true,
             agent_timeout: Duration::from_secs(30),
+            server_key: None,
+            key_file: None,
         }
     }
 
@@ -146,7 +156,15 @@ impl Config {
         if let Some(timeout) = layer.agent_timeout {
             self.agent_timeout = timeout;
         }
+        if let Some(file) = layer.key_file {
+            self.key_file = Some(file);
+        }
         self
+    }
+
+    /// The server key's file: the one configured, or `server.key` in the data dir.
+    pub fn key_file(&self) -> PathBuf {
+        self.key_file.clone().unwrap_or_else(|| self.data_dir.join(crate::secrets::KEY_FILE))
     }
 
     /// The database URL: the one configured, or SQLite in the data dir.

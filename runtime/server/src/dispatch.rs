@@ -5,16 +5,25 @@
 //! are kept and followed the same way whichever agent runs it.
 
 use crate::db::agents::Refusal;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use monkeyci_protocol::{Masker, ParamMap};
+use parking_lot::Mutex;
+
 use crate::db::{Db, DbError};
 use crate::link::{Beat, Claim, EndBuild, Link, LinkError};
 use crate::model::{RecordBody, Status};
-use crate::stream::{Streams, Writer};
+use crate::stream::{Streams, Writer, mask_body, masker_of};
 
 /// The agent protocol on this server's database and streams.
 #[derive(Debug, Clone)]
 pub struct Dispatch {
     db: Db,
     streams: Streams,
+    /// What hides each running build's params in what its agent appends, made at its first
+    /// append (after a restart too) and dropped at its end.
+    maskers: Arc<Mutex<HashMap<String, Arc<Masker>>>>,
 }
 
 /// Why the server does not do what an agent asked.
@@ -34,7 +43,7 @@ pub enum DispatchError {
 impl Dispatch {
     /// The protocol on `db`, with records handed to `streams`' followers.
     pub fn new(db: Db, streams: Streams) -> Dispatch {
-        Dispatch { db, streams }
+        Dispatch { db, streams, maskers: Arc::default() }
     }
 
     /// Claims the oldest queued build for `agent`, with its repository's URL and main branch.
@@ -45,7 +54,14 @@ impl Dispatch {
             match self.db.repo(&build.org, &build.repo).await? {
                 Some((repo, _)) => {
                     let last_seq = self.db.last_seq(&build.id).await?;
-                    return Ok(Some(Claim { build, url: repo.url, main_branch: repo.main_branch, last_seq }));
+                    let build_token = crate::auth::create_build_token(&self.db, &build.id).await?;
+                    return Ok(Some(Claim {
+                        build,
+                        url: repo.url,
+                        main_branch: repo.main_branch,
+                        last_seq,
+                        build_token,
+                    }));
                 }
                 None => {
                     let why = format!("the repository {}/{} was removed", build.org, build.repo);
@@ -64,6 +80,8 @@ impl Dispatch {
     /// Stores the records numbered from `first_seq` that are not stored yet, hands those to
     /// the build's followers, and answers the number of the last stored.
     pub async fn append(&self, build_id: &str, first_seq: i64, records: Vec<RecordBody>) -> Result<i64, DispatchError> {
+        let masker = self.masker(build_id).await?;
+        let records = records.into_iter().map(|body| mask_body(&masker, body)).collect();
         let (last, fresh) = self.db.append_numbered(build_id, first_seq, records).await??;
         self.streams.publish(build_id, &fresh);
         Ok(last)
@@ -86,7 +104,19 @@ impl Dispatch {
         if stored < end.last_seq {
             return Err(Refusal::Gap { expected: stored + 1, got: end.last_seq + 1 }.into());
         }
-        Ok(writer.end_build(end.status, end.error).await?)
+        let ended = writer.end_build(end.status, end.error).await?;
+        self.maskers.lock().remove(build_id);
+        Ok(ended)
+    }
+
+    /// The masker of `build_id`'s params.
+    async fn masker(&self, build_id: &str) -> Result<Arc<Masker>, DbError> {
+        if let Some(masker) = self.maskers.lock().get(build_id) {
+            return Ok(Arc::clone(masker));
+        }
+        let masker = Arc::new(masker_of(&self.db, build_id).await?);
+        self.maskers.lock().insert(build_id.to_owned(), Arc::clone(&masker));
+        Ok(masker)
     }
 }
 
@@ -114,5 +144,10 @@ impl Link for Dispatch {
 
     async fn end(&self, build_id: &str, end: EndBuild) -> Result<bool, LinkError> {
         Ok(Dispatch::end(self, build_id, end).await?)
+    }
+
+    async fn params(&self, _build_id: &str, build_token: &str) -> Result<ParamMap, LinkError> {
+        let params = crate::auth::build_params(&self.db, build_token).await.map_err(DispatchError::from)?;
+        params.ok_or_else(|| LinkError::Refused("the build's token does not reach its params".to_owned()))
     }
 }

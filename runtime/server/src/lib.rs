@@ -26,6 +26,8 @@ pub mod link;
 pub mod metrics;
 pub mod model;
 pub mod remote_link;
+pub mod params;
+pub mod secrets;
 pub mod stream;
 
 use std::sync::Arc;
@@ -56,6 +58,12 @@ pub enum Error {
     /// The database cannot be opened or migrated.
     #[error("cannot open the database")]
     Db(#[from] DbError),
+    /// The server key cannot be read or made.
+    #[error("cannot get the server key")]
+    ServerKey(#[from] secrets::SecretsError),
+    /// The server key does not open the params stored in the database.
+    #[error("the server key does not open the params stored in the database")]
+    WrongServerKey(#[source] DbError),
     /// Builds are to run sandboxed, and the sandbox cannot be made.
     #[error("cannot sandbox builds (or start with --no-sandbox, for trusted repositories only)")]
     Sandbox(#[from] monkeyci_build::sandbox::Error),
@@ -102,7 +110,12 @@ impl Server {
         }
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| Error::DataDir { dir: config.data_dir.clone(), source })?;
-        let db = Db::open(&config.database_url()).await?;
+        let key = match &config.server_key {
+            Some(key) => key.clone(),
+            None => secrets::Key::load_or_create(&config.key_file())?,
+        };
+        let db = Db::open(&config.database_url()).await?.with_server_key(key);
+        db.check_server_key().await.map_err(Error::WrongServerKey)?;
         let first_admin_token = if db.has_admin_token().await? {
             None
         } else {

@@ -45,6 +45,9 @@ pub struct Claim {
     /// The number of the last record already in the build's stream: the agent numbers its
     /// records from the next.
     pub last_seq: i64,
+    /// The build's own token: it reaches only this build's params
+    /// (`GET /api/v1/builds/{id}/params`), and only while the build runs.
+    pub build_token: String,
 }
 
 /// `POST /api/v1/agent/builds/{id}/heartbeat`.
@@ -131,4 +134,11 @@ pub trait Link: std::fmt::Debug + Send + Sync + 'static {
 
     /// Ends the build; `false` if it was over already.
     fn end(&self, build_id: &str, end: EndBuild) -> impl Future<Output = Result<bool, LinkError>> + Send;
+
+    /// The build's params, in clear, read with its own token (`Claim::build_token`).
+    fn params(
+        &self,
+        build_id: &str,
+        build_token: &str,
+    ) -> impl Future<Output = Result<monkeyci_protocol::ParamMap, LinkError>> + Send;
 }

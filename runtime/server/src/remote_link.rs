@@ -17,6 +17,7 @@ use crate::link::{
     AppendRecords, Appended, Beat, Claim, ClaimRequest, EndBuild, Ended, HeartbeatRequest, Link, LinkError,
 };
 use crate::model::RecordBody;
+use monkeyci_protocol::ParamMap;
 
 /// The most records sent in one append.
 pub const CHUNK_RECORDS: usize = 500;
@@ -155,6 +156,20 @@ impl Link for HttpLink {
     async fn end(&self, build_id: &str, end: EndBuild) -> Result<bool, LinkError> {
         let ended: Ended = self.call(&build_path(build_id, "end"), &end).await?;
         Ok(ended.ended)
+    }
+
+    async fn params(&self, build_id: &str, build_token: &str) -> Result<ParamMap, LinkError> {
+        // With the build's own token, not the agent's: only it reaches the values.
+        let client = Client::new(self.client.url(), build_token).map_err(|err| LinkError::Unreachable(Box::new(err)))?;
+        let path = format!("/api/v1/builds/{}/params", crate::client::path_segment(build_id));
+        match tokio::time::timeout(REQUEST_TIMEOUT, client.call(Method::GET, &path, None::<&()>)).await {
+            Ok(Ok(params)) => Ok(params),
+            Ok(Err(ClientError::Api { status, message, .. })) if !worth_again(status) => {
+                Err(LinkError::Refused(format!("{status}: {message}")))
+            }
+            Ok(Err(err)) => Err(LinkError::Unreachable(Box::new(err))),
+            Err(_) => Err(LinkError::Unreachable("no answer in time".into())),
+        }
     }
 }
 

@@ -2,15 +2,20 @@
 //! whoever follows the build live (the in-process bus). A follower reads the database up to
 //! where it joined and the bus after, so nothing is lost or repeated, across reconnects too
 //! (records are numbered; SSE's `Last-Event-ID` says where a follower was).
+//!
+//! The writer masks every record with the build's secret values ([`Masker`]: the values and
+//! their base64 and URL forms become `***`) before it is kept or sent, whoever produced it (the
+//! pipeline, a container job, the agent), and so does the error a build ends with.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use monkeyci_protocol::Masker;
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
 
 use crate::db::{Db, DbError};
-use crate::model::{BuildEnd, Record, RecordBody, Status};
+use crate::model::{BuildEnd, Line, Record, RecordBody, Status};
 
 /// How many records a live follower may fall behind before it reads the database instead.
 const LIVE_CAPACITY: usize = 1024;
@@ -49,19 +54,26 @@ pub struct Writer {
     streams: Streams,
     build_id: String,
     next_seq: i64,
+    /// Hides the build's secret values.
+    masker: Masker,
 }
 
 impl Writer {
-    /// The writer of `build_id`'s stream, continuing after what the database holds.
+    /// The writer of `build_id`'s stream, continuing after what the database holds, masking
+    /// the build's params.
     pub async fn open(db: &Db, streams: &Streams, build_id: &str) -> Result<Writer, DbError> {
         let next_seq = db.last_seq(build_id).await? + 1;
-        Ok(Writer { db: db.clone(), streams: streams.clone(), build_id: build_id.to_owned(), next_seq })
+        let masker = masker_of(db, build_id).await?;
+        Ok(Writer { db: db.clone(), streams: streams.clone(), build_id: build_id.to_owned(), next_seq, masker })
     }
 
-    /// Keeps `bodies`, in order, and hands them to live followers.
+    /// Keeps `bodies`, in order, masked, and hands them to live followers.
     pub async fn write(&mut self, bodies: Vec<RecordBody>) -> Result<(), DbError> {
-        let records: Vec<Record> =
-            bodies.into_iter().enumerate().map(|(i, body)| Record { seq: self.next_seq + i as i64, body }).collect();
+        let records: Vec<Record> = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| Record { seq: self.next_seq + i as i64, body: mask_body(&self.masker, body) })
+            .collect();
         self.db.append_records(&self.build_id, &records).await?;
         self.next_seq += records.len() as i64;
         self.streams.publish(&self.build_id, &records);
@@ -71,6 +83,7 @@ impl Writer {
     /// Ends the build (unless it is over already: `false`), then writes its end record, the
     /// last of its stream.
     pub async fn end_build(&mut self, status: Status, error: Option<String>) -> Result<bool, DbError> {
+        let error = error.map(|e| self.masker.mask(&e));
         if !self.db.finish_build(&self.build_id, status, error.as_deref()).await? {
             return Ok(false);
         }
@@ -80,6 +93,114 @@ impl Writer {
 
     /// Writes the end record of a build already ended in the database.
     pub async fn write_end(&mut self, status: Status, error: Option<String>) -> Result<(), DbError> {
+        // Its build tokens reach nothing from now on.
+        self.db.drop_build_tokens(&self.build_id).await?;
         self.write(vec![RecordBody::End(BuildEnd { status, error })]).await
+    }
+}
+
+/// What a record with a field that masking would make unreadable is kept as instead.
+const WITHHELD: &str = "(a record was withheld: a secret value showed where it cannot be masked)";
+
+/// What hides `build_id`'s secret values (its params).
+pub(crate) async fn masker_of(db: &Db, build_id: &str) -> Result<Masker, DbError> {
+    let secrets = db.build_params(build_id).await?.unwrap_or_default();
+    Ok(Masker::new(secrets.values().map(String::as_str)))
+}
+
+/// `body` with every secret (and its encodings) in its text replaced by `***`.
+pub(crate) fn mask_body(masker: &Masker, body: RecordBody) -> RecordBody {
+    if masker.is_empty() {
+        return body;
+    }
+    match body {
+        RecordBody::Line(Line { stream, line }) => RecordBody::Line(Line { stream, line: masker.mask(&line) }),
+        RecordBody::End(BuildEnd { status, error }) => {
+            RecordBody::End(BuildEnd { status, error: error.map(|e| masker.mask(&e)) })
+        }
+        RecordBody::Event(event) => {
+            // Every string of the event, keys too: its shape is the protocol's to change.
+            let masked = serde_json::to_value(&event).map(|value| mask_json(masker, value));
+            match masked.and_then(serde_json::from_value) {
+                Ok(event) => RecordBody::Event(event),
+                Err(_) => RecordBody::Line(Line {
+                    stream: monkeyci_protocol::OutputStream::Stderr,
+                    line: WITHHELD.to_owned(),
+                }),
+            }
+        }
+    }
+}
+
+fn mask_json(masker: &Masker, value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => Value::String(masker.mask(&text)),
+        Value::Array(items) => Value::Array(items.into_iter().map(|v| mask_json(masker, v)).collect()),
+        Value::Object(fields) => {
+            Value::Object(fields.into_iter().map(|(k, v)| (masker.mask(&k), mask_json(masker, v))).collect())
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use monkeyci_protocol::{Event, EventKind, OutputStream, ParamMap};
+
+    use super::*;
+    use crate::db::{NewBuild, NewRepo};
+
+    const SECRET: &str = "hunter22-secret";
+
+    #[tokio::test]
+    async fn what_the_writer_keeps_and_sends_is_masked_whoever_sent_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let db = Db::open(&url).await.unwrap().with_server_key(crate::secrets::Key::generate().unwrap());
+        db.create_org("acme").await.unwrap();
+        let repo = NewRepo {
+            org: "acme".into(),
+            name: "app".into(),
+            url: "file:///x".into(),
+            main_branch: "main".into(),
+            labels: Vec::new(),
+            webhook_secret: None,
+            retry_lost: false,
+        };
+        db.create_repo(&repo).await.unwrap();
+        db.set_repo_params("acme", "app", &ParamMap::from([("T".to_owned(), SECRET.to_owned())])).await.unwrap();
+        let new = NewBuild { org: "acme".into(), repo: "app".into(), source: "api".into(), ..NewBuild::default() };
+        let build = db.queue_build(&new).await.unwrap();
+        let streams = Streams::default();
+        let mut live = streams.subscribe(&build.id);
+        let mut writer = Writer::open(&db, &streams, &build.id).await.unwrap();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(SECRET);
+        writer
+            .write(vec![
+                RecordBody::Line(Line { stream: OutputStream::Stdout, line: format!("token {SECRET}") }),
+                RecordBody::Event(Event::now(EventKind::JobOutput {
+                    job_id: "deploy".into(),
+                    stream: OutputStream::Stderr,
+                    line: format!("encoded {encoded}"),
+                })),
+            ])
+            .await
+            .unwrap();
+        assert!(writer.end_build(Status::Error, Some(format!("failed with {SECRET}"))).await.unwrap());
+        let kept = db.records_after(&build.id, 0, 100).await.unwrap();
+        let mut sent = Vec::new();
+        while let Ok(record) = live.try_recv() {
+            sent.push(record);
+        }
+        assert_eq!(kept, sent, "the same records kept and sent");
+        let text = serde_json::to_string(&kept).unwrap();
+        assert!(!text.contains(SECRET) && !text.contains(&encoded), "{text}");
+        for masked in ["token ***", "encoded ***", "failed with ***"] {
+            assert!(text.contains(masked), "{masked} not in {text}");
+        }
+        let ended = db.build(&build.id).await.unwrap().unwrap();
+        assert_eq!(ended.error.as_deref(), Some("failed with ***"));
     }
 }

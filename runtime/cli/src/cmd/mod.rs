@@ -5,6 +5,7 @@ mod agent;
 mod build;
 mod cache;
 mod init;
+mod params;
 mod records;
 mod remote;
 mod runtime;
@@ -34,5 +35,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Token(command) => remote::token(command),
         Command::Org(command) => remote::org(command),
         Command::Repo(command) => remote::repo(command),
+        Command::Param(command) => params::run(command),
     }
 }

@@ -35,8 +35,13 @@ pub(super) fn server(args: ServerArgs) -> anyhow::Result<Outcome> {
         cache_dir: args.cache_dir,
         sandbox: args.no_sandbox.then_some(false),
         agent_timeout: args.agent_timeout,
+        key_file: args.key_file,
     });
-    let config = Config { sdk_path: crate::paths::sdk_path(config.sdk_path.as_deref()), ..config };
+    let server_key = match std::env::var(monkeyci_server::secrets::SERVER_KEY_ENV) {
+        Ok(text) => Some(monkeyci_server::secrets::Key::parse(&text)?),
+        Err(_) => None,
+    };
+    let config = Config { sdk_path: crate::paths::sdk_path(config.sdk_path.as_deref()), server_key, ..config };
     super::runtime::runtime()?.block_on(async {
         let server = monkeyci_server::Server::start(config.clone()).await?;
         let addr = server.local_addr().context("cannot tell the address listened on")?;

@@ -35,6 +35,7 @@ pub(super) fn skeleton() -> OpenApi {
         .tags(Some([
             tag("orgs", "Orgs, their repositories, and tokens"),
             tag("builds", "Builds and their streams of records"),
+            tag("params", "Params: org param sets, repositories' own params, a build's params"),
             tag("webhooks", "Forge deliveries that queue builds"),
             tag("agents", "The agent protocol: claim builds, heartbeats, records, ends (agent tokens only)"),
             tag("server", "The server itself"),

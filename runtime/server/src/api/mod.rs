@@ -9,6 +9,7 @@ mod builds;
 mod error;
 mod meta;
 mod orgs;
+mod params;
 mod state;
 mod webhooks;
 
@@ -23,6 +24,7 @@ use utoipa_axum::routes;
 pub use builds::{ListQuery, Queued, RecordsQuery, Trigger};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use orgs::{AddRepo, CreateOrg, CreateToken};
+pub use params::{PutParamSet, PutRepoParams};
 pub use webhooks::Accepted;
 
 pub use state::AppState;
@@ -50,6 +52,12 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::heartbeat))
         .routes(routes!(agents::append).layer(DefaultBodyLimit::max(crate::link::MAX_APPEND_BYTES)))
         .routes(routes!(agents::end))
+        .routes(routes!(params::list_sets))
+        .routes(routes!(params::put_set, params::delete_set))
+        .routes(routes!(params::delete_set_param))
+        .routes(routes!(params::list_repo, params::put_repo))
+        .routes(routes!(params::delete_repo_param))
+        .routes(routes!(params::build))
         .routes(routes!(webhooks::receive).layer(webhook_body))
         .routes(routes!(webhooks::receive_for_repo).layer(webhook_body))
 }

@@ -71,7 +71,7 @@ pub(super) async fn list(State(state): State<AppState>, caller: Caller) -> Resul
     let only = match &caller {
         Caller::Admin => None,
         Caller::Org(org) => Some(org.as_str()),
-        Caller::Agent => return Ok(Json(Vec::new())),
+        Caller::Agent | Caller::Build(_) => return Ok(Json(Vec::new())),
     };
     Ok(Json(state.db.orgs(only).await?))
 }

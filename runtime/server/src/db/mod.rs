@@ -7,6 +7,7 @@
 
 pub mod agents;
 mod batch;
+mod params;
 
 use std::time::Duration;
 
@@ -34,6 +35,13 @@ pub enum DbError {
     /// What was to be created exists already.
     #[error("{0} exists already")]
     Conflict(String),
+    /// Params cannot be stored or read without the server key (the database was opened
+    /// without one).
+    #[error("params need the server key, and this database was opened without one")]
+    NoServerKey,
+    /// A sealed value or key does not open.
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
     /// A stored value could not be read back.
     #[error("the stored {what} is not valid: {detail}")]
     Corrupt {
@@ -60,6 +68,8 @@ pub struct Db {
     backend: Backend,
     /// On SQLite, webhook deliveries are written in groups (see [`batch`]).
     deliveries: Option<Batcher<Delivery>>,
+    /// The key params' data keys are sealed with (`with_server_key`).
+    server_key: Option<std::sync::Arc<crate::secrets::Key>>,
 }
 
 /// A webhook delivery waiting for its group's transaction.
@@ -196,7 +206,7 @@ impl Db {
             let pool = pool.clone();
             Batcher::spawn(DELIVERY_GROUP, move |group| deliver_group(pool.clone(), group))
         });
-        Ok(Db { pool, backend, deliveries })
+        Ok(Db { pool, backend, deliveries, server_key: None })
     }
 
     /// Which database this is.
@@ -596,6 +606,7 @@ fn migrator() -> Migrator {
     let migrations = [
         (1, "init", include_str!("../../migrations/0001_init.sql")),
         (2, "agents", include_str!("../../migrations/0002_agents.sql")),
+        (3, "params", include_str!("../../migrations/0003_params.sql")),
     ];
     Migrator::with_migrations(
         migrations
