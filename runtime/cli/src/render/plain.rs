@@ -81,7 +81,7 @@ pub(super) fn describe(event: &Event, state: &BuildState) -> Option<String> {
             text
         }
         EventKind::JobSkipped { job_id, reason } => format!("[{job_id}] skipped: {reason}"),
-        EventKind::ContainerStart { job_id, image, engine } => {
+        EventKind::ContainerStart { job_id, image, engine, .. } => {
             format!("[{job_id}] container started: {image} ({engine})")
         }
         EventKind::CommandStart { job_id, command, line } => format!("[{job_id}] $ {line}  (command {command})"),
