@@ -100,7 +100,7 @@ impl Agent {
     pub async fn run(self) {
         loop {
             while self.inner.running.lock().len() < self.inner.config.capacity.max(1) {
-                match self.inner.db.claim_build(&self.inner.config.name).await {
+                match crate::meter::claim(&self.inner.db, &self.inner.streams, &self.inner.config.name).await {
                     Ok(Some(build)) => {
                         let (stop, stopped) = watch::channel(0u32);
                         self.inner.running.lock().insert(build.id.clone(), stop);

@@ -14,6 +14,8 @@ use sqlx::{AnyPool, AssertSqlSafe, Row, SqlSafeStr};
 
 use crate::model::{Build, Org, Record, RecordBody, Repo, Status};
 
+mod usage;
+
 /// Why the database could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -581,7 +583,10 @@ impl Db {
 
 /// The migrations, embedded: one SQL text each for both databases, applied in order once.
 fn migrator() -> Migrator {
-    let migrations = [(1, "init", include_str!("../../migrations/0001_init.sql"))];
+    let migrations = [
+        (1, "init", include_str!("../../migrations/0001_init.sql")),
+        (4, "usage", include_str!("../../migrations/0004_usage.sql")),
+    ];
     Migrator::with_migrations(
         migrations
             .into_iter()
