@@ -39,6 +39,8 @@ pub(crate) enum Command {
     /// Manage repositories on a server.
     #[command(subcommand)]
     Repo(crate::remote_args::RepoCommand),
+    /// Show what an org's builds used on a server (container, action and script time, credits).
+    Usage(crate::remote_args::UsageArgs),
 }
 
 #[derive(Debug, Subcommand)]

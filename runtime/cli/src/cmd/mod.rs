@@ -7,6 +7,7 @@ mod init;
 mod records;
 mod remote;
 mod runtime;
+mod usage;
 
 use super::args::{BuildCommand, CacheCommand, Cli, Command};
 use crate::outcome::Outcome;
@@ -32,5 +33,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Token(command) => remote::token(command),
         Command::Org(command) => remote::org(command),
         Command::Repo(command) => remote::repo(command),
+        Command::Usage(args) => usage::show(args),
     }
 }

@@ -9,6 +9,7 @@ mod error;
 mod meta;
 mod orgs;
 mod state;
+mod usage;
 mod webhooks;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use utoipa_axum::routes;
 pub use builds::{ListQuery, Queued, RecordsQuery, Trigger};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use orgs::{AddRepo, CreateOrg, CreateToken};
+pub use usage::UsageQuery;
 pub use webhooks::Accepted;
 
 pub use state::AppState;
@@ -39,6 +41,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(orgs::repos, orgs::add_repo))
         .routes(routes!(orgs::repo))
         .routes(routes!(builds::trigger))
+        .routes(routes!(usage::usage))
+        .routes(routes!(usage::set_credits))
         .routes(routes!(orgs::create_token))
         .routes(routes!(builds::list))
         .routes(routes!(builds::show))
