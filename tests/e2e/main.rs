@@ -84,3 +84,7 @@ mod server;
 /// Forge webhooks into `monkeyci server`: signed real payloads start builds; bad signatures,
 /// deletions, pings and redeliveries start nothing; a burst of 200 loses none.
 mod webhooks;
+
+/// Metering on `monkeyci server`: a build's container, action and script time in
+/// `/usage` and `monkeyci usage`, once across a restart; an org over its credits runs no more.
+mod usage;
