@@ -67,6 +67,7 @@ fn a_build_is_metered_once_and_an_org_over_its_credits_runs_no_more_builds() {
         let builds = usage["builds"].as_array().unwrap();
         assert_eq!(builds.len(), 1, "{db:?}: {usage}");
         let metered = &builds[0];
+        eprintln!("{db:?}: build {id} metered as {metered}");
         let wall = (build["ended_ms"].as_i64().unwrap() - build["started_ms"].as_i64().unwrap()) as f64 / 1000.0;
         let (container, units, action, script) = (
             f(&metered["container_seconds"]),
@@ -103,6 +104,24 @@ fn a_build_is_metered_once_and_an_org_over_its_credits_runs_no_more_builds() {
         assert_eq!(from_cli["from"], "2020-01-01", "{db:?}");
         let bad = server.cli(&["usage", "acme", "--from", "last week"]);
         assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("YYYY-MM-DD"), "{bad:?}");
+
+        // Who may see and set what: an org's token reaches its own usage only, and may not set
+        // credits; a period must be days in order.
+        let (status, _) = server.call("POST", "/api/v1/orgs", Some(json!({"id": "other"})));
+        assert_eq!(status, 201);
+        let (_, token) = server.call("POST", "/api/v1/tokens", Some(json!({"org": "other"})));
+        let other = token["token"].as_str().unwrap();
+        let (status, body) = server.call_as(other, "GET", "/api/v1/orgs/acme/usage", None);
+        assert_eq!(status, 403, "{db:?}: {body}");
+        let (status, body) = server.call_as(other, "GET", "/api/v1/orgs/other/usage", None);
+        assert_eq!((status, body["builds"].as_array().map(Vec::len)), (200, Some(0)), "{db:?}: {body}");
+        let (status, body) =
+            server.call_as(other, "PUT", "/api/v1/orgs/other/credits", Some(json!({"monthly_limit": 1000})));
+        assert_eq!(status, 403, "{db:?}: {body}");
+        let (status, body) = server.call("GET", "/api/v1/orgs/acme/usage?from=2026-02-01&to=2026-01-31", None);
+        assert_eq!(status, 422, "{db:?}: {body}");
+        let (status, body) = server.call("GET", "/api/v1/orgs/acme/usage?from=2026-02-30", None);
+        assert_eq!((status, body["error"]["message"].as_str().is_some_and(|m| m.starts_with("from:"))), (422, true));
 
         // A restart (after kill -9) meters what ended unmetered, and nothing twice.
         server.kill_9();
