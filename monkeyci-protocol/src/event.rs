@@ -155,6 +155,10 @@ pub enum EventKind {
         image: String,
         /// The engine running it: podman, docker or shell.
         engine: String,
+        /// Its size (n CPUs and 2n GiB), which metering multiplies its time by; absent in
+        /// events recorded before it was sent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<u32>,
     },
     /// A script line of a container job started.
     #[serde(rename = "command/start")]

@@ -23,7 +23,7 @@ fn container_starts<'a>(out: &'a Output, job: &str) -> Vec<(&'a str, &'a str)> {
     out.events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::ContainerStart { job_id, image, engine } if job_id == job => {
+            EventKind::ContainerStart { job_id, image, engine, .. } if job_id == job => {
                 Some((image.as_str(), engine.as_str()))
             }
             _ => None,

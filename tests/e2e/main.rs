@@ -95,3 +95,6 @@ mod webhooks;
 /// clear in the database; build tokens reach only their running build; org tokens only their
 /// org's params.
 mod params;
+/// Metering on `monkeyci server`: a build's container, action and script time in
+/// `/usage` and `monkeyci usage`, once across a restart; an org over its credits runs no more.
+mod usage;

@@ -2,8 +2,10 @@
 //!
 //! Everything that asks "how is this build doing?" reads this fold: the controller (did the
 //! script end, plan or suspend?), the live view and the summary, the build record read back by
-//! `monkeyci build logs`, and the command's exit code ([`BuildState::verdict`]). It owns no I/O
-//! and renders nothing: it only takes events, in order, and answers questions about them.
+//! `monkeyci build logs`, the command's exit code ([`BuildState::verdict`]), and the server's
+//! metering (what each job's containers and attempts and the script process used:
+//! [`JobState::usage`], [`BuildState::script_ms`]). It owns no I/O and renders nothing: it
+//! only takes events, in order, and answers questions about them.
 //!
 //! ```
 //! use monkeyci_build::state::BuildState;
@@ -25,7 +27,7 @@
 use std::collections::HashMap;
 use std::process::ExitStatus;
 
-use monkeyci_protocol::{BuildStatus, Event, EventKind, JobStatus, OutputStream, Plan};
+use monkeyci_protocol::{BuildStatus, Event, EventKind, JobKind, JobStatus, OutputStream, Plan};
 
 /// One job, as the events tell it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +55,24 @@ pub struct JobState {
     pub stderr_tail: Vec<String>,
     /// The Markdown summary it left (`ctx.summary(..)`), the latest if several.
     pub summary: Option<String>,
+    /// Action or container, as planned (`None` before the plan named it).
+    pub kind: Option<JobKind>,
+    /// What its containers and attempts used, for metering.
+    pub usage: JobUsage,
+}
+
+/// What a job used, as its events tell it: the figures metering bills.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobUsage {
+    /// How long its containers ran, from `container/start` to `container/end`, in
+    /// milliseconds: every attempt, and an action job's `ctx.run` containers.
+    pub container_ms: u64,
+    /// The same, each container's time multiplied by its size (n CPUs and 2n GiB): from
+    /// `container/start`, else the planned size, else 1.
+    pub container_size_ms: u64,
+    /// How long its attempts ran, from `job/start` to `job/end` (or to the next attempt's
+    /// start), in milliseconds, summed over attempts.
+    pub run_ms: u64,
 }
 
 /// How many of a job's last stderr lines [`JobState::stderr_tail`] keeps.
@@ -86,6 +106,14 @@ pub struct BuildState {
     plan: Option<Plan>,
     suspensions: usize,
     waiting: usize,
+    /// Each job's containers running now: (start time, size), oldest first.
+    containers: HashMap<String, Vec<(u64, u32)>>,
+    /// The planned size of each container job, by id.
+    sizes: HashMap<String, u32>,
+    /// How long the script process ran, in the launches that ended.
+    script_ms: u64,
+    /// When the script's current launch said it started, while it runs.
+    script_since: Option<u64>,
 }
 
 /// What a finished build means for whoever started it (for the `monkeyci` command, its exit
@@ -105,8 +133,14 @@ impl BuildState {
     pub fn apply(&mut self, event: &Event) {
         match &event.kind {
             EventKind::ScriptStart { jobs, skipped } => {
+                self.script_since.get_or_insert(event.time);
                 for job in jobs {
-                    self.job_mut(&job.id).allow_failure = job.allow_failure;
+                    let state = self.job_mut(&job.id);
+                    state.allow_failure = job.allow_failure;
+                    state.kind = Some(job.kind);
+                    if let Some(spec) = &job.container {
+                        self.sizes.insert(job.id.clone(), spec.size.max(1));
+                    }
                 }
                 for s in skipped {
                     let job = self.job_mut(&s.id);
@@ -125,6 +159,10 @@ impl BuildState {
                     job.commands.clear();
                     job.summary = None;
                 }
+                // An attempt that ended without `job/end` (it is retried) ran until now.
+                if let (JobStatus::Running, Some(started)) = (job.status, job.started_ms) {
+                    job.usage.run_ms += event.time.saturating_sub(started);
+                }
                 job.stderr_tail.clear();
                 job.status = JobStatus::Running;
                 job.attempt = *attempt;
@@ -138,6 +176,7 @@ impl BuildState {
                 job.attempt = *attempt;
                 job.duration_ms = Some(*duration_ms);
                 job.message = message.clone();
+                job.usage.run_ms += duration_ms;
             }
             EventKind::JobSkipped { job_id, reason } => {
                 let job = self.job_mut(job_id);
@@ -170,17 +209,23 @@ impl BuildState {
             EventKind::ScriptSuspended { waiting } => {
                 self.suspensions += 1;
                 self.waiting = *waiting;
+                self.script_stopped(event.time);
+            }
+            EventKind::ScriptResumed { .. } => {
+                self.script_since.get_or_insert(event.time);
             }
             EventKind::ScriptEnd { status, message } => {
                 self.end = Some((*status, message.clone()));
+                self.script_stopped(event.time);
                 self.close_unfinished(event.time);
             }
-            EventKind::JobOutput { .. }
-            | EventKind::JobRetrying { .. }
-            | EventKind::ContainerStart { .. }
-            | EventKind::ContainerEnd { .. }
-            | EventKind::JournalRecord { .. }
-            | EventKind::ScriptResumed { .. } => {}
+            EventKind::ContainerStart { job_id, size, .. } => {
+                let size = size.or_else(|| self.sizes.get(job_id).copied()).unwrap_or(1).max(1);
+                self.job_mut(job_id);
+                self.containers.entry(job_id.clone()).or_default().push((event.time, size));
+            }
+            EventKind::ContainerEnd { job_id, .. } => self.container_stopped(job_id, event.time),
+            EventKind::JobOutput { .. } | EventKind::JobRetrying { .. } | EventKind::JournalRecord { .. } => {}
         }
     }
 
@@ -212,6 +257,32 @@ impl BuildState {
     /// How many jobs the latest suspension left waiting for containers.
     pub fn waiting(&self) -> usize {
         self.waiting
+    }
+
+    /// How long the script process ran, in milliseconds: from the `script/start` or
+    /// `script/resumed` of each launch to the `script/suspended` or `script/end` it exits
+    /// after. A suspension is time it did not run. (The few milliseconds between the
+    /// process's start and its first event, and after its last, are not counted; a launch
+    /// that crashed and was resumed counts until the resumed one's start.)
+    pub fn script_ms(&self) -> u64 {
+        self.script_ms
+    }
+
+    /// The build ended at `at_ms` (as the server recorded it), whatever its events said: a
+    /// script still running (it crashed, its agent was lost), containers with no
+    /// `container/end` and jobs without an end are counted until then, as `script/end`
+    /// would.
+    pub fn close(&mut self, at_ms: u64) {
+        self.script_stopped(at_ms);
+        if self.end.is_none() {
+            self.close_unfinished(at_ms);
+        }
+        let open: Vec<String> = self.containers.keys().cloned().collect();
+        for job_id in open {
+            while self.containers.get(&job_id).is_some_and(|open| !open.is_empty()) {
+                self.container_stopped(&job_id, at_ms);
+            }
+        }
     }
 
     /// What the build means for whoever started it, given how the script process exited
@@ -251,9 +322,30 @@ impl BuildState {
                 allow_failure: false,
                 stderr_tail: Vec::new(),
                 summary: None,
+                kind: None,
+                usage: JobUsage::default(),
             });
         }
         &mut self.jobs[i]
+    }
+
+    /// The script's launch exited (or said it is about to) at `at_ms`.
+    fn script_stopped(&mut self, at_ms: u64) {
+        if let Some(since) = self.script_since.take() {
+            self.script_ms += at_ms.saturating_sub(since);
+        }
+    }
+
+    /// One of `job_id`'s containers ended at `at_ms`: the oldest running, as `container/end`
+    /// does not say which (a job's containers run one after the other, but for `ctx.run`
+    /// steps started together).
+    fn container_stopped(&mut self, job_id: &str, at_ms: u64) {
+        let Some(open) = self.containers.get_mut(job_id).filter(|open| !open.is_empty()) else { return };
+        let (started, size) = open.remove(0);
+        let ms = at_ms.saturating_sub(started);
+        let usage = &mut self.job_mut(job_id).usage;
+        usage.container_ms += ms;
+        usage.container_size_ms += ms * u64::from(size);
     }
 
     /// Jobs a build ended without (a resume refused, the script gone, Ctrl-C): one that was
@@ -270,6 +362,7 @@ impl BuildState {
             };
             if status == JobStatus::Canceled {
                 job.duration_ms = job.started_ms.map(|started| now_ms.saturating_sub(started));
+                job.usage.run_ms += job.duration_ms.unwrap_or(0);
             }
             job.status = status;
             job.message.get_or_insert_with(|| message.to_owned());
@@ -403,6 +496,110 @@ mod tests {
         assert_eq!(state.job("t").unwrap().stderr_tail, ["line 2", "line 3", "line 4", "line 5", "line 6"]);
         let retried = fold([(1, err("old")), (2, EventKind::JobStart { job_id: "t".into(), attempt: 2 })]);
         assert!(retried.job("t").unwrap().stderr_tail.is_empty());
+    }
+
+    fn planned(id: &str, kind: monkeyci_protocol::JobKind, size: Option<u32>) -> monkeyci_protocol::PlannedJob {
+        monkeyci_protocol::PlannedJob {
+            id: id.into(),
+            kind,
+            depends_on: Vec::new(),
+            blocked: false,
+            timeout_ms: None,
+            retries: 0,
+            idempotent: true,
+            allow_failure: false,
+            runs: Default::default(),
+            container: size.map(|size| monkeyci_protocol::ContainerSpec {
+                image: "alpine".into(),
+                script: vec!["sleep 3".into()],
+                size,
+                ..Default::default()
+            }),
+            resolved_at_run_time: false,
+            declared_at: None,
+        }
+    }
+
+    fn job_end(id: &str, attempt: u32, duration_ms: u64) -> EventKind {
+        EventKind::JobEnd { job_id: id.into(), attempt, status: JobStatus::Success, duration_ms, message: None }
+    }
+
+    /// Issue 11: metering reads this fold. A container job of size 2 whose container runs
+    /// 3 s, an action job retried once, and a script suspended while the container ran: the
+    /// script's time is its wall time less the suspension.
+    #[test]
+    fn usage_counts_container_size_seconds_attempts_and_the_script_less_its_suspension() {
+        let container = |time, kind| (time, kind);
+        let mut state = fold([
+            (
+                1_000,
+                EventKind::ScriptStart {
+                    jobs: vec![planned("image", JobKind::Container, Some(2)), planned("lint", JobKind::Action, None)],
+                    skipped: vec![],
+                },
+            ),
+            (1_100, EventKind::JobStart { job_id: "lint".into(), attempt: 1 }),
+            (1_200, EventKind::JobStart { job_id: "image".into(), attempt: 1 }),
+            container(
+                1_500,
+                EventKind::ContainerStart {
+                    job_id: "image".into(),
+                    image: "alpine".into(),
+                    engine: "shell".into(),
+                    size: None,
+                },
+            ),
+            // Attempt 1 of `lint` fails after 400 ms and is retried: attempt 2 runs 600 ms.
+            (1_500, EventKind::JobStart { job_id: "lint".into(), attempt: 2 }),
+            (2_100, job_end("lint", 2, 600)),
+            // The script waits only for the container: it exits at 2.2 s, and is resumed at
+            // 4.6 s when the container has ended.
+            (2_200, EventKind::ScriptSuspended { waiting: 1 }),
+            (
+                4_500,
+                EventKind::ContainerEnd {
+                    job_id: "image".into(),
+                    status: JobStatus::Success,
+                    exit: Some(0),
+                    message: None,
+                },
+            ),
+            (4_600, EventKind::ScriptResumed { replayed: 3 }),
+            (4_700, job_end("image", 1, 3_500)),
+            (5_000, EventKind::ScriptEnd { status: BuildStatus::Success, message: None }),
+        ]);
+        state.close(5_100);
+        let image = state.job("image").unwrap();
+        assert_eq!(image.kind, Some(JobKind::Container));
+        assert_eq!(image.usage, JobUsage { container_ms: 3_000, container_size_ms: 6_000, run_ms: 3_500 });
+        let lint = state.job("lint").unwrap();
+        assert_eq!(lint.kind, Some(JobKind::Action));
+        assert_eq!(lint.usage, JobUsage { container_ms: 0, container_size_ms: 0, run_ms: 1_000 });
+        // 1.0 s to 2.2 s, then 4.6 s to 5.0 s: 1.6 s of a 4 s wall time.
+        assert_eq!(state.script_ms(), 1_600);
+    }
+
+    #[test]
+    fn usage_takes_the_size_the_container_started_with_and_closes_what_the_build_ended_without() {
+        let mut state = fold([
+            (0, EventKind::ScriptStart { jobs: vec![planned("c", JobKind::Container, Some(1))], skipped: vec![] }),
+            (100, EventKind::JobStart { job_id: "c".into(), attempt: 1 }),
+            (
+                1_000,
+                EventKind::ContainerStart {
+                    job_id: "c".into(),
+                    image: "alpine".into(),
+                    engine: "podman".into(),
+                    size: Some(4),
+                },
+            ),
+        ]);
+        // The script was killed and the build ended (its agent was lost) at 3 s.
+        state.close(3_000);
+        let c = state.job("c").unwrap();
+        assert_eq!(c.usage, JobUsage { container_ms: 2_000, container_size_ms: 8_000, run_ms: 2_900 });
+        assert_eq!(state.script_ms(), 3_000);
+        assert_eq!(c.status, JobStatus::Canceled);
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub(crate) enum Command {
     /// Manage params (secrets) on a server: org param sets and repositories' own.
     #[command(subcommand)]
     Param(crate::param_args::ParamCommand),
+    /// Show what an org's builds used on a server (container, action and script time, credits).
+    Usage(crate::remote_args::UsageArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,5 @@
 //! The command line of what talks to a server, or is one: `server`, `agent`, `token`, `org`,
-//! `repo` and the remote `build` commands. Like [`crate::args`], only clap structs.
+//! `repo`, `usage` and the remote `build` commands. Like [`crate::args`], only clap structs.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -136,6 +136,36 @@ pub(crate) enum OrgCommand {
     Create(OrgCreateArgs),
     /// List the orgs the token reaches.
     List(RemoteArgs),
+    /// Set an org's monthly credit limit (admin); its builds over it end in error.
+    SetCredits(OrgCreditsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct OrgCreditsArgs {
+    /// The org.
+    pub(crate) org: String,
+    /// Credits per calendar month (a credit: one second of a size-1 container, or of the
+    /// script process), or `none` to remove the limit.
+    pub(crate) credits: String,
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UsageArgs {
+    /// The org.
+    pub(crate) org: String,
+    /// The first day, YYYY-MM-DD (UTC) [default: the first of this month].
+    #[arg(long, value_name = "DATE")]
+    pub(crate) from: Option<String>,
+    /// The last day, included, YYYY-MM-DD (UTC) [default: today].
+    #[arg(long, value_name = "DATE")]
+    pub(crate) to: Option<String>,
+    /// The server's answer as JSON instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
 }
 
 #[derive(Debug, Args)]

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use monkeyci_protocol::error_chain as chain;
-use monkeyci_protocol::{ContainerRequest, ContainerResult, EventKind, JobStatus, Masker, OutputStream, ParamMap};
+use monkeyci_protocol::{
+    ContainerRequest, ContainerResult, ContainerSpec, EventKind, JobStatus, Masker, OutputStream, ParamMap,
+};
 use tokio::sync::{mpsc, watch};
 
 use crate::engine::{self, BoxFuture, ContainerEngine, EngineError, EngineJob};
@@ -95,7 +97,7 @@ pub(crate) async fn run_job(
     let last = events.reserve_last().await;
     let result = match prepare::create(&build.dirs, &id, &request.job_id, &request.spec, secrets).await {
         Ok((job, layout)) => {
-            let mut progress = Progress::new(events.clone(), &request.spec.script, engine.name(), &job.image);
+            let mut progress = Progress::new(events.clone(), &request.spec, engine.name(), &job.image);
             let mut result = execute(&engine, &build, &mut progress, &job, &layout, &request, stop).await;
             engine.cleanup(&job).await;
             progress.notes(save::mask_logs(&build.masker, &layout, request.spec.script.len()).await);
@@ -369,6 +371,8 @@ struct Progress {
     script: Vec<String>,
     engine: &'static str,
     image: String,
+    /// The container's size, sent with its start for metering.
+    size: u32,
     /// The `container/start` event arrived: the start file was seen.
     started: bool,
     /// The last command that exited non-zero.
@@ -378,12 +382,13 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(events: JobEvents, script: &[String], engine: &'static str, image: &str) -> Progress {
+    fn new(events: JobEvents, spec: &ContainerSpec, engine: &'static str, image: &str) -> Progress {
         Progress {
             outbox: Outbox::new(events),
-            script: script.to_vec(),
+            script: spec.script.clone(),
             engine,
             image: image.to_owned(),
+            size: spec.size.max(1),
             started: false,
             last_failed: None,
             script_end: None,
@@ -434,6 +439,7 @@ impl Progress {
                     job_id,
                     image: self.image.clone(),
                     engine: self.engine.into(),
+                    size: Some(self.size),
                 });
             }
             ContainerEvent::CommandStart { command, .. } => {

@@ -1,8 +1,9 @@
 //! A client of the server's REST API and live events: what the `monkeyci` command (and remote
 //! agents) use to talk to a server. HTTP/1.1 over TCP, `http://` only.
 //!
-//! It knows the API's paths and bodies ([`crate::model`], [`crate::api`]) and turns error
-//! answers into [`ClientError::Api`] with the server's code and message. It prints nothing.
+//! It knows the API's paths and bodies ([`crate::model`], [`crate::usage`], [`crate::api`])
+//! and turns error answers into [`ClientError::Api`] with the server's code and message. It
+//! prints nothing.
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use tokio::net::TcpStream;
 
 use crate::api::{ErrorBody, Queued, Trigger};
 use crate::model::{Build, BuildEnd, NewToken, Org, Record, RecordBody, Repo};
+use crate::usage::{CreditLimit, Usage};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -239,6 +241,24 @@ impl Client {
         }
         self.send(self.request(Method::DELETE, &path).body(Full::new(Bytes::new()))?).await?;
         Ok(())
+    }
+
+    /// What the org's builds that ended from `from` to `to` used (days `YYYY-MM-DD`, UTC, both
+    /// included; `None`: from the first of this month, to today).
+    pub async fn usage(&self, org: &str, from: Option<&str>, to: Option<&str>) -> Result<Usage, ClientError> {
+        let mut path = format!("/api/v1/orgs/{}/usage?", path_segment(org));
+        for (name, day) in [("from", from), ("to", to)] {
+            if let Some(day) = day {
+                path.push_str(&format!("{name}={}&", path_segment(day)));
+            }
+        }
+        self.call(Method::GET, path.trim_end_matches(['?', '&']), None::<&()>).await
+    }
+
+    /// Sets (or with `None` removes) the org's monthly credit limit (admin).
+    pub async fn set_credits(&self, org: &str, monthly_limit: Option<i64>) -> Result<CreditLimit, ClientError> {
+        let path = format!("/api/v1/orgs/{}/credits", path_segment(org));
+        self.call(Method::PUT, &path, Some(&CreditLimit { monthly_limit })).await
     }
 
     /// Follows a build's records over server-sent events from after `after`, handing each to

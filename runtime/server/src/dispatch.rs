@@ -50,7 +50,7 @@ impl Dispatch {
     /// A build whose repository was removed meanwhile ends in error, and the next is taken.
     pub async fn claim(&self, agent: &str) -> Result<Option<Claim>, DispatchError> {
         loop {
-            let Some(build) = self.db.claim_build(agent).await? else { return Ok(None) };
+            let Some(build) = crate::meter::claim(&self.db, &self.streams, agent).await? else { return Ok(None) };
             match self.db.repo(&build.org, &build.repo).await? {
                 Some((repo, _)) => {
                     let last_seq = self.db.last_seq(&build.id).await?;

@@ -2,10 +2,12 @@
 //!
 //! `monkeyci server` is [`Server`]: one process with a database ([`db`]: SQLite in the data
 //! dir, or PostgreSQL), the HTTP API ([`api`]), every build's stream of records ([`stream`],
-//! kept in the database and followed live), and an embedded [`agent`] that claims queued
-//! builds and runs them with `monkeyci-build`, the same code as `monkeyci build run`. Remote
-//! agents (`monkeyci agent`) run the same [`agent`] over HTTP ([`remote_link`]); both reach
-//! the queue through the agent protocol ([`link`], served by [`dispatch`]).
+//! kept in the database and followed live), an embedded [`agent`] that claims queued
+//! builds and runs them with `monkeyci-build`, the same code as `monkeyci build run`, and the
+//! [`meter`], which records what each ended build used ([`usage`]) and refuses builds of orgs
+//! over their credit limit. Remote agents (`monkeyci agent`) run the same [`agent`] over HTTP
+//! ([`remote_link`]); both reach the queue through the agent protocol ([`link`], served by
+//! [`dispatch`]).
 //!
 //! This crate owns the service around builds: who may do what ([`auth`]), what is queued,
 //! and what each build showed. It never runs a pipeline step itself (that is
@@ -23,12 +25,14 @@ pub mod db;
 pub mod dispatch;
 pub mod ids;
 pub mod link;
+pub mod meter;
 pub mod metrics;
 pub mod model;
-pub mod remote_link;
 pub mod params;
+pub mod remote_link;
 pub mod secrets;
 pub mod stream;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -162,6 +166,7 @@ impl Server {
         let state =
             api::AppState { db: self.db.clone(), streams, agent: agent.clone(), shutdown: Arc::clone(&shutdown) };
         let agent_task = agent.map(|agent| tokio::spawn(agent.run()));
+        let meter = tokio::spawn(meter::run(self.db.clone(), streams_for_reaper.clone()));
         let reaper = tokio::spawn(reap_lost_builds(self.db.clone(), streams_for_reaper, self.config.agent_timeout));
         let addr = self.listener.local_addr().map_err(|source| Error::Listen { addr: self.config.listen, source })?;
         let counts = Arc::new(metrics::Metrics::default());
@@ -177,6 +182,7 @@ impl Server {
             })
             .await;
         reaper.abort();
+        meter.abort();
         if let Some(task) = agent_task {
             task.abort();
             let _ = task.await;

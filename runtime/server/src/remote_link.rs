@@ -160,7 +160,8 @@ impl Link for HttpLink {
 
     async fn params(&self, build_id: &str, build_token: &str) -> Result<ParamMap, LinkError> {
         // With the build's own token, not the agent's: only it reaches the values.
-        let client = Client::new(self.client.url(), build_token).map_err(|err| LinkError::Unreachable(Box::new(err)))?;
+        let client =
+            Client::new(self.client.url(), build_token).map_err(|err| LinkError::Unreachable(Box::new(err)))?;
         let path = format!("/api/v1/builds/{}/params", crate::client::path_segment(build_id));
         match tokio::time::timeout(REQUEST_TIMEOUT, client.call(Method::GET, &path, None::<&()>)).await {
             Ok(Ok(params)) => Ok(params),

@@ -1,7 +1,9 @@
 //! A build's stream of records on the server: kept in the database first, then handed to
 //! whoever follows the build live (the in-process bus). A follower reads the database up to
 //! where it joined and the bus after, so nothing is lost or repeated, across reconnects too
-//! (records are numbered; SSE's `Last-Event-ID` says where a follower was).
+//! (records are numbered; SSE's `Last-Event-ID` says where a follower was). Whoever needs
+//! every build's end (the meter) hears of each build whose end record was kept
+//! ([`Streams::subscribe_ends`]).
 //!
 //! The writer masks every record with the build's secret values ([`Masker`]: the values and
 //! their base64 and URL forms become `***`) before it is kept or sent, whoever produced it (the
@@ -20,27 +22,48 @@ use crate::model::{BuildEnd, Line, Record, RecordBody, Status};
 /// How many records a live follower may fall behind before it reads the database instead.
 const LIVE_CAPACITY: usize = 1024;
 
+/// How many build ends a listener may fall behind before it is told it lagged.
+const ENDS_CAPACITY: usize = 256;
+
 /// Every build's live stream, in this process.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Streams {
     live: Arc<Mutex<HashMap<String, broadcast::Sender<Record>>>>,
+    ends: broadcast::Sender<String>,
+}
+
+impl Default for Streams {
+    fn default() -> Streams {
+        Streams { live: Arc::default(), ends: broadcast::channel(ENDS_CAPACITY).0 }
+    }
 }
 
 impl Streams {
+    /// Hears the id of every build whose end record is kept from now on. A listener that
+    /// falls behind gets `Lagged` and must look in the database for what it missed.
+    pub fn subscribe_ends(&self) -> broadcast::Receiver<String> {
+        self.ends.subscribe()
+    }
+
     /// Follows `build_id`'s records appended from now on.
     pub fn subscribe(&self, build_id: &str) -> broadcast::Receiver<Record> {
         self.live.lock().entry(build_id.to_owned()).or_insert_with(|| broadcast::channel(LIVE_CAPACITY).0).subscribe()
     }
 
-    /// Hands `records`, just stored, to the build's live followers.
+    /// Hands `records`, just stored, to the build's live followers (and its end to whoever
+    /// listens for ends).
     pub(crate) fn publish(&self, build_id: &str, records: &[Record]) {
+        let ended = records.iter().any(|r| r.body.is_end());
+        if ended {
+            // No listener: fine, the meter looks in the database when it starts.
+            let _ = self.ends.send(build_id.to_owned());
+        }
         let mut live = self.live.lock();
         let Some(sender) = live.get(build_id) else { return };
         for record in records {
             // No follower now: fine, the database has it.
             let _ = sender.send(record.clone());
         }
-        let ended = records.iter().any(|r| r.body.is_end());
         if ended || sender.receiver_count() == 0 {
             live.remove(build_id);
         }

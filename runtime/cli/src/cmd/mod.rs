@@ -9,6 +9,7 @@ mod params;
 mod records;
 mod remote;
 mod runtime;
+mod usage;
 
 use super::args::{BuildCommand, CacheCommand, Cli, Command};
 use crate::outcome::Outcome;
@@ -36,5 +37,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Org(command) => remote::org(command),
         Command::Repo(command) => remote::repo(command),
         Command::Param(command) => params::run(command),
+        Command::Usage(args) => usage::show(args),
     }
 }

@@ -1,6 +1,6 @@
-//! `monkeyci server`, `token`, `org`, `repo` and the remote `build trigger|show|watch|cancel`:
-//! turns arguments into calls of `monkeyci_server` (the server itself, or its client) and
-//! shows the answers. A watched build is shown by the same renderer as a local one.
+//! `monkeyci server`, `token`, `org` (credit limits too), `repo` and the remote
+//! `build trigger|show|watch|cancel`: turns arguments into calls of `monkeyci_server` (the
+//! server itself, or its client) and shows the answers. A watched build is shown by the same renderer as a local one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,6 +137,17 @@ pub(super) fn org(command: OrgCommand) -> anyhow::Result<Outcome> {
             OrgCommand::List(remote) => {
                 for org in client(&remote)?.orgs().await? {
                     println!("{}", org.id);
+                }
+            }
+            OrgCommand::SetCredits(args) => {
+                let limit = match args.credits.as_str() {
+                    "none" => None,
+                    n => Some(n.parse::<u32>().with_context(|| format!("{n:?}: give a number of credits, or none"))?),
+                };
+                let set = client(&args.remote)?.set_credits(&args.org, limit.map(i64::from)).await?;
+                match set.monthly_limit {
+                    Some(limit) => println!("org {} may use {limit} credits a month", args.org),
+                    None => println!("org {} has no credit limit", args.org),
                 }
             }
         }

@@ -85,7 +85,7 @@ pub(super) fn describe(event: &Event, state: &BuildState) -> Option<String> {
             1 => format!("[{job_id}] left a summary of 1 line (shown with the build's summary)"),
             n => format!("[{job_id}] left a summary of {n} lines (shown with the build's summary)"),
         },
-        EventKind::ContainerStart { job_id, image, engine } => {
+        EventKind::ContainerStart { job_id, image, engine, .. } => {
             format!("[{job_id}] container started: {image} ({engine})")
         }
         EventKind::CommandStart { job_id, command, line } => format!("[{job_id}] $ {line}  (command {command})"),

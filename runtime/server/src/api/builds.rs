@@ -183,7 +183,9 @@ async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<Build, A
     let build = state.db.build(id).await?.filter(|build| caller.reaches(&build.org));
     build.ok_or_else(|| match caller {
         Caller::Admin => ApiError::NotFound(format!("no build {id}")),
-        Caller::Org(_) | Caller::Agent | Caller::Build(_) => ApiError::Forbidden(format!("this token cannot reach build {id}")),
+        Caller::Org(_) | Caller::Agent | Caller::Build(_) => {
+            ApiError::Forbidden(format!("this token cannot reach build {id}"))
+        }
     })
 }
 

@@ -11,6 +11,7 @@ mod meta;
 mod orgs;
 mod params;
 mod state;
+mod usage;
 mod webhooks;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub use builds::{ListQuery, Queued, RecordsQuery, Trigger};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use orgs::{AddRepo, CreateOrg, CreateToken};
 pub use params::{PutParamSet, PutRepoParams};
+pub use usage::UsageQuery;
 pub use webhooks::Accepted;
 
 pub use state::AppState;
@@ -42,6 +44,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(orgs::repos, orgs::add_repo))
         .routes(routes!(orgs::repo))
         .routes(routes!(builds::trigger))
+        .routes(routes!(usage::usage))
+        .routes(routes!(usage::set_credits))
         .routes(routes!(orgs::create_token))
         .routes(routes!(builds::list))
         .routes(routes!(builds::show))

@@ -237,7 +237,7 @@ pub(super) async fn create_token(
     Ok((StatusCode::CREATED, Json(NewToken { token, admin: body.admin, org: body.org, agent: false })))
 }
 
-async fn known_org(state: &AppState, org: &str) -> Result<(), ApiError> {
+pub(super) async fn known_org(state: &AppState, org: &str) -> Result<(), ApiError> {
     match state.db.org(org).await? {
         Some(_) => Ok(()),
         None => Err(ApiError::NotFound(format!("no org {org:?}"))),

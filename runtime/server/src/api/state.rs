@@ -51,7 +51,9 @@ impl FromRequestParts<AppState> for Caller {
 pub(super) fn admin_only(caller: &Caller) -> Result<(), ApiError> {
     match caller {
         Caller::Admin => Ok(()),
-        Caller::Org(_) | Caller::Agent | Caller::Build(_) => Err(ApiError::Forbidden("this needs an admin token".to_owned())),
+        Caller::Org(_) | Caller::Agent | Caller::Build(_) => {
+            Err(ApiError::Forbidden("this needs an admin token".to_owned()))
+        }
     }
 }
 

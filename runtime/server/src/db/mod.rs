@@ -8,6 +8,7 @@
 pub mod agents;
 mod batch;
 mod params;
+mod usage;
 
 use std::time::Duration;
 
@@ -607,6 +608,7 @@ fn migrator() -> Migrator {
         (1, "init", include_str!("../../migrations/0001_init.sql")),
         (2, "agents", include_str!("../../migrations/0002_agents.sql")),
         (3, "params", include_str!("../../migrations/0003_params.sql")),
+        (4, "usage", include_str!("../../migrations/0004_usage.sql")),
     ];
     Migrator::with_migrations(
         migrations
