@@ -243,7 +243,8 @@ impl Agent {
             jobs: Vec::new(),
             max_parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),
             fail_fast: false,
-            approvals: monkeyci_build::api::Approvals::default(),
+            // Blocked jobs wait for a decision through the API.
+            approvals: crate::approvals::for_build(self.inner.db.clone(), build.id.clone()),
             build_dir: Some(dir.join("record")),
             engine: config.engine,
             store_root: config.cache_dir.clone(),

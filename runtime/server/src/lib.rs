@@ -14,6 +14,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod approvals;
 pub mod auth;
 pub mod client;
 pub mod config;

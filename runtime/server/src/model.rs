@@ -130,6 +130,9 @@ pub struct Build {
     pub started_ms: Option<i64>,
     /// When it ended.
     pub ended_ms: Option<i64>,
+    /// The build this one retries, if it is a retry.
+    #[serde(default)]
+    pub retry_of: Option<String>,
 }
 
 impl Build {

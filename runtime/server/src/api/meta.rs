@@ -35,6 +35,7 @@ pub(super) fn skeleton() -> OpenApi {
         .tags(Some([
             tag("orgs", "Orgs, their repositories, and tokens"),
             tag("builds", "Builds and their streams of records"),
+            tag("live", "Live events of an org or a repository: every build's records in one order"),
             tag("webhooks", "Forge deliveries that queue builds"),
             tag("server", "The server itself"),
         ]))

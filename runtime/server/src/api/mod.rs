@@ -6,6 +6,8 @@
 
 mod builds;
 mod error;
+mod jobs;
+mod live;
 mod meta;
 mod orgs;
 mod state;
@@ -21,6 +23,8 @@ use utoipa_axum::routes;
 
 pub use builds::{ListQuery, Queued, RecordsQuery, Trigger};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use jobs::{Decided, Job, JobCommand, JobLog, LogKind, LogLine, LogsQuery};
+pub use live::{OrgRecord, OrgRecordBody};
 pub use orgs::{AddRepo, CreateOrg, CreateToken};
 pub use webhooks::Accepted;
 
@@ -45,6 +49,15 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(builds::cancel))
         .routes(routes!(builds::records))
         .routes(routes!(builds::events))
+        .routes(routes!(jobs::jobs))
+        .routes(routes!(jobs::logs))
+        .routes(routes!(jobs::retry))
+        .routes(routes!(jobs::approve))
+        .routes(routes!(jobs::reject))
+        .routes(routes!(live::org_events))
+        .routes(routes!(live::org_records))
+        .routes(routes!(live::repo_events))
+        .routes(routes!(live::repo_records))
         .routes(routes!(webhooks::receive).layer(webhook_body))
         .routes(routes!(webhooks::receive_for_repo).layer(webhook_body))
 }

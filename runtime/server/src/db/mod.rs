@@ -14,6 +14,9 @@ use sqlx::{AnyPool, AssertSqlSafe, Row, SqlSafeStr};
 
 use crate::model::{Build, Org, Record, RecordBody, Repo, Status};
 
+pub mod jobs_api;
+mod org_log;
+
 /// Why the database could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -95,6 +98,8 @@ pub struct NewBuild {
     pub author: Option<String>,
     /// The files the push changed, when the forge listed them.
     pub changed: Option<Vec<String>>,
+    /// The build this one retries.
+    pub retry_of: Option<String>,
 }
 
 /// Which builds to list, newest first.
@@ -130,7 +135,7 @@ pub const AGENT_LOST: &str = "agent lost";
 const REPO_COLUMNS: &str = "org_id, name, url, main_branch, labels, webhook_secret, created_ms";
 
 const BUILD_COLUMNS: &str = "id, org_id, repo, number, status, source, trigger_kind, git_ref, commit_sha, \
-     before_sha, message, author, changes, error, agent, created_ms, started_ms, ended_ms";
+     before_sha, message, author, changes, error, agent, created_ms, started_ms, ended_ms, retry_of";
 
 impl Db {
     /// Opens the database at `url` (`sqlite://PATH` or `postgres://...`), creating an SQLite
@@ -546,6 +551,7 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
         }
+        org_log::note_records(&mut tx, build_id, records).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -581,7 +587,10 @@ impl Db {
 
 /// The migrations, embedded: one SQL text each for both databases, applied in order once.
 fn migrator() -> Migrator {
-    let migrations = [(1, "init", include_str!("../../migrations/0001_init.sql"))];
+    let migrations = [
+        (1, "init", include_str!("../../migrations/0001_init.sql")),
+        (5, "jobs_api", include_str!("../../migrations/0005_jobs_api.sql")),
+    ];
     Migrator::with_migrations(
         migrations
             .into_iter()
@@ -608,8 +617,8 @@ async fn insert_build(tx: &mut sqlx::Transaction<'_, sqlx::Any>, new: &NewBuild)
     .try_get(0)?;
     let sql = format!(
         "INSERT INTO builds (id, org_id, repo, number, status, source, trigger_kind, git_ref, commit_sha, \
-         before_sha, message, author, changes, created_ms) \
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {BUILD_COLUMNS}"
+         before_sha, message, author, changes, created_ms, retry_of) \
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {BUILD_COLUMNS}"
     );
     let row = sqlx::query(AssertSqlSafe(sql))
         .bind(&id)
@@ -625,9 +634,12 @@ async fn insert_build(tx: &mut sqlx::Transaction<'_, sqlx::Any>, new: &NewBuild)
         .bind(new.author.as_deref())
         .bind(changes)
         .bind(now)
+        .bind(new.retry_of.as_deref())
         .fetch_one(&mut **tx)
         .await?;
-    build_from_row(&row)
+    let build = build_from_row(&row)?;
+    org_log::note_queued(tx, &build).await?;
+    Ok(build)
 }
 
 fn build_from_row(row: &AnyRow) -> Result<Build, DbError> {
@@ -657,6 +669,7 @@ fn build_from_row(row: &AnyRow) -> Result<Build, DbError> {
         created_ms: row.try_get(15)?,
         started_ms: row.try_get(16)?,
         ended_ms: row.try_get(17)?,
+        retry_of: row.try_get(18)?,
     })
 }
 
