@@ -122,11 +122,11 @@ impl Db {
              LEFT JOIN build_events e ON e.build_id = o.build_id AND e.seq = o.seq \
              WHERE o.org_id = $1 AND o.n > $2";
         let query = match repo {
-            Some(repo) => sqlx::query(sqlx::AssertSqlSafe(format!("{base} AND o.repo = $4 ORDER BY o.n LIMIT $3")))
+            Some(repo) => sqlx::query(sqlx::AssertSqlSafe(format!("{base} AND o.repo = $3 ORDER BY o.n LIMIT $4")))
                 .bind(org)
                 .bind(after)
-                .bind(limit)
-                .bind(repo.to_owned()),
+                .bind(repo.to_owned())
+                .bind(limit),
             None => sqlx::query(sqlx::AssertSqlSafe(format!("{base} ORDER BY o.n LIMIT $3")))
                 .bind(org)
                 .bind(after)
@@ -148,5 +148,90 @@ impl Db {
                 Ok(OrgEntry { n: row.try_get(0)?, repo: row.try_get(1)?, build_id: row.try_get(2)?, record })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{NewBuild, NewRepo};
+    use crate::model::{Line, RecordBody};
+
+    async fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        db.create_org("acme").await.unwrap();
+        for name in ["one", "two"] {
+            let repo = NewRepo {
+                org: "acme".into(),
+                name: name.into(),
+                url: "file:///x".into(),
+                main_branch: "main".into(),
+                labels: Vec::new(),
+                webhook_secret: None,
+            };
+            db.create_repo(&repo).await.unwrap();
+        }
+        (dir, db)
+    }
+
+    fn queue(repo: &str) -> NewBuild {
+        NewBuild {
+            org: "acme".into(),
+            repo: repo.into(),
+            source: "api".into(),
+            trigger: "manual".into(),
+            ..NewBuild::default()
+        }
+    }
+
+    fn line(seq: i64, text: &str) -> Record {
+        Record {
+            seq,
+            body: RecordBody::Line(Line { stream: monkeyci_protocol::OutputStream::Stdout, line: text.into() }),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_orgs_stream_numbers_queued_builds_and_their_records_in_one_order() {
+        let (_dir, db) = db().await;
+        let one = db.queue_build(&queue("one")).await.unwrap();
+        let two = db.queue_build(&queue("two")).await.unwrap();
+        db.append_records(&one.id, &[line(1, "a"), line(2, "b")]).await.unwrap();
+        db.append_records(&two.id, &[line(1, "c")]).await.unwrap();
+        let all = db.org_entries("acme", None, 0, 100).await.unwrap();
+        let seen: Vec<(i64, &str, Option<i64>)> =
+            all.iter().map(|e| (e.n, e.build_id.as_str(), e.record.as_ref().map(|r| r.seq))).collect();
+        assert_eq!(
+            seen,
+            [
+                (1, one.id.as_str(), None),
+                (2, two.id.as_str(), None),
+                (3, &one.id, Some(1)),
+                (4, &one.id, Some(2)),
+                (5, &two.id, Some(1))
+            ]
+        );
+        assert_eq!(db.org_entries("acme", None, 3, 100).await.unwrap().first().map(|e| e.n), Some(4), "after 3");
+        let of_two: Vec<i64> = db.org_entries("acme", Some("two"), 0, 100).await.unwrap().iter().map(|e| e.n).collect();
+        assert_eq!(of_two, [2, 5]);
+        assert_eq!(db.org_entries("acme", None, 0, 2).await.unwrap().len(), 2, "a page");
+    }
+
+    #[tokio::test]
+    async fn a_job_is_decided_once_while_it_waits_in_a_running_build() {
+        let (_dir, db) = db().await;
+        let build = db.queue_build(&queue("one")).await.unwrap();
+        assert!(!db.decide(&build.id, "deploy", true).await.unwrap(), "nobody asked");
+        assert_eq!(db.claim_build("agent").await.unwrap().map(|b| b.id), Some(build.id.clone()));
+        assert_eq!(db.ask_approval(&build.id, "deploy").await.unwrap(), Decision::Waiting);
+        assert!(!db.decide(&build.id, "other", true).await.unwrap(), "another job does not wait");
+        assert!(db.decide(&build.id, "deploy", false).await.unwrap());
+        assert!(!db.decide(&build.id, "deploy", true).await.unwrap(), "decided once");
+        assert_eq!(db.approval(&build.id, "deploy").await.unwrap(), Some(Decision::Rejected));
+        assert_eq!(db.ask_approval(&build.id, "deploy").await.unwrap(), Decision::Rejected, "asked again: it stands");
+        assert_eq!(db.ask_approval(&build.id, "late").await.unwrap(), Decision::Waiting);
+        db.finish_build(&build.id, crate::model::Status::Canceled, None).await.unwrap();
+        assert!(!db.decide(&build.id, "late", true).await.unwrap(), "the build is over");
     }
 }
