@@ -84,3 +84,7 @@ mod server;
 /// Forge webhooks into `monkeyci server`: signed real payloads start builds; bad signatures,
 /// deletions, pings and redeliveries start nothing; a burst of 200 loses none.
 mod webhooks;
+
+/// The API of builds run by a server, with the CLI against it: jobs and their logs, retry,
+/// approvals of blocked jobs, `build list` filters, an org's live events, org scopes.
+mod api;
