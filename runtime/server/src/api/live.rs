@@ -52,7 +52,7 @@ pub struct OrgRecord {
 #[serde(tag = "kind", content = "data", rename_all = "lowercase")]
 pub enum OrgRecordBody {
     /// A build was queued: the build, as it stands when read.
-    Queued(Build),
+    Queued(Box<Build>),
     /// An event of the build: a `monkeyci_protocol::Event`.
     #[schema(value_type = Object)]
     Event(monkeyci_protocol::Event),
@@ -103,7 +103,7 @@ async fn page(state: &AppState, org: &str, repo: Option<&str>, after: i64) -> Re
                 },
             ),
             None => match state.db.build(&build_id).await? {
-                Some(build) => (0, OrgRecordBody::Queued(build)),
+                Some(build) => (0, OrgRecordBody::Queued(Box::new(build))),
                 None => continue,
             },
         };
