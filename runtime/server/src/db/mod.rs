@@ -605,6 +605,7 @@ async fn insert_build(tx: &mut sqlx::Transaction<'_, sqlx::Any>, new: &NewBuild)
     let now = now();
     let id = crate::ids::new_build_id(now).map_err(|e| DbError::Sql(sqlx::Error::Io(e)))?;
     let changes = new.changed.as_ref().map(to_json);
+    org_log::note_queued(tx, &new.org, &new.repo, &id).await?;
     // The row lock this takes holds other builds of the repository until the commit.
     let number: i64 = sqlx::query(
         "UPDATE repos SET last_build = last_build + 1 WHERE org_id = $1 AND name = $2 RETURNING last_build",
@@ -637,9 +638,7 @@ async fn insert_build(tx: &mut sqlx::Transaction<'_, sqlx::Any>, new: &NewBuild)
         .bind(new.retry_of.as_deref())
         .fetch_one(&mut **tx)
         .await?;
-    let build = build_from_row(&row)?;
-    org_log::note_queued(tx, &build).await?;
-    Ok(build)
+    build_from_row(&row)
 }
 
 fn build_from_row(row: &AnyRow) -> Result<Build, DbError> {

@@ -6,7 +6,7 @@
 
 use sqlx::Row;
 
-use crate::model::{Build, Record};
+use crate::model::Record;
 
 /// Numbers `records` of `build_id` in its org's stream, in the transaction that keeps them.
 pub(super) async fn note_records(
@@ -24,9 +24,16 @@ pub(super) async fn note_records(
     note(tx, &org, &repo, build_id, &seqs).await
 }
 
-/// Notes a build just queued in its org's stream, in the transaction that queues it.
-pub(super) async fn note_queued(tx: &mut sqlx::Transaction<'_, sqlx::Any>, build: &Build) -> Result<(), sqlx::Error> {
-    note(tx, &build.org, &build.repo, &build.id, &[0]).await
+/// Notes a build queued in its org's stream, first in the transaction that queues it: the
+/// org's row is taken before the repository's (whose row numbers the build), so two
+/// transactions that take both take them in the same order and cannot wait on each other.
+pub(super) async fn note_queued(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    org: &str,
+    repo: &str,
+    build_id: &str,
+) -> Result<(), sqlx::Error> {
+    note(tx, org, repo, build_id, &[0]).await
 }
 
 /// Takes the next numbers of `org`'s stream (holding its row until the commit, so entries
