@@ -90,6 +90,9 @@ mod agents;
 /// deletions, pings and redeliveries start nothing; a burst of 200 loses none.
 mod webhooks;
 
+/// The API of builds run by a server, with the CLI against it: jobs and their logs, retry,
+/// approvals of blocked jobs, `build list` filters, an org's live events, org scopes.
+mod api;
 /// Params on `monkeyci server` (issue 11): a pipeline reads a param and shows it every way it
 /// can, and no record, event stream, log or API answer shows it; label filters; nothing in
 /// clear in the database; build tokens reach only their running build; org tokens only their

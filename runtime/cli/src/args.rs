@@ -12,7 +12,15 @@ use monkeyci_jobs::EngineChoice;
 
 /// MonkeyCI: CI pipelines written in Rust.
 #[derive(Debug, Parser)]
-#[command(name = "monkeyci", version, about, long_about = None)]
+#[command(
+    name = "monkeyci",
+    version,
+    about,
+    long_about = None,
+    after_help = "Commands that talk to a server take --server and --token, else MONKEYCI_SERVER and \
+        MONKEYCI_TOKEN, else `server = \"http://...\"` and `token = \"mci_...\"` in \
+        $XDG_CONFIG_HOME/monkeyci/cli.toml (else ~/.config/monkeyci/cli.toml)."
+)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -82,10 +90,11 @@ pub(crate) enum BuildCommand {
     Verify(VerifyArgs),
     /// Run the pipeline crate's own unit tests (`cargo test`).
     Test(TestArgs),
-    /// List the recorded builds of a repository, newest first.
+    /// List the recorded builds of a repository, newest first; with a server (--server,
+    /// MONKEYCI_SERVER, or --repo/--status/--branch), the server's builds.
     List(ListArgs),
     /// Show a recorded build of this repository: its jobs, or one job's output and command
-    /// logs.
+    /// logs; with a server (--server or MONKEYCI_SERVER), a build on the server.
     Logs(LogsArgs),
     /// List the artifacts of a recorded build of this repository, or extract one.
     Artifacts(ArtifactsArgs),
@@ -97,6 +106,12 @@ pub(crate) enum BuildCommand {
     Watch(crate::remote_args::BuildIdArgs),
     /// Cancel a build on a server.
     Cancel(crate::remote_args::BuildIdArgs),
+    /// Queue a build on a server again: same repository, ref and commit (and --watch it).
+    Retry(crate::remote_args::RetryArgs),
+    /// Let a blocked job of a build on a server run.
+    Approve(crate::remote_args::JobDecisionArgs),
+    /// Keep a blocked job of a build on a server from running (it is skipped).
+    Reject(crate::remote_args::JobDecisionArgs),
 }
 
 /// When to ask about blocked jobs.
@@ -264,9 +279,21 @@ pub(crate) struct ListArgs {
     /// List the builds of every repository.
     #[arg(long)]
     pub(crate) all: bool,
-    /// At most this many builds, newest first; 0 lists them all.
+    /// At most this many builds, newest first; 0 lists them all (on a server, 1000).
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub(crate) limit: usize,
+    /// On a server: only this repository's builds.
+    #[arg(long = "repo", value_name = "ORG/REPO")]
+    pub(crate) repo: Option<String>,
+    /// On a server: only builds in this status (queued, running, success, failure, error,
+    /// canceled).
+    #[arg(long)]
+    pub(crate) status: Option<String>,
+    /// On a server: only builds of this branch.
+    #[arg(long)]
+    pub(crate) branch: Option<String>,
+    #[command(flatten)]
+    pub(crate) remote: crate::remote_args::RemoteArgs,
 }
 
 #[derive(Debug, Args)]
@@ -279,6 +306,11 @@ pub(crate) struct LogsArgs {
     pub(crate) second: Option<String>,
     #[command(flatten)]
     pub(crate) scope: RecordScope,
+    /// On a server: follow the job's log (or the build, without JOB) until it ends.
+    #[arg(long)]
+    pub(crate) follow: bool,
+    #[command(flatten)]
+    pub(crate) remote: crate::remote_args::RemoteArgs,
 }
 
 #[derive(Debug, Args)]

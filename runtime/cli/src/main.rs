@@ -19,6 +19,7 @@ mod paths;
 mod planfmt;
 mod remote_args;
 mod render;
+mod settings;
 
 use std::process::ExitCode;
 

@@ -88,13 +88,15 @@ pub(crate) struct AgentArgs {
     pub(crate) no_sandbox: bool,
 }
 
-/// Which server, as whom.
+/// Which server, as whom: the flags, else `MONKEYCI_SERVER`/`MONKEYCI_TOKEN`, else `server`
+/// and `token` in the settings file (`crate::settings`).
 #[derive(Debug, Args)]
 pub(crate) struct RemoteArgs {
-    /// The server's URL.
-    #[arg(long, env = "MONKEYCI_SERVER", value_name = "URL", default_value = "http://127.0.0.1:8080")]
-    pub(crate) server: String,
-    /// An API token.
+    /// The server's URL [default: `server` in $XDG_CONFIG_HOME/monkeyci/cli.toml (else
+    /// ~/.config/monkeyci/cli.toml), else http://127.0.0.1:8080].
+    #[arg(long, env = "MONKEYCI_SERVER", value_name = "URL")]
+    pub(crate) server: Option<String>,
+    /// An API token [default: `token` in that cli.toml].
     #[arg(long, env = "MONKEYCI_TOKEN", value_name = "TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
 }
@@ -245,6 +247,30 @@ pub(crate) struct BuildIdArgs {
     /// Plain time-stamped lines even on a terminal (watch).
     #[arg(long)]
     pub(crate) plain: bool,
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RetryArgs {
+    /// The build to run again: same repository, ref and commit.
+    pub(crate) id: String,
+    /// Follow the new build live and exit as `build watch` does.
+    #[arg(long)]
+    pub(crate) watch: bool,
+    /// Plain time-stamped lines even on a terminal (with --watch).
+    #[arg(long)]
+    pub(crate) plain: bool,
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JobDecisionArgs {
+    /// The build's id.
+    pub(crate) id: String,
+    /// The blocked job, waiting for approval.
+    pub(crate) job: String,
     #[command(flatten)]
     pub(crate) remote: RemoteArgs,
 }

@@ -255,7 +255,8 @@ impl<L: Link> Agent<L> {
             jobs: Vec::new(),
             max_parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),
             fail_fast: false,
-            approvals: monkeyci_build::api::Approvals::default(),
+            // Blocked jobs wait for a decision through the API.
+            approvals: crate::approvals::for_build(self.inner.link.clone(), build.id.clone()),
             build_dir: Some(dir.join("record")),
             engine: config.engine,
             store_root: config.cache_dir.clone(),

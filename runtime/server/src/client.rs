@@ -181,6 +181,29 @@ impl Client {
         self.call(Method::POST, &format!("/api/v1/builds/{}/cancel", path_segment(id)), None::<&()>).await
     }
 
+    /// A build's jobs.
+    pub async fn jobs(&self, id: &str) -> Result<Vec<crate::api::Job>, ClientError> {
+        self.call(Method::GET, &format!("/api/v1/builds/{}/jobs", path_segment(id)), None::<&()>).await
+    }
+
+    /// A job's log from line `offset`.
+    pub async fn job_log(&self, id: &str, job: &str, offset: u64) -> Result<crate::api::JobLog, ClientError> {
+        let path = format!("/api/v1/builds/{}/jobs/{}/logs?offset={offset}", path_segment(id), path_segment(job));
+        self.call(Method::GET, &path, None::<&()>).await
+    }
+
+    /// Queues a build again (same repository, ref and commit).
+    pub async fn retry(&self, id: &str) -> Result<Queued, ClientError> {
+        self.call(Method::POST, &format!("/api/v1/builds/{}/retry", path_segment(id)), None::<&()>).await
+    }
+
+    /// Approves (or rejects) a blocked job that waits for it.
+    pub async fn decide(&self, id: &str, job: &str, approve: bool) -> Result<crate::api::Decided, ClientError> {
+        let verb = if approve { "approve" } else { "reject" };
+        let path = format!("/api/v1/builds/{}/jobs/{}/{verb}", path_segment(id), path_segment(job));
+        self.call(Method::POST, &path, None::<&()>).await
+    }
+
     /// Records of a build after `after`, waiting up to `wait` for one (the long poll).
     pub async fn records(&self, id: &str, after: i64, wait: Duration) -> Result<Vec<Record>, ClientError> {
         let path = format!("/api/v1/builds/{}/records?after={after}&wait={}", path_segment(id), wait.as_secs());

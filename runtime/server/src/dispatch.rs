@@ -11,8 +11,9 @@ use std::sync::Arc;
 use monkeyci_protocol::{Masker, ParamMap};
 use parking_lot::Mutex;
 
+use crate::db::jobs_api::Decision;
 use crate::db::{Db, DbError};
-use crate::link::{Beat, Claim, EndBuild, Link, LinkError};
+use crate::link::{Approval, Beat, Claim, EndBuild, Link, LinkError};
 use crate::model::{RecordBody, Status};
 use crate::stream::{Streams, Writer, mask_body, masker_of};
 
@@ -109,6 +110,21 @@ impl Dispatch {
         Ok(ended)
     }
 
+    /// Notes that `job` of the running build waits for a decision; where it stands.
+    pub async fn approval(&self, build_id: &str, job: &str) -> Result<Approval, DispatchError> {
+        let Some(build) = self.db.build(build_id).await? else {
+            return Err(Refusal::NoBuild(build_id.to_owned()).into());
+        };
+        if build.status != Status::Running {
+            return Err(Refusal::NotRunning { id: build_id.to_owned(), status: build.status }.into());
+        }
+        Ok(match self.db.ask_approval(build_id, job).await? {
+            Decision::Waiting => Approval::Waiting,
+            Decision::Approved => Approval::Approved,
+            Decision::Rejected => Approval::Rejected,
+        })
+    }
+
     /// The masker of `build_id`'s params.
     async fn masker(&self, build_id: &str) -> Result<Arc<Masker>, DbError> {
         if let Some(masker) = self.maskers.lock().get(build_id) {
@@ -144,6 +160,10 @@ impl Link for Dispatch {
 
     async fn end(&self, build_id: &str, end: EndBuild) -> Result<bool, LinkError> {
         Ok(Dispatch::end(self, build_id, end).await?)
+    }
+
+    async fn approval(&self, build_id: &str, job: &str) -> Result<Approval, LinkError> {
+        Ok(Dispatch::approval(self, build_id, job).await?)
     }
 
     async fn params(&self, _build_id: &str, build_token: &str) -> Result<ParamMap, LinkError> {

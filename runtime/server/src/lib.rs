@@ -18,6 +18,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod approvals;
 pub mod auth;
 pub mod client;
 pub mod config;

@@ -50,6 +50,26 @@ pub struct Claim {
     pub build_token: String,
 }
 
+/// Where the decision about a blocked job stands
+/// (`POST /api/v1/agent/builds/{id}/jobs/{job}/approval`: asking notes that the job waits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    /// Nobody decided yet: ask again later.
+    Waiting,
+    /// It may run.
+    Approved,
+    /// It may not.
+    Rejected,
+}
+
+/// The answer about a blocked job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalState {
+    /// Where the decision stands.
+    pub decision: Approval,
+}
+
 /// `POST /api/v1/agent/builds/{id}/heartbeat`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HeartbeatRequest {
@@ -117,7 +137,7 @@ pub enum LinkError {
 
 /// How an agent reaches the server: claims builds, says they are alive, appends their records
 /// and ends them. The futures are `Send`, so builds run on tasks of their own.
-pub trait Link: std::fmt::Debug + Send + Sync + 'static {
+pub trait Link: std::fmt::Debug + Clone + Send + Sync + 'static {
     /// Claims the oldest queued build for `agent`, if there is one.
     fn claim(&self, agent: &str) -> impl Future<Output = Result<Option<Claim>, LinkError>> + Send;
 
@@ -134,6 +154,10 @@ pub trait Link: std::fmt::Debug + Send + Sync + 'static {
 
     /// Ends the build; `false` if it was over already.
     fn end(&self, build_id: &str, end: EndBuild) -> impl Future<Output = Result<bool, LinkError>> + Send;
+
+    /// Notes that `job` of the running build waits for a person's decision (asking again is
+    /// harmless) and says where that decision stands.
+    fn approval(&self, build_id: &str, job: &str) -> impl Future<Output = Result<Approval, LinkError>> + Send;
 
     /// The build's params, in clear, read with its own token (`Claim::build_token`).
     fn params(

@@ -138,6 +138,9 @@ pub struct Build {
     /// and its repository retries lost builds.
     #[serde(default)]
     pub retry_of_lost: Option<String>,
+    /// The build this one retries, if it is a retry.
+    #[serde(default)]
+    pub retry_of: Option<String>,
 }
 
 impl Build {

@@ -14,7 +14,8 @@ use hyper::{Method, StatusCode};
 
 use crate::client::{Client, ClientError};
 use crate::link::{
-    AppendRecords, Appended, Beat, Claim, ClaimRequest, EndBuild, Ended, HeartbeatRequest, Link, LinkError,
+    AppendRecords, Appended, Approval, ApprovalState, Beat, Claim, ClaimRequest, EndBuild, Ended, HeartbeatRequest,
+    Link, LinkError,
 };
 use crate::model::RecordBody;
 use monkeyci_protocol::ParamMap;
@@ -156,6 +157,12 @@ impl Link for HttpLink {
     async fn end(&self, build_id: &str, end: EndBuild) -> Result<bool, LinkError> {
         let ended: Ended = self.call(&build_path(build_id, "end"), &end).await?;
         Ok(ended.ended)
+    }
+
+    async fn approval(&self, build_id: &str, job: &str) -> Result<Approval, LinkError> {
+        let path = format!("{}/{}/approval", build_path(build_id, "jobs"), crate::client::path_segment(job));
+        let state: ApprovalState = self.call(&path, &()).await?;
+        Ok(state.decision)
     }
 
     async fn params(&self, build_id: &str, build_token: &str) -> Result<ParamMap, LinkError> {

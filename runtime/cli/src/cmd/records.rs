@@ -219,6 +219,9 @@ fn build_and_item(scope: &Scope, first: Option<String>, second: Option<String>) 
 }
 
 pub(super) fn logs(args: LogsArgs) -> anyhow::Result<Outcome> {
+    if args.follow {
+        bail!("--follow follows a build on a server: give --server or set MONKEYCI_SERVER");
+    }
     let builds_dir = builds_dir()?;
     let RecordScope { repo, all } = &args.scope;
     let scope = Scope::new(&builds_dir, repo, *all)?;

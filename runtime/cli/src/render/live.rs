@@ -22,7 +22,14 @@ pub(super) struct LiveBlock {
 }
 
 impl LiveBlock {
-    pub(super) fn update(&mut self, out: &mut Vec<u8>, view: &BuildState, update: &Update, color: bool) {
+    pub(super) fn update(
+        &mut self,
+        out: &mut Vec<u8>,
+        view: &BuildState,
+        update: &Update,
+        color: bool,
+        server_build: Option<&str>,
+    ) {
         let scroll = match update {
             Update::ScriptLine(_, line) => Some(format!("[script] {line}")),
             Update::Event(event) => match &event.kind {
@@ -33,8 +40,8 @@ impl LiveBlock {
                 | EventKind::JobBlocked { .. }
                 | EventKind::ScriptSuspended { .. }
                 | EventKind::ScriptResumed { .. }
-                | EventKind::ScriptEnd { .. } => describe(event, view),
-                EventKind::JobEnd { status, .. } if status.is_failure() => describe(event, view),
+                | EventKind::ScriptEnd { .. } => describe(event, view, server_build),
+                EventKind::JobEnd { status, .. } if status.is_failure() => describe(event, view, server_build),
                 _ => None,
             },
         };

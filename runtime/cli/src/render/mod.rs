@@ -23,7 +23,7 @@ pub(crate) fn job_log(events: &[monkeyci_protocol::Event], out: &mut Vec<u8>) {
     for event in events {
         state.apply(event);
         if event.kind.job_id().is_some() {
-            plain::event_line(out, event, &state);
+            plain::event_line(out, event, &state, None);
         }
     }
 }
@@ -55,13 +55,20 @@ pub(crate) struct Console {
     color: bool,
     /// While a question is asked: the updates that arrived, shown once it is answered.
     paused: Option<Vec<Update>>,
+    /// The id of the build on a server shown, if it is one.
+    server_build: Option<String>,
 }
 
 impl Console {
     pub(crate) fn new(style: Style) -> Console {
         let color = style == Style::Live && std::env::var_os("NO_COLOR").is_none();
         let live = (style == Style::Live).then(live::LiveBlock::default);
-        Console { state: BuildState::default(), live, color, paused: None }
+        Console { state: BuildState::default(), live, color, paused: None, server_build: None }
+    }
+
+    /// Shows build `id` of a server: a blocked job says how to approve it there.
+    pub(crate) fn of_server_build(self, id: &str) -> Console {
+        Console { server_build: Some(id.to_owned()), ..self }
     }
 
     /// Takes one update into account and shows it (once resumed, if paused).
@@ -75,8 +82,8 @@ impl Console {
         }
         let mut out = Vec::new();
         match &mut self.live {
-            Some(block) => block.update(&mut out, &self.state, update, self.color),
-            None => plain::line(&mut out, update, &self.state),
+            Some(block) => block.update(&mut out, &self.state, update, self.color, self.server_build.as_deref()),
+            None => plain::line(&mut out, update, &self.state, self.server_build.as_deref()),
         }
         emit(&out);
     }

@@ -11,21 +11,21 @@ use monkeyci_build::controller::Update;
 use monkeyci_build::state::BuildState;
 
 /// Writes the line for `update`, if it deserves one; `state` is the build with `update`
-/// applied.
-pub(super) fn line(out: &mut Vec<u8>, update: &Update, state: &BuildState) {
+/// applied; `server_build`: the id of the build on a server being shown, if it is one.
+pub(super) fn line(out: &mut Vec<u8>, update: &Update, state: &BuildState, server_build: Option<&str>) {
     match update {
         Update::ScriptLine(stream, line) => {
             let line = strip_ansi(line);
             let _ = writeln!(out, "{} [script] {}{line}", clock(monkeyci_protocol::now_ms()), marker(*stream));
         }
-        Update::Event(event) => event_line(out, event, state),
+        Update::Event(event) => event_line(out, event, state, server_build),
     }
 }
 
 /// Writes the line (or lines) for `event`, as [`line`] does: `monkeyci build logs JOB` shows a
 /// recorded job with these.
-pub(super) fn event_line(out: &mut Vec<u8>, event: &Event, state: &BuildState) {
-    if let Some(text) = describe(event, state) {
+pub(super) fn event_line(out: &mut Vec<u8>, event: &Event, state: &BuildState, server_build: Option<&str>) {
+    if let Some(text) = describe(event, state, server_build) {
         for text in text.lines() {
             let _ = writeln!(out, "{} {}", clock(event.time), strip_ansi(text));
         }
@@ -40,8 +40,9 @@ fn marker(stream: OutputStream) -> &'static str {
 }
 
 /// The text of an event's line, or `None` for events not worth one; `state` is the build
-/// with `event` applied (it knows which jobs may fail).
-pub(super) fn describe(event: &Event, state: &BuildState) -> Option<String> {
+/// with `event` applied (it knows which jobs may fail); `server_build` the id of the build on a
+/// server being shown (a blocked job there is approved with `monkeyci build approve`).
+pub(super) fn describe(event: &Event, state: &BuildState, server_build: Option<&str>) -> Option<String> {
     Some(match &event.kind {
         EventKind::ScriptStart { jobs, .. } => {
             let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
@@ -51,9 +52,13 @@ pub(super) fn describe(event: &Event, state: &BuildState) -> Option<String> {
             Some(message) => format!("script ended: {status}: {message}"),
             None => format!("script ended: {status}"),
         },
-        EventKind::JobBlocked { job_id } => {
-            format!("[{job_id}] blocked: waiting for approval (run with --approve {job_id} to let it run)")
-        }
+        EventKind::JobBlocked { job_id } => match server_build {
+            Some(build) => format!(
+                "[{job_id}] blocked: waiting for approval (`monkeyci build approve {build} {job_id}` lets it run, \
+                 `monkeyci build reject {build} {job_id}` skips it)"
+            ),
+            None => format!("[{job_id}] blocked: waiting for approval (run with --approve {job_id} to let it run)"),
+        },
         EventKind::JobUnblocked { job_id } => format!("[{job_id}] approved"),
         EventKind::JobStart { job_id, attempt } if *attempt > 1 => format!("[{job_id}] started (attempt {attempt})"),
         EventKind::JobStart { job_id, .. } => format!("[{job_id}] started"),
@@ -146,7 +151,18 @@ pub(super) fn strip_ansi(text: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::strip_ansi;
+    use super::*;
+
+    #[test]
+    fn a_blocked_job_says_how_to_approve_it_where_it_runs() {
+        let event = Event { time: 0, kind: EventKind::JobBlocked { job_id: "deploy".into() } };
+        let state = BuildState::default();
+        let local = describe(&event, &state, None).unwrap_or_default();
+        assert!(local.contains("run with --approve deploy"), "{local}");
+        let remote = describe(&event, &state, Some("b1")).unwrap_or_default();
+        assert!(remote.starts_with("[deploy] blocked: waiting for approval"), "{remote}");
+        assert!(remote.contains("`monkeyci build approve b1 deploy`"), "{remote}");
+    }
 
     #[test]
     fn strips_colors_and_charset_switches() {

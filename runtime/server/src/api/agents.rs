@@ -13,7 +13,8 @@ use crate::auth::Caller;
 use crate::db::agents::Refusal;
 use crate::dispatch::{Dispatch, DispatchError};
 use crate::link::{
-    AppendRecords, Appended, Beat, Claim, ClaimRequest, EndBuild, Ended, HeartbeatRequest, MAX_RECORDS_PER_APPEND,
+    AppendRecords, Appended, ApprovalState, Beat, Claim, ClaimRequest, EndBuild, Ended, HeartbeatRequest,
+    MAX_RECORDS_PER_APPEND,
 };
 
 /// A request made with an agent token.
@@ -158,4 +159,29 @@ pub(super) async fn end(
 ) -> Result<Json<Ended>, ApiError> {
     let ended = dispatch(&state).end(&id, body).await?;
     Ok(Json(Ended { ended }))
+}
+
+/// Notes that a blocked job of the running build waits for a person's decision (asking again
+/// is harmless) and answers where that decision stands; the agent asks again until it is
+/// taken.
+#[utoipa::path(
+    post, path = "/api/v1/agent/builds/{id}/jobs/{job}/approval", operation_id = "agent_approval", tag = "agents",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The build's id"), ("job" = String, Path, description = "The blocked job")),
+    responses(
+        (status = 200, description = "Where the decision stands", body = ApprovalState),
+        (status = 401, description = "No token, or not one of ours", body = ErrorBody),
+        (status = 403, description = "Not an agent token", body = ErrorBody),
+        (status = 404, description = "No such build", body = ErrorBody),
+        (status = 409, description = "The build is not running", body = ErrorBody),
+        (status = 500, description = "The server failed", body = ErrorBody),
+    )
+)]
+pub(super) async fn approval(
+    State(state): State<AppState>,
+    _agent: AgentToken,
+    Path((id, job)): Path<(String, String)>,
+) -> Result<Json<ApprovalState>, ApiError> {
+    let decision = dispatch(&state).approval(&id, &job).await?;
+    Ok(Json(ApprovalState { decision }))
 }

@@ -179,7 +179,7 @@ pub(super) async fn list(
 
 /// The build `id`, if the caller reaches it: otherwise 403 for an org token (so it cannot
 /// tell another org's build from none) and 404 for an admin.
-async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<Build, ApiError> {
+pub(super) async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<Build, ApiError> {
     let build = state.db.build(id).await?.filter(|build| caller.reaches(&build.org));
     build.ok_or_else(|| match caller {
         Caller::Admin => ApiError::NotFound(format!("no build {id}")),

@@ -36,6 +36,7 @@ pub(super) fn skeleton() -> OpenApi {
             tag("orgs", "Orgs, their repositories, and tokens"),
             tag("builds", "Builds and their streams of records"),
             tag("params", "Params: org param sets, repositories' own params, a build's params"),
+            tag("live", "Live events of an org or a repository: every build's records in one order"),
             tag("webhooks", "Forge deliveries that queue builds"),
             tag("agents", "The agent protocol: claim builds, heartbeats, records, ends (agent tokens only)"),
             tag("server", "The server itself"),

@@ -7,6 +7,8 @@
 mod agents;
 mod builds;
 mod error;
+mod jobs;
+mod live;
 mod meta;
 mod orgs;
 mod params;
@@ -24,6 +26,8 @@ use utoipa_axum::routes;
 
 pub use builds::{ListQuery, Queued, RecordsQuery, Trigger};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use jobs::{Decided, Job, JobCommand, JobLog, LogKind, LogLine, LogsQuery};
+pub use live::{OrgRecord, OrgRecordBody};
 pub use orgs::{AddRepo, CreateOrg, CreateToken};
 pub use params::{PutParamSet, PutRepoParams};
 pub use usage::UsageQuery;
@@ -56,12 +60,22 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::heartbeat))
         .routes(routes!(agents::append).layer(DefaultBodyLimit::max(crate::link::MAX_APPEND_BYTES)))
         .routes(routes!(agents::end))
+        .routes(routes!(agents::approval))
         .routes(routes!(params::list_sets))
         .routes(routes!(params::put_set, params::delete_set))
         .routes(routes!(params::delete_set_param))
         .routes(routes!(params::list_repo, params::put_repo))
         .routes(routes!(params::delete_repo_param))
         .routes(routes!(params::build))
+        .routes(routes!(jobs::jobs))
+        .routes(routes!(jobs::logs))
+        .routes(routes!(jobs::retry))
+        .routes(routes!(jobs::approve))
+        .routes(routes!(jobs::reject))
+        .routes(routes!(live::org_events))
+        .routes(routes!(live::org_records))
+        .routes(routes!(live::repo_events))
+        .routes(routes!(live::repo_records))
         .routes(routes!(webhooks::receive).layer(webhook_body))
         .routes(routes!(webhooks::receive_for_repo).layer(webhook_body))
 }

@@ -247,5 +247,6 @@ fn new_build(repo: &Repo, push: &Push) -> NewBuild {
         message: push.message.clone(),
         author,
         changed: push.files.complete.then(|| push.files.paths.clone()),
+        retry_of: None,
     }
 }

@@ -201,6 +201,7 @@ impl Db {
                 message: old.message,
                 author: old.author,
                 changed: old.changed,
+                retry_of: None,
             };
             let mut retry = insert_build(&mut tx, &new).await?;
             sqlx::query("UPDATE builds SET retry_of_lost = $1 WHERE id = $2")

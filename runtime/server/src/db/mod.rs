@@ -7,6 +7,8 @@
 
 pub mod agents;
 mod batch;
+pub mod jobs_api;
+mod org_log;
 mod params;
 mod usage;
 
@@ -127,6 +129,8 @@ pub struct NewBuild {
     pub author: Option<String>,
     /// The files the push changed, when the forge listed them.
     pub changed: Option<Vec<String>>,
+    /// The build this one retries.
+    pub retry_of: Option<String>,
 }
 
 /// Which builds to list, newest first.
@@ -162,7 +166,7 @@ pub const AGENT_LOST: &str = "agent lost";
 const REPO_COLUMNS: &str = "org_id, name, url, main_branch, labels, webhook_secret, created_ms, retry_lost";
 
 const BUILD_COLUMNS: &str = "id, org_id, repo, number, status, source, trigger_kind, git_ref, commit_sha, \
-     before_sha, message, author, changes, error, agent, created_ms, started_ms, ended_ms, retry_of_lost";
+     before_sha, message, author, changes, error, agent, created_ms, started_ms, ended_ms, retry_of_lost, retry_of";
 
 impl Db {
     /// Opens the database at `url` (`sqlite://PATH` or `postgres://...`), creating an SQLite
@@ -569,6 +573,7 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
         }
+        org_log::note_records(&mut tx, build_id, records).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -609,6 +614,7 @@ fn migrator() -> Migrator {
         (2, "agents", include_str!("../../migrations/0002_agents.sql")),
         (3, "params", include_str!("../../migrations/0003_params.sql")),
         (4, "usage", include_str!("../../migrations/0004_usage.sql")),
+        (5, "jobs_api", include_str!("../../migrations/0005_jobs_api.sql")),
     ];
     Migrator::with_migrations(
         migrations
@@ -704,6 +710,7 @@ async fn insert_build(tx: &mut sqlx::Transaction<'_, sqlx::Any>, new: &NewBuild)
     let now = now();
     let id = crate::ids::new_build_id(now).map_err(|e| DbError::Sql(sqlx::Error::Io(e)))?;
     let changes = new.changed.as_ref().map(to_json);
+    org_log::note_queued(tx, &new.org, &new.repo, &id).await?;
     // The row lock this takes holds other builds of the repository until the commit.
     let number: i64 = sqlx::query(
         "UPDATE repos SET last_build = last_build + 1 WHERE org_id = $1 AND name = $2 RETURNING last_build",
@@ -716,8 +723,8 @@ async fn insert_build(tx: &mut sqlx::Transaction<'_, sqlx::Any>, new: &NewBuild)
     .try_get(0)?;
     let sql = format!(
         "INSERT INTO builds (id, org_id, repo, number, status, source, trigger_kind, git_ref, commit_sha, \
-         before_sha, message, author, changes, created_ms) \
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING {BUILD_COLUMNS}"
+         before_sha, message, author, changes, created_ms, retry_of) \
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING {BUILD_COLUMNS}"
     );
     let row = sqlx::query(AssertSqlSafe(sql))
         .bind(&id)
@@ -733,6 +740,7 @@ async fn insert_build(tx: &mut sqlx::Transaction<'_, sqlx::Any>, new: &NewBuild)
         .bind(new.author.as_deref())
         .bind(changes)
         .bind(now)
+        .bind(new.retry_of.as_deref())
         .fetch_one(&mut **tx)
         .await?;
     build_from_row(&row)
@@ -766,6 +774,7 @@ fn build_from_row(row: &AnyRow) -> Result<Build, DbError> {
         started_ms: row.try_get(16)?,
         ended_ms: row.try_get(17)?,
         retry_of_lost: row.try_get(18)?,
+        retry_of: row.try_get(19)?,
     })
 }
 
