@@ -5,7 +5,7 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{BUILD_COLUMNS, Db, DbError, NewBuild, insert_build, now};
+use super::{BUILD_COLUMNS, Db, DbError, NewBuild, insert_build, insert_records, now};
 use crate::model::{Build, Record, RecordBody, Status};
 
 /// What a token may reach, as kept.
@@ -137,16 +137,7 @@ impl Db {
             .map(|(i, body)| Record { seq: first_seq + i as i64, body })
             .filter(|record| record.seq > last)
             .collect();
-        for record in &fresh {
-            let (kind, body) = record.body.kind_and_data();
-            sqlx::query("INSERT INTO build_events (build_id, seq, kind, body) VALUES ($1, $2, $3, $4)")
-                .bind(id)
-                .bind(record.seq)
-                .bind(kind)
-                .bind(body)
-                .execute(&mut *tx)
-                .await?;
-        }
+        insert_records(&mut tx, id, &fresh).await?;
         tx.commit().await?;
         Ok(Ok((fresh.last().map_or(last, |r| r.seq), fresh)))
     }

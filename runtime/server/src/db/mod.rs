@@ -563,17 +563,7 @@ impl Db {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        for record in records {
-            let (kind, body) = record.body.kind_and_data();
-            sqlx::query("INSERT INTO build_events (build_id, seq, kind, body) VALUES ($1, $2, $3, $4)")
-                .bind(build_id)
-                .bind(record.seq)
-                .bind(kind)
-                .bind(body)
-                .execute(&mut *tx)
-                .await?;
-        }
-        org_log::note_records(&mut tx, build_id, records).await?;
+        insert_records(&mut tx, build_id, records).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -704,6 +694,25 @@ async fn deliver_group(pool: AnyPool, group: Vec<Delivery>) {
             }
         }
     }
+}
+
+/// Stores `records` of a build's stream in `tx`, and notes them in its org's stream.
+async fn insert_records(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    build_id: &str,
+    records: &[Record],
+) -> Result<(), DbError> {
+    for record in records {
+        let (kind, body) = record.body.kind_and_data();
+        sqlx::query("INSERT INTO build_events (build_id, seq, kind, body) VALUES ($1, $2, $3, $4)")
+            .bind(build_id)
+            .bind(record.seq)
+            .bind(kind)
+            .bind(body)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(org_log::note_records(tx, build_id, records).await?)
 }
 
 async fn insert_build(tx: &mut sqlx::Transaction<'_, sqlx::Any>, new: &NewBuild) -> Result<Build, DbError> {
