@@ -280,3 +280,52 @@ fn a_cancel_reaches_a_build_on_a_remote_agent_at_its_next_heartbeat() {
         assert_whole(&server.records(&id), &id);
     }
 }
+
+const SECRET_AND_BLOCKED: &str = r#"
+use monkeyci_sdk::prelude::*;
+
+#[job]
+async fn uses_secret(ctx: &Ctx) -> Result<()> {
+    let token = ctx.param("REMOTE_TOKEN")?;
+    ctx.log(format!("token length {}", token.expose().len()));
+    ctx.log(format!("token is {}", token.expose()));
+    Ok(())
+}
+
+#[job(depends_on = [uses_secret], blocked)]
+async fn deploy(ctx: &Ctx) -> Result<()> {
+    ctx.log("deployed");
+    Ok(())
+}
+
+monkeyci_sdk::main!();
+"#;
+
+/// Issue 11: a remote agent reads its build's params with the build's own token (through its
+/// link, as the embedded agent does), the server masks what it appends, and a blocked job
+/// waits on the remote agent for a decision taken through the CLI.
+#[test]
+fn a_remote_build_gets_its_params_masked_and_waits_for_an_approval() {
+    let repo = TestRepo::with_pipeline("agents-params", SECRET_AND_BLOCKED);
+    for db in databases() {
+        let server = TestServer::start(&db, 0);
+        server.add_repo("acme", "app", repo.path());
+        let secret = "remote-s3cr3t-value";
+        let out = server.cli(&["param", "set", "acme/app", "REMOTE_TOKEN", secret]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let token = agent_token(&server);
+        let _agent = TestAgent::start(&server, &token, "agent-p", 1);
+        let id = server.trigger("acme", "app");
+        wait_for_record(&server, &id, "job/blocked");
+        let out = server.cli(&["build", "approve", &id, "deploy"]);
+        assert!(out.status.success(), "{db:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let build = server.wait_for_end(&id, Duration::from_secs(600));
+        let records = server.records(&id);
+        assert_eq!(build["status"], "success", "{db:?}: {build}\n{records:?}");
+        let lines = job_lines(&records);
+        assert!(lines.iter().any(|l| l == &format!("token length {}", secret.len())), "{db:?}: {lines:?}");
+        assert!(lines.iter().any(|l| l == "token is ***"), "{db:?}: {lines:?}");
+        assert!(lines.iter().any(|l| l == "deployed"), "{db:?}: the approved job ran: {lines:?}");
+        assert!(!format!("{records:?}").contains(secret), "{db:?}: the secret shows in the records");
+    }
+}
