@@ -146,23 +146,10 @@ mod tests {
     use monkeyci_protocol::{BuildStatus, ContainerSpec, Event, EventKind, JobStatus, PlannedJob};
 
     use super::*;
-    use crate::db::{NewBuild, NewRepo};
+    use crate::db::NewBuild;
 
     async fn db_with_repo() -> (tempfile::TempDir, Db) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
-        db.create_org("acme").await.unwrap();
-        let repo = NewRepo {
-            org: "acme".into(),
-            name: "app".into(),
-            url: "file:///x".into(),
-            main_branch: "main".into(),
-            labels: Vec::new(),
-            webhook_secret: None,
-            retry_lost: false,
-        };
-        db.create_repo(&repo).await.unwrap();
-        (dir, db)
+        crate::db::testing::acme_with(&["app"]).await
     }
 
     fn queue() -> NewBuild {

@@ -173,26 +173,13 @@ mod tests {
     use monkeyci_protocol::{Event, EventKind, OutputStream, ParamMap};
 
     use super::*;
-    use crate::db::{NewBuild, NewRepo};
+    use crate::db::NewBuild;
 
     const SECRET: &str = "hunter22-secret";
 
     #[tokio::test]
     async fn what_the_writer_keeps_and_sends_is_masked_whoever_sent_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let db = Db::open(&url).await.unwrap().with_server_key(crate::secrets::Key::generate().unwrap());
-        db.create_org("acme").await.unwrap();
-        let repo = NewRepo {
-            org: "acme".into(),
-            name: "app".into(),
-            url: "file:///x".into(),
-            main_branch: "main".into(),
-            labels: Vec::new(),
-            webhook_secret: None,
-            retry_lost: false,
-        };
-        db.create_repo(&repo).await.unwrap();
+        let (_dir, db) = crate::db::testing::acme_with(&["app"]).await;
         db.set_repo_params("acme", "app", &ParamMap::from([("T".to_owned(), SECRET.to_owned())])).await.unwrap();
         let new = NewBuild { org: "acme".into(), repo: "app".into(), source: "api".into(), ..NewBuild::default() };
         let build = db.queue_build(&new).await.unwrap();

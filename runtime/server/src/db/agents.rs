@@ -211,34 +211,17 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::NewRepo;
+    use crate::db::{NewRepo, testing};
     use crate::model::Line;
 
     async fn db_with_repo(retry_lost: bool) -> (tempfile::TempDir, Db) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
-        db.create_org("acme").await.unwrap();
-        let repo = NewRepo {
-            org: "acme".into(),
-            name: "app".into(),
-            url: "file:///x".into(),
-            main_branch: "main".into(),
-            labels: Vec::new(),
-            webhook_secret: None,
-            retry_lost,
-        };
-        db.create_repo(&repo).await.unwrap();
+        let (dir, db) = testing::acme_with(&[]).await;
+        db.create_repo(&NewRepo { retry_lost, ..testing::repo("app") }).await.unwrap();
         (dir, db)
     }
 
     fn new_build() -> NewBuild {
-        NewBuild {
-            org: "acme".into(),
-            repo: "app".into(),
-            source: "api".into(),
-            trigger: "manual".into(),
-            ..NewBuild::default()
-        }
+        testing::build("app")
     }
 
     fn lines(texts: &[&str]) -> Vec<RecordBody> {

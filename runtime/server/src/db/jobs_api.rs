@@ -154,26 +154,11 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{NewBuild, NewRepo};
+    use crate::db::NewBuild;
     use crate::model::{Line, RecordBody};
 
     async fn db() -> (tempfile::TempDir, Db) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
-        db.create_org("acme").await.unwrap();
-        for name in ["one", "two"] {
-            let repo = NewRepo {
-                org: "acme".into(),
-                name: name.into(),
-                url: "file:///x".into(),
-                main_branch: "main".into(),
-                labels: Vec::new(),
-                webhook_secret: None,
-                retry_lost: false,
-            };
-            db.create_repo(&repo).await.unwrap();
-        }
-        (dir, db)
+        crate::db::testing::acme_with(&["one", "two"]).await
     }
 
     fn queue(repo: &str) -> NewBuild {

@@ -315,21 +315,9 @@ mod tests {
     use crate::db::{NewBuild, NewRepo};
 
     async fn db() -> (tempfile::TempDir, Db) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let db = Db::open(&url).await.unwrap().with_server_key(Key::generate().unwrap());
-        db.create_org("acme").await.unwrap();
+        let (dir, db) = crate::db::testing::acme_with(&[]).await;
         for (name, labels) in [("web", vec!["env=prod".to_owned()]), ("lib", vec![])] {
-            let repo = NewRepo {
-                org: "acme".into(),
-                name: name.into(),
-                url: "file:///x".into(),
-                main_branch: "main".into(),
-                labels,
-                webhook_secret: None,
-                retry_lost: false,
-            };
-            db.create_repo(&repo).await.unwrap();
+            db.create_repo(&NewRepo { labels, ..crate::db::testing::repo(name) }).await.unwrap();
         }
         (dir, db)
     }
