@@ -25,10 +25,22 @@ const LIVE_CAPACITY: usize = 1024;
 /// How many build ends a listener may fall behind before it is told it lagged.
 const ENDS_CAPACITY: usize = 256;
 
+/// A record as live followers get it: encoded once (the SSE `event` and `data`), however
+/// many follow.
+#[derive(Debug)]
+pub struct LiveRecord {
+    /// The record.
+    pub record: Record,
+    /// Its kind, the SSE `event` name.
+    pub kind: &'static str,
+    /// Its data as JSON, the SSE `data`.
+    pub data: String,
+}
+
 /// Every build's live stream, in this process.
 #[derive(Debug, Clone)]
 pub struct Streams {
-    live: Arc<Mutex<HashMap<String, broadcast::Sender<Record>>>>,
+    live: Arc<Mutex<HashMap<String, broadcast::Sender<Arc<LiveRecord>>>>>,
     ends: broadcast::Sender<String>,
 }
 
@@ -46,7 +58,7 @@ impl Streams {
     }
 
     /// Follows `build_id`'s records appended from now on.
-    pub fn subscribe(&self, build_id: &str) -> broadcast::Receiver<Record> {
+    pub fn subscribe(&self, build_id: &str) -> broadcast::Receiver<Arc<LiveRecord>> {
         self.live.lock().entry(build_id.to_owned()).or_insert_with(|| broadcast::channel(LIVE_CAPACITY).0).subscribe()
     }
 
@@ -61,8 +73,9 @@ impl Streams {
         let mut live = self.live.lock();
         let Some(sender) = live.get(build_id) else { return };
         for record in records {
+            let (kind, data) = record.body.kind_and_data();
             // No follower now: fine, the database has it.
-            let _ = sender.send(record.clone());
+            let _ = sender.send(Arc::new(LiveRecord { record: record.clone(), kind, data }));
         }
         if ended || sender.receiver_count() == 0 {
             live.remove(build_id);
@@ -201,8 +214,10 @@ mod tests {
         assert!(writer.end_build(Status::Error, Some(format!("failed with {SECRET}"))).await.unwrap());
         let kept = db.records_after(&build.id, 0, 100).await.unwrap();
         let mut sent = Vec::new();
-        while let Ok(record) = live.try_recv() {
-            sent.push(record);
+        while let Ok(live) = live.try_recv() {
+            // What followers get is the record's one encoding.
+            assert_eq!((live.kind, live.data.clone()), live.record.body.kind_and_data());
+            sent.push(live.record.clone());
         }
         assert_eq!(kept, sent, "the same records kept and sent");
         let text = serde_json::to_string(&kept).unwrap();

@@ -287,7 +287,7 @@ pub(super) async fn records(
             () = &mut deadline => return Ok(Json(Vec::new())),
             () = state.shutdown.notified() => return Ok(Json(Vec::new())),
             next = live.recv() => match next {
-                Ok(record) if record.seq <= query.after => continue,
+                Ok(live) if live.record.seq <= query.after => continue,
                 // Whatever arrived (and any that came with it) is in the database now.
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
@@ -371,11 +371,13 @@ async fn follow(state: AppState, id: String, mut after: i64, tx: tokio::sync::mp
                 () = state.shutdown.notified() => return,
                 () = tx.closed() => return,
                 next = live.recv() => match next {
-                    Ok(record) if record.seq <= after => {}
-                    Ok(record) if record.seq == after + 1 => {
-                        after = record.seq;
-                        let end = record.body.is_end();
-                        if tx.send(sse_event(&record)).await.is_err() || end {
+                    Ok(live) if live.record.seq <= after => {}
+                    Ok(live) if live.record.seq == after + 1 => {
+                        after = live.record.seq;
+                        let end = live.record.body.is_end();
+                        // Encoded once for every follower.
+                        let event = SseEvent::default().id(after.to_string()).event(live.kind).data(&live.data);
+                        if tx.send(event).await.is_err() || end {
                             return;
                         }
                     }
