@@ -265,20 +265,8 @@ pub(super) async fn retry(
     if !build.status.is_final() {
         return Err(ApiError::Conflict(format!("build {id} is not over ({}): cancel it first", build.status)));
     }
-    let new = NewBuild {
-        org: build.org,
-        repo: build.repo,
-        source: "api".to_owned(),
-        trigger: build.trigger,
-        git_ref: build.git_ref,
-        // The commit it built, not the ref's head now.
-        commit: build.commit,
-        before: build.before,
-        message: build.message,
-        author: build.author,
-        changed: build.changed,
-        retry_of: Some(build.id),
-    };
+    let retry_of = Some(build.id.clone());
+    let new = NewBuild { source: "api".to_owned(), retry_of, ..NewBuild::again(build) };
     let queued = state.db.queue_build(&new).await?;
     if let Some(agent) = &state.agent {
         agent.wake();

@@ -179,21 +179,8 @@ impl Db {
                 lost.push((id, None));
                 continue;
             };
-            let old = super::build_from_row(&row)?;
-            let new = NewBuild {
-                org: old.org,
-                repo: old.repo,
-                source: old.source,
-                trigger: old.trigger,
-                git_ref: old.git_ref,
-                // The same commit: the retry builds what the lost build built.
-                commit: old.commit,
-                before: old.before,
-                message: old.message,
-                author: old.author,
-                changed: old.changed,
-                retry_of: None,
-            };
+            // The same commit: the retry builds what the lost build built.
+            let new = NewBuild::again(super::build_from_row(&row)?);
             let mut retry = insert_build(&mut tx, &new).await?;
             sqlx::query("UPDATE builds SET retry_of_lost = $1 WHERE id = $2")
                 .bind(&id)

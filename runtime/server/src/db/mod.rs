@@ -135,6 +135,26 @@ pub struct NewBuild {
     pub retry_of: Option<String>,
 }
 
+impl NewBuild {
+    /// `build` again: the same repository, ref and commit (the one it built, not the ref's
+    /// head now), with what its trigger said (source, message, author, changed files).
+    pub fn again(build: Build) -> NewBuild {
+        NewBuild {
+            org: build.org,
+            repo: build.repo,
+            source: build.source,
+            trigger: build.trigger,
+            git_ref: build.git_ref,
+            commit: build.commit,
+            before: build.before,
+            message: build.message,
+            author: build.author,
+            changed: build.changed,
+            retry_of: None,
+        }
+    }
+}
+
 /// Which builds to list, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct BuildFilter {
@@ -354,15 +374,6 @@ impl Db {
         Ok(())
     }
 
-    /// The scope of the token with this hash: (admin, org).
-    pub async fn token(&self, hash: &str) -> Result<Option<(bool, Option<String>)>, DbError> {
-        let row = sqlx::query("SELECT admin, org_id FROM tokens WHERE hash = $1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| Ok((row.try_get::<i64, _>(0)? != 0, row.try_get(1)?))).transpose()
-    }
-
     /// Whether any admin token exists.
     pub async fn has_admin_token(&self) -> Result<bool, DbError> {
         let row = sqlx::query("SELECT COUNT(*) FROM tokens WHERE admin = 1").fetch_one(&self.pool).await?;
@@ -497,32 +508,6 @@ impl Db {
         Ok(done.rows_affected())
     }
 
-    /// Ends as `error: agent lost` ([`AGENT_LOST`]) every running build whose agent has not said it is alive
-    /// for `silence_ms`; returns their ids.
-    pub async fn reap_lost(&self, silence_ms: i64) -> Result<Vec<String>, DbError> {
-        let rows = sqlx::query(
-            "UPDATE builds SET status = 'error', error = $3, ended_ms = $1 \
-             WHERE status = 'running' AND heartbeat_ms < $2 RETURNING id",
-        )
-        .bind(now())
-        .bind(now() - silence_ms)
-        .bind(AGENT_LOST)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|row| Ok(row.try_get(0)?)).collect()
-    }
-
-    /// Notes that the agent running `id` is alive; the commit it found, once known.
-    pub async fn heartbeat(&self, id: &str, commit: Option<&str>) -> Result<(), DbError> {
-        sqlx::query("UPDATE builds SET heartbeat_ms = $1, commit_sha = COALESCE($2, commit_sha) WHERE id = $3")
-            .bind(now())
-            .bind(commit)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Ends a build that is not over yet; `false` if it was.
     pub async fn finish_build(&self, id: &str, status: Status, error: Option<&str>) -> Result<bool, DbError> {
         let done = sqlx::query(
@@ -547,13 +532,6 @@ impl Db {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|row| row.try_get::<i64, _>(0)).transpose()?.unwrap_or(0))
-    }
-
-    /// How many times canceling the build was asked.
-    pub async fn cancel_requests(&self, id: &str) -> Result<i64, DbError> {
-        let row =
-            sqlx::query("SELECT cancel_requests FROM builds WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
         Ok(row.map(|row| row.try_get::<i64, _>(0)).transpose()?.unwrap_or(0))
     }
 

@@ -62,9 +62,13 @@ async fn a_build_whose_agent_went_silent_ends_as_agent_lost_and_a_live_one_does_
         .execute(&db.pool)
         .await
         .unwrap();
-    assert_eq!(db.reap_lost(30_000).await.unwrap(), vec![silent.id.clone()]);
+    let reaped = db.reap_and_retry(30_000).await.unwrap();
+    assert_eq!(
+        reaped.iter().map(|(id, retry)| (id.as_str(), retry.is_some())).collect::<Vec<_>>(),
+        [(silent.id.as_str(), false)]
+    );
     let lost = db.build(&silent.id).await.unwrap().unwrap();
     assert_eq!((lost.status, lost.error.as_deref()), (Status::Error, Some(AGENT_LOST)));
     assert_eq!(db.build(&live.id).await.unwrap().unwrap().status, Status::Running);
-    assert!(db.reap_lost(30_000).await.unwrap().is_empty(), "once");
+    assert!(db.reap_and_retry(30_000).await.unwrap().is_empty(), "once");
 }
