@@ -94,7 +94,6 @@ impl Dispatch {
         if !end.status.is_final() {
             return Err(DispatchError::NotFinal(end.status));
         }
-        let mut writer = Writer::open(&self.db, &self.streams, build_id).await?;
         let Some(build) = self.db.build(build_id).await? else {
             return Err(Refusal::NoBuild(build_id.to_owned()).into());
         };
@@ -105,7 +104,7 @@ impl Dispatch {
         if stored < end.last_seq {
             return Err(Refusal::Gap { expected: stored + 1, got: end.last_seq + 1 }.into());
         }
-        let ended = writer.end_build(end.status, end.error).await?;
+        let ended = Writer::open(&self.db, &self.streams, build_id).await?.end_build(end.status, end.error).await?;
         self.maskers.lock().remove(build_id);
         Ok(ended)
     }

@@ -49,24 +49,14 @@ impl HttpLink {
         HttpLink { client, patience }
     }
 
-    /// Calls `path` once: a refusal is [`LinkError::Refused`], any other failure
-    /// [`LinkError::Unreachable`].
+    /// POSTs to `path` once with the agent's token: a refusal is [`LinkError::Refused`], any
+    /// other failure [`LinkError::Unreachable`].
     async fn call_once<T, B>(&self, path: &str, body: &B) -> Result<T, LinkError>
     where
         T: serde::de::DeserializeOwned,
         B: serde::Serialize + Sync,
     {
-        match tokio::time::timeout(REQUEST_TIMEOUT, self.client.call(Method::POST, path, Some(body))).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(ClientError::Api { status, message, .. })) if !worth_again(status) => {
-                Err(LinkError::Refused(format!("{status}: {message}")))
-            }
-            Ok(Err(err)) => Err(LinkError::Unreachable(Box::new(err))),
-            Err(_) => Err(LinkError::Unreachable(Box::new(ClientError::Connect {
-                url: self.client.url().to_owned(),
-                source: std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time"),
-            }))),
-        }
+        ask(&self.client, Method::POST, path, Some(body)).await
     }
 
     /// Calls `path` until it is answered, a refusal comes, or the patience runs out.
@@ -94,6 +84,27 @@ impl HttpLink {
 }
 
 /// Whether an error answer may be different when asked again.
+/// One call of `method` on `path` through `client`, within [`REQUEST_TIMEOUT`]: a refusal is
+/// [`LinkError::Refused`], any other failure (no answer, one that may change) is
+/// [`LinkError::Unreachable`].
+async fn ask<T, B>(client: &Client, method: Method, path: &str, body: Option<&B>) -> Result<T, LinkError>
+where
+    T: serde::de::DeserializeOwned,
+    B: serde::Serialize + Sync,
+{
+    match tokio::time::timeout(REQUEST_TIMEOUT, client.call(method, path, body)).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(ClientError::Api { status, message, .. })) if !worth_again(status) => {
+            Err(LinkError::Refused(format!("{status}: {message}")))
+        }
+        Ok(Err(err)) => Err(LinkError::Unreachable(Box::new(err))),
+        Err(_) => Err(LinkError::Unreachable(Box::new(ClientError::Connect {
+            url: client.url().to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time"),
+        }))),
+    }
+}
+
 fn worth_again(status: StatusCode) -> bool {
     status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS
 }
@@ -170,14 +181,7 @@ impl Link for HttpLink {
         let client =
             Client::new(self.client.url(), build_token).map_err(|err| LinkError::Unreachable(Box::new(err)))?;
         let path = format!("/api/v1/builds/{}/params", crate::client::path_segment(build_id));
-        match tokio::time::timeout(REQUEST_TIMEOUT, client.call(Method::GET, &path, None::<&()>)).await {
-            Ok(Ok(params)) => Ok(params),
-            Ok(Err(ClientError::Api { status, message, .. })) if !worth_again(status) => {
-                Err(LinkError::Refused(format!("{status}: {message}")))
-            }
-            Ok(Err(err)) => Err(LinkError::Unreachable(Box::new(err))),
-            Err(_) => Err(LinkError::Unreachable("no answer in time".into())),
-        }
+        ask(&client, Method::GET, &path, None::<&()>).await
     }
 }
 

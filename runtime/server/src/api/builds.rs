@@ -333,14 +333,7 @@ pub(super) async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     visible(&state, &caller, &id).await?;
-    let after = match headers.get("last-event-id") {
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .ok_or_else(|| ApiError::BadRequest("Last-Event-ID: not a record number".to_owned()))?,
-        None => query.after,
-    };
+    let after = resume_after(&headers, query.after, "a record number")?;
     let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(64);
     tokio::spawn(follow(state, id, after, tx));
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) });
@@ -390,6 +383,19 @@ async fn follow(state: AppState, id: String, mut after: i64, tx: tokio::sync::mp
                 },
             }
         }
+    }
+}
+
+/// Where an event stream resumes: `Last-Event-ID` if sent (it must be `what`, a number), else
+/// `?after=`.
+pub(super) fn resume_after(headers: &HeaderMap, after: i64, what: &str) -> Result<i64, ApiError> {
+    match headers.get("last-event-id") {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .ok_or_else(|| ApiError::BadRequest(format!("Last-Event-ID: not {what}"))),
+        None => Ok(after),
     }
 }
 

@@ -17,7 +17,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::builds::RecordsQuery;
+use super::builds::{RecordsQuery, resume_after};
 use super::error::{ApiError, ErrorBody};
 use super::state::{AppState, reach};
 use crate::auth::Caller;
@@ -74,18 +74,6 @@ async fn check_scope(state: &AppState, caller: &Caller, org: &str, repo: Option<
         return Err(ApiError::NotFound(format!("no repository {org}/{repo}")));
     }
     Ok(())
-}
-
-/// Where to resume: `Last-Event-ID` if sent, else `?after=`.
-fn resume_after(headers: &HeaderMap, after: i64) -> Result<i64, ApiError> {
-    match headers.get("last-event-id") {
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .ok_or_else(|| ApiError::BadRequest("Last-Event-ID: not an event number".to_owned())),
-        None => Ok(after),
-    }
 }
 
 /// Up to [`PAGE`] entries after `after`, as the API shows them.
@@ -214,7 +202,7 @@ pub(super) async fn org_events(
     headers: HeaderMap,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     check_scope(&state, &caller, &org, None).await?;
-    let after = resume_after(&headers, query.after)?;
+    let after = resume_after(&headers, query.after, "an event number")?;
     Ok(sse(state, org, None, after))
 }
 
@@ -276,7 +264,7 @@ pub(super) async fn repo_events(
     headers: HeaderMap,
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     check_scope(&state, &caller, &org, Some(&repo)).await?;
-    let after = resume_after(&headers, query.after)?;
+    let after = resume_after(&headers, query.after, "an event number")?;
     Ok(sse(state, org, Some(repo), after))
 }
 
